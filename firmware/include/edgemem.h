@@ -120,7 +120,13 @@ typedef struct {
 em_status_t em_model_parse(em_model_t *model, const uint8_t *blob, size_t size);
 /* Check a descriptor (dims, parameter ranges); em_init calls it. */
 em_status_t em_model_check(const em_model_t *model);
-/* Bytes of arena em_init needs for this model (state + scratch); 0 if the model is invalid. */
+/* Bytes of arena em_init needs for this model (state + scratch); 0 if the model is invalid.
+ * Exporters computing EM_MODEL_ARENA_BYTES use the same sum, each term rounded up to a multiple of 4 (r4):
+ *   r4(4*max(n_u, n_m, n_h, n_out))                        currents, int32
+ * + r4(2*n_u) + r4(2*n_m) + r4(2*n_h)                      membranes, int16
+ * + r4(2*n_p) for each CuBa population p                   synaptic currents, int16
+ * + r4(2*n_u*order) + r4(2*order)                          LMU memory and its scratch, int16
+ * + r4(n_h) + r4(n_m) + r4(n_u) + r4(n_m) + r4(n_h)        spikes h_prev, m_prev, u, m, h, int8 */
 size_t em_arena_size(const em_model_t *model);
 /* Lay the context out in `arena` (4-byte aligned, >= em_arena_size) and reset the state. */
 em_status_t em_init(em_ctx_t *ctx, const em_model_t *model, void *arena, size_t arena_size);

@@ -1,0 +1,155 @@
+/* em_run MODEL.bin INPUT.bin OUTPUT.bin STEPS_PER_RESET
+ * Streams INPUT (raw int8 [N][n_in]) through the model and writes OUTPUT (int16 little endian [N][n_out]).
+ * The context is reset before step 0 and every STEPS_PER_RESET steps (0: only before step 0).
+ * Prints "steps=N" (plus "instructions_per_step=X" where the platform counts them); errors: one line on
+ * stderr, exit status 2. Same source for the host and for Cortex-M4 under QEMU semihosting. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edgemem.h"
+#include "em_run_platform.h"
+
+#ifndef EM_RUN_MODEL_MAX
+#define EM_RUN_MODEL_MAX (1024u * 1024u) /* largest blob accepted */
+#endif
+#define EM_RUN_ARENA_BYTES (64u * 1024u)  /* > em_arena_size of any model within EM_MAX_DIM */
+#define EM_RUN_CHUNK_STEPS 4096u
+#define EM_RUN_IN_BUF 16384u   /* bytes of input per chunk */
+#define EM_RUN_OUT_BUF 16384u  /* int16 logits per chunk */
+
+/* Static so a large blob does not live on a small MCU stack; uint32_t for the alignment the parser needs. */
+static uint32_t g_model_buf[EM_RUN_MODEL_MAX / 4u + 1u];
+static uint32_t g_arena[EM_RUN_ARENA_BYTES / 4u];
+static int8_t g_in[EM_RUN_IN_BUF];
+static int16_t g_out[EM_RUN_OUT_BUF];
+static uint8_t g_out_bytes[EM_RUN_OUT_BUF * 2u];
+
+static int fail(const char *what, const char *detail) {
+    fprintf(stderr, "em_run: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
+    return 2;
+}
+
+/* Unsigned decimal, no sign, no trailing junk. */
+static int parse_u32(const char *s, uint32_t *v) {
+    uint64_t x = 0;
+    if (!s || !*s) return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return -1;
+        x = x * 10u + (uint64_t)(*s - '0');
+        if (x > 0xFFFFFFFFu) return -1;
+    }
+    *v = (uint32_t)x;
+    return 0;
+}
+
+/* newlib-nano's printf has no %llu: format a uint64 by hand into buf (>= 21 bytes). */
+static const char *u64_str(uint64_t v, char *buf) {
+    char *p = buf + 20;
+    *p = '\0';
+    do {
+        *--p = (char)('0' + v % 10u);
+        v /= 10u;
+    } while (v);
+    return p;
+}
+
+/* Whole file into buf; -1 on I/O error, -2 if larger than cap. */
+static long read_file(const char *path, uint8_t *buf, size_t cap) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, cap + 1u, f); /* cap + 1 to notice a file that is too large */
+    int err = ferror(f);
+    fclose(f);
+    if (err) return -1;
+    return n > cap ? -2 : (long)n;
+}
+
+int main(int argc, char **argv) {
+    if (em_platform_init(&argc, &argv) != 0) return fail("platform init failed", NULL);
+    if (argc != 5) return fail("usage", "em_run MODEL.bin INPUT.bin OUTPUT.bin STEPS_PER_RESET");
+    uint32_t steps_per_reset;
+    if (parse_u32(argv[4], &steps_per_reset) != 0) return fail("bad STEPS_PER_RESET", argv[4]);
+
+    long model_size = read_file(argv[1], (uint8_t *)g_model_buf, EM_RUN_MODEL_MAX);
+    if (model_size == -1) return fail("cannot read model", argv[1]);
+    if (model_size == -2) return fail("model larger than EM_RUN_MODEL_MAX", argv[1]);
+    em_model_t model;
+    em_status_t st = em_model_parse(&model, (const uint8_t *)g_model_buf, (size_t)model_size);
+    if (st != EM_OK) return fail("bad model blob", em_status_str(st));
+    if (em_arena_size(&model) > sizeof g_arena) return fail("model needs more arena than em_run has", NULL);
+    em_ctx_t ctx;
+    st = em_init(&ctx, &model, g_arena, sizeof g_arena);
+    if (st != EM_OK) return fail("em_init failed", em_status_str(st));
+
+    FILE *fin = fopen(argv[2], "rb");
+    if (!fin) return fail("cannot read input", argv[2]);
+    long in_size = -1;
+    if (fseek(fin, 0, SEEK_END) == 0) in_size = ftell(fin);
+    if (in_size < 0 || fseek(fin, 0, SEEK_SET) != 0) {
+        fclose(fin);
+        return fail("cannot size input", argv[2]);
+    }
+    const uint32_t n_in = model.n_in, n_out = model.n_out;
+    if ((unsigned long)in_size % n_in != 0) {
+        fclose(fin);
+        return fail("input size is not a multiple of n_in", argv[2]);
+    }
+    const uint32_t n_steps = (uint32_t)((unsigned long)in_size / n_in);
+
+    FILE *fout = fopen(argv[3], "wb");
+    if (!fout) {
+        fclose(fin);
+        return fail("cannot write output", argv[3]);
+    }
+
+    /* chunk: as many steps as both buffers hold, at most EM_RUN_CHUNK_STEPS (n_in, n_out <= 1024: >= 16) */
+    uint32_t chunk = EM_RUN_CHUNK_STEPS;
+    if (chunk > EM_RUN_IN_BUF / n_in) chunk = EM_RUN_IN_BUF / n_in;
+    if (chunk > EM_RUN_OUT_BUF / n_out) chunk = EM_RUN_OUT_BUF / n_out;
+
+    uint64_t ticks = 0;
+    const char *err = NULL;
+    for (uint32_t t0 = 0; t0 < n_steps && !err; t0 += chunk) {
+        uint32_t n = n_steps - t0 < chunk ? n_steps - t0 : chunk;
+        if (fread(g_in, n_in, n, fin) != n) {
+            err = "short read on input";
+            break;
+        }
+        for (uint32_t k = 0; k < n; k++) {
+            uint32_t t = t0 + k;
+            if (t == 0 || (steps_per_reset && t % steps_per_reset == 0)) em_reset(&ctx);
+            uint32_t c0 = em_cycle_begin();
+            st = em_step(&ctx, g_in + (size_t)k * n_in, g_out + (size_t)k * n_out);
+            ticks += em_cycle_end(c0);
+            if (st != EM_OK) {
+                err = em_status_str(st);
+                break;
+            }
+        }
+        if (err) break;
+        /* little endian regardless of the host */
+        for (uint32_t i = 0; i < n * n_out; i++) {
+            uint16_t v = (uint16_t)g_out[i];
+            g_out_bytes[2u * i] = (uint8_t)(v & 0xFFu);
+            g_out_bytes[2u * i + 1u] = (uint8_t)(v >> 8);
+        }
+        if (fwrite(g_out_bytes, 2u * n_out, n, fout) != n) err = "short write on output";
+    }
+    fclose(fin);
+    if (fclose(fout) != 0 && !err) err = "cannot close output";
+    if (err) return fail(err, NULL);
+
+    char buf[24];
+    uint32_t num, den;
+    if (em_platform_instr_ratio(&num, &den)) {
+        /* instructions_per_step = ticks * num / den / N in tenths, rounded half up (one division: no double floor) */
+        uint64_t q = (uint64_t)den * n_steps;
+        uint64_t tenths = n_steps ? (ticks * num * 10u + q / 2u) / q : 0;
+        printf("steps=%lu instructions_per_step=%s.%u\n", (unsigned long)n_steps, u64_str(tenths / 10u, buf),
+               (unsigned)(tenths % 10u));
+    } else {
+        printf("steps=%lu\n", (unsigned long)n_steps);
+    }
+    return 0;
+}

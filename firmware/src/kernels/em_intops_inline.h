@@ -1,0 +1,35 @@
+/* Inline integer helpers shared by the kernels (internal, not part of the public API).
+ * All shifts here floor for negative values without relying on implementation-defined behaviour. */
+#ifndef EM_INTOPS_INLINE_H
+#define EM_INTOPS_INLINE_H
+
+#include <stdint.h>
+
+/* floor(x / 2^s), s in [0, 63]: for x < 0, ~x >= 0 and floor(x/2^s) == ~(~x >> s). */
+static inline int64_t em_asr64(int64_t x, int s) { return x < 0 ? ~(~x >> s) : x >> s; }
+static inline int32_t em_asr32(int32_t x, int s) { return x < 0 ? ~(~x >> s) : x >> s; }
+
+static inline int16_t em_sat16_i(int64_t x) {
+    return (int16_t)(x > INT16_MAX ? INT16_MAX : (x < INT16_MIN ? INT16_MIN : x));
+}
+static inline int32_t em_sat32_i(int64_t x) {
+    return (int32_t)(x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : x));
+}
+
+/* (x + 2^(s-1)) >> s without forming x + 2^(s-1) (which could overflow near INT64_MAX):
+ * floor(x/2^s + 1/2) = floor(x/2^s) + bit (s-1) of x. s in [1, 63]. */
+static inline int64_t em_rshift_round64_i(int64_t x, int s) {
+    return em_asr64(x, s) + (em_asr64(x, s - 1) & 1);
+}
+/* Same for int32 inputs (Q15 decays: |x| <= 2^30), cheaper on 32-bit cores. s in [1, 31]. */
+static inline int32_t em_rshift_round32_i(int32_t x, int s) {
+    return em_asr32(x, s) + (em_asr32(x, s - 1) & 1);
+}
+
+/* requant with a 64-bit accumulator |acc| <= 2^31 + 2^24 (int32 bias + a dot product of at most EM_MAX_DIM
+ * int8 pairs) and any int32 mult: |acc * mult| <= 2^62 + 2^55 never overflows. shift in [1, 62]. */
+static inline int32_t em_requant_i(int64_t acc, int32_t mult, int shift) {
+    return em_sat32_i(em_rshift_round64_i(acc * (int64_t)mult, shift));
+}
+
+#endif /* EM_INTOPS_INLINE_H */

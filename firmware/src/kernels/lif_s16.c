@@ -1,0 +1,26 @@
+/* LIF / CuBa neuron step on int16 state (snntorch Leaky / Synaptic, reset by subtraction). */
+#include "em_kernels.h"
+#include "em_intops_inline.h"
+
+/* cur [n] int32, mem [n] int16 (in/out), syn [n] int16 (in/out, NULL = LIF), beta/alpha/thr [n] Q15 / membrane
+ * units, spk [n] 0/1. alpha may be NULL for LIF. */
+em_status_t em_lif_s16(const int32_t *cur, int16_t *mem, int16_t *syn, const int16_t *beta,
+                       const int16_t *alpha, const int16_t *thr, int n, int8_t *spk) {
+    if (!cur || !mem || !beta || !thr || !spk || (syn && !alpha)) return EM_ERR_NULL;
+    if (n < 1) return EM_ERR_DIMS;
+    for (int i = 0; i < n; i++) {
+        int32_t m = mem[i];
+        int32_t reset = m > thr[i] ? thr[i] : 0; /* from the previous membrane, as snntorch does */
+        int32_t c = em_sat16_i(cur[i]);
+        if (syn) {
+            /* |alpha * syn| <= 2^30: exact in int32 */
+            syn[i] = em_sat16_i((int64_t)em_rshift_round32_i((int32_t)alpha[i] * syn[i], 15) + c);
+            c = syn[i];
+        }
+        /* |decay| <= 2^15, |c| <= 2^15, |reset| <= 2^15: the sum fits int32 */
+        m = em_sat16_i((int64_t)em_rshift_round32_i((int32_t)beta[i] * m, 15) + c - reset);
+        mem[i] = (int16_t)m;
+        spk[i] = (int8_t)(m > thr[i]);
+    }
+    return EM_OK;
+}
