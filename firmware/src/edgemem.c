@@ -1,6 +1,7 @@
 /* edgemem runtime: model check, arena layout, and one L2MU step in the order of docs/architecture.md. */
 #include "edgemem.h"
 #include "em_kernels.h"
+#include "em_intops_inline.h"
 
 #define EM_CTX_READY 0x454D5244u /* "EMRD": a zeroed or stale ctx is unlikely to hold it by chance */
 
@@ -214,7 +215,7 @@ em_status_t em_step(em_ctx_t *ctx, const int8_t *in, int16_t *out) {
     /* 6. logits out [n_out] = sat16(fc(OUT, s_h)) */
     zero32(cur, m->n_out);
     EM_TRY(fc_into(&m->fc[EM_FC_OUT], ctx->spk_h, cur));
-    for (int o = 0; o < m->n_out; o++) out[o] = em_sat16(cur[o]);
+    for (int o = 0; o < m->n_out; o++) out[o] = em_sat16_32i(cur[o]);
     return EM_OK;
 }
 

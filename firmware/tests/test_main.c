@@ -37,7 +37,14 @@ void em_test_run(const char *name, void (*fn)(void)) {
     }
 }
 
+#ifdef EM_TEST_SEMIHOSTING
+extern void initialise_monitor_handles(void); /* newlib rdimon: stdio/files over semihosting */
+#endif
+
 int main(int argc, char **argv) {
+#ifdef EM_TEST_SEMIHOSTING
+    initialise_monitor_handles(); /* argc is 0 here: the fixture dir stays the default, relative to QEMU's cwd */
+#endif
     if (argc > 1) em_test_fixture_dir = argv[1];
     suite_kernels();
     suite_blob();

@@ -11,14 +11,14 @@ em_status_t em_lif_s16(const int32_t *cur, int16_t *mem, int16_t *syn, const int
     for (int i = 0; i < n; i++) {
         int32_t m = mem[i];
         int32_t reset = m > thr[i] ? thr[i] : 0; /* from the previous membrane, as snntorch does */
-        int32_t c = em_sat16_i(cur[i]);
+        int32_t c = em_sat16_32i(cur[i]);
         if (syn) {
-            /* |alpha * syn| <= 2^30: exact in int32 */
-            syn[i] = em_sat16_i((int64_t)em_rshift_round32_i((int32_t)alpha[i] * syn[i], 15) + c);
+            /* |alpha * syn| <= 2^30: exact in int32, and |decay + c| <= 2^16 */
+            syn[i] = em_sat16_32i(em_rshift_round32_i((int32_t)alpha[i] * syn[i], 15) + c);
             c = syn[i];
         }
         /* |decay| <= 2^15, |c| <= 2^15, |reset| <= 2^15: the sum fits int32 */
-        m = em_sat16_i((int64_t)em_rshift_round32_i((int32_t)beta[i] * m, 15) + c - reset);
+        m = em_sat16_32i(em_rshift_round32_i((int32_t)beta[i] * m, 15) + c - reset);
         mem[i] = (int16_t)m;
         spk[i] = (int8_t)(m > thr[i]);
     }

@@ -18,7 +18,7 @@ em_status_t em_lmu_memory_s16(int16_t *m, const int8_t *u, const int16_t *a, int
             const int16_t *ai = a + (size_t)i * (size_t)order; /* a[i][:] */
             int64_t acc = 0; /* |acc| <= 1024 * 2^30 = 2^40 */
             for (int j = 0; j < order; j++) acc += (int32_t)ai[j] * (int32_t)scratch[j];
-            int64_t v = em_rshift_round64_i(acc, a_shift) + (u[c] ? b[i] : 0);
+            int64_t v = em_rshift_round_bounded_i(acc, a_shift) + (u[c] ? b[i] : 0);
             row[i] = em_sat16_i(v);
         }
     }

@@ -26,6 +26,10 @@ __attribute__((section(".vectors"), used)) const uintptr_t g_vectors[16] = {
     (uintptr_t)SVC_Handler, (uintptr_t)DebugMon_Handler, 0, (uintptr_t)PendSV_Handler, (uintptr_t)SysTick_Handler,
 };
 
+/* Built with -nostartfiles (no crti.o): full newlib's exit() still calls _fini; nothing to run here. */
+__attribute__((weak)) void _init(void) {}
+__attribute__((weak)) void _fini(void) {}
+
 /* A fault has no one to report to: park here (a debugger or QEMU's monitor shows the PC). */
 void Default_Handler(void) {
     for (;;) {
