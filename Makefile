@@ -1,0 +1,60 @@
+# edgemem: `make demo` and `make test` work on a fresh clone (Debian, as root or with sudo).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+EDGEMEM := $(VENV)/bin/edgemem
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-torch.txt | sha256sum | cut -c1-12)
+APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc make
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+MODEL ?= har_l2mu
+
+.PHONY: setup apt demo test test-python test-firmware export firmware bench lint clean
+
+setup: apt $(STAMP)
+
+# The Cortex-M toolchain and QEMU come from Debian; installed only when missing.
+apt:
+	@if ! command -v arm-none-eabi-gcc >/dev/null || ! command -v qemu-system-arm >/dev/null \
+	    || [ ! -f /usr/lib/arm-none-eabi/newlib/libc.a ] || ! command -v gcc >/dev/null; then \
+	    echo "installing $(APT_PKGS)"; \
+	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	        --no-install-recommends $(APT_PKGS); \
+	fi
+
+# torch first, pinned to the CPU build (a plain `torch` would pull a multi-GB CUDA build), then the package.
+$(STAMP): pyproject.toml requirements-torch.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-torch.txt
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: setup
+	$(EDGEMEM) verify export/$(MODEL)
+
+test: setup test-firmware test-python
+
+test-firmware: apt
+	$(MAKE) -C firmware test
+
+test-python: setup
+	$(VENV)/bin/ruff check edgemem tests
+	$(PY) -m pytest -q -p no:cacheprovider
+
+# Release artifacts of the shipped models, reproduced byte for byte from the committed checkpoints.
+export: setup
+	$(EDGEMEM) export models/har_l2mu/model.pt --to onnx,c --out export/har_l2mu
+
+firmware: apt
+	$(MAKE) -C firmware host m4
+	$(MAKE) -C firmware footprint MODEL_DIR=$(CURDIR)/export/$(MODEL)
+
+bench: setup
+	$(PY) -m edgemem.bench --out bench/results.json
+
+lint: setup
+	$(VENV)/bin/ruff check edgemem tests
+
+clean:
+	$(MAKE) -C firmware clean
+	rm -rf .pytest_cache

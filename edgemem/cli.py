@@ -1,0 +1,130 @@
+"""The `edgemem` command line: train, export, verify."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from edgemem.errors import EdgememError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Memory-based spiking models from training to a microcontroller.")
+err = Console(stderr=True)
+out = Console()
+
+
+def _fail(msg: str) -> None:
+    err.print(f"[red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def train(
+    recipe: Annotated[Path, typer.Argument(help="recipe.yaml")],
+    cv: Annotated[bool, typer.Option("--cv", help="also run the leave-subjects-out cross-validation")] = False,
+    jobs: Annotated[int, typer.Option(help="processes for the cross-validation")] = 2,
+    epochs: Annotated[int | None, typer.Option(help="override the recipe's epochs (quick runs)")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="output folder (default: the recipe's)")] = None,
+) -> None:
+    """Train the L2MU and its baselines; write model.pt, metrics.json, curves.png, confusion.png, README.md."""
+    from edgemem.train.recipe import load_recipe
+    from edgemem.train.run import train_recipe, with_overrides, write_card
+
+    r = with_overrides(load_recipe(recipe), epochs)
+    folder = out_dir or r.folder
+    metrics = train_recipe(r, folder, cv=cv, jobs=jobs)
+    write_card(folder, r)
+    table = Table("model", "test acc", "CV mean ± sd", "params")
+    for name, m in [("l2mu", metrics), *metrics["baselines"].items()]:
+        cvs = "–" if m["cv_accuracy_mean"] is None else f"{m['cv_accuracy_mean']:.3f} ± {m['cv_accuracy_sd']:.3f}"
+        table.add_row(name, f"{m['test_accuracy']:.3f}", cvs, str(m["params"] or "–"))
+    out.print(table)
+    out.print(f"int8 test accuracy: {metrics['int8']['test_accuracy']:.3f}; wrote {folder}/model.pt")
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="model.pt")],
+    to: Annotated[str, typer.Option("--to", help="comma-separated formats: onnx,c")] = "onnx,c",
+    out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("export/model"),
+    name: Annotated[str | None, typer.Option(help="model name in C symbols (default: the checkpoint's)")] = None,
+) -> None:
+    """Quantize a checkpoint and write ONNX, C arrays (model.h/model.c) and the model blob (model.bin)."""
+    from edgemem.export.run import export as do_export
+
+    meta = do_export(checkpoint, [f.strip() for f in to.split(",") if f.strip()], out_dir, name)
+    out.print(f"wrote {', '.join(meta['files'])} and meta.json to {out_dir} (arena {meta['arena_bytes']} B)")
+
+
+def _table(r: dict) -> Table:
+    t = Table(title=f"edgemem verify: {r['model']} on {r['test_windows']} held-out windows")
+    t.add_column("runtime")
+    t.add_column("accuracy", justify="right")
+    t.add_column("note")
+    a = r["accuracy"]
+    t.add_row("torch float", f"{a['torch_float']:.4f}", "snntorch step module")
+    t.add_row("onnxruntime float", f"{a['onnx_float']:.4f}", f"max |Δlogit| vs torch {r['onnx_max_abs_diff_vs_torch']:.1e}")
+    t.add_row("integer reference", f"{a['int_reference']:.4f}", "NumPy, int8 weights / int16 state")
+    t.add_row("C host", f"{a['c_host']:.4f}", "bit-exact" if r["bit_exact_host"] else "DIFFERS from reference")
+    m4 = f"{r['c_cortex_m4_windows']} windows, " + ("bit-exact" if r["bit_exact_cortex_m4"] else "DIFFERS")
+    t.add_row("C Cortex-M4 (QEMU)", f"{a['c_cortex_m4']:.4f}", m4)
+    t.caption = (f"bit_exact={r['bit_exact']} over {r['steps_compared']:,} steps · flash {r['flash_bytes']:,} B · "
+                 f"RAM {r['ram_bytes']:,} B · {r['instructions_per_step']:,.0f} instructions/step (M4, QEMU icount)")
+    return t
+
+
+@app.command()
+def verify(
+    export_dir: Annotated[Path, typer.Argument(help="an export folder (export/NAME)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    m4_windows: Annotated[int | None, typer.Option(help="run only the first N windows on the emulated M4")] = None,
+) -> None:
+    """Run the held-out test subjects through every runtime and compare them."""
+    from edgemem.verify.run import verify as do_verify
+
+    progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]"))
+    r = do_verify(export_dir, m4_windows, progress)
+    if as_json:
+        print(json.dumps(r, indent=2))
+    else:
+        out.print(_table(r))
+    if not r["bit_exact"]:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except EdgememError as e:
+        _fail(str(e))
+
+
+def entry() -> None:
+    """Console-script entry: user errors become one line and exit status 2, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except EdgememError as e:
+        err.print(f"error: {e}", highlight=False, soft_wrap=True, markup=False)
+        sys.exit(2)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    entry()

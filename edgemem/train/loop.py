@@ -1,0 +1,121 @@
+"""The training loop shared by the L2MU and the float baselines."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+
+from edgemem.train.recipe import AugmentSpec, TrainSpec
+
+LogitsFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]  # x [b][T][c] -> logits [b][n_out]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def augment(x: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> torch.Tensor:
+    """Random rotation of each 3-axis triad (a watch worn a little differently), gain and noise."""
+    b, _, c = x.shape
+    if spec.rotate_deg > 0 and c % 3 == 0:
+        angles = (torch.rand(b, 3, generator=gen) * 2 - 1) * math.radians(spec.rotate_deg)
+        rot = _rotation(angles)  # [b][3][3]
+        x = torch.cat([x[..., k : k + 3] @ rot.transpose(1, 2) for k in range(0, c, 3)], dim=-1)
+    if spec.scale > 0:
+        x = x * (1 + (torch.rand(b, 1, 1, generator=gen) * 2 - 1) * spec.scale)
+    if spec.noise > 0:
+        x = x + torch.randn(x.shape, generator=gen) * spec.noise
+    return x
+
+
+def _rotation(a: torch.Tensor) -> torch.Tensor:
+    cx, cy, cz = torch.cos(a).unbind(1)
+    sx, sy, sz = torch.sin(a).unbind(1)
+    one, zero = torch.ones_like(cx), torch.zeros_like(cx)
+    rx = torch.stack([one, zero, zero, zero, cx, -sx, zero, sx, cx], 1).view(-1, 3, 3)
+    ry = torch.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], 1).view(-1, 3, 3)
+    rz = torch.stack([cz, -sz, zero, sz, cz, zero, zero, zero, one], 1).view(-1, 3, 3)
+    return rz @ ry @ rx
+
+
+@torch.no_grad()
+def predict(model: nn.Module, logits_fn: LogitsFn, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    model.eval()
+    out = [logits_fn(model, torch.from_numpy(x[i : i + batch])).argmax(1) for i in range(0, len(x), batch)]
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
+
+
+def accuracy(model: nn.Module, logits_fn: LogitsFn, x: np.ndarray, y: np.ndarray) -> float | None:
+    return float((predict(model, logits_fn, x) == y).mean()) if len(y) else None
+
+
+@dataclass
+class History:
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    val_acc: list[float | None] = field(default_factory=list)
+    best_epoch: int = -1
+
+
+def fit(
+    model: nn.Module,
+    logits_fn: LogitsFn,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray] | None,
+    spec: TrainSpec,
+    label: str = "train",
+    quiet: bool = False,
+) -> History:
+    """Adam + cosine schedule. Keeps the weights of the best validation epoch (the last one without validation)."""
+    seed_everything(spec.seed)
+    torch.set_num_threads(spec.threads)
+    gen = torch.Generator().manual_seed(spec.seed)
+    x_train, y_train = torch.from_numpy(train[0]), torch.from_numpy(train[1])
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    steps = spec.epochs * math.ceil(len(y_train) / spec.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=spec.lr, total_steps=max(steps, 1), pct_start=0.15)
+    hist, best, best_acc = History(), copy.deepcopy(model.state_dict()), -1.0
+    columns = (TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+    with Progress(*columns, disable=quiet, transient=False) as progress:
+        task = progress.add_task(label, total=spec.epochs, info="")
+        for epoch in range(spec.epochs):
+            model.train()
+            perm = torch.randperm(len(y_train), generator=gen)
+            total, correct, n = 0.0, 0, 0
+            for i in range(0, len(perm), spec.batch_size):
+                idx = perm[i : i + spec.batch_size]
+                xb, yb = augment(x_train[idx], spec.augment, gen), y_train[idx]
+                logits = logits_fn(model, xb)
+                loss = nn.functional.cross_entropy(logits, yb)
+                opt.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                total += float(loss.detach()) * len(idx)
+                correct += int((logits.argmax(1) == yb).sum())
+                n += len(idx)
+            hist.train_loss.append(total / n)
+            hist.train_acc.append(correct / n)
+            val_acc = accuracy(model, logits_fn, *val) if val is not None else None
+            hist.val_acc.append(val_acc)
+            score = val_acc if val_acc is not None else float(epoch)
+            if score >= best_acc:
+                best_acc, best, hist.best_epoch = score, copy.deepcopy(model.state_dict()), epoch
+            info = f"loss {total / n:.3f} train {correct / n:.3f}" + (f" val {val_acc:.3f}" if val_acc is not None else "")
+            progress.update(task, advance=1, info=info)
+            if not quiet and not progress.console.is_terminal:  # logs and CI: one line per epoch
+                progress.console.print(f"{label} epoch {epoch + 1}/{spec.epochs}: {info}")
+    model.load_state_dict(best)
+    model.eval()
+    return hist

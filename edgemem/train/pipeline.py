@@ -1,0 +1,157 @@
+"""From a recipe to trained models: the L2MU and its baselines on one subject split, and cross-validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgemem.data.sources import load_source
+from edgemem.data.windows import Normalizer, Split, Windows, cut_windows, split_by_subject
+from edgemem.errors import EdgememError
+from edgemem.models.baselines import CNNClassifier, GRUClassifier, features_rf_fit_predict
+from edgemem.models.l2mu import L2MU, L2MUConfig
+from edgemem.train.loop import History, accuracy, fit, seed_everything
+from edgemem.train.recipe import Recipe
+
+BASELINES = ("gru", "cnn", "features_rf")
+
+
+@dataclass
+class Prepared:
+    split: Split  # normalized
+    normalizer: Normalizer
+    class_names: list[str]
+    n_in: int
+
+
+def load_windows(recipe: Recipe) -> tuple[Windows, list[str]]:
+    path = recipe.folder / recipe.data.path if recipe.data.path else None
+    rec = load_source(recipe.data.source, path)
+    return cut_windows(rec, recipe.data.window, recipe.data.hop), rec.class_names
+
+
+def prepare(windows: Windows, class_names: list[str], train: list[int], val: list[int], test: list[int]) -> Prepared:
+    raw = split_by_subject(windows, train, val, test)
+    norm = Normalizer.fit(raw.train.x)
+
+    def n(w: Windows) -> Windows:
+        return Windows(norm(w.x), w.y, w.subject, w.recording, w.start)
+
+    return Prepared(Split(n(raw.train), n(raw.val), n(raw.test)), norm, class_names, windows.x.shape[-1])
+
+
+def build_l2mu(recipe: Recipe, n_in: int, n_out: int) -> L2MU:
+    m = recipe.model
+    if m.kind != "l2mu":
+        raise EdgememError(f"recipe model.kind '{m.kind}' is not supported (l2mu)")
+    for kind in m.neurons:
+        if kind not in ("lif", "cuba"):
+            raise EdgememError(f"recipe model.neurons has '{kind}' (choose lif or cuba)")
+    if len(m.neurons) != 3:
+        raise EdgememError("recipe model.neurons needs 3 entries: encoder, memory, hidden")
+    cfg = L2MUConfig(
+        n_in=n_in, n_u=m.n_u, order=m.order, theta=m.theta, n_h=m.n_h, n_out=n_out, neurons=tuple(m.neurons),
+        beta_init=m.beta_init, alpha_init=m.alpha_init, threshold_init=m.threshold_init,
+        memory_threshold_init=m.memory_threshold_init, surrogate=m.surrogate, surrogate_slope=m.surrogate_slope,
+    )
+    return L2MU(cfg)
+
+
+def l2mu_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A window's logits: the per-step readout averaged over the window (what the C runtime sums)."""
+    return model(x)[0].mean(dim=1)
+
+
+def plain_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model(x)
+
+
+def params_of(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@torch.no_grad()
+def spikes_per_step(model: L2MU, x: np.ndarray, batch: int = 256) -> float:
+    total = 0.0
+    for i in range(0, len(x), batch):
+        _, counts = model(torch.from_numpy(x[i : i + batch]))
+        total += float(sum(c.sum() for c in counts.values()))
+    return total / (len(x) * x.shape[1]) if len(x) else 0.0
+
+
+@dataclass
+class Trained:
+    name: str
+    model: nn.Module | None
+    test_accuracy: float | None
+    val_accuracy: float | None
+    params: int | None
+    macs_per_step: float | None
+    spikes_per_step: float | None
+    history: History | None
+    test_pred: np.ndarray
+
+
+def train_model(name: str, recipe: Recipe, prep: Prepared, seed: int, quiet: bool = False) -> Trained:
+    """Train one model (the L2MU or a baseline) on the prepared split with the given seed."""
+    s = prep.split
+    n_out, steps = len(prep.class_names), s.train.x.shape[1]
+    val = (s.val.x, s.val.y) if len(s.val) else None
+    spec = recipe.train.__class__(**{**recipe.train.__dict__, "seed": seed})
+    seed_everything(seed)
+    if name == "features_rf":
+        pred_test, pred_val = features_rf_fit_predict(s.train.x, s.train.y, [s.test.x, s.val.x], seed)
+        val_acc = float((pred_val == s.val.y).mean()) if len(s.val) else None
+        return Trained(name, None, float((pred_test == s.test.y).mean()), val_acc, None, None, None, None, pred_test)
+    if name == "l2mu":
+        model: nn.Module = build_l2mu(recipe, prep.n_in, n_out)
+        fn = l2mu_logits
+    elif name == "gru":
+        model, fn = GRUClassifier(prep.n_in, n_out), plain_logits
+    elif name == "cnn":
+        model, fn = CNNClassifier(prep.n_in, n_out), plain_logits
+    else:
+        raise EdgememError(f"unknown baseline '{name}' (choose from {list(BASELINES)})")
+    hist = fit(model, fn, (s.train.x, s.train.y), val, spec, label=f"{name} seed {seed}", quiet=quiet)
+    from edgemem.train.loop import predict
+
+    pred = predict(model, fn, s.test.x)
+    if isinstance(model, L2MU):
+        macs: float | None = float(model.macs_per_step())
+        spikes: float | None = spikes_per_step(model, s.test.x)
+    elif isinstance(model, GRUClassifier):
+        macs, spikes = float(model.macs_per_step()), None
+    else:
+        macs, spikes = model.macs_per_window(steps) / steps, None  # type: ignore[union-attr]
+    return Trained(
+        name, model, float((pred == s.test.y).mean()), accuracy(model, fn, *val) if val else None,
+        params_of(model), macs, spikes, hist, pred,
+    )
+
+
+def cross_validate(
+    recipe: Recipe, windows: Windows, class_names: list[str], names: list[str], quiet: bool = True
+) -> dict[str, dict[str, object]]:
+    """Leave-k-subjects-out CV: every model, every fold, every seed. Returns name -> {folds, mean, sd}."""
+    from edgemem.data.windows import cv_folds
+
+    out: dict[str, dict[str, object]] = {}
+    folds = cv_folds(recipe.cv.subjects, recipe.cv.folds)
+    for name in names:
+        accs: list[dict[str, object]] = []
+        for k, (train_s, test_s) in enumerate(folds):
+            prep = prepare(windows, class_names, train_s, [], test_s)
+            for seed in recipe.cv.seeds:
+                r = train_model(name, recipe, prep, seed, quiet=quiet)
+                accs.append({"fold": k, "test_subjects": test_s, "seed": seed, "accuracy": r.test_accuracy})
+        values = np.array([a["accuracy"] for a in accs], dtype=np.float64)
+        out[name] = {"runs": accs, "mean": float(values.mean()), "sd": float(values.std(ddof=1))}
+    return out
+
+
+def save_metrics_path(folder: Path) -> Path:
+    return folder / "metrics.json"

@@ -1,0 +1,150 @@
+"""Recipes: YAML files that say what to train on what data. Unknown fields are errors, not silently ignored."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgemem.errors import EdgememError
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    source: str = "watch"  # watch | basic_motions | npz
+    path: str | None = None  # for npz, relative to the recipe's folder
+    window: int = 100
+    hop: int = 50
+    train_subjects: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7])
+    val_subjects: list[int] = field(default_factory=lambda: [8])
+    test_subjects: list[int] = field(default_factory=lambda: [9, 10])
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    kind: str = "l2mu"
+    n_u: int = 4
+    order: int = 8
+    theta: float = 100.0
+    n_h: int = 32
+    neurons: list[str] = field(default_factory=lambda: ["lif", "lif", "lif"])
+    beta_init: float = 0.9
+    alpha_init: float = 0.8
+    threshold_init: float = 1.0
+    memory_threshold_init: float = 0.1
+    surrogate: str = "atan"
+    surrogate_slope: float = 2.0
+
+
+@dataclass(frozen=True)
+class AugmentSpec:
+    scale: float = 0.0  # random per-window gain, +- this fraction
+    noise: float = 0.0  # Gaussian noise, in units of the normalized signal
+    rotate_deg: float = 0.0  # random rotation of accel and gyro triads (watch worn differently)
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    threads: int = 2
+    augment: AugmentSpec = field(default_factory=AugmentSpec)
+
+
+@dataclass(frozen=True)
+class CVSpec:
+    folds: int = 5
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    subjects: list[int] = field(default_factory=lambda: list(range(1, 11)))
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    calib_windows: int = 256
+    margin: float = 1.25  # headroom over the largest calibrated state value
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    data: DataSpec = field(default_factory=DataSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    baselines: list[str] = field(default_factory=lambda: ["gru", "cnn", "features_rf"])
+    cv: CVSpec = field(default_factory=CVSpec)
+    quant: QuantSpec = field(default_factory=QuantSpec)
+    path: str | None = None  # where the recipe was read from (not a YAML field)
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.path).parent if self.path else Path(".")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("path")
+        return d
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if not dataclasses.is_dataclass(cls):
+        return raw
+    if not isinstance(raw, dict):
+        raise EdgememError(f"recipe field '{where}' must be a mapping, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if not (cls is Recipe and f.name == "path")}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise EdgememError(f"recipe has unknown field '{where + '.' if where else ''}{unknown[0]}'")
+    kwargs = {}
+    for name, value in raw.items():
+        f = fields[name]
+        sub = f.type if isinstance(f.type, type) else _SPECS.get(str(f.type))
+        kwargs[name] = _build(sub, value, f"{where}.{name}" if where else name) if sub else value
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise EdgememError(f"recipe field '{where or 'top level'}': {e}") from None
+
+
+_SPECS = {c.__name__: c for c in (DataSpec, ModelSpec, AugmentSpec, TrainSpec, CVSpec, QuantSpec)}
+
+
+def _check_types(obj: Any, where: str) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        name = f"{where}.{f.name}" if where else f.name
+        if dataclasses.is_dataclass(value):
+            _check_types(value, name)
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = ""  # required fields (name) are strings
+        if default is None or value is None:
+            continue
+        ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))
+        if isinstance(default, bool) != isinstance(value, bool):
+            ok = False
+        if not ok:
+            raise EdgememError(f"recipe field '{name}' must be {type(default).__name__}, got {value!r}")
+
+
+def load_recipe(path: Path) -> Recipe:
+    if not path.is_file():
+        raise EdgememError(f"recipe {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise EdgememError(f"recipe {path} is not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict) or "name" not in raw:
+        raise EdgememError(f"recipe {path} must be a mapping with a 'name'")
+    recipe = _build(Recipe, raw, "")
+    _check_types(recipe, "")
+    return dataclasses.replace(recipe, path=str(path))

@@ -1,0 +1,81 @@
+"""`edgemem train RECIPE`: train the L2MU and its baselines, quantize, write model.pt, metrics, plots, card."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgemem.checkpoint import Checkpoint, save_checkpoint
+from edgemem.quant.calibrate import quantize_l2mu
+from edgemem.quant.intops import quantize
+from edgemem.quant.intref import run as run_int
+from edgemem.quant.intref import window_predictions
+from edgemem.train import report
+from edgemem.train.cv import cross_validate, recipe_hash
+from edgemem.train.pipeline import Trained, load_windows, prepare, train_model
+from edgemem.train.recipe import Recipe
+
+
+def _metrics(t: Trained) -> dict[str, Any]:
+    return {
+        "test_accuracy": t.test_accuracy, "val_accuracy": t.val_accuracy, "cv_accuracy_mean": None,
+        "cv_accuracy_sd": None, "params": t.params, "macs_per_step": t.macs_per_step,
+        "spikes_per_step": t.spikes_per_step,
+    }
+
+
+def calibration_windows(x: np.ndarray, n: int, seed: int) -> np.ndarray:
+    idx = np.random.default_rng(seed).permutation(len(x))[:n]
+    return x[np.sort(idx)]
+
+
+def train_recipe(recipe: Recipe, out: Path | None = None, cv: bool = False, jobs: int = 2,
+                 quiet: bool = False) -> dict[str, Any]:
+    out = out or recipe.folder
+    d = recipe.data
+    windows, class_names = load_windows(recipe)
+    prep = prepare(windows, class_names, d.train_subjects, d.val_subjects, d.test_subjects)
+    l2mu = train_model("l2mu", recipe, prep, recipe.train.seed, quiet=quiet)
+    assert l2mu.model is not None and l2mu.history is not None
+    ckpt = Checkpoint(l2mu.model, prep.normalizer, class_names, d.window, recipe.to_dict(), recipe.name)  # type: ignore[arg-type]
+    save_checkpoint(out / "model.pt", ckpt)
+
+    metrics = _metrics(l2mu)
+    q = quantize_l2mu(l2mu.model, calibration_windows(prep.split.train.x, recipe.quant.calib_windows, 0),  # type: ignore[arg-type]
+                      recipe.quant.margin)
+    logits, _ = run_int(q, quantize(prep.split.test.x, q.input_scale))
+    metrics["int8"] = {"test_accuracy": float((window_predictions(logits) == prep.split.test.y).mean())}
+    metrics["baselines"] = {}
+    for name in recipe.baselines:
+        metrics["baselines"][name] = _metrics(train_model(name, recipe, prep, recipe.train.seed, quiet=quiet))
+
+    cv_path = out / "cv.json"
+    if cv:
+        report.write_json(cv_path, cross_validate(recipe, windows, class_names, ["l2mu", *recipe.baselines], jobs))
+    if cv_path.is_file():
+        cv_res = json.loads(cv_path.read_text())
+        if cv_res.get("recipe_hash") == recipe_hash(recipe):
+            for name, r in cv_res["models"].items():
+                target = metrics if name == "l2mu" else metrics["baselines"].get(name)
+                if target is not None:
+                    target["cv_accuracy_mean"], target["cv_accuracy_sd"] = r["mean"], r["sd"]
+    report.write_json(out / "metrics.json", metrics)
+    report.plot_curves(out / "curves.png", l2mu.history, f"{recipe.name} (L2MU)")
+    report.plot_confusion(out / "confusion.png", prep.split.test.y, l2mu.test_pred, class_names,
+                          f"{recipe.name}: test subjects {d.test_subjects}")
+    return metrics
+
+
+def write_card(folder: Path, recipe: Recipe, deployment: dict[str, Any] | None = None) -> None:
+    metrics = json.loads((folder / "metrics.json").read_text())
+    if deployment:
+        metrics["deployment"] = deployment
+    report.write_text_atomic(folder / "README.md", report.model_card(metrics, recipe.to_dict(), recipe.name))
+
+
+def with_overrides(recipe: Recipe, epochs: int | None) -> Recipe:
+    return replace(recipe, train=replace(recipe.train, epochs=epochs)) if epochs else recipe

@@ -1,0 +1,130 @@
+"""Build and run the C runtime: host em_run, em_run.elf on QEMU mps2-an386, and the footprint probe."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgemem.errors import EdgememError
+
+FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
+
+
+class ToolchainMissing(EdgememError):
+    """A required tool (gcc, arm-none-eabi-gcc, qemu-system-arm) is not installed."""
+
+
+def require(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise ToolchainMissing(f"'{tool}' is not installed (run `make setup`)")
+    return path
+
+
+def _make(*targets: str, **variables: str) -> None:
+    require("make")
+    args = ["make", "-s", "-C", str(FIRMWARE), *targets, *[f"{k}={v}" for k, v in variables.items()]]
+    res = subprocess.run(args, capture_output=True, text=True)
+    if res.returncode != 0:
+        tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
+        raise EdgememError(f"firmware build failed ({' '.join(targets)}): {' | '.join(tail)}")
+
+
+def build_host() -> Path:
+    require("gcc")
+    _make("host")
+    return FIRMWARE / "build" / "host" / "em_run"
+
+
+def build_m4() -> Path:
+    require("arm-none-eabi-gcc")
+    _make("m4")
+    return FIRMWARE / "build" / "m4" / "em_run.elf"
+
+
+def _io(blob: Path, x: np.ndarray, run: callable, n_out: int) -> tuple[np.ndarray, str]:  # type: ignore[valid-type]
+    """Write int8 windows [N][T][n_in] to a file, run, read int16 logits [N][T][n_out] back."""
+    n, steps, _ = x.shape
+    with tempfile.TemporaryDirectory(prefix="edgemem-run-") as tmp:
+        inp, out = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
+        np.ascontiguousarray(x, dtype=np.int8).tofile(inp)
+        stdout = run(blob.resolve(), inp, out, steps)
+        y = np.fromfile(out, dtype="<i2")
+    if y.size != n * steps * n_out:
+        raise EdgememError(f"C runtime wrote {y.size} logits, expected {n * steps * n_out}")
+    return y.reshape(n, steps, n_out), stdout
+
+
+def _check(res: subprocess.CompletedProcess, what: str) -> str:
+    if res.returncode != 0:
+        raise EdgememError(f"{what} failed (exit {res.returncode}): {res.stderr.strip() or res.stdout.strip()}")
+    return res.stdout
+
+
+def run_host(blob: Path, x: np.ndarray, n_out: int) -> np.ndarray:
+    exe = build_host()
+
+    def run(b: Path, inp: Path, out: Path, steps: int) -> str:
+        res = subprocess.run([str(exe), str(b), str(inp), str(out), str(steps)], capture_output=True, text=True)
+        return _check(res, "C host run")
+
+    return _io(blob, x, run, n_out)[0]
+
+
+@dataclass
+class M4Run:
+    logits: np.ndarray
+    instructions_per_step: float
+
+
+def run_cortex_m4(blob: Path, x: np.ndarray, n_out: int) -> M4Run:
+    elf = build_m4()
+    require("qemu-system-arm")
+    script = FIRMWARE / "targets" / "cortex_m4" / "run_qemu.sh"
+
+    def run(b: Path, inp: Path, out: Path, steps: int) -> str:
+        # semihosting paths must not contain spaces: run from a temp dir holding links to everything
+        with tempfile.TemporaryDirectory(prefix="edgemem-qemu-") as cwd:
+            for name, src in (("model.bin", b), ("in.bin", inp)):
+                os.symlink(src, Path(cwd) / name)
+            res = subprocess.run(
+                ["sh", str(script), str(elf), "model.bin", "in.bin", "out.bin", str(steps)],
+                capture_output=True, text=True, cwd=cwd,
+            )
+            out_text = _check(res, "C Cortex-M4 (QEMU) run")
+            shutil.copyfile(Path(cwd) / "out.bin", out)
+        return out_text
+
+    logits, stdout = _io(blob, x, run, n_out)
+    m = re.search(r"instructions_per_step=([0-9.]+)", stdout)
+    if not m:
+        raise EdgememError(f"QEMU run printed no instruction count: {stdout.strip()[:200]}")
+    return M4Run(logits, float(m.group(1)))
+
+
+@dataclass
+class Footprint:
+    flash_bytes: int
+    ram_bytes: int
+    text: int
+    data: int
+    bss: int
+
+
+def footprint(model_dir: Path) -> Footprint:
+    """Flash = text + data, RAM = data + bss (arena included) of the footprint probe linked for the Cortex-M4."""
+    require("arm-none-eabi-gcc")
+    size_tool = require("arm-none-eabi-size")
+    with tempfile.TemporaryDirectory(prefix="edgemem-fp-") as build:
+        _make(f"{build}/m4/footprint.elf", MODEL_DIR=str(model_dir.resolve()), BUILD=build)
+        res = subprocess.run([size_tool, f"{build}/m4/footprint.elf"], capture_output=True, text=True)
+    line = _check(res, "arm-none-eabi-size").strip().splitlines()[-1].split()
+    text, data, bss = int(line[0]), int(line[1]), int(line[2])
+    return Footprint(text + data, data + bss, text, data, bss)

@@ -1,0 +1,102 @@
+"""`edgemem verify EXPORT_DIR`: one table across torch float, onnxruntime, the integer reference, C host and C on
+an emulated Cortex-M4, on the held-out test subjects of the model's recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgemem.checkpoint import load_checkpoint
+from edgemem.errors import EdgememError
+from edgemem.export.blob import parse_blob
+from edgemem.export.onnx_export import run_onnx
+from edgemem.export.run import load_meta, recipe_of
+from edgemem.quant.intops import quantize
+from edgemem.quant.intref import run as run_int
+from edgemem.quant.intref import window_predictions
+from edgemem.train.pipeline import load_windows
+from edgemem.verify import c_runtime
+
+
+@dataclass
+class TestSet:
+    x: np.ndarray  # [n][T][c] normalized float
+    y: np.ndarray
+    recording: np.ndarray
+    start: np.ndarray
+
+
+def test_set(export_dir: Path) -> tuple[dict[str, Any], Any, TestSet]:
+    meta = load_meta(export_dir)
+    ckpt_path = (export_dir / meta["checkpoint"]).resolve()
+    ckpt = load_checkpoint(ckpt_path)
+    recipe = recipe_of(ckpt)
+    windows, _ = load_windows(recipe)
+    test = windows.of_subjects(recipe.data.test_subjects)
+    return meta, ckpt, TestSet(ckpt.normalizer(test.x), test.y, test.recording, test.start)
+
+
+def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None) -> dict[str, Any]:
+    """Runs every runtime; m4_windows limits the (slow) emulated run to the first N test windows."""
+    def say(msg: str) -> None:
+        if progress:
+            progress(msg)
+
+    meta, ckpt, ts = test_set(export_dir)
+    for f in ("model.onnx", "model.bin", "model.c", "model.h"):
+        if not (export_dir / f).is_file():
+            raise EdgememError(f"{export_dir} has no {f}; export with --to onnx,c")
+    blob_path = export_dir / "model.bin"
+    q = parse_blob(blob_path.read_bytes(), meta["input_scale"], meta["output_scale"], meta["population_scales"])
+    n_out = q.n_out
+
+    def acc(pred: np.ndarray, y: np.ndarray | None = None) -> float:
+        y = ts.y if y is None else y
+        return float((pred == y[: len(pred)]).mean())
+
+    say("torch float")
+    with torch.no_grad():
+        torch_logits = torch.cat([ckpt.model(torch.from_numpy(ts.x[i : i + 256]))[0]
+                                  for i in range(0, len(ts.x), 256)]).numpy()
+    pf = torch_logits.mean(axis=1).argmax(axis=1)
+    say("onnxruntime float")
+    onnx_logits = run_onnx(export_dir / "model.onnx", ts.x, meta["state_names"], ckpt.model.state_shapes())
+    po = onnx_logits.mean(axis=1).argmax(axis=1)
+    say("integer reference")
+    xq = quantize(ts.x, q.input_scale).astype(np.int8)
+    ref, _ = run_int(q, xq)
+    say("C host")
+    host = c_runtime.run_host(blob_path, xq, n_out)
+    n_m4 = len(xq) if m4_windows is None else min(m4_windows, len(xq))
+    say(f"C Cortex-M4 (QEMU, {n_m4} windows)")
+    m4 = c_runtime.run_cortex_m4(blob_path, xq[:n_m4], n_out)
+    say("footprint")
+    fp = c_runtime.footprint(export_dir)
+    host_exact = bool(np.array_equal(ref, host))
+    m4_exact = bool(np.array_equal(ref[:n_m4], m4.logits))
+    return {
+        "model": meta["name"],
+        "test_windows": int(len(ts.y)),
+        "accuracy": {
+            "torch_float": acc(pf),
+            "onnx_float": acc(po),
+            "int_reference": acc(window_predictions(ref)),
+            "c_host": acc(window_predictions(host)),
+            "c_cortex_m4": acc(window_predictions(m4.logits)),
+        },
+        "c_cortex_m4_windows": n_m4,
+        "bit_exact": host_exact and m4_exact,
+        "bit_exact_host": host_exact,
+        "bit_exact_cortex_m4": m4_exact,
+        "steps_compared": int(ref.shape[0] * ref.shape[1]),
+        "steps_compared_cortex_m4": int(n_m4 * ref.shape[1]),
+        "onnx_max_abs_diff_vs_torch": float(np.abs(onnx_logits - torch_logits).max()),
+        "flash_bytes": fp.flash_bytes,
+        "ram_bytes": fp.ram_bytes,
+        "arena_bytes": meta["arena_bytes"],
+        "instructions_per_step": m4.instructions_per_step,
+    }

@@ -1,0 +1,49 @@
+"""Shared fixtures. Under CI=true a missing toolchain fails the test; elsewhere it is skipped with a reason."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgemem.models.l2mu import L2MU, L2MUConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "export" / "har_l2mu"
+CHECKPOINT = ROOT / "models" / "har_l2mu" / "model.pt"
+
+
+def need(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if not missing:
+        return
+    msg = f"toolchain missing: {', '.join(missing)} (make setup installs it)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+def random_l2mu(seed: int, neurons: tuple[str, str, str] = ("lif", "cuba", "lif"), **dims: int) -> L2MU:
+    """A small model with weights scaled so that every population spikes."""
+    torch.manual_seed(seed)
+    cfg = L2MUConfig(**{"n_in": 6, "n_u": 3, "order": 6, "n_h": 12, "n_out": 5, **dims}, neurons=neurons,
+                     threshold_init=0.5, memory_threshold_init=0.05)
+    model = L2MU(cfg)
+    with torch.no_grad():
+        for p in model.pops.values():
+            p.beta.uniform_(0.6, 0.98)
+            p.threshold.mul_(torch.empty_like(p.threshold).uniform_(0.5, 1.5))
+            if hasattr(p, "alpha"):
+                p.alpha.uniform_(0.3, 0.9)
+        for lin in (model.enc_x, model.hid_x):
+            lin.weight.mul_(2.0)
+    return model.eval()
