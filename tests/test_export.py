@@ -8,8 +8,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import CHECKPOINT, SHIPPED, random_l2mu
 
+from conftest import CHECKPOINT, SHIPPED, random_l2mu
 from edgemem.checkpoint import load_checkpoint
 from edgemem.errors import EdgememError
 from edgemem.export import run as export_run

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import need, random_l2mu
 
+from conftest import need, random_l2mu
 from edgemem.export.blob import build_blob, parse_blob
 from edgemem.quant.calibrate import quantize_l2mu
 from edgemem.quant.intops import quantize, quantize_multiplier, requant, rshift_round, sat

@@ -40,10 +40,13 @@ class Windows:
         return self.select(np.isin(self.subject, np.asarray(subjects, dtype=np.int64)))
 
 
-def cut_windows(rec: Recordings, window: int, hop: int) -> Windows:
-    """Cut every recording into windows of `window` samples every `hop` samples (tail dropped)."""
-    if window <= 0 or hop <= 0:
-        raise EdgememError(f"window ({window}) and hop ({hop}) must be positive")
+def cut_windows(rec: Recordings, window: int, hop: int, downsample: int = 1) -> Windows:
+    """Cut every recording into windows of `window` samples every `hop` samples (tail dropped); then average
+    every `downsample` samples, so a window has window / downsample steps."""
+    if window <= 0 or hop <= 0 or downsample <= 0:
+        raise EdgememError(f"window ({window}), hop ({hop}) and downsample ({downsample}) must be positive")
+    if window % downsample:
+        raise EdgememError(f"window ({window}) must be a multiple of downsample ({downsample})")
     xs, ys, ss, rs, st = [], [], [], [], []
     for i, series in enumerate(rec.series):
         for start in range(0, series.shape[0] - window + 1, hop):
@@ -54,8 +57,11 @@ def cut_windows(rec: Recordings, window: int, hop: int) -> Windows:
             st.append(start)
     if not xs:
         raise EdgememError(f"no recording is at least {window} samples long")
+    x = np.stack(xs).astype(np.float32)
+    if downsample > 1:
+        x = x.reshape(x.shape[0], window // downsample, downsample, x.shape[2]).mean(axis=2, dtype=np.float32)
     return Windows(
-        np.stack(xs).astype(np.float32),
+        x,
         np.asarray(ys, dtype=np.int64),
         np.asarray(ss, dtype=np.int64),
         np.asarray(rs, dtype=np.int64),

@@ -33,6 +33,7 @@ class L2MUConfig:
     memory_threshold_init: float = 0.1  # the memory m is small (|m| ~ 1), so its cells need a lower threshold
     surrogate: str = "atan"  # surrogate gradient: atan or fast_sigmoid
     surrogate_slope: float = 2.0
+    dropout: float = 0.0  # on spikes between populations, training only (inference is unchanged)
 
     @property
     def n_m(self) -> int:
@@ -92,6 +93,7 @@ class L2MU(nn.Module):
         self.hid_m = nn.Linear(n_m, n_h, bias=False)
         self.out = nn.Linear(n_h, cfg.n_out)
         self.memory = LMUMemory(n_u, cfg.order, cfg.theta)
+        self.drop = nn.Dropout(cfg.dropout)
         thresholds = {"encoder": cfg.threshold_init, "memory": cfg.memory_threshold_init, "hidden": cfg.threshold_init}
         self.pops = nn.ModuleDict(
             {p: _population(k, cfg.pop_size(p), cfg, thresholds[p]) for p, k in zip(POPULATIONS, cfg.neurons)}
@@ -137,12 +139,13 @@ class L2MU(nn.Module):
         new: State = {}
         s_h_prev = self._spike("hidden", state["mem_hidden"])
         s_m_prev = self._spike("memory", state["mem_memory"])
+        s_h_prev, s_m_prev = self.drop(s_h_prev), self.drop(s_m_prev)
         s_u = self._fire("encoder", self.enc_x(x) + self.enc_h(s_h_prev) + self.enc_m(s_m_prev), state, new)
         m = self.memory.step(state["lmu_m"].view(-1, self.cfg.n_u, self.cfg.order), s_u).flatten(1)
         new["lmu_m"] = m
         s_m = self._fire("memory", torch.cat([m, -m], dim=1), state, new)
-        s_h = self._fire("hidden", self.hid_x(x) + self.hid_h(s_h_prev) + self.hid_m(s_m), state, new)
-        return self.out(s_h), new, {"encoder": s_u, "memory": s_m, "hidden": s_h}
+        s_h = self._fire("hidden", self.hid_x(x) + self.hid_h(s_h_prev) + self.hid_m(self.drop(s_m)), state, new)
+        return self.out(self.drop(s_h)), new, {"encoder": s_u, "memory": s_m, "hidden": s_h}
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """x [b][T][n_in] -> per-step logits [b][T][n_out] and spike counts per population [b]."""

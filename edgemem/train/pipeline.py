@@ -31,7 +31,7 @@ class Prepared:
 def load_windows(recipe: Recipe) -> tuple[Windows, list[str]]:
     path = recipe.folder / recipe.data.path if recipe.data.path else None
     rec = load_source(recipe.data.source, path)
-    return cut_windows(rec, recipe.data.window, recipe.data.hop), rec.class_names
+    return cut_windows(rec, recipe.data.window, recipe.data.hop, recipe.data.downsample), rec.class_names
 
 
 def prepare(windows: Windows, class_names: list[str], train: list[int], val: list[int], test: list[int]) -> Prepared:
@@ -57,6 +57,7 @@ def build_l2mu(recipe: Recipe, n_in: int, n_out: int) -> L2MU:
         n_in=n_in, n_u=m.n_u, order=m.order, theta=m.theta, n_h=m.n_h, n_out=n_out, neurons=tuple(m.neurons),
         beta_init=m.beta_init, alpha_init=m.alpha_init, threshold_init=m.threshold_init,
         memory_threshold_init=m.memory_threshold_init, surrogate=m.surrogate, surrogate_slope=m.surrogate_slope,
+        dropout=m.dropout,
     )
     return L2MU(cfg)
 

@@ -18,6 +18,7 @@ class DataSpec:
     path: str | None = None  # for npz, relative to the recipe's folder
     window: int = 100
     hop: int = 50
+    downsample: int = 1  # average every k samples (anti-aliased decimation): 50 Hz -> 50/k Hz steps
     train_subjects: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7])
     val_subjects: list[int] = field(default_factory=lambda: [8])
     test_subjects: list[int] = field(default_factory=lambda: [9, 10])
@@ -37,6 +38,7 @@ class ModelSpec:
     memory_threshold_init: float = 0.1
     surrogate: str = "atan"
     surrogate_slope: float = 2.0
+    dropout: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,7 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
         "bit_exact": host_exact and m4_exact,
         "bit_exact_host": host_exact,
         "bit_exact_cortex_m4": m4_exact,
+        "steps_per_window": int(ref.shape[1]),
         "steps_compared": int(ref.shape[0] * ref.shape[1]),
         "steps_compared_cortex_m4": int(n_m4 * ref.shape[1]),
         "onnx_max_abs_diff_vs_torch": float(np.abs(onnx_logits - torch_logits).max()),
