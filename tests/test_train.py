@@ -50,3 +50,15 @@ def test_same_seed_gives_identical_weights(tmp_path):
         weights.append(load_checkpoint(tmp_path / f"run{k}" / "model.pt").model.state_dict())
     for name, value in weights[0].items():
         assert torch.equal(value, weights[1][name]), name
+
+
+def test_cross_validation_fills_the_cv_keys(tmp_path):
+    recipe_text = RECIPE.replace("epochs: 2", "epochs: 1").replace("baselines: [gru, features_rf]",
+                                                                   "baselines: [features_rf]")
+    (tmp_path / "recipe.yaml").write_text(recipe_text + "cv: {folds: 2, seeds: [0, 1], subjects: [1, 2]}\n")
+    metrics = train_recipe(load_recipe(tmp_path / "recipe.yaml"), tmp_path, cv=True, jobs=2, quiet=True)
+    cv = json.loads((tmp_path / "cv.json").read_text())
+    assert [len(cv["models"][m]["runs"]) for m in ("l2mu", "features_rf")] == [4, 4]
+    assert {tuple(r["test_subjects"]) for r in cv["models"]["l2mu"]["runs"]} == {(1,), (2,)}
+    for m in (metrics, metrics["baselines"]["features_rf"]):
+        assert 0 <= m["cv_accuracy_mean"] <= 1 and m["cv_accuracy_sd"] >= 0
