@@ -16,6 +16,9 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a release file is readable like any other
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -14,12 +14,12 @@ from edgemem.export.run import load_meta
 from edgemem.quant.intops import quantize
 from edgemem.quant.intref import run as run_int
 from edgemem.verify import c_runtime
-from edgemem.verify.run import test_set
+from edgemem.verify.run import held_out_set
 
 
 def test_cortex_m4_is_bit_exact_on_real_test_windows():
     need("arm-none-eabi-gcc", "qemu-system-arm", "make")
-    meta, _, ts = test_set(SHIPPED)
+    meta, _, ts = held_out_set(SHIPPED)
     q = parse_blob((SHIPPED / "model.bin").read_bytes())
     x = quantize(ts.x[::25], meta["input_scale"]).astype(np.int8)  # 41 windows over both test subjects
     ref, _ = run_int(q, x)

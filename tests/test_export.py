@@ -17,7 +17,7 @@ from edgemem.export.blob import build_blob, parse_blob, tensors
 from edgemem.export.c_arrays import model_c
 from edgemem.export.onnx_export import export_onnx, run_onnx
 from edgemem.quant.calibrate import quantize_l2mu
-from edgemem.verify.run import test_set
+from edgemem.verify.run import held_out_set
 
 
 def _onnx_vs_torch(model, x: np.ndarray, path) -> None:
@@ -54,7 +54,7 @@ def test_onnx_step_matches_torch_on_random_models(tmp_path, rng):
 
 def test_onnx_step_matches_torch_on_the_shipped_model_and_real_windows(tmp_path):
     ckpt = load_checkpoint(CHECKPOINT)
-    _, _, ts = test_set(SHIPPED)
+    _, _, ts = held_out_set(SHIPPED)
     _onnx_vs_torch(ckpt.model, ts.x[::50][:16], tmp_path / "har.onnx")
 
 

@@ -18,7 +18,7 @@ def _array(name: str, data: np.ndarray, per_line: int = 16) -> str:
 
 
 def model_h(name: str, q: QuantL2MU, arena_bytes: int, class_names: list[str], mean: np.ndarray,
-            std: np.ndarray) -> str:
+            std: np.ndarray, downsample: int = 1) -> str:
     guard = f"EM_MODEL_{name.upper()}_H"
     sym = f"em_model_{name}"
     classes = ", ".join(f'"{c}"' for c in class_names)
@@ -33,6 +33,8 @@ def model_h(name: str, q: QuantL2MU, arena_bytes: int, class_names: list[str], m
 #define EM_MODEL_ARENA_BYTES {arena_bytes}u
 #define EM_MODEL_N_IN {q.n_in}
 #define EM_MODEL_N_OUT {q.n_out}
+/* one step consumes the mean of this many consecutive sensor samples */
+#define EM_MODEL_DOWNSAMPLE {downsample}
 /* int8 input: q = clamp(round_half_away(((x - mean) / std) / EM_MODEL_INPUT_SCALE), -128, 127) */
 #define EM_MODEL_INPUT_SCALE {q.input_scale!r}f
 #define EM_MODEL_INPUT_MEAN {{{floats(f'{v!r}f' for v in mean.tolist())}}}

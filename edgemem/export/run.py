@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from edgemem.atomic import write_bytes_atomic, write_text_atomic
+from edgemem.atomic import write_bytes_atomic
 from edgemem.checkpoint import Checkpoint, load_checkpoint
 from edgemem.errors import EdgememError
 from edgemem.export.blob import build_blob
@@ -78,7 +78,8 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
     arena = arena_bytes(q)
     if "c" in formats:
         files["model.bin"] = build_blob(q)
-        files["model.h"] = model_h(name, q, arena, ckpt.class_names, ckpt.normalizer.mean, ckpt.normalizer.std).encode()
+        files["model.h"] = model_h(name, q, arena, ckpt.class_names, ckpt.normalizer.mean, ckpt.normalizer.std,
+                                   recipe_of(ckpt).data.downsample).encode()
         files["model.c"] = model_c(name, q).encode()
     meta = {
         "format": "edgemem-export",
@@ -89,6 +90,7 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
         "checkpoint_sha256": _sha(checkpoint.read_bytes()),
         "class_names": ckpt.class_names,
         "window": ckpt.window,
+        "downsample": recipe_of(ckpt).data.downsample,
         "input_scale": q.input_scale,
         "output_scale": q.output_scale,
         "normalizer": ckpt.normalizer.to_dict(),
@@ -100,9 +102,7 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
     }
     files[META] = (json.dumps(meta, indent=2) + "\n").encode()
     for fname, data in files.items():
-        (write_text_atomic if fname.endswith((".h", ".c", ".json")) else write_bytes_atomic)(
-            out / fname, data.decode() if fname.endswith((".h", ".c", ".json")) else data  # type: ignore[arg-type]
-        )
+        write_bytes_atomic(out / fname, data)
     return meta
 
 

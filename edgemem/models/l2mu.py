@@ -34,6 +34,11 @@ class L2MUConfig:
     surrogate: str = "atan"  # surrogate gradient: atan or fast_sigmoid
     surrogate_slope: float = 2.0
     dropout: float = 0.0  # on spikes between populations, training only (inference is unchanged)
+    # Saturation bounds, as in the integer model (int16 full scale = the bound): currents, membranes and synaptic
+    # currents of the encoder and hidden populations, and the LMU memory with its memory population. Without them
+    # a neuron driven above threshold every step integrates without limit and no fixed int16 scale fits.
+    state_clip: float = 8.0
+    memory_clip: float = 2.0
 
     @property
     def n_m(self) -> int:
@@ -125,12 +130,23 @@ class L2MU(nn.Module):
         neuron = self.pops[pop]
         return neuron.spike_grad(mem - neuron.threshold)
 
+    def clip(self, pop: str) -> float:
+        return self.cfg.memory_clip if pop == "memory" else self.cfg.state_clip
+
     def _fire(self, pop: str, cur: torch.Tensor, state: State, new: State) -> torch.Tensor:
-        neuron = self.pops[pop]
+        """snntorch neuron step with saturation: current, then (after the update) syn and mem are clamped.
+
+        A spike needs mem > threshold, and thresholds stay below the clip, so clamping after the spike decision
+        gives the same spikes as the integer model's saturate-then-compare.
+        """
+        neuron, c = self.pops[pop], self.clip(pop)
+        cur = cur.clamp(-c, c)
         if f"syn_{pop}" in state:
-            spk, new[f"syn_{pop}"], new[f"mem_{pop}"] = neuron(cur, state[f"syn_{pop}"], state[f"mem_{pop}"])
+            spk, syn, mem = neuron(cur, state[f"syn_{pop}"], state[f"mem_{pop}"])
+            new[f"syn_{pop}"] = syn.clamp(-c, c)
         else:
-            spk, new[f"mem_{pop}"] = neuron(cur, state[f"mem_{pop}"])
+            spk, mem = neuron(cur, state[f"mem_{pop}"])
+        new[f"mem_{pop}"] = mem.clamp(-c, c)
         return spk
 
     # ---- one step ----------------------------------------------------------------------------------------
@@ -142,6 +158,7 @@ class L2MU(nn.Module):
         s_h_prev, s_m_prev = self.drop(s_h_prev), self.drop(s_m_prev)
         s_u = self._fire("encoder", self.enc_x(x) + self.enc_h(s_h_prev) + self.enc_m(s_m_prev), state, new)
         m = self.memory.step(state["lmu_m"].view(-1, self.cfg.n_u, self.cfg.order), s_u).flatten(1)
+        m = m.clamp(-self.cfg.memory_clip, self.cfg.memory_clip)
         new["lmu_m"] = m
         s_m = self._fire("memory", torch.cat([m, -m], dim=1), state, new)
         s_h = self._fire("hidden", self.hid_x(x) + self.hid_h(s_h_prev) + self.hid_m(self.drop(s_m)), state, new)

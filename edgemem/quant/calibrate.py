@@ -64,17 +64,18 @@ def _pop(neuron: torch.nn.Module, scale: float, cuba: bool) -> QuantPop:
 
 
 def quantize_l2mu(model: L2MU, calib_x: np.ndarray, margin: float = 1.25) -> QuantL2MU:
-    """int8 weights per output channel, int16 states; scales from calibration ranges with `margin` headroom."""
+    """int8 weights per output channel; int16 states whose full scale is the model's saturation bound (so the
+    integer saturation is the float clamp); input and logit scales from calibration with `margin` headroom."""
     cfg = model.cfg
     model.eval()
     peak = _ranges(model, calib_x)
     s_x = peak["input"] / 127.0
-    s_m = margin * peak["lmu_m"] / INT16_MAX
-    pop_scale = {"memory": s_m}
-    for p in ("encoder", "hidden"):
-        thr = float(model.threshold(p).detach().abs().max())
-        states = [peak.get(f"{k}_{p}", 0.0) for k in ("mem", "syn", "cur")]
-        pop_scale[p] = margin * max(*states, thr) / INT16_MAX
+    s_m = cfg.memory_clip / INT16_MAX
+    pop_scale = {p: model.clip(p) / INT16_MAX for p in POP_NAMES}
+    for p in POP_NAMES:
+        thr = float(model.threshold(p).detach().max())
+        if thr >= model.clip(p):
+            raise EdgememError(f"the {p} population's threshold {thr:.3g} is not below its clip {model.clip(p)}")
     s_y = margin * peak["logits"] / INT16_MAX
     fcs = {}
     for name in FC_NAMES:

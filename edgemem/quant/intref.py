@@ -34,8 +34,8 @@ def neuron_step(p: QuantPop, cur: np.ndarray, mem: np.ndarray, syn: np.ndarray |
     c = sat(cur, 16)
     if p.cuba:
         assert syn is not None
-        syn = sat(rshift_round(p.alpha * syn, 15) + c, 16)
-        c = syn
+        c = rshift_round(p.alpha * syn, 15) + c  # the membrane integrates the unsaturated synaptic current
+        syn = sat(c, 16)
     mem = sat(rshift_round(p.beta * mem, 15) + c - reset, 16)
     return (mem > p.thr).astype(np.int64), mem, syn
 

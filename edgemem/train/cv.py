@@ -1,4 +1,8 @@
-"""Leave-k-subjects-out cross-validation of the L2MU and every baseline, runs spread over processes."""
+"""Leave-k-subjects-out cross-validation of the L2MU and every baseline, runs spread over processes.
+
+Results live in cv.json, one entry per model with a hash of the recipe parts that model depends on, so a changed
+L2MU config re-runs only the L2MU and a stale entry is never reported.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import hashlib
 import json
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -13,9 +18,12 @@ from edgemem.data.windows import Windows, cv_folds
 from edgemem.train.recipe import Recipe
 
 
-def recipe_hash(recipe: Recipe) -> str:
-    """Identifies the recipe content the CV numbers belong to (stale cv.json files are not reused)."""
-    return hashlib.sha256(json.dumps(recipe.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+def model_hash(recipe: Recipe, name: str) -> str:
+    """Hash of what model `name`'s CV numbers depend on: data, training, CV protocol, and its own config."""
+    d = recipe.to_dict()
+    own = d["model"] if name == "l2mu" else name
+    key = {"data": d["data"], "train": d["train"], "cv": d["cv"], "model": own}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _one(args: tuple[str, Recipe, Windows, list[str], list[int], list[int], int]) -> float | None:
@@ -27,28 +35,36 @@ def _one(args: tuple[str, Recipe, Windows, list[str], list[int], list[int], int]
     return train_model(name, recipe, prep, seed, quiet=True).test_accuracy
 
 
+def current_entries(recipe: Recipe, cv: dict[str, Any] | None) -> dict[str, Any]:
+    """The entries of an existing cv.json that still match the recipe."""
+    models = (cv or {}).get("models", {})
+    return {n: e for n, e in models.items() if e.get("hash") == model_hash(recipe, n)}
+
+
 def cross_validate(
-    recipe: Recipe, windows: Windows, class_names: list[str], names: list[str], jobs: int = 2
-) -> dict[str, object]:
-    """Every model on every fold and seed; fixed epochs (no peeking at the test subjects for model selection)."""
+    recipe: Recipe, windows: Windows, class_names: list[str], names: list[str], jobs: int = 2,
+    previous: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Every model on every fold and seed; fixed epochs (no peeking at the test subjects for model selection).
+
+    Models whose entry in `previous` still matches the recipe are kept, not re-run."""
     folds = cv_folds(recipe.cv.subjects, recipe.cv.folds)
+    kept = current_entries(recipe, previous)
+    todo = [n for n in names if n not in kept]
     tasks = [
         (name, recipe, windows, class_names, train_s, test_s, seed)
-        for name in names
+        for name in todo
         for train_s, test_s in folds
         for seed in recipe.cv.seeds
     ]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         accs = list(pool.map(_one, tasks))
-    results: dict[str, object] = {"recipe_hash": recipe_hash(recipe), "folds": [t for _, t in folds], "models": {}}
-    for name in names:
-        runs = [
-            {"test_subjects": t[5], "seed": t[6], "accuracy": a}
-            for t, a in zip(tasks, accs)
-            if t[0] == name
-        ]
+    models: dict[str, Any] = {n: kept[n] for n in names if n in kept}
+    for name in todo:
+        runs = [{"test_subjects": t[5], "seed": t[6], "accuracy": a} for t, a in zip(tasks, accs) if t[0] == name]
         values = np.array([r["accuracy"] for r in runs], dtype=np.float64)
-        results["models"][name] = {  # type: ignore[index]
-            "runs": runs, "mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+        models[name] = {
+            "hash": model_hash(recipe, name), "runs": runs, "mean": float(values.mean()),
+            "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
         }
-    return results
+    return {"folds": [t for _, t in folds], "models": {n: models[n] for n in names}}

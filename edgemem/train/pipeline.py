@@ -57,7 +57,7 @@ def build_l2mu(recipe: Recipe, n_in: int, n_out: int) -> L2MU:
         n_in=n_in, n_u=m.n_u, order=m.order, theta=m.theta, n_h=m.n_h, n_out=n_out, neurons=tuple(m.neurons),
         beta_init=m.beta_init, alpha_init=m.alpha_init, threshold_init=m.threshold_init,
         memory_threshold_init=m.memory_threshold_init, surrogate=m.surrogate, surrogate_slope=m.surrogate_slope,
-        dropout=m.dropout,
+        dropout=m.dropout, state_clip=m.state_clip, memory_clip=m.memory_clip,
     )
     return L2MU(cfg)
 

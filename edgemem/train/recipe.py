@@ -39,6 +39,8 @@ class ModelSpec:
     surrogate: str = "atan"
     surrogate_slope: float = 2.0
     dropout: float = 0.0
+    state_clip: float = 8.0
+    memory_clip: float = 2.0
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from edgemem.quant.intops import quantize
 from edgemem.quant.intref import run as run_int
 from edgemem.quant.intref import window_predictions
 from edgemem.train import report
-from edgemem.train.cv import cross_validate, recipe_hash
+from edgemem.train.cv import cross_validate, current_entries
 from edgemem.train.pipeline import Trained, load_windows, prepare, train_model
 from edgemem.train.recipe import Recipe
 
@@ -54,15 +54,14 @@ def train_recipe(recipe: Recipe, out: Path | None = None, cv: bool = False, jobs
         metrics["baselines"][name] = _metrics(train_model(name, recipe, prep, recipe.train.seed, quiet=quiet))
 
     cv_path = out / "cv.json"
+    previous = json.loads(cv_path.read_text()) if cv_path.is_file() else None
     if cv:
-        report.write_json(cv_path, cross_validate(recipe, windows, class_names, ["l2mu", *recipe.baselines], jobs))
-    if cv_path.is_file():
-        cv_res = json.loads(cv_path.read_text())
-        if cv_res.get("recipe_hash") == recipe_hash(recipe):
-            for name, r in cv_res["models"].items():
-                target = metrics if name == "l2mu" else metrics["baselines"].get(name)
-                if target is not None:
-                    target["cv_accuracy_mean"], target["cv_accuracy_sd"] = r["mean"], r["sd"]
+        previous = cross_validate(recipe, windows, class_names, ["l2mu", *recipe.baselines], jobs, previous)
+        report.write_json(cv_path, previous)
+    for name, r in current_entries(recipe, previous).items():  # stale entries are never reported
+        target = metrics if name == "l2mu" else metrics["baselines"].get(name)
+        if target is not None:
+            target["cv_accuracy_mean"], target["cv_accuracy_sd"] = r["mean"], r["sd"]
     report.write_json(out / "metrics.json", metrics)
     report.plot_curves(out / "curves.png", l2mu.history, f"{recipe.name} (L2MU)")
     report.plot_confusion(out / "confusion.png", prep.split.test.y, l2mu.test_pred, class_names,

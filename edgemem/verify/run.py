@@ -30,7 +30,7 @@ class TestSet:
     start: np.ndarray
 
 
-def test_set(export_dir: Path) -> tuple[dict[str, Any], Any, TestSet]:
+def held_out_set(export_dir: Path) -> tuple[dict[str, Any], Any, TestSet]:
     meta = load_meta(export_dir)
     ckpt_path = (export_dir / meta["checkpoint"]).resolve()
     ckpt = load_checkpoint(ckpt_path)
@@ -46,7 +46,7 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
         if progress:
             progress(msg)
 
-    meta, ckpt, ts = test_set(export_dir)
+    meta, ckpt, ts = held_out_set(export_dir)
     for f in ("model.onnx", "model.bin", "model.c", "model.h"):
         if not (export_dir / f).is_file():
             raise EdgememError(f"{export_dir} has no {f}; export with --to onnx,c")

@@ -24,7 +24,8 @@ em_status_t em_fc_s8(const int8_t *in, const int8_t *w, const int32_t *bias, con
 /* LIF (syn == NULL) or CuBa step on int16 state, snntorch semantics with reset by subtraction:
  *   reset[i] = mem[i] > thr[i] ? thr[i] : 0                         (from the previous membrane)
  *   c        = sat16(cur[i])
- *   CuBa:      syn[i] = sat16(rshift_round(alpha[i]*syn[i], 15) + c); c = syn[i]
+ *   CuBa:      s = rshift_round(alpha[i]*syn[i], 15) + c; syn[i] = sat16(s); c = s
+ *              (the membrane integrates the unsaturated s: snntorch's Synaptic update, then a clamp of both)
  *   mem[i]   = sat16(rshift_round(beta[i]*mem[i], 15) + c - reset[i])
  *   spk[i]   = mem[i] > thr[i]
  * cur [n], mem/syn [n], beta/alpha/thr [n], spk [n] (0 or 1). */

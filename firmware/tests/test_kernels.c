@@ -137,8 +137,9 @@ static void ref_lif(const int32_t *cur, int16_t *mem, int16_t *syn, const int16_
         int64_t reset = mem[i] > thr[i] ? thr[i] : 0;
         int64_t c = ref_sat(cur[i], 16);
         if (syn) {
-            syn[i] = (int16_t)ref_sat(ref_rshift_round((int64_t)alpha[i] * syn[i], 15) + c, 16);
-            c = syn[i];
+            int64_t s = ref_rshift_round((int64_t)alpha[i] * syn[i], 15) + c;
+            syn[i] = (int16_t)ref_sat(s, 16);
+            c = s; /* the membrane sees the unsaturated synaptic current */
         }
         mem[i] = (int16_t)ref_sat(ref_rshift_round((int64_t)beta[i] * mem[i], 15) + c - reset, 16);
         spk[i] = mem[i] > thr[i];
@@ -176,12 +177,17 @@ static void test_lif_hand(void) {
     CHECK_EQ(syn4[0], 540);
     CHECK_EQ(mem4[0], 150 + 540 - 200);
     CHECK_EQ(spk[0], 1);
-    /* syn saturates */
-    int16_t syn5[1] = {32000}, mem5[1] = {0};
+    /* syn saturates when stored, but the membrane integrates the unsaturated value: 16000 + 32767 = 48767 */
+    int16_t syn5[1] = {32000}, mem5[1] = {-20000};
     int32_t cur5[1] = {40000};
     CHECK_EQ(em_lif_s16(cur5, mem5, syn5, beta4, alpha4, thr4, 1, spk), EM_OK);
     CHECK_EQ(syn5[0], 32767);
-    CHECK_EQ(mem5[0], 32767);
+    CHECK_EQ(mem5[0], 32767); /* -10000 + 48767 = 38767, saturated */
+    int16_t syn6[1] = {32000}, mem6[1] = {-40000 / 2};
+    int32_t cur6[1] = {20000};
+    CHECK_EQ(em_lif_s16(cur6, mem6, syn6, beta4, alpha4, thr4, 1, spk), EM_OK);
+    CHECK_EQ(syn6[0], 32767);          /* 16000 + 20000 = 36000 -> saturated */
+    CHECK_EQ(mem6[0], -10000 + 36000); /* not -10000 + 32767 */
     CHECK_EQ(em_lif_s16(cur5, mem5, syn5, beta4, NULL, thr4, 1, spk), EM_ERR_NULL);
     CHECK_EQ(em_lif_s16(cur5, mem5, NULL, beta4, NULL, thr4, 0, spk), EM_ERR_DIMS);
 }

@@ -13,11 +13,13 @@ em_status_t em_lif_s16(const int32_t *cur, int16_t *mem, int16_t *syn, const int
         int32_t reset = m > thr[i] ? thr[i] : 0; /* from the previous membrane, as snntorch does */
         int32_t c = em_sat16_32i(cur[i]);
         if (syn) {
-            /* |alpha * syn| <= 2^30: exact in int32, and |decay + c| <= 2^16 */
-            syn[i] = em_sat16_32i(em_rshift_round32_i((int32_t)alpha[i] * syn[i], 15) + c);
-            c = syn[i];
+            /* |alpha * syn| <= 2^30: exact in int32, and |decay + c| <= 2^16. The membrane integrates the
+             * unsaturated synaptic current; only the stored syn saturates (snntorch: update, then clamp). */
+            int32_t s = em_rshift_round32_i((int32_t)alpha[i] * syn[i], 15) + c;
+            syn[i] = (int16_t)em_sat16_32i(s);
+            c = s;
         }
-        /* |decay| <= 2^15, |c| <= 2^15, |reset| <= 2^15: the sum fits int32 */
+        /* |decay| <= 2^15, |c| <= 2^16, |reset| <= 2^15: the sum fits int32 */
         m = em_sat16_32i(em_rshift_round32_i((int32_t)beta[i] * m, 15) + c - reset);
         mem[i] = (int16_t)m;
         spk[i] = (int8_t)(m > thr[i]);
