@@ -62,6 +62,30 @@ def export(
     out.print(f"wrote {', '.join(meta['files'])} and meta.json to {out_dir} (arena {meta['arena_bytes']} B)")
 
 
+@app.command()
+def card(
+    recipe: Annotated[Path, typer.Argument(help="recipe.yaml of a trained model")],
+    verify_json: Annotated[Path | None, typer.Option("--verify", help="a saved `edgemem verify --json` report")] = None,
+) -> None:
+    """Regenerate the model card (README.md) from metrics.json and, if given, a verify report."""
+    from edgemem.train.recipe import load_recipe
+    from edgemem.train.run import write_card
+
+    r = load_recipe(recipe)
+    deployment = None
+    if verify_json is not None:
+        if not verify_json.is_file():
+            raise EdgememError(f"verify report {verify_json} does not exist")
+        try:
+            deployment = json.loads(verify_json.read_text())
+        except json.JSONDecodeError as e:
+            raise EdgememError(f"verify report {verify_json} is not valid JSON ({e})") from None
+    if not (r.folder / "metrics.json").is_file():
+        raise EdgememError(f"{r.folder} has no metrics.json; run `edgemem train {recipe}` first")
+    write_card(r.folder, r, deployment)
+    out.print(f"wrote {r.folder / 'README.md'}")
+
+
 def _table(r: dict) -> Table:
     t = Table(title=f"edgemem verify: {r['model']} on {r['test_windows']} held-out windows")
     t.add_column("runtime")

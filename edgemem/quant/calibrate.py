@@ -56,9 +56,7 @@ def _fc(weight: torch.Tensor, bias: torch.Tensor | None, s_in: float, s_out: flo
 
 def _pop(neuron: torch.nn.Module, scale: float, cuba: bool) -> QuantPop:
     thr = neuron.threshold.detach().double().numpy()
-    thr_q = np.round(thr / scale).astype(np.int64)
-    if (thr_q < 1).any():
-        raise EdgememError("a learned threshold is not positive at int16 resolution; retrain or recalibrate")
+    thr_q = np.round(thr / scale).astype(np.int64)  # may be <= 0: a learned threshold below rest fires at rest
     alpha = to_q15(neuron.alpha.detach().numpy()) if cuba else np.zeros_like(thr_q)
     return QuantPop(to_q15(neuron.beta.detach().numpy()), alpha, thr_q, cuba, scale)
 

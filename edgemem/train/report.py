@@ -109,11 +109,21 @@ def model_card(metrics: dict[str, Any], recipe: dict[str, Any], name: str) -> st
         ]
     dep = metrics.get("deployment")
     if dep:
+        a = dep["accuracy"]
         lines += [
             "",
-            "## On a Cortex-M4 (from `edgemem verify --json`)",
-            f"flash {dep['flash_bytes']:,} B, RAM {dep['ram_bytes']:,} B, "
-            f"{dep['instructions_per_step']:,.0f} instructions per step (QEMU -icount).",
+            "## Every runtime on the test subjects (`edgemem verify export/har_l2mu --json`)",
+            "",
+            "| torch float | onnxruntime float | integer reference | C host | C Cortex-M4 (QEMU) |",
+            "|---|---|---|---|---|",
+            f"| {100 * a['torch_float']:.1f} % | {100 * a['onnx_float']:.1f} % | {100 * a['int_reference']:.1f} % | "
+            f"{100 * a['c_host']:.1f} % | {100 * a['c_cortex_m4']:.1f} % |",
+            "",
+            f"bit-exact (integer reference = C host = C Cortex-M4 at every step): **{dep['bit_exact']}** over "
+            f"{dep['steps_compared']:,} steps ({dep['steps_compared_cortex_m4']:,} on the M4).",
+            f"Cortex-M4 image (model + runtime + state, no stdio): flash **{dep['flash_bytes']:,} B**, "
+            f"RAM **{dep['ram_bytes']:,} B** (arena {dep['arena_bytes']:,} B; stack not included); "
+            f"**{dep['instructions_per_step']:,.0f} instructions per step** (QEMU `-icount`, SysTick).",
         ]
     lines += [
         "",

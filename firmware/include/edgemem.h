@@ -91,7 +91,7 @@ typedef struct {
 typedef struct {
     const int16_t *beta;  /* [n] membrane decay, Q15 in [0, 32767] */
     const int16_t *alpha; /* [n] synaptic decay, Q15 in [0, 32767] (ignored for LIF) */
-    const int16_t *thr;   /* [n] threshold in membrane units, > 0 */
+    const int16_t *thr;   /* [n] threshold in membrane units (learned; may be <= 0: such a cell fires at rest) */
     uint16_t n;
     uint8_t cuba;         /* 1: current-based synapse (syn state), 0: LIF */
 } em_pop_t;

@@ -45,7 +45,7 @@ em_status_t em_model_check(const em_model_t *model) {
     for (int p = 0; p < EM_POP_COUNT; p++) {
         const em_pop_t *pp = &m->pop[p];
         for (int i = 0; i < pp->n; i++) {
-            if (pp->beta[i] < 0 || pp->thr[i] <= 0) return EM_ERR_PARAM;
+            if (pp->beta[i] < 0) return EM_ERR_PARAM; /* thr may be any value: snntorch learns it freely */
             if (pp->cuba && pp->alpha[i] < 0) return EM_ERR_PARAM; /* alpha is unused (may be NULL) for LIF */
         }
     }

@@ -232,13 +232,18 @@ static void test_parse_params(void) {
         {EM_TENSOR_FC(0, 3), 0, 0},           {EM_TENSOR_FC(3, 3), 5, 63},        {EM_TENSOR_FC(6, 3), 1, -1},
         {EM_TENSOR_FC(1, 2), 2, (1 << 30) - 1}, {EM_TENSOR_FC(4, 2), 0, INT32_MIN}, {EM_TENSOR_FC(6, 2), 1, -5},
         {EM_TENSOR_FC(6, 2), 1, 0},           {EM_TENSOR_POP(0, 0), 0, -1},       {EM_TENSOR_POP(2, 0), 5, -32768},
-        {EM_TENSOR_POP(1, 1), 3, -1},         {EM_TENSOR_POP(1, 2), 11, 0},       {EM_TENSOR_POP(2, 2), 0, -7},
+        {EM_TENSOR_POP(1, 1), 3, -1},
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         fresh();
         poke(bad[k].id, bad[k].index, bad[k].v);
         CHECK_EQ(parse(g_size), EM_ERR_PARAM);
     }
+    /* thresholds are learned freely: zero and negative ones are valid (such a cell fires at rest) */
+    fresh();
+    poke(EM_TENSOR_POP(1, 2), 11, 0);
+    poke(EM_TENSOR_POP(2, 2), 0, -7);
+    CHECK_EQ(parse(g_size), EM_OK);
     /* alpha of a LIF population is ignored (hidden is LIF here) */
     fresh();
     poke(EM_TENSOR_POP(2, 1), 0, -1);
