@@ -56,3 +56,17 @@ def test_c_host_matches_integer_reference_over_10000_steps(name, model, rng, tmp
         mismatch = np.argwhere(ref != host)
         assert mismatch.size == 0, f"{name}: first mismatch at window/step/logit {mismatch[0]}"
     assert sum(v.shape[0] * v.shape[1] for v in (random_in, extreme, constant)) >= 10_000
+
+
+def test_c_host_matches_integer_reference_on_every_real_test_window():
+    need("gcc", "make")
+    from conftest import SHIPPED
+    from edgemem.verify.run import held_out_set
+
+    meta, _, ts = held_out_set(SHIPPED)
+    q = parse_blob((SHIPPED / "model.bin").read_bytes())
+    x = quantize(ts.x, meta["input_scale"]).astype(np.int8)
+    ref, _ = run_int(q, x)
+    host = c_runtime.run_host(SHIPPED / "model.bin", x, q.n_out)
+    assert x.shape[0] * x.shape[1] >= 10_000
+    assert np.array_equal(ref, host)
