@@ -19,11 +19,6 @@ err = Console(stderr=True)
 out = Console()
 
 
-def _fail(msg: str) -> None:
-    err.print(f"[red]error:[/] {msg}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
 @app.command()
 def train(
     recipe: Annotated[Path, typer.Argument(help="recipe.yaml")],
@@ -122,32 +117,15 @@ def verify(
         raise typer.Exit(1)
 
 
-def main() -> None:
+def entry() -> None:
+    """Console-script entry: user errors become one line and exit status 2, never a traceback.
+
+    Usage errors (unknown option, missing argument) are typer's own, also exit status 2."""
     try:
         app()
     except EdgememError as e:
-        _fail(str(e))
-
-
-def entry() -> None:
-    """Console-script entry: user errors become one line and exit status 2, never a traceback."""
-    try:
-        app(standalone_mode=False)
-    except EdgememError as e:
         err.print(f"error: {e}", highlight=False, soft_wrap=True, markup=False)
         sys.exit(2)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except typer.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(2)
-        raise
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ OPSET = 17
 
 def export_onnx(model: L2MU, path: Path) -> list[str]:
     """Write the step as ONNX (checked with onnx.checker); returns the state names in input/output order."""
-    step = L2MUStep(model.eval())
+    was_training = model.training
+    step = L2MUStep(model).eval()  # the exporter restores the wrapper's mode afterwards: make that eval too
     names = step.names
     shapes = model.state_shapes()
     args = (torch.zeros(1, model.cfg.n_in), *[torch.zeros(1, *shapes[k]) for k in names])
@@ -37,7 +38,10 @@ def export_onnx(model: L2MU, path: Path) -> list[str]:
         proto.doc_string = "edgemem L2MU: one streaming step, state in and out"
         onnx.save(proto, str(tmp))
 
-    write_atomic(path, write)
+    try:
+        write_atomic(path, write)
+    finally:
+        model.train(was_training)
     return names
 
 
