@@ -1,0 +1,225 @@
+/* libFuzzer harness over em_model_parse + em_init + em_reset + em_step (built by `make fuzz` with clang,
+ * -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all).
+ *
+ * Input layout (all of it optional: a short input just stops early):
+ *   byte 0      flags
+ *                 bit 0     after copying the blob, recompute its CRC-32 (bytes 12..15 = crc of [64, total_size))
+ *                           so mutations get past the checksum and reach the tensor table, dims and parameters
+ *                 bits 1-2  arena mode: 0 = exactly em_arena_size bytes
+ *                                       1 = em_arena_size - 1 bytes            (em_init must say EM_ERR_ARENA)
+ *                                       2 = misaligned base (+1, or +2 if bit 3), em_arena_size + 8 bytes
+ *                                                                              (em_init must say EM_ERR_ARENA)
+ *                                       3 = the whole 64 KiB buffer (the runtime must still use only
+ *                                           em_arena_size bytes of it)
+ *                 bit 3     misalignment 2 instead of 1 (mode 2 only)
+ *                 bits 4-7  unused
+ *   bytes 1..4  blob length L, little endian, clamped to the bytes that remain
+ *   L bytes     the model blob (copied into its own 16-byte aligned heap buffer of exactly L bytes, so ASan sees
+ *               any read past it and the parser's alignment check sees an aligned base)
+ *   the rest    int8 input steps of n_in bytes each; at most FUZZ_MAX_STEPS are run (no complete step: one step
+ *               of zeros). em_reset once after half of them, then step 0's input is replayed and must give
+ *               step 0's output again (reset restores the initial state), then the remaining steps run.
+ *
+ * Contract checks (abort() on violation, so libFuzzer records a crash):
+ *   - every returned status is one of the em_status_t values, and em_status_str gives a non-empty string for it
+ *   - a failed em_model_parse leaves *model untouched
+ *   - a successful parse: em_model_check == EM_OK, 0 < em_arena_size (a multiple of 4) <= what fits the buffer,
+ *     dims equal the header's
+ *   - em_init: EM_OK in modes 0/3, EM_ERR_ARENA in modes 1/2 (and then em_step says EM_ERR_STATE and the
+ *     arena buffer is untouched); em_step and em_reset return EM_OK after a successful init
+ *   - no writes outside the arena: the arena lives in a static 64 KiB buffer behind a 64-byte front guard; a
+ *     64-byte guard of 0xA5 sits right after the arena's used end (arena + em_arena_size). Both guards are
+ *     compared after every step; everything past the used end is also ASan-poisoned while the runtime runs, so
+ *     even a read there is reported at the faulting instruction
+ *   - em_step writes only out[0 .. n_out) (out is an exact heap buffer) and reads only in[0 .. n_in)
+ */
+#define _POSIX_C_SOURCE 200112L
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edgemem.h"
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FUZZ_ASAN 1
+#endif
+#endif
+#ifdef FUZZ_ASAN
+void __asan_poison_memory_region(void const volatile *addr, size_t size);
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
+#define POISON(p, n) __asan_poison_memory_region((p), (n))
+#define UNPOISON(p, n) __asan_unpoison_memory_region((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+#define FUZZ_MAX_STEPS 64
+#define ARENA_BYTES 65536u
+#define GUARD_BYTES 64u
+#define GUARD_BYTE 0xA5u
+#define ARENA_FILL 0x5Au
+
+/* front guard | 64 KiB arena buffer. The union makes the base 8-byte aligned (ASan granule), so is arena. */
+static union {
+    uint64_t align;
+    uint8_t b[GUARD_BYTES + ARENA_BYTES];
+} g_mem;
+static uint8_t *const g_arena = g_mem.b + GUARD_BYTES;
+
+#define FUZZ_ASSERT(c)                                                                       \
+    do {                                                                                     \
+        if (!(c)) {                                                                          \
+            fprintf(stderr, "fuzz_model: contract violated at line %d: %s\n", __LINE__, #c); \
+            abort();                                                                         \
+        }                                                                                    \
+    } while (0)
+
+static em_status_t checked(em_status_t st) {
+    FUZZ_ASSERT(st <= EM_OK && st >= EM_ERR_STATE);
+    const char *s = em_status_str(st);
+    FUZZ_ASSERT(s != NULL && s[0] != '\0');
+    return st;
+}
+
+static uint32_t rd_u16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+static uint32_t rd_u32(const uint8_t *p) { return rd_u16(p) | rd_u16(p + 2) << 16; }
+
+/* Table-driven CRC-32 (zlib.crc32): the harness's own copy, independent of blob.c. */
+static uint32_t crc32_tab(const uint8_t *p, size_t n) {
+    static uint32_t table[256];
+    if (!table[1]) {
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++) c = c & 1u ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            table[i] = c;
+        }
+    }
+    uint32_t crc = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 0xFFu] ^ (crc >> 8);
+    return crc ^ 0xFFFFFFFFu;
+}
+
+static int all_equal(const uint8_t *p, size_t n, uint8_t v) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != v) return 0;
+    return 1;
+}
+
+/* Both guards intact: the front guard and GUARD_BYTES right after the used end (when the buffer has room). */
+static void check_guards(size_t used_end) {
+    UNPOISON(g_mem.b, GUARD_BYTES);
+    FUZZ_ASSERT(all_equal(g_mem.b, GUARD_BYTES, GUARD_BYTE));
+    POISON(g_mem.b, GUARD_BYTES);
+    if (used_end < ARENA_BYTES) {
+        size_t n = ARENA_BYTES - used_end < GUARD_BYTES ? ARENA_BYTES - used_end : GUARD_BYTES;
+        UNPOISON(g_arena + used_end, n);
+        FUZZ_ASSERT(all_equal(g_arena + used_end, n, GUARD_BYTE));
+        POISON(g_arena + used_end, n);
+    }
+}
+
+static void run_model(const em_model_t *m, unsigned flags, const uint8_t *steps, size_t steps_len) {
+    const size_t need = em_arena_size(m);
+    FUZZ_ASSERT(need > 0 && need % 4 == 0 && need + GUARD_BYTES <= ARENA_BYTES);
+    const unsigned mode = (flags >> 1) & 3u;
+    uint8_t *arena = g_arena;
+    size_t arena_size = need, used_end = need;
+    if (mode == 1) {
+        arena_size = need - 1;
+    } else if (mode == 2) {
+        arena = g_arena + ((flags & 8u) ? 2 : 1);
+        arena_size = need + 8;
+        used_end = need + 8 + 2; /* nothing may be written at all: the whole prefix is compared below */
+    } else if (mode == 3) {
+        arena_size = ARENA_BYTES;
+    }
+    /* fill: front guard and the guard after the used end with 0xA5, the arena with 0x5A; poison all but it */
+    memset(g_mem.b, GUARD_BYTE, GUARD_BYTES);
+    memset(g_arena, ARENA_FILL, need + 8 + 2);
+    memset(g_arena + used_end, GUARD_BYTE, GUARD_BYTES);
+    POISON(g_mem.b, GUARD_BYTES);
+    POISON(g_arena + used_end, ARENA_BYTES - used_end);
+
+    em_ctx_t ctx;
+    em_status_t st = checked(em_init(&ctx, m, arena, arena_size));
+    const size_t n_in = m->n_in, n_out = m->n_out;
+    int8_t *in = malloc(n_in);
+    int16_t *out = malloc(n_out * sizeof *out), *out0 = malloc(n_out * sizeof *out);
+    FUZZ_ASSERT(in && out && out0);
+    memset(in, 0, n_in);
+    if (mode == 1 || mode == 2) {
+        FUZZ_ASSERT(st == EM_ERR_ARENA);
+        FUZZ_ASSERT(checked(em_step(&ctx, in, out)) == EM_ERR_STATE);
+        FUZZ_ASSERT(checked(em_reset(&ctx)) == EM_ERR_STATE);
+        FUZZ_ASSERT(all_equal(g_arena, used_end, ARENA_FILL)); /* a refused arena is not touched */
+        check_guards(used_end);
+    } else {
+        FUZZ_ASSERT(st == EM_OK);
+        size_t n_steps = steps_len / n_in;
+        if (n_steps > FUZZ_MAX_STEPS) n_steps = FUZZ_MAX_STEPS;
+        const size_t total = n_steps ? n_steps : 1, half = total / 2;
+        for (size_t t = 0; t < total; t++) {
+            if (n_steps) memcpy(in, steps + t * n_in, n_in);
+            if (t == half && t > 0) {
+                FUZZ_ASSERT(checked(em_reset(&ctx)) == EM_OK);
+                check_guards(used_end);
+                int8_t *in0 = malloc(n_in);
+                FUZZ_ASSERT(in0);
+                memcpy(in0, steps, n_in); /* t > 0 means there are real steps */
+                FUZZ_ASSERT(checked(em_step(&ctx, in0, out)) == EM_OK);
+                FUZZ_ASSERT(memcmp(out, out0, n_out * sizeof *out) == 0); /* reset == fresh init */
+                check_guards(used_end);
+                free(in0);
+                FUZZ_ASSERT(checked(em_reset(&ctx)) == EM_OK);
+            }
+            FUZZ_ASSERT(checked(em_step(&ctx, in, out)) == EM_OK);
+            check_guards(used_end);
+            if (t == 0) memcpy(out0, out, n_out * sizeof *out);
+        }
+    }
+    free(in);
+    free(out);
+    free(out0);
+    UNPOISON(g_mem.b, sizeof g_mem.b);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 5) return 0;
+    const unsigned flags = data[0];
+    size_t len = rd_u32(data + 1);
+    if (len > size - 5) len = size - 5;
+    const uint8_t *steps = data + 5 + len;
+    const size_t steps_len = size - 5 - len;
+
+    void *mem = NULL;
+    FUZZ_ASSERT(posix_memalign(&mem, 16, len ? len : 1) == 0 && mem);
+    uint8_t *blob = mem;
+    memcpy(blob, data + 5, len);
+    if ((flags & 1u) && len >= 16) {
+        uint32_t total = rd_u32(blob + 8);
+        if (total >= EM_HEADER_SIZE && total <= len) {
+            uint32_t crc = crc32_tab(blob + EM_HEADER_SIZE, total - EM_HEADER_SIZE);
+            for (int k = 0; k < 4; k++) blob[12 + k] = (uint8_t)(crc >> (8 * k));
+        }
+    }
+
+    em_model_t m, untouched;
+    memset(&m, 0xC3, sizeof m);
+    memcpy(&untouched, &m, sizeof m);
+    em_status_t st = checked(em_model_parse(&m, blob, len));
+    if (st != EM_OK) {
+        FUZZ_ASSERT(memcmp(&m, &untouched, sizeof m) == 0);
+    } else {
+        FUZZ_ASSERT(len >= EM_HEADER_SIZE);
+        FUZZ_ASSERT(checked(em_model_check(&m)) == EM_OK);
+        FUZZ_ASSERT(m.n_in == rd_u16(blob + 20) && m.n_u == rd_u16(blob + 22) && m.order == rd_u16(blob + 24));
+        FUZZ_ASSERT(m.n_h == rd_u16(blob + 26) && m.n_out == rd_u16(blob + 28) && m.a_shift == rd_u16(blob + 30));
+        run_model(&m, flags, steps, steps_len);
+    }
+    free(blob);
+    return 0;
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Seed corpus for fuzz_model: each real model blob wrapped in the harness's input layout (see fuzz_model.c).
+
+usage: make_seeds.py OUT_DIR BLOB [BLOB ...]
+For every blob: one seed per arena mode (0..3, CRC recompute on and off) with a few input steps (zeros, full
+scale +127/-128, alternating, a ramp). Python 3 standard library only; writes OUT_DIR/<name>-<variant>.bin.
+"""
+import os
+import struct
+import sys
+
+
+def steps_for(n_in, kind):
+    """Bytes of 8 int8 input steps of n_in channels."""
+    out = bytearray()
+    for t in range(8):
+        for i in range(n_in):
+            if kind == "zero":
+                v = 0
+            elif kind == "max":
+                v = 127 if (t // 2) % 2 == 0 else -128
+            elif kind == "alt":
+                v = 127 if (t + i) % 2 == 0 else -128
+            else:  # ramp
+                v = ((t * 37 + i * 11) % 256) - 128
+            out += struct.pack("<b", v)
+    return bytes(out)
+
+
+def main(argv):
+    if len(argv) < 3:
+        sys.stderr.write(__doc__)
+        return 2
+    out_dir = argv[1]
+    os.makedirs(out_dir, exist_ok=True)
+    n = 0
+    for path in argv[2:]:
+        with open(path, "rb") as f:
+            blob = f.read()
+        if len(blob) < 64 or blob[:4] != b"EMMB":
+            sys.stderr.write(f"make_seeds: {path} is not an EMMB blob\n")
+            return 1
+        n_in = struct.unpack_from("<H", blob, 20)[0]
+        name = os.path.basename(os.path.dirname(os.path.abspath(path))) or "model"
+        variants = [
+            (0x00, "zero"), (0x01, "ramp"), (0x02, "max"), (0x03, "ramp"),
+            (0x04, "alt"), (0x0D, "zero"), (0x06, "max"), (0x07, "alt"),
+        ]
+        for flags, kind in variants:
+            data = bytes([flags]) + struct.pack("<I", len(blob)) + blob + steps_for(n_in, kind)
+            with open(os.path.join(out_dir, f"{name}-f{flags:02x}-{kind}.bin"), "wb") as f:
+                f.write(data)
+            n += 1
+    print(f"make_seeds: {n} seeds in {out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
