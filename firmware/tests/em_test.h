@@ -43,5 +43,6 @@ uint32_t tb_crc32(const uint8_t *p, size_t n); /* independent table-driven CRC-3
 void suite_kernels(void);
 void suite_blob(void);
 void suite_runtime(void);
+void suite_guard(void);
 
 #endif /* EM_TEST_H */

@@ -49,6 +49,7 @@ int main(int argc, char **argv) {
     suite_kernels();
     suite_blob();
     suite_runtime();
+    suite_guard();
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
 }
