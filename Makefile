@@ -5,17 +5,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 EDGEMEM := $(VENV)/bin/edgemem
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-torch.txt | sha256sum | cut -c1-12)
-APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc make
+APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc make clang libclang-rt-14-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MODEL ?= har_l2mu
+FUZZ_SECONDS ?= 60
 
-.PHONY: setup apt demo test test-python test-firmware export firmware bench lint clean
+.PHONY: setup apt demo test test-python test-firmware fuzz export firmware bench lint clean
 
 setup: apt $(STAMP)
 
 # The Cortex-M toolchain and QEMU come from Debian; installed only when missing.
 apt:
 	@if ! command -v arm-none-eabi-gcc >/dev/null || ! command -v qemu-system-arm >/dev/null \
+	    || ! command -v clang >/dev/null || [ -z "$$(find /usr/lib/llvm-14 -name "libclang_rt.fuzzer*" 2>/dev/null)" ] \
 	    || [ ! -f /usr/lib/arm-none-eabi/newlib/libc.a ] || ! command -v gcc >/dev/null; then \
 	    echo "installing $(APT_PKGS)"; \
 	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
@@ -32,7 +34,11 @@ $(STAMP): pyproject.toml requirements-torch.txt
 demo: setup
 	$(EDGEMEM) verify export/$(MODEL)
 
-test: setup test-firmware test-python
+test: setup test-firmware fuzz test-python
+
+# libFuzzer over the blob loader and em_step (ASan + UBSan); ends with "fuzz: E executions, C crashes".
+fuzz: apt
+	$(MAKE) -s --no-print-directory -C firmware fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 
 test-firmware: apt
 	$(MAKE) -C firmware test

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,13 +47,34 @@ def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
     write_bytes_atomic(path, buf.getvalue())
 
 
+def _why(e: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none), for a one-line error."""
+    lines = str(e).strip().splitlines()
+    return lines[0][:120] if lines else type(e).__name__
+
+
+def _check_archive(path: Path) -> None:
+    """torch.save writes a zip archive (edgemem never writes the pre-1.6 legacy format); torch.load never checks its
+    members' CRC-32, so a flipped byte in the weights would load silently. Check every member (checkpoints are small)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except Exception as e:  # zipfile reports damage as BadZipFile, but also as struct.error, ValueError, ...
+        raise EdgememError(f"checkpoint {path} is corrupt or not a torch file ({_why(e)})") from None
+    if bad is not None:
+        raise EdgememError(f"checkpoint {path} is corrupt (CRC-32 mismatch in {bad})")
+
+
 def load_checkpoint(path: Path) -> Checkpoint:
     if not path.is_file():
         raise EdgememError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise EdgememError(f"checkpoint {path} is corrupt or not a torch file (empty file)")
+    _check_archive(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as e:
-        raise EdgememError(f"checkpoint {path} is corrupt or not a torch file ({str(e).splitlines()[0][:120]})") from None
+    except Exception as e:  # a damaged archive fails in many ways inside torch (KeyError, IndexError, ...)
+        raise EdgememError(f"checkpoint {path} is corrupt or not a torch file ({_why(e)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise EdgememError(f"checkpoint {path} is not an edgemem checkpoint")
     if payload.get("version") != VERSION:
@@ -69,5 +89,5 @@ def load_checkpoint(path: Path) -> Checkpoint:
             model.eval(), normalizer, list(payload["class_names"]), int(payload["window"]), payload["recipe"],
             str(payload["name"]),
         )
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise EdgememError(f"checkpoint {path} is incomplete or inconsistent ({str(e).splitlines()[0][:120]})") from None
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
+        raise EdgememError(f"checkpoint {path} is incomplete or inconsistent ({_why(e)})") from None

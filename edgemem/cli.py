@@ -26,14 +26,21 @@ def train(
     jobs: Annotated[int, typer.Option(help="processes for the cross-validation")] = 2,
     epochs: Annotated[int | None, typer.Option(help="override the recipe's epochs (quick runs)")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="output folder (default: the recipe's)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted training")] = False,
 ) -> None:
     """Train the L2MU and its baselines; write model.pt, metrics.json, curves.png, confusion.png, README.md."""
+    from edgemem.train.loop import Interrupted
     from edgemem.train.recipe import load_recipe
     from edgemem.train.run import train_recipe, with_overrides, write_card
 
     r = with_overrides(load_recipe(recipe), epochs)
     folder = out_dir or r.folder
-    metrics = train_recipe(r, folder, cv=cv, jobs=jobs)
+    try:
+        metrics = train_recipe(r, folder, cv=cv, jobs=jobs, resume=resume)
+    except Interrupted as e:
+        err.print(f"interrupted: {e.epochs_done} epochs kept in {e.path}; continue with "
+                  f"`edgemem train {recipe} --resume`", highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(130) from None
     write_card(folder, r)
     table = Table("model", "test acc", "CV mean ± sd", "params")
     for name, m in [("l2mu", metrics), *metrics["baselines"].items()]:
@@ -94,7 +101,8 @@ def _table(r: dict) -> Table:
     m4 = f"{r['c_cortex_m4_windows']} windows, " + ("bit-exact" if r["bit_exact_cortex_m4"] else "DIFFERS")
     t.add_row("C Cortex-M4 (QEMU)", f"{a['c_cortex_m4']:.4f}", m4)
     t.caption = (f"bit_exact={r['bit_exact']} over {r['steps_compared']:,} steps · flash {r['flash_bytes']:,} B · "
-                 f"RAM {r['ram_bytes']:,} B · {r['instructions_per_step']:,.0f} instructions/step (M4, QEMU icount)")
+                 f"RAM {r['ram_bytes']:,} B + stack {r['stack_bytes']} B · "
+                 f"{r['instructions_per_step']:,.0f} instructions/step (M4, QEMU icount)")
     return t
 
 

@@ -62,3 +62,46 @@ def test_cross_validation_fills_the_cv_keys(tmp_path):
     assert {tuple(r["test_subjects"]) for r in cv["models"]["l2mu"]["runs"]} == {(1,), (2,)}
     for m in (metrics, metrics["baselines"]["features_rf"]):
         assert 0 <= m["cv_accuracy_mean"] <= 1 and m["cv_accuracy_sd"] >= 0
+
+
+def _weights(path):
+    return load_checkpoint(path).model.state_dict()
+
+
+def test_ctrl_c_keeps_the_last_checkpoint_and_resume_finishes_identically(tmp_path):
+    """A real SIGINT mid-training: exit 130, model.pt untouched, --resume gives the uninterrupted weights."""
+    import signal
+    import time
+
+    recipe = RECIPE.replace("epochs: 2", "epochs: 8").replace("baselines: [gru, features_rf]", "baselines: []")
+    ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
+    for d in (ref_dir, run_dir):
+        d.mkdir()
+        (d / "recipe.yaml").write_text(recipe)
+    train_recipe(load_recipe(ref_dir / "recipe.yaml"), ref_dir, quiet=True)
+    previous = b"an older, good checkpoint"
+    (run_dir / "model.pt").write_bytes(previous)
+    cmd = [sys.executable, "-m", "edgemem.cli", "train", str(run_dir / "recipe.yaml")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state = run_dir / ".train_state.pt"
+    deadline = time.time() + 300
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "--resume" in stderr and "Traceback" not in stderr
+    assert (run_dir / "model.pt").read_bytes() == previous and state.is_file()
+    res = subprocess.run([*cmd, "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert not state.exists()
+    ref, got = _weights(ref_dir / "model.pt"), _weights(run_dir / "model.pt")
+    for name, value in ref.items():
+        assert torch.equal(value, got[name]), name
+
+
+def test_resume_without_state_is_a_clear_error(tmp_path):
+    (tmp_path / "recipe.yaml").write_text(RECIPE)
+    res = subprocess.run([sys.executable, "-m", "edgemem.cli", "train", str(tmp_path / "recipe.yaml"), "--resume"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "nothing to resume" in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -45,19 +45,52 @@ def export_onnx(model: L2MU, path: Path) -> list[str]:
     return names
 
 
+def _why(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:160] if lines else type(e).__name__
+
+
 def run_onnx(path: Path, x: np.ndarray, state_names: list[str], state_shapes: dict[str, tuple[int, ...]]) -> np.ndarray:
-    """Stream windows x [b][T][n_in] (float) through the ONNX step in onnxruntime; returns logits [b][T][n_out]."""
+    """Stream windows x [b][T][n_in] (float) through the ONNX step in onnxruntime; returns logits [b][T][n_out].
+
+    A file onnxruntime cannot load, a graph whose inputs and outputs are not this model's step, and a run that fails
+    or yields non-finite logits raise EdgememError."""
     import onnxruntime as ort
+
+    from edgemem.errors import EdgememError
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    opts.log_severity_level = 4  # failures become one EdgememError line, not native log lines on stderr
+    try:
+        # enable_fallback=0: on a load failure onnxruntime would print an "EP Error" banner and retry the same provider
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"], enable_fallback=0)
+        inputs = [(i.name, i.type) for i in sess.get_inputs()]
+        outputs = [(o.name, o.type) for o in sess.get_outputs()]
+    except Exception as e:  # InvalidProtobuf, Fail, InvalidGraph, UnicodeDecodeError on a garbled name, ...
+        raise EdgememError(f"{path.name} is not a valid ONNX model ({_why(e)})") from None
+    want_in = ["x", *[f"{k}_in" for k in state_names]]
+    want_out = ["logits", *[f"{k}_out" for k in state_names]]
+    if [n for n, _ in inputs] != want_in or [n for n, _ in outputs] != want_out \
+            or any(t != "tensor(float)" for _, t in inputs + outputs):
+        raise EdgememError(f"{path.name} is not this model's step: inputs {[n for n, _ in inputs]}, outputs "
+                           f"{[n for n, _ in outputs]} (expected float {want_in} -> {want_out})")
+    unknown = [k for k in state_names if k not in state_shapes]
+    if unknown:
+        raise EdgememError(f"{path.name} has state '{unknown[0]}', which the checkpoint's model does not have")
     state = {k: np.zeros((x.shape[0], *state_shapes[k]), dtype=np.float32) for k in state_names}
     out = []
-    for t in range(x.shape[1]):
-        feeds = {"x": np.ascontiguousarray(x[:, t], dtype=np.float32), **{f"{k}_in": v for k, v in state.items()}}
-        res = sess.run(None, feeds)
-        out.append(res[0])
-        state = dict(zip(state_names, res[1:]))
-    return np.stack(out, axis=1)
+    try:
+        for t in range(x.shape[1]):
+            feeds = {"x": np.ascontiguousarray(x[:, t], dtype=np.float32), **{f"{k}_in": v for k, v in state.items()}}
+            res = sess.run(None, feeds)
+            out.append(res[0])
+            state = dict(zip(state_names, res[1:]))
+        logits = np.stack(out, axis=1)
+    except Exception as e:  # a graph that loads but cannot run on this model's shapes
+        raise EdgememError(f"{path.name} failed to run this model's step in onnxruntime ({_why(e)})") from None
+    if logits.shape[:2] != x.shape[:2] or not np.isfinite(logits).all():
+        raise EdgememError(f"{path.name} produced {'non-finite' if logits.shape[:2] == x.shape[:2] else 'misshapen'} "
+                           "logits (the file is damaged)")
+    return logits

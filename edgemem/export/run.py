@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,16 +108,59 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
     return meta
 
 
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(s, str) for s in v)
+
+
+# Every key `export` writes, with what its value must be; the consumers (verify, quantized_from_export, the tests)
+# index these directly, so a missing or mistyped one is reported here by name instead of as a KeyError later.
+_META_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "name": ("a string", lambda v: isinstance(v, str) and v != ""),
+    "kind": ("'l2mu'", lambda v: v == "l2mu"),
+    "checkpoint": ("a path string", lambda v: isinstance(v, str) and v != ""),
+    "checkpoint_sha256": ("a string", lambda v: isinstance(v, str)),
+    "class_names": ("a list of strings", _is_str_list),
+    "window": ("an integer", _is_int),
+    "downsample": ("an integer", _is_int),
+    "input_scale": ("a positive number", _is_num),
+    "output_scale": ("a positive number", _is_num),
+    "normalizer": ("a mapping", lambda v: isinstance(v, dict)),
+    "state_names": ("a list of strings", _is_str_list),
+    "arena_bytes": ("an integer", _is_int),
+    "a_shift": ("an integer", _is_int),
+    "population_scales": (f"a mapping of {', '.join(POP_NAMES)} to positive numbers",
+                          lambda v: isinstance(v, dict) and all(_is_num(v.get(p)) for p in POP_NAMES)),
+    "files": ("a mapping", lambda v: isinstance(v, dict)),
+}
+
+
 def load_meta(folder: Path) -> dict[str, Any]:
     path = folder / META
     if not path.is_file():
         raise EdgememError(f"{folder} is not an edgemem export (no {META}); run `edgemem export` first")
     try:
-        meta = json.loads(path.read_text())
+        meta = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise EdgememError(f"{path} is not valid JSON (not UTF-8 text: {e.reason} at byte {e.start})") from None
     except json.JSONDecodeError as e:
         raise EdgememError(f"{path} is not valid JSON ({e})") from None
-    if meta.get("format") != "edgemem-export" or meta.get("version") != 1:
+    except RecursionError:
+        raise EdgememError(f"{path} is not valid JSON (nested too deeply)") from None
+    if not isinstance(meta, dict) or meta.get("format") != "edgemem-export" or meta.get("version") != 1:
         raise EdgememError(f"{path} is not an edgemem export of format version 1")
+    for key, (what, ok) in _META_FIELDS.items():
+        if key not in meta:
+            raise EdgememError(f"{path} has no '{key}' field; re-export with `edgemem export`")
+        if not ok(meta[key]):
+            raise EdgememError(f"{path} field '{key}' must be {what}, got {json.dumps(meta[key])[:60]}")
     return meta
 
 

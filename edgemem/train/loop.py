@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import copy
+import io
 import math
+import pickle
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
+from edgemem.atomic import write_bytes_atomic
+from edgemem.errors import EdgememError
 from edgemem.train.recipe import AugmentSpec, TrainSpec
 
 LogitsFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]  # x [b][T][c] -> logits [b][n_out]
@@ -67,6 +72,32 @@ class History:
     best_epoch: int = -1
 
 
+class Interrupted(Exception):
+    """Training stopped by Ctrl-C; the state of the last finished epoch is saved at `path`."""
+
+    def __init__(self, path: Path, epochs_done: int) -> None:
+        super().__init__(f"training interrupted after {epochs_done} finished epochs; state saved to {path}")
+        self.path, self.epochs_done = path, epochs_done
+
+
+def _save_state(path: Path, **state: object) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_bytes_atomic(path, buf.getvalue())  # a Ctrl-C mid-write leaves the previous epoch's file intact
+
+
+def _rng_state(gen: torch.Generator) -> dict[str, object]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "gen": gen.get_state()}
+
+
+def _set_rng_state(s: dict, gen: torch.Generator) -> None:  # type: ignore[type-arg]
+    torch.set_rng_state(s["torch"])
+    np.random.set_state(s["numpy"])
+    random.setstate(s["python"])
+    gen.set_state(s["gen"])
+
+
 def fit(
     model: nn.Module,
     logits_fn: LogitsFn,
@@ -75,8 +106,14 @@ def fit(
     spec: TrainSpec,
     label: str = "train",
     quiet: bool = False,
+    state_path: Path | None = None,
+    resume: bool = False,
 ) -> History:
-    """Adam + cosine schedule. Keeps the weights of the best validation epoch (the last one without validation)."""
+    """AdamW + one-cycle schedule. Keeps the weights of the best validation epoch (the last one without validation).
+
+    With `state_path`, everything needed to continue (weights, optimizer, schedule, RNG streams, history) is saved
+    atomically after every epoch; `resume` continues from that file, giving the same weights as an uninterrupted
+    run. Ctrl-C raises Interrupted after the last finished epoch was saved."""
     seed_everything(spec.seed)
     torch.set_num_threads(spec.threads)
     gen = torch.Generator().manual_seed(spec.seed)
@@ -85,37 +122,67 @@ def fit(
     steps = spec.epochs * math.ceil(len(y_train) / spec.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=spec.lr, total_steps=max(steps, 1), pct_start=0.15)
     hist, best, best_acc = History(), copy.deepcopy(model.state_dict()), -1.0
+    start = 0
+    if resume and state_path is not None and state_path.is_file():
+        try:
+            st = torch.load(state_path, map_location="cpu", weights_only=False)
+            model.load_state_dict(st["model"])
+            opt.load_state_dict(st["opt"])
+            sched.load_state_dict(st["sched"])
+            _set_rng_state(st["rng"], gen)
+            hist, best, best_acc, start = st["hist"], st["best"], st["best_acc"], st["epoch"]
+        except (RuntimeError, KeyError, EOFError, OSError, pickle.UnpicklingError) as e:
+            raise EdgememError(f"cannot resume from {state_path} ({str(e).splitlines()[0][:100]})") from None
     columns = (TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn())
     with Progress(*columns, disable=quiet, transient=False) as progress:
-        task = progress.add_task(label, total=spec.epochs, info="")
-        for epoch in range(spec.epochs):
-            model.train()
-            perm = torch.randperm(len(y_train), generator=gen)
-            total, correct, n = 0.0, 0, 0
-            for i in range(0, len(perm), spec.batch_size):
-                idx = perm[i : i + spec.batch_size]
-                xb, yb = augment(x_train[idx], spec.augment, gen), y_train[idx]
-                logits = logits_fn(model, xb)
-                loss = nn.functional.cross_entropy(logits, yb)
-                opt.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                sched.step()
-                total += float(loss.detach()) * len(idx)
-                correct += int((logits.argmax(1) == yb).sum())
-                n += len(idx)
-            hist.train_loss.append(total / n)
-            hist.train_acc.append(correct / n)
-            val_acc = accuracy(model, logits_fn, *val) if val is not None else None
-            hist.val_acc.append(val_acc)
-            score = val_acc if val_acc is not None else float(epoch)
+        task = progress.add_task(label, total=spec.epochs, info="", completed=start)
+        for epoch in range(start, spec.epochs):
+            try:
+                score_info = _epoch(model, logits_fn, x_train, y_train, val, spec, opt, sched, gen, hist, epoch)
+            except KeyboardInterrupt:
+                if state_path is None:
+                    raise
+                raise Interrupted(state_path, epoch) from None
+            score, info = score_info
             if score >= best_acc:
                 best_acc, best, hist.best_epoch = score, copy.deepcopy(model.state_dict()), epoch
-            info = f"loss {total / n:.3f} train {correct / n:.3f}" + (f" val {val_acc:.3f}" if val_acc is not None else "")
+            if state_path is not None:
+                _save_state(state_path, model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
+                            rng=_rng_state(gen), hist=hist, best=best, best_acc=best_acc, epoch=epoch + 1)
             progress.update(task, advance=1, info=info)
             if not quiet and not progress.console.is_terminal:  # logs and CI: one line per epoch
                 progress.console.print(f"{label} epoch {epoch + 1}/{spec.epochs}: {info}")
     model.load_state_dict(best)
     model.eval()
     return hist
+
+
+def _epoch(
+    model: nn.Module, logits_fn: LogitsFn, x_train: torch.Tensor, y_train: torch.Tensor,
+    val: tuple[np.ndarray, np.ndarray] | None, spec: TrainSpec, opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator, hist: History, epoch: int,
+) -> tuple[float, str]:
+    """One pass over the training set, then validation; returns (selection score, progress text)."""
+    model.train()
+    perm = torch.randperm(len(y_train), generator=gen)
+    total, correct, n = 0.0, 0, 0
+    for i in range(0, len(perm), spec.batch_size):
+        idx = perm[i : i + spec.batch_size]
+        xb, yb = augment(x_train[idx], spec.augment, gen), y_train[idx]
+        logits = logits_fn(model, xb)
+        loss = nn.functional.cross_entropy(logits, yb)
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        total += float(loss.detach()) * len(idx)
+        correct += int((logits.argmax(1) == yb).sum())
+        n += len(idx)
+    hist.train_loss.append(total / n)
+    hist.train_acc.append(correct / n)
+    val_acc = accuracy(model, logits_fn, *val) if val is not None else None
+    hist.val_acc.append(val_acc)
+    score = val_acc if val_acc is not None else float(epoch)
+    info = f"loss {total / n:.3f} train {correct / n:.3f}" + (f" val {val_acc:.3f}" if val_acc is not None else "")
+    return score, info

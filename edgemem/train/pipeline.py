@@ -97,8 +97,11 @@ class Trained:
     test_pred: np.ndarray
 
 
-def train_model(name: str, recipe: Recipe, prep: Prepared, seed: int, quiet: bool = False) -> Trained:
-    """Train one model (the L2MU or a baseline) on the prepared split with the given seed."""
+def train_model(name: str, recipe: Recipe, prep: Prepared, seed: int, quiet: bool = False,
+                state_path: Path | None = None, resume: bool = False) -> Trained:
+    """Train one model (the L2MU or a baseline) on the prepared split with the given seed.
+
+    `state_path`/`resume`: per-epoch training state for Ctrl-C and `--resume` (see train.loop.fit)."""
     s = prep.split
     n_out, steps = len(prep.class_names), s.train.x.shape[1]
     val = (s.val.x, s.val.y) if len(s.val) else None
@@ -117,7 +120,8 @@ def train_model(name: str, recipe: Recipe, prep: Prepared, seed: int, quiet: boo
         model, fn = CNNClassifier(prep.n_in, n_out), plain_logits
     else:
         raise EdgememError(f"unknown baseline '{name}' (choose from {list(BASELINES)})")
-    hist = fit(model, fn, (s.train.x, s.train.y), val, spec, label=f"{name} seed {seed}", quiet=quiet)
+    hist = fit(model, fn, (s.train.x, s.train.y), val, spec, label=f"{name} seed {seed}", quiet=quiet,
+               state_path=state_path, resume=resume)
     from edgemem.train.loop import predict
 
     pred = predict(model, fn, s.test.x)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgemem.checkpoint import Checkpoint, save_checkpoint
+from edgemem.errors import EdgememError
 from edgemem.quant.calibrate import quantize_l2mu
 from edgemem.quant.intops import quantize
 from edgemem.quant.intref import run as run_int
@@ -33,16 +34,25 @@ def calibration_windows(x: np.ndarray, n: int, seed: int) -> np.ndarray:
     return x[np.sort(idx)]
 
 
+STATE_FILE = ".train_state.pt"  # per-epoch L2MU training state; removed once training finished
+
+
 def train_recipe(recipe: Recipe, out: Path | None = None, cv: bool = False, jobs: int = 2,
-                 quiet: bool = False) -> dict[str, Any]:
+                 quiet: bool = False, resume: bool = False) -> dict[str, Any]:
+    """Ctrl-C during the L2MU's training raises loop.Interrupted; model.pt is only ever replaced whole, and
+    `resume=True` continues from the last finished epoch."""
     out = out or recipe.folder
+    state_path = out / STATE_FILE
+    if resume and not state_path.is_file():
+        raise EdgememError(f"nothing to resume: {state_path} does not exist")
     d = recipe.data
     windows, class_names = load_windows(recipe)
     prep = prepare(windows, class_names, d.train_subjects, d.val_subjects, d.test_subjects)
-    l2mu = train_model("l2mu", recipe, prep, recipe.train.seed, quiet=quiet)
+    l2mu = train_model("l2mu", recipe, prep, recipe.train.seed, quiet=quiet, state_path=state_path, resume=resume)
     assert l2mu.model is not None and l2mu.history is not None
     ckpt = Checkpoint(l2mu.model, prep.normalizer, class_names, d.window, recipe.to_dict(), recipe.name)  # type: ignore[arg-type]
     save_checkpoint(out / "model.pt", ckpt)
+    state_path.unlink(missing_ok=True)
 
     metrics = _metrics(l2mu)
     q = quantize_l2mu(l2mu.model, calibration_windows(prep.split.train.x, recipe.quant.calib_windows, 0),  # type: ignore[arg-type]

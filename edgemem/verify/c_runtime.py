@@ -128,3 +128,15 @@ def footprint(model_dir: Path) -> Footprint:
     line = _check(res, "arm-none-eabi-size").strip().splitlines()[-1].split()
     text, data, bss = int(line[0]), int(line[1]), int(line[2])
     return Footprint(text + data, data + bss, text, data, bss)
+
+
+def stack_bytes(model_dir: Path) -> int:
+    """Worst-case stack depth of em_step on the Cortex-M4 (gcc -fstack-usage + call graph; firmware/README.md)."""
+    require("arm-none-eabi-gcc")
+    with tempfile.TemporaryDirectory(prefix="edgemem-stack-") as build:
+        res = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(FIRMWARE), "stack",
+                              f"MODEL_DIR={model_dir.resolve()}", f"BUILD={build}"], capture_output=True, text=True)
+    m = re.search(r"stack: em_step (\d+) bytes", _check(res, "stack analysis"))
+    if not m:
+        raise EdgememError(f"stack analysis printed no figure: {res.stdout.strip()[-200:]}")
+    return int(m.group(1))

@@ -76,6 +76,7 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
     m4 = c_runtime.run_cortex_m4(blob_path, xq[:n_m4], n_out)
     say("footprint")
     fp = c_runtime.footprint(export_dir)
+    stack = c_runtime.stack_bytes(export_dir)
     host_exact = bool(np.array_equal(ref, host))
     m4_exact = bool(np.array_equal(ref[:n_m4], m4.logits))
     return {
@@ -99,5 +100,6 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
         "flash_bytes": fp.flash_bytes,
         "ram_bytes": fp.ram_bytes,
         "arena_bytes": meta["arena_bytes"],
+        "stack_bytes": stack,
         "instructions_per_step": m4.instructions_per_step,
     }

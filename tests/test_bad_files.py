@@ -1,0 +1,332 @@
+"""Truncated and edited files: one line naming the problem, exit status 2, no traceback, nothing half-written.
+
+Each kind of damage goes through the CLI once or twice (a subprocess costs a torch import); the many variants behind
+it (every truncation point, every field) run in-process against the function the CLI calls."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+import sys
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import CHECKPOINT, ROOT, SHIPPED, need
+from edgemem.checkpoint import load_checkpoint
+from edgemem.errors import EdgememError
+from edgemem.export.blob import ENTRY_SIZE, HEADER_SIZE, parse_blob
+from edgemem.export.run import load_meta
+
+EDGEMEM = [sys.executable, "-m", "edgemem.cli"]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*EDGEMEM, *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+def one_line(stderr: str) -> str:
+    assert "Traceback" not in stderr, stderr
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def assert_user_error(res: subprocess.CompletedProcess, *words: str) -> None:
+    assert res.returncode == 2, (res.returncode, res.stderr[-2000:])
+    line = one_line(res.stderr)
+    for w in words:
+        assert w in line, line
+
+
+def flipped(data: bytes, pos: int, mask: int = 0x5A) -> bytes:
+    b = bytearray(data)
+    b[pos] ^= mask
+    return bytes(b)
+
+
+def export_copy(tmp_path: Path, name: str = "copy") -> Path:
+    """A copy of the shipped export whose meta.json still finds the checkpoint."""
+    folder = tmp_path / name
+    shutil.copytree(SHIPPED, folder)
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["checkpoint"] = str(CHECKPOINT.resolve())
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+    return folder
+
+
+def listing(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+# ---------------------------------------------------------------------------------------------------- checkpoint
+
+CKPT = CHECKPOINT.read_bytes()
+
+
+def _member_offset(name: str) -> int:
+    """Offset of a member's data inside the checkpoint archive (torch stores members uncompressed)."""
+    with zipfile.ZipFile(CHECKPOINT) as z:
+        info = z.getinfo(name)
+    name_len, extra_len = struct.unpack_from("<HH", CKPT, info.header_offset + 26)
+    return info.header_offset + 30 + name_len + extra_len
+
+
+def _biggest_weight() -> str:
+    with zipfile.ZipFile(CHECKPOINT) as z:
+        return max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size).filename
+
+
+@pytest.mark.parametrize("damage", ["truncated_middle", "truncated_end", "flipped_weight"])
+def test_export_rejects_a_damaged_checkpoint_and_writes_nothing(tmp_path, damage):
+    if damage == "truncated_middle":
+        data = CKPT[: len(CKPT) // 2]
+    elif damage == "truncated_end":
+        data = CKPT[:-10]  # the archive's end record is cut
+    else:  # one bit in the weights: torch.load alone accepts this and exports a different model
+        data = flipped(CKPT, _member_offset(_biggest_weight()) + 100, 0x01)
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(data)
+    out = tmp_path / "out"
+    res = cli("export", str(bad), "--to", "onnx,c", "--out", str(out))
+    assert_user_error(res, str(bad), "corrupt")
+    assert not out.exists()
+
+
+def test_every_damaged_checkpoint_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "model.pt"
+    cases = {f"truncated at {n}": CKPT[:n] for n in (0, 1, 30, 200, 3000, 4200, 9000, 15000, 23000, len(CKPT) - 100,
+                                                     len(CKPT) - 22, len(CKPT) - 1)}
+    with zipfile.ZipFile(CHECKPOINT) as z:
+        members = [i.filename for i in z.infolist()]
+    for m in members:  # a flipped byte in every member: data.pkl, format/version records, every tensor
+        cases[f"flip in {m}"] = flipped(CKPT, _member_offset(m))
+    cases["flip in a local header's name"] = flipped(CKPT, 35)
+    cases["garbage"] = bytes(range(256)) * 40
+    cases["a zip of something else"] = _other_zip(tmp_path)
+    for what, data in cases.items():
+        bad.write_bytes(data)
+        with pytest.raises(EdgememError) as e:
+            load_checkpoint(bad)
+        assert "\n" not in str(e.value) and str(bad) in str(e.value), (what, str(e.value))
+
+
+def _other_zip(tmp_path: Path) -> bytes:
+    p = tmp_path / "other.zip"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("hello.txt", "not a checkpoint")
+    return p.read_bytes()
+
+
+def test_intact_checkpoint_still_loads():
+    ckpt = load_checkpoint(CHECKPOINT)
+    assert ckpt.name == "har_l2mu" and len(ckpt.class_names) == 7
+
+
+# ---------------------------------------------------------------------------------------------------- model.onnx
+
+ONNX = (SHIPPED / "model.onnx").read_bytes()
+
+
+def _unknown_op() -> bytes:
+    i = ONNX.index(b"Unsqueeze")  # an op type (not a name): the edited graph names an operator that does not exist
+    return ONNX[:i] + b"Unsqueezf" + ONNX[i + 9 :]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "unknown_operator"])
+def test_verify_rejects_a_damaged_onnx_model(tmp_path, damage):
+    folder = export_copy(tmp_path)
+    (folder / "model.onnx").write_bytes(ONNX[: len(ONNX) // 2] if damage == "truncated" else _unknown_op())
+    before = listing(folder)
+    res = cli("verify", str(folder), "--json")  # --json: no progress lines on stderr before the error
+    assert_user_error(res, "model.onnx is not a valid ONNX model (")
+    assert res.stdout == ""
+    assert listing(folder) == before
+
+
+def test_every_damaged_onnx_model_is_a_one_line_error(tmp_path):
+    from edgemem.export.onnx_export import run_onnx
+
+    ckpt = load_checkpoint(CHECKPOINT)
+    names, shapes = load_meta(SHIPPED)["state_names"], ckpt.model.state_shapes()
+    x = np.zeros((2, 3, ckpt.model.cfg.n_in), np.float32)
+    path = tmp_path / "model.onnx"
+    cases = {f"truncated at {n}": ONNX[:n] for n in (0, 1, 16, 500, 5000, len(ONNX) // 2, len(ONNX) - 1)}
+    cases["unknown operator"] = _unknown_op()
+    cases["garbage"] = bytes(range(256)) * 8
+    cases["a flipped byte inside a tensor name (not UTF-8 any more)"] = flipped(ONNX, ONNX.index(b"mem_encoder_in"), 0xFF)
+    for what, data in cases.items():
+        path.write_bytes(data)
+        with pytest.raises(EdgememError, match=r"^model\.onnx is not a valid ONNX model \(") as e:
+            run_onnx(path, x, names, shapes)
+        assert "\n" not in str(e.value), what
+    path.write_bytes(ONNX)
+    with pytest.raises(EdgememError, match="not this model's step"):
+        run_onnx(path, x, [*names[1:], names[0]], shapes)  # a valid graph, but meta.json's state order differs
+    assert run_onnx(path, x, names, shapes).shape == (2, 3, 7)
+
+
+# ---------------------------------------------------------------------------------------------------- model.bin
+
+BLOB = (SHIPPED / "model.bin").read_bytes()
+
+
+def with_crc(blob: bytes) -> bytes:
+    """Re-seal an edited payload, so the edit reaches the checks behind the CRC."""
+    b = bytearray(blob)
+    struct.pack_into("<I", b, 12, zlib.crc32(bytes(b[HEADER_SIZE:])))
+    return bytes(b)
+
+
+def _entry(blob: bytes, i: int) -> tuple[int, ...]:
+    return struct.unpack_from("<HBBII", blob, HEADER_SIZE + ENTRY_SIZE * i)
+
+
+def _edit_entry(blob: bytes, i: int, *, dtype: int | None = None, offset: int | None = None,
+                count: int | None = None) -> bytes:
+    tid, dt, pad, off, n = _entry(blob, i)
+    b = bytearray(blob)
+    struct.pack_into("<HBBII", b, HEADER_SIZE + ENTRY_SIZE * i, tid, dt if dtype is None else dtype, pad,
+                     off if offset is None else offset, n if count is None else count)
+    return with_crc(bytes(b))
+
+
+# (python message words, em_run message words)
+BAD_BLOBS = {
+    "truncated": (BLOB[: len(BLOB) // 2], "truncated", "blob truncated"),
+    "crc": (flipped(BLOB, len(BLOB) - 7), "CRC-32", "CRC-32 mismatch"),
+    "version": (BLOB[:4] + struct.pack("<H", 2) + BLOB[6:], "version 2", "unsupported blob version"),
+    "offset": (_edit_entry(BLOB, 5, offset=len(BLOB) + 64), "outside the blob", "tensor outside the blob"),
+}
+
+
+@pytest.mark.parametrize("damage", list(BAD_BLOBS))
+def test_verify_rejects_a_damaged_blob(tmp_path, damage):
+    blob, words, _ = BAD_BLOBS[damage]
+    folder = export_copy(tmp_path)
+    (folder / "model.bin").write_bytes(blob)
+    before = listing(folder)
+    res = cli("verify", str(folder))
+    assert_user_error(res, "model blob", words)
+    assert listing(folder) == before
+
+
+def _more_bad_blobs() -> dict[str, tuple[bytes, str, str]]:
+    cases = dict(BAD_BLOBS)
+    data_start = HEADER_SIZE + ENTRY_SIZE * 39
+    n_out_offset = 28
+    cases.update({
+        "empty": (b"", "truncated", "blob truncated"),
+        "header only": (BLOB[:HEADER_SIZE], "truncated", "blob truncated"),
+        "bad magic": (b"EMMX" + BLOB[4:], "magic", "bad magic"),
+        "header size": (BLOB[:6] + struct.pack("<H", 96) + BLOB[8:], "header size 96", "unsupported blob version"),
+        "kind": (BLOB[:16] + struct.pack("<H", 7) + BLOB[18:], "kind 7", "unknown model kind"),
+        "dims 0": (BLOB[:n_out_offset] + struct.pack("<H", 0) + BLOB[n_out_offset + 2 :], "n_out = 0",
+                   "bad dimensions"),
+        "dims disagree with tensors": (BLOB[:n_out_offset] + struct.pack("<H", 8) + BLOB[n_out_offset + 2 :],
+                                       "expected dtype", "malformed tensor"),
+        "tensor count": (BLOB[:32] + struct.pack("<H", 38) + BLOB[34:], "38 tensors", "malformed tensor"),
+        "huge tensor count": (BLOB[:32] + struct.pack("<H", 65535) + BLOB[34:], "truncated", "blob truncated"),
+        "dtype": (_edit_entry(BLOB, 0, dtype=9), "dtype 9", "malformed tensor"),
+        "count": (_edit_entry(BLOB, 0, count=2**32 - 1), "4294967295 elements", "malformed tensor"),
+        "duplicate id": (with_crc(BLOB[:HEADER_SIZE + ENTRY_SIZE] + BLOB[HEADER_SIZE:HEADER_SIZE + 2]
+                                  + BLOB[HEADER_SIZE + ENTRY_SIZE + 2 :]), "duplicate id 0", "malformed tensor"),
+        "offset into the table": (_edit_entry(BLOB, 5, offset=data_start - 4), "outside the blob", "outside the blob"),
+        "offset wraps": (_edit_entry(BLOB, 38, offset=2**32 - 4), "outside the blob", "outside the blob"),
+        "misaligned": (_edit_entry(BLOB, 38, offset=_entry(BLOB, 38)[3] - 2), "misaligned", "misaligned tensor"),
+        "shift 0": (_poke(BLOB, 3, 0, "<b"), "shift", "quantization parameter out of range"),
+        "negative beta": (_poke(BLOB, 28, -5, "<h"), "negative decay", "quantization parameter out of range"),
+    })
+    return cases
+
+
+def _poke(blob: bytes, entry: int, value: int, fmt: str) -> bytes:
+    """Overwrite the first element of a tensor and re-seal the blob."""
+    b = bytearray(blob)
+    struct.pack_into(fmt, b, _entry(blob, entry)[3], value)
+    return with_crc(bytes(b))
+
+
+def test_parse_blob_names_every_defect():
+    for what, (blob, words, _) in _more_bad_blobs().items():
+        with pytest.raises(EdgememError) as e:
+            parse_blob(blob)
+        msg = str(e.value)
+        assert msg.startswith("model blob") and words in msg and "\n" not in msg, (what, msg)
+    for n in range(len(BLOB)):  # every truncation point
+        with pytest.raises(EdgememError, match="truncated"):
+            parse_blob(BLOB[:n])
+    with pytest.raises(EdgememError, match="after its declared size"):
+        parse_blob(BLOB + b"\0")
+
+
+def test_em_run_rejects_the_same_blobs(tmp_path):
+    need("gcc", "make")
+    from edgemem.verify.c_runtime import build_host
+
+    exe = build_host()
+    inp = tmp_path / "in.bin"
+    inp.write_bytes(bytes(6 * 10))
+    out = tmp_path / "out.bin"
+    for what, (blob, _, words) in _more_bad_blobs().items():
+        bad = tmp_path / "model.bin"
+        bad.write_bytes(blob)
+        res = subprocess.run([str(exe), str(bad), str(inp), str(out), "10"], capture_output=True, text=True,
+                             timeout=60)
+        assert res.returncode == 2, (what, res.returncode, res.stderr)
+        line = one_line(res.stderr)
+        assert line.startswith("em_run: bad model blob") and words in line, (what, line)
+        assert not out.exists(), what
+    bad.write_bytes(BLOB)  # the intact blob still runs
+    res = subprocess.run([str(exe), str(bad), str(inp), str(out), "10"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and out.stat().st_size == 10 * 7 * 2, res.stderr
+
+
+# ---------------------------------------------------------------------------------------------------- meta.json
+
+@pytest.mark.parametrize("damage", ["missing_field", "not_json"])
+def test_verify_rejects_a_damaged_meta_json(tmp_path, damage):
+    folder = export_copy(tmp_path)
+    if damage == "missing_field":
+        meta = json.loads((folder / "meta.json").read_text())
+        del meta["population_scales"]
+        (folder / "meta.json").write_text(json.dumps(meta))
+        words = "has no 'population_scales' field"
+    else:
+        (folder / "meta.json").write_text((folder / "meta.json").read_text()[:-40])
+        words = "is not valid JSON"
+    before = listing(folder)
+    assert_user_error(cli("verify", str(folder)), "meta.json", words)
+    assert listing(folder) == before
+
+
+def test_load_meta_names_every_missing_or_mistyped_field(tmp_path):
+    folder = export_copy(tmp_path)
+    path = folder / "meta.json"
+    good = json.loads(path.read_text())
+    assert load_meta(folder) == good
+
+    def check(text: str | bytes, words: str) -> None:
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        with pytest.raises(EdgememError) as e:
+            load_meta(folder)
+        assert words in str(e.value) and "\n" not in str(e.value), (words, str(e.value))
+
+    for key in good:
+        if key in ("format", "version"):
+            continue
+        check(json.dumps({k: v for k, v in good.items() if k != key}), f"has no '{key}' field")
+    for key, value in (("input_scale", "0.06"), ("input_scale", -1.0), ("output_scale", None), ("window", 1.5),
+                       ("state_names", "mem_encoder"), ("checkpoint", 3), ("population_scales", {"encoder": 1.0}),
+                       ("arena_bytes", True), ("class_names", [1, 2])):
+        check(json.dumps({**good, key: value}), f"field '{key}' must be")
+    check(json.dumps({**good, "input_scale": float("nan")}), "field 'input_scale' must be")  # NaN: JSON extension
+    for text in ("[1, 2]", "3", "null", '"meta"', json.dumps({**good, "version": 2})):
+        check(text, "is not an edgemem export of format version 1")
+    for text in ("", "{", "{'format': 1}", b"\xff\xfe\x00garbage", "[" * 100_000):
+        check(text, "is not valid JSON")
