@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MODEL ?= har_l2mu
 FUZZ_SECONDS ?= 60
 
-.PHONY: setup apt demo test test-python test-firmware fuzz export firmware bench lint clean
+.PHONY: setup apt demo test test-python test-firmware fuzz longstream export firmware bench lint clean
 
 setup: apt $(STAMP)
 
@@ -54,6 +54,11 @@ export: setup
 firmware: apt
 	$(MAKE) -C firmware host m4
 	$(MAKE) -C firmware footprint MODEL_DIR=$(CURDIR)/export/$(MODEL)
+
+# 10^6 steps of real and adversarial input, C vs the integer reference at every step, saturation counted.
+longstream: setup
+	mkdir -p bench
+	$(EDGEMEM) stress export/$(MODEL) --steps 1000000 | tee bench/longstream_$(MODEL).json
 
 bench: setup
 	$(PY) -m edgemem.bench --out bench/results.json

@@ -125,6 +125,23 @@ def verify(
         raise typer.Exit(1)
 
 
+@app.command()
+def stress(
+    export_dir: Annotated[Path, typer.Argument(help="an export folder (export/NAME)")],
+    steps: Annotated[int, typer.Option(help="total steps over all streams")] = 1_000_000,
+    streams: Annotated[int, typer.Option(help="independent long streams (half real input, half adversarial)")] = 12,
+) -> None:
+    """Long-stream check: C host vs the integer reference at every step, saturation counted per state."""
+    from edgemem.verify.stress import stress as do_stress
+
+    if steps < streams or streams < 2:
+        raise EdgememError(f"need at least 2 streams and one step per stream (got {streams} streams, {steps} steps)")
+    r = do_stress(export_dir, steps, streams)
+    print(json.dumps(r, indent=2))
+    if r["steps_mismatched"]:
+        raise typer.Exit(1)
+
+
 def entry() -> None:
     """Console-script entry: user errors become one line and exit status 2, never a traceback.
 
