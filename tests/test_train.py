@@ -41,15 +41,18 @@ def test_train_writes_checkpoint_metrics_and_plots(tmp_path):
     assert ckpt.window == 50 and ckpt.model.cfg.neurons == ("lif", "cuba", "lif")
 
 
-def test_same_seed_gives_identical_weights(tmp_path):
+def test_same_recipe_and_seed_give_byte_identical_checkpoints_and_exports(tmp_path):
+    from edgemem.export.run import export
+
     (tmp_path / "recipe.yaml").write_text(RECIPE.replace("epochs: 2", "epochs: 1"))
     recipe = load_recipe(tmp_path / "recipe.yaml")
-    weights = []
     for k in range(2):
         train_recipe(recipe, tmp_path / f"run{k}", quiet=True)
-        weights.append(load_checkpoint(tmp_path / f"run{k}" / "model.pt").model.state_dict())
-    for name, value in weights[0].items():
-        assert torch.equal(value, weights[1][name]), name
+        export(tmp_path / f"run{k}" / "model.pt", ["onnx", "c"], tmp_path / f"export{k}", name="smoke")
+    assert (tmp_path / "run0" / "model.pt").read_bytes() == (tmp_path / "run1" / "model.pt").read_bytes()
+    assert (tmp_path / "run0" / "metrics.json").read_text() == (tmp_path / "run1" / "metrics.json").read_text()
+    for f in ("model.onnx", "model.bin", "model.c", "model.h"):
+        assert (tmp_path / "export0" / f).read_bytes() == (tmp_path / "export1" / f).read_bytes(), f
 
 
 def test_cross_validation_fills_the_cv_keys(tmp_path):
