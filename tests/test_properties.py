@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, need, random_l2mu
@@ -102,7 +102,9 @@ def test_random_architectures_round_trip_and_run_bit_exact_in_c(em_run, arch):
     _assert_same_model(q, back)
     assert build_blob(back) == blob
     x = _inputs(rng, q.n_in)
-    ref, _ = run_int(back, x)
+    ref, spikes = run_int(back, x)
+    assert spikes > 0.5, "the test model must spike"
+    event(f"spikes per step: {'0' if spikes == 0 else '<1' if spikes < 1 else '<10' if spikes < 10 else '>=10'}")
     with tempfile.TemporaryDirectory(prefix="edgemem-prop-") as tmp:
         path = Path(tmp) / "model.bin"
         path.write_bytes(blob)
@@ -141,7 +143,7 @@ def _small_blob_and_input() -> tuple[bytes, np.ndarray]:
     return build_blob(q), _inputs(rng, q.n_in, steps=16)
 
 
-@FEW
+@settings(FEW, max_examples=200)  # ~10 ms an example: cheap enough for many
 @given(edits=blob_edits())
 def test_python_and_c_parsers_agree_on_edited_blobs(em_run, edits):
     good, x = _small_blob_and_input()
@@ -156,9 +158,11 @@ def test_python_and_c_parsers_agree_on_edited_blobs(em_run, edits):
     try:
         parsed = parse_blob(bytes(b))
     except EdgememError as e:
+        event(f"rejected: {stderr.strip().removeprefix('em_run: bad model blob: ')}")
         assert "\n" not in str(e)
         assert rc == 2 and len(stderr.strip().splitlines()) == 1, (str(e), rc, stderr)
         return
+    event("accepted")
     assert rc == 0, f"Python accepts, C rejects: {stderr.strip()}"
     ref, _ = run_int(parsed, x)
     assert np.array_equal(ref.reshape(-1), host), "accepted edited blob is not bit-exact"
@@ -240,6 +244,21 @@ def test_bad_recipe_fields_are_one_line_errors_naming_the_field(case):
             load_recipe(path)
     msg = str(e.value)
     assert "\n" not in msg and f"'{field}'" in msg and words in msg, (raw, msg)
+
+
+@pytest.mark.xfail(reason="recipe.py (edgemem/train, not covered above): null is accepted for any field; two unknown "
+                          "keys of different types raise TypeError from sorted(); list elements are not type-checked",
+                   strict=False)
+@pytest.mark.parametrize("text,field", [
+    ("name: x\ntrain: {epochs: null}\n", "train.epochs"),
+    ("name: x\ndata: {1: 2, foo: 3}\n", "data."),
+    ("name: x\nmodel: {neurons: [1, 2]}\n", "model.neurons"),
+])
+def test_known_recipe_gaps(tmp_path, text, field):
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    with pytest.raises(EdgememError, match=f"'{field}"):
+        load_recipe(path)
 
 
 def test_the_noise_around_bad_fields_is_valid(tmp_path):
