@@ -8,7 +8,7 @@ import math
 import pickle
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -87,15 +87,21 @@ def _save_state(path: Path, **state: object) -> None:
 
 
 def _rng_state(gen: torch.Generator) -> dict[str, object]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-            "gen": gen.get_state()}
+    """Every RNG stream as tensors and plain numbers, so the file loads with torch.load(weights_only=True)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {"torch": torch.get_rng_state(), "gen": gen.get_state(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+            "python": [version, torch.tensor(internal, dtype=torch.int64), gauss]}
 
 
 def _set_rng_state(s: dict, gen: torch.Generator) -> None:  # type: ignore[type-arg]
     torch.set_rng_state(s["torch"])
-    np.random.set_state(s["numpy"])
-    random.setstate(s["python"])
     gen.set_state(s["gen"])
+    kind, keys, pos, has_gauss, cached = s["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = s["python"]
+    random.setstate((version, tuple(int(v) for v in internal.tolist()), gauss))
 
 
 def fit(
@@ -125,13 +131,13 @@ def fit(
     start = 0
     if resume and state_path is not None and state_path.is_file():
         try:
-            st = torch.load(state_path, map_location="cpu", weights_only=False)
+            st = torch.load(state_path, map_location="cpu", weights_only=True)
             model.load_state_dict(st["model"])
             opt.load_state_dict(st["opt"])
             sched.load_state_dict(st["sched"])
             _set_rng_state(st["rng"], gen)
-            hist, best, best_acc, start = st["hist"], st["best"], st["best_acc"], st["epoch"]
-        except (RuntimeError, KeyError, EOFError, OSError, pickle.UnpicklingError) as e:
+            hist, best, best_acc, start = History(**st["hist"]), st["best"], st["best_acc"], st["epoch"]
+        except (RuntimeError, KeyError, TypeError, ValueError, EOFError, OSError, pickle.UnpicklingError) as e:
             raise EdgememError(f"cannot resume from {state_path} ({str(e).splitlines()[0][:100]})") from None
     columns = (TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn())
     with Progress(*columns, disable=quiet, transient=False) as progress:
@@ -148,7 +154,7 @@ def fit(
                 best_acc, best, hist.best_epoch = score, copy.deepcopy(model.state_dict()), epoch
             if state_path is not None:
                 _save_state(state_path, model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
-                            rng=_rng_state(gen), hist=hist, best=best, best_acc=best_acc, epoch=epoch + 1)
+                            rng=_rng_state(gen), hist=asdict(hist), best=best, best_acc=best_acc, epoch=epoch + 1)
             progress.update(task, advance=1, info=info)
             if not quiet and not progress.console.is_terminal:  # logs and CI: one line per epoch
                 progress.console.print(f"{label} epoch {epoch + 1}/{spec.epochs}: {info}")

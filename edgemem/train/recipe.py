@@ -101,7 +101,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     if not isinstance(raw, dict):
         raise EdgememError(f"recipe field '{where}' must be a mapping, got {type(raw).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls) if not (cls is Recipe and f.name == "path")}
-    unknown = sorted(set(raw) - set(fields))
+    unknown = sorted((k for k in raw if k not in fields), key=str)
     if unknown:
         raise EdgememError(f"recipe has unknown field '{where + '.' if where else ''}{unknown[0]}'")
     kwargs = {}
@@ -131,13 +131,23 @@ def _check_types(obj: Any, where: str) -> None:
             default = f.default_factory()
         else:
             default = ""  # required fields (name) are strings
-        if default is None or value is None:
+        if default is None:  # optional fields (data.path) take a string or nothing
+            if value is not None and not isinstance(value, str):
+                raise EdgememError(f"recipe field '{name}' must be str, got {value!r}")
             continue
-        ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))
-        if isinstance(default, bool) != isinstance(value, bool):
-            ok = False
-        if not ok:
+        if not _same_type(value, default):
             raise EdgememError(f"recipe field '{name}' must be {type(default).__name__}, got {value!r}")
+        if isinstance(default, list) and default:
+            bad = [v for v in value if not _same_type(v, default[0])]
+            if bad:
+                raise EdgememError(f"recipe field '{name}' must hold {type(default[0]).__name__} values, "
+                                   f"got {bad[0]!r}")
+
+
+def _same_type(value: Any, default: Any) -> bool:
+    if isinstance(default, bool) != isinstance(value, bool):
+        return False
+    return isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))
 
 
 def load_recipe(path: Path) -> Recipe:

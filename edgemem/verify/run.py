@@ -3,6 +3,7 @@ an emulated Cortex-M4, on the held-out test subjects of the model's recipe."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,17 @@ def held_out_set(export_dir: Path) -> tuple[dict[str, Any], Any, TestSet]:
     return meta, ckpt, TestSet(ckpt.normalizer(test.x), test.y, test.recording, test.start)
 
 
+def check_hashes(export_dir: Path, meta: dict[str, Any]) -> None:
+    """Every artifact must be the one `edgemem export` wrote (damage a loader cannot see, e.g. an ONNX weight)."""
+    for name, digest in meta["files"].items():
+        path = export_dir / name
+        if not path.is_file():
+            raise EdgememError(f"{export_dir} has no {name}; export with --to onnx,c")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            raise EdgememError(f"{path} does not match meta.json (sha256 differs): it was edited or damaged; "
+                               "re-run `edgemem export`")
+
+
 def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None) -> dict[str, Any]:
     """Runs every runtime; m4_windows limits the (slow) emulated run to the first N test windows."""
     def say(msg: str) -> None:
@@ -52,6 +64,7 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
             raise EdgememError(f"{export_dir} has no {f}; export with --to onnx,c")
     blob_path = export_dir / "model.bin"
     q = parse_blob(blob_path.read_bytes(), meta["input_scale"], meta["output_scale"], meta["population_scales"])
+    check_hashes(export_dir, meta)  # after the blob parse, whose messages are more specific
     n_out = q.n_out
 
     def acc(pred: np.ndarray, y: np.ndarray | None = None) -> float:
