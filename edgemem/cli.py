@@ -129,7 +129,7 @@ def verify(
 def stress(
     export_dir: Annotated[Path, typer.Argument(help="an export folder (export/NAME)")],
     steps: Annotated[int, typer.Option(help="total steps over all streams")] = 1_000_000,
-    streams: Annotated[int, typer.Option(help="independent long streams (half real input, half adversarial)")] = 12,
+    streams: Annotated[int, typer.Option(help="independent long streams (half real input, half adversarial)")] = 10,
 ) -> None:
     """Long-stream check: C host vs the integer reference at every step, saturation counted per state."""
     from edgemem.verify.stress import stress as do_stress

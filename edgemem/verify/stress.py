@@ -49,7 +49,7 @@ def pattern_stream(name: str, steps: int, n_in: int, rng: np.random.Generator) -
     return np.zeros((steps, n_in), dtype=np.int64)
 
 
-def stress(export_dir: Path, steps: int = 1_000_000, streams: int = 12, check_every: int = 1,
+def stress(export_dir: Path, steps: int = 1_000_000, streams: int = 10, check_every: int = 1,
            seed: int = 0) -> dict[str, Any]:
     """Run `steps` steps in `streams` long independent streams (no reset inside a stream), half real input and the
     rest split over the adversarial patterns; compare C host and the integer reference at every `check_every`-th
