@@ -39,6 +39,7 @@ void tb_w16(uint8_t *p, uint32_t v);
 void tb_w32(uint8_t *p, uint32_t v);
 uint32_t tb_r32(const uint8_t *p);
 uint32_t tb_crc32(const uint8_t *p, size_t n); /* independent table-driven CRC-32 */
+long em_test_read_fixture(const char *name, void *buf, size_t cap); /* file of em_test_fixture_dir */
 
 void suite_kernels(void);
 void suite_blob(void);

@@ -127,3 +127,17 @@ size_t tb_build(uint8_t *blob, size_t cap, const tb_dims_t *d, uint32_t seed) {
     tb_fix_crc(blob);
     return pos;
 }
+
+/* A file of the fixture directory into buf; its size, or -1 (reported) if it cannot be opened. */
+long em_test_read_fixture(const char *name, void *buf, size_t cap) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", em_test_fixture_dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        printf("  cannot open %s\n", path);
+        return -1;
+    }
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    return (long)n;
+}

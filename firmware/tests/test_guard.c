@@ -78,21 +78,8 @@ static int run_guarded(const em_model_t *m, int steps, long *n_sat) {
     return ran;
 }
 
-static long read_fixture_blob(void *buf, size_t cap) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/model.bin", em_test_fixture_dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        printf("  cannot open %s\n", path);
-        return -1;
-    }
-    size_t n = fread(buf, 1, cap, f);
-    fclose(f);
-    return (long)n;
-}
-
 static void test_guard_fixture(void) {
-    long n = read_fixture_blob(g_gblob32, sizeof g_gblob32);
+    long n = em_test_read_fixture("model.bin", g_gblob32, sizeof g_gblob32);
     CHECK(n > 0);
     if (n <= 0) return;
     em_model_t m;

@@ -149,27 +149,14 @@ static void test_determinism(void) {
     CHECK(nonzero > 0 && varied > 0); /* the model does something: spikes reach the output */
 }
 
-static long read_all(const char *name, void *buf, size_t cap) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", em_test_fixture_dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        printf("  cannot open %s\n", path);
-        return -1;
-    }
-    size_t n = fread(buf, 1, cap, f);
-    fclose(f);
-    return (long)n;
-}
-
 static void test_fixture(void) {
     static uint32_t blob32[4096];
     static int8_t in[4096];
     static uint8_t expected[8192];
     static uint32_t arena2[1024];
-    long nb = read_all("model.bin", blob32, sizeof blob32);
-    long ni = read_all("input.bin", in, sizeof in);
-    long ne = read_all("expected.bin", expected, sizeof expected);
+    long nb = em_test_read_fixture("model.bin", blob32, sizeof blob32);
+    long ni = em_test_read_fixture("input.bin", in, sizeof in);
+    long ne = em_test_read_fixture("expected.bin", expected, sizeof expected);
     CHECK(nb > 0 && ni > 0 && ne > 0);
     if (nb <= 0 || ni <= 0 || ne <= 0) return;
     em_model_t m;
