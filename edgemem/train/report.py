@@ -80,7 +80,9 @@ def model_card(metrics: dict[str, Any], recipe: dict[str, Any], name: str) -> st
         "",
         "## Data",
         f"seglearn `load_watch()`: wrist accelerometer + gyroscope (6 channels, 50 Hz), 7 shoulder exercises, "
-        f"subjects 1–10. Windows of {recipe['data']['window']} samples, hop {recipe['data']['hop']}. "
+        f"subjects 1–10. Windows of {recipe['data']['window']} samples, hop {recipe['data']['hop']}, "
+        f"decimated by {recipe['data']['downsample']} (one model step per {recipe['data']['downsample']} samples: "
+        f"{recipe['data']['window'] // recipe['data']['downsample']} steps per window). "
         f"Split by subject: train {recipe['data']['train_subjects']}, validation {recipe['data']['val_subjects']}, "
         f"test {recipe['data']['test_subjects']}. Normalization statistics are stored in `model.pt`.",
         "",
@@ -98,6 +100,7 @@ def model_card(metrics: dict[str, Any], recipe: dict[str, Any], name: str) -> st
             f"| {label} | {_fmt(m['test_accuracy'], True)} | {cv} | {_fmt(m['params'])} | "
             f"{_fmt(m['macs_per_step'])} | {_fmt(m['spikes_per_step'])} |"
         )
+    lines += _comparison(metrics)
     q = metrics.get("int8", {})
     if q:
         lines += [
@@ -122,7 +125,8 @@ def model_card(metrics: dict[str, Any], recipe: dict[str, Any], name: str) -> st
             f"bit-exact (integer reference = C host = C Cortex-M4 at every step): **{dep['bit_exact']}** over "
             f"{dep['steps_compared']:,} steps ({dep['steps_compared_cortex_m4']:,} on the M4).",
             f"Cortex-M4 image (model + runtime + state, no stdio): flash **{dep['flash_bytes']:,} B**, "
-            f"RAM **{dep['ram_bytes']:,} B** (arena {dep['arena_bytes']:,} B; stack not included); "
+            f"RAM **{dep['ram_bytes']:,} B** (arena {dep['arena_bytes']:,} B) plus **{dep['stack_bytes']} B** of stack "
+            f"for `em_step`; "
             f"**{dep['instructions_per_step']:,.0f} instructions per step** (QEMU `-icount`, SysTick).",
         ]
     lines += [
@@ -135,3 +139,19 @@ def model_card(metrics: dict[str, Any], recipe: dict[str, Any], name: str) -> st
         "",
     ]
     return "\n".join(lines)
+
+
+def _comparison(metrics: dict[str, Any]) -> list[str]:
+    """One measured sentence: where the L2MU stands against the best baseline under cross-validation."""
+    scored = {n: m for n, m in metrics["baselines"].items() if m.get("cv_accuracy_mean") is not None}
+    if metrics.get("cv_accuracy_mean") is None or not scored:
+        return []
+    best, b = max(scored.items(), key=lambda kv: kv[1]["cv_accuracy_mean"])
+    diff = 100 * (metrics["cv_accuracy_mean"] - b["cv_accuracy_mean"])
+    where = "above" if diff > 0 else "below"
+    text = (f"Against the best baseline by cross-validation ({best}, {100 * b['cv_accuracy_mean']:.1f} %), the L2MU is "
+            f"{abs(diff):.1f} points {where}")
+    gru = metrics["baselines"].get("gru")
+    if gru and gru.get("params") and metrics.get("params"):
+        text += f", with {gru['params'] / metrics['params']:.1f}× fewer parameters than the GRU"
+    return ["", text + "."]
