@@ -11,8 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgemem.atomic import write_bytes_atomic
 from edgemem.checkpoint import Checkpoint, load_checkpoint
 from edgemem.errors import EdgememError
@@ -120,7 +118,7 @@ def _is_str_list(v: Any) -> bool:
     return isinstance(v, list) and all(isinstance(s, str) for s in v)
 
 
-# Every key `export` writes, with what its value must be; the consumers (verify, quantized_from_export, the tests)
+# Every key `export` writes, with what its value must be; the consumers (verify, stress, the tests)
 # index these directly, so a missing or mistyped one is reported here by name instead of as a KeyError later.
 _META_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "name": ("a string", lambda v: isinstance(v, str) and v != ""),
@@ -162,13 +160,3 @@ def load_meta(folder: Path) -> dict[str, Any]:
         if not ok(meta[key]):
             raise EdgememError(f"{path} field '{key}' must be {what}, got {json.dumps(meta[key])[:60]}")
     return meta
-
-
-def quantized_from_export(folder: Path) -> tuple[dict[str, Any], Checkpoint, QuantL2MU]:
-    meta = load_meta(folder)
-    ckpt = load_checkpoint((folder / meta["checkpoint"]).resolve())
-    return meta, ckpt, quantize_checkpoint(ckpt)
-
-
-def arrays_equal(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.shape == b.shape and bool(np.array_equal(a, b))

@@ -14,7 +14,7 @@ from edgemem.data.windows import Normalizer, Split, Windows, cut_windows, split_
 from edgemem.errors import EdgememError
 from edgemem.models.baselines import CNNClassifier, GRUClassifier, features_rf_fit_predict
 from edgemem.models.l2mu import L2MU, L2MUConfig
-from edgemem.train.loop import History, accuracy, fit, seed_everything
+from edgemem.train.loop import History, accuracy, fit, predict, seed_everything
 from edgemem.train.recipe import Recipe
 
 BASELINES = ("gru", "cnn", "features_rf")
@@ -122,8 +122,6 @@ def train_model(name: str, recipe: Recipe, prep: Prepared, seed: int, quiet: boo
         raise EdgememError(f"unknown baseline '{name}' (choose from {list(BASELINES)})")
     hist = fit(model, fn, (s.train.x, s.train.y), val, spec, label=f"{name} seed {seed}", quiet=quiet,
                state_path=state_path, resume=resume)
-    from edgemem.train.loop import predict
-
     pred = predict(model, fn, s.test.x)
     if isinstance(model, L2MU):
         macs: float | None = float(model.macs_per_step())
@@ -136,27 +134,3 @@ def train_model(name: str, recipe: Recipe, prep: Prepared, seed: int, quiet: boo
         name, model, float((pred == s.test.y).mean()), accuracy(model, fn, *val) if val else None,
         params_of(model), macs, spikes, hist, pred,
     )
-
-
-def cross_validate(
-    recipe: Recipe, windows: Windows, class_names: list[str], names: list[str], quiet: bool = True
-) -> dict[str, dict[str, object]]:
-    """Leave-k-subjects-out CV: every model, every fold, every seed. Returns name -> {folds, mean, sd}."""
-    from edgemem.data.windows import cv_folds
-
-    out: dict[str, dict[str, object]] = {}
-    folds = cv_folds(recipe.cv.subjects, recipe.cv.folds)
-    for name in names:
-        accs: list[dict[str, object]] = []
-        for k, (train_s, test_s) in enumerate(folds):
-            prep = prepare(windows, class_names, train_s, [], test_s)
-            for seed in recipe.cv.seeds:
-                r = train_model(name, recipe, prep, seed, quiet=quiet)
-                accs.append({"fold": k, "test_subjects": test_s, "seed": seed, "accuracy": r.test_accuracy})
-        values = np.array([a["accuracy"] for a in accs], dtype=np.float64)
-        out[name] = {"runs": accs, "mean": float(values.mean()), "sd": float(values.std(ddof=1))}
-    return out
-
-
-def save_metrics_path(folder: Path) -> Path:
-    return folder / "metrics.json"

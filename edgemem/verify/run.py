@@ -24,21 +24,21 @@ from edgemem.verify import c_runtime
 
 
 @dataclass
-class TestSet:
+class HeldOut:
     x: np.ndarray  # [n][T][c] normalized float
     y: np.ndarray
     recording: np.ndarray
     start: np.ndarray
 
 
-def held_out_set(export_dir: Path) -> tuple[dict[str, Any], Any, TestSet]:
+def held_out_set(export_dir: Path) -> tuple[dict[str, Any], Any, HeldOut]:
     meta = load_meta(export_dir)
     ckpt_path = (export_dir / meta["checkpoint"]).resolve()
     ckpt = load_checkpoint(ckpt_path)
     recipe = recipe_of(ckpt)
     windows, _ = load_windows(recipe)
     test = windows.of_subjects(recipe.data.test_subjects)
-    return meta, ckpt, TestSet(ckpt.normalizer(test.x), test.y, test.recording, test.start)
+    return meta, ckpt, HeldOut(ckpt.normalizer(test.x), test.y, test.recording, test.start)
 
 
 def check_hashes(export_dir: Path, meta: dict[str, Any]) -> None:
