@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def build_m4() -> Path:
     return FIRMWARE / "build" / "m4" / "em_run.elf"
 
 
-def _io(blob: Path, x: np.ndarray, run: callable, n_out: int) -> tuple[np.ndarray, str]:  # type: ignore[valid-type]
+def _io(blob: Path, x: np.ndarray, run: Callable[[Path, Path, Path, int], str], n_out: int) -> tuple[np.ndarray, str]:
     """Write int8 windows [N][T][n_in] to a file, run, read int16 logits [N][T][n_out] back."""
     n, steps, _ = x.shape
     with tempfile.TemporaryDirectory(prefix="edgemem-run-") as tmp:
