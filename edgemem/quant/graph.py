@@ -1,0 +1,154 @@
+"""The integer graph IR (docs/graph.md): buffers, ops and tensors of one streaming step.
+
+Every quantized model is lowered to a Graph; the integer reference (graph_ref), the blob writer (export/graph_blob)
+and the C runtime all read this one description.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+from edgemem.errors import EdgememError
+
+NONE = 0xFFFF
+MAX_DIM = 1024
+MAX_LMU_CELLS = 4096
+MAX_KERNEL = 16
+MAX_BUFFERS = 256
+MAX_OPS = 256
+MAX_TENSORS = 1024
+
+
+class DType(IntEnum):
+    S8 = 1
+    S16 = 2
+    S32 = 3
+
+    @property
+    def np(self) -> type:
+        return {DType.S8: np.int8, DType.S16: np.int16, DType.S32: np.int32}[self]
+
+    @property
+    def size(self) -> int:
+        return {DType.S8: 1, DType.S16: 2, DType.S32: 4}[self]
+
+    @property
+    def bits(self) -> int:
+        return 8 * self.size
+
+
+class OpType(IntEnum):
+    FC = 1
+    CONV1D = 2
+    ACT = 3
+    LIF = 4
+    LEAKY = 5
+    LMU = 6
+    ADD = 7
+    ONOFF = 8
+
+
+class Act(IntEnum):
+    SAT = 0
+    RELU = 1
+    LUT = 2
+
+
+FLAG_ACC = 1  # FC, CONV1D, ADD, ONOFF: add into out
+FLAG_CUBA = 2  # LIF
+STATE = 1  # buffer flag
+
+
+@dataclass
+class Buffer:
+    name: str
+    dtype: DType
+    count: int
+    state: bool = False
+    offset: int = -1  # arena byte offset; -1 until placed
+
+
+@dataclass
+class Op:
+    """One op; buffer fields are buffer indices (or NONE), t are tensor indices (or NONE)."""
+
+    type: OpType
+    name: str
+    in0: int = NONE
+    out: int = NONE
+    state0: int = NONE
+    state1: int = NONE
+    scratch: int = NONE
+    d: tuple[int, int, int, int] = (0, 0, 0, 0)
+    t: tuple[int, int, int, int] = (NONE, NONE, NONE, NONE)
+    flags: int = 0
+
+    @property
+    def acc(self) -> bool:
+        return bool(self.flags & FLAG_ACC)
+
+    @property
+    def act(self) -> Act:
+        return Act((self.flags >> 1) & 3)
+
+
+@dataclass
+class Tensor:
+    name: str
+    data: np.ndarray  # int64 values; stored as `dtype`
+    dtype: DType
+
+
+@dataclass
+class Graph:
+    n_in: int
+    n_out: int
+    buffers: list[Buffer] = field(default_factory=list)
+    ops: list[Op] = field(default_factory=list)
+    tensors: list[Tensor] = field(default_factory=list)
+    in_buffer: int = NONE
+    out_buffer: int = NONE
+    arena_size: int = 0
+
+    # ---- building ----
+    def buffer(self, name: str, dtype: DType, count: int, state: bool = False) -> int:
+        self.buffers.append(Buffer(name, dtype, int(count), state))
+        return len(self.buffers) - 1
+
+    def tensor(self, name: str, data: np.ndarray, dtype: DType) -> int:
+        values = np.asarray(data, dtype=np.int64).reshape(-1)
+        info = np.iinfo(dtype.np)
+        if values.size and (values.min() < info.min or values.max() > info.max):
+            raise EdgememError(f"tensor {name} does not fit {dtype.name.lower()}")
+        self.tensors.append(Tensor(name, values, dtype))
+        return len(self.tensors) - 1
+
+    def op(self, op: Op) -> Op:
+        self.ops.append(op)
+        return op
+
+    def place(self) -> int:
+        """Pack every buffer back to back (4-byte aligned) in table order; returns the arena size."""
+        at = 0
+        for b in self.buffers:
+            b.offset = at
+            at += (b.count * b.dtype.size + 3) & ~3
+        self.arena_size = at
+        return at
+
+    # ---- reading ----
+    def index(self, name: str) -> int:
+        for i, b in enumerate(self.buffers):
+            if b.name == name:
+                return i
+        raise KeyError(name)
+
+    def weight_bytes(self) -> int:
+        return sum(t.data.size * t.dtype.size for t in self.tensors)
+
+
+def lut_op_flags(act: Act, acc: bool = False) -> int:
+    return (int(act) << 1) | (FLAG_ACC if acc else 0)
