@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from edgemem.atomic import write_bytes_atomic
 from edgemem.data.windows import Normalizer
 from edgemem.errors import EdgememError
-from edgemem.models.l2mu import L2MU, L2MUConfig
+from edgemem.models import registry
 
 FORMAT = "edgemem-checkpoint"
 VERSION = 1
@@ -21,7 +22,7 @@ VERSION = 1
 
 @dataclass
 class Checkpoint:
-    model: L2MU
+    model: nn.Module  # a model of the zoo (edgemem.models.registry)
     normalizer: Normalizer
     class_names: list[str]
     window: int
@@ -34,8 +35,8 @@ def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
         "format": FORMAT,
         "version": VERSION,
         "name": ckpt.name,
-        "kind": "l2mu",
-        "config": ckpt.model.cfg.to_dict(),
+        "kind": registry.kind_of(ckpt.model),
+        "config": registry.config_dict(ckpt.model),
         "state_dict": {k: v.detach().cpu().clone() for k, v in ckpt.model.state_dict().items()},
         "normalizer": ckpt.normalizer.to_dict(),
         "class_names": list(ckpt.class_names),
@@ -79,10 +80,10 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise EdgememError(f"checkpoint {path} is not an edgemem checkpoint")
     if payload.get("version") != VERSION:
         raise EdgememError(f"checkpoint {path} has format version {payload.get('version')}, expected {VERSION}")
-    if payload.get("kind") != "l2mu":
+    if payload.get("kind") not in registry.KINDS:
         raise EdgememError(f"checkpoint {path} holds an unsupported model kind {payload.get('kind')!r}")
     try:
-        model = L2MU(L2MUConfig.from_dict(payload["config"]))
+        model = registry.from_config(payload["kind"], payload["config"])
         model.load_state_dict(payload["state_dict"])
         normalizer = Normalizer.from_dict(payload["normalizer"])
         return Checkpoint(

@@ -40,7 +40,7 @@ def _ranges(model: L2MU, x: np.ndarray) -> dict[str, float]:
     return peak
 
 
-def _fc(weight: torch.Tensor, bias: torch.Tensor | None, s_in: float, s_out: float) -> QuantFC:
+def quantize_fc(weight: torch.Tensor, bias: torch.Tensor | None, s_in: float, s_out: float) -> QuantFC:
     w = weight.detach().double().numpy()
     maxabs = np.abs(w).max(axis=1)
     fallback = max(float(np.abs(w).max()), 1e-12)  # an all-zero row borrows the layer's range
@@ -80,7 +80,7 @@ def quantize_l2mu(model: L2MU, calib_x: np.ndarray, margin: float = 1.25) -> Qua
         layer = getattr(model, name)
         s_in = 1.0 if name in SPIKE_INPUTS else s_x
         s_out = s_y if name == "out" else pop_scale[FEEDS[name]]
-        fcs[name] = _fc(layer.weight, layer.bias, s_in, s_out)
+        fcs[name] = quantize_fc(layer.weight, layer.bias, s_in, s_out)
     pops = {p: _pop(model.pops[p], pop_scale[p], k == "cuba") for p, k in zip(POP_NAMES, cfg.neurons)}
     a = model.memory.A.double().numpy()
     a_shift = 15 - (math.floor(math.log2(np.abs(a).max())) + 1)

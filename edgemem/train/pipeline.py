@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,10 +13,11 @@ from torch import nn
 from edgemem.data.sources import load_source
 from edgemem.data.windows import Normalizer, Split, Windows, cut_windows, split_by_subject
 from edgemem.errors import EdgememError
+from edgemem.models import registry
 from edgemem.models.baselines import CNNClassifier, GRUClassifier, features_rf_fit_predict
 from edgemem.models.l2mu import L2MU, L2MUConfig
 from edgemem.train.loop import History, accuracy, fit, predict, seed_everything
-from edgemem.train.recipe import Recipe
+from edgemem.train.recipe import Recipe, ZooModelSpec
 
 BASELINES = ("gru", "cnn", "features_rf")
 
@@ -67,6 +69,13 @@ def l2mu_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model(x)[0].mean(dim=1)
 
 
+def zoo_logits(readout: str) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
+    def fn(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return registry.sequence_logits(model, x, readout)
+
+    return fn
+
+
 def plain_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model(x)
 
@@ -114,6 +123,9 @@ def train_model(name: str, recipe: Recipe, prep: Prepared, seed: int, quiet: boo
     if name == "l2mu":
         model: nn.Module = build_l2mu(recipe, prep.n_in, n_out)
         fn = l2mu_logits
+    elif isinstance(recipe.model, ZooModelSpec) and name == recipe.model.kind:
+        model = registry.build(name, recipe.model.params, prep.n_in, n_out)
+        fn = zoo_logits(recipe.readout)
     elif name == "gru":
         model, fn = GRUClassifier(prep.n_in, n_out), plain_logits
     elif name == "cnn":
@@ -126,6 +138,8 @@ def train_model(name: str, recipe: Recipe, prep: Prepared, seed: int, quiet: boo
     if isinstance(model, L2MU):
         macs: float | None = float(model.macs_per_step())
         spikes: float | None = spikes_per_step(model, s.test.x)
+    elif hasattr(model, "macs_per_step"):
+        macs, spikes = float(model.macs_per_step()), None
     elif isinstance(model, GRUClassifier):
         macs, spikes = float(model.macs_per_step()), None
     else:

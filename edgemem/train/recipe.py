@@ -44,6 +44,19 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class ZooModelSpec:
+    """A model of the zoo other than the L2MU: its kind, readout, and the fields of the kind's config dataclass
+    (edgemem.models.registry), checked against that dataclass's names and default types."""
+
+    kind: str
+    readout: str = "sum"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "readout": self.readout, **self.params}
+
+
+@dataclass(frozen=True)
 class AugmentSpec:
     scale: float = 0.0  # random per-window gain, +- this fraction
     noise: float = 0.0  # Gaussian noise, in units of the normalized signal
@@ -78,7 +91,7 @@ class QuantSpec:
 class Recipe:
     name: str
     data: DataSpec = field(default_factory=DataSpec)
-    model: ModelSpec = field(default_factory=ModelSpec)
+    model: ModelSpec | ZooModelSpec = field(default_factory=ModelSpec)
     train: TrainSpec = field(default_factory=TrainSpec)
     baselines: list[str] = field(default_factory=lambda: ["gru", "cnn", "features_rf"])
     cv: CVSpec = field(default_factory=CVSpec)
@@ -92,7 +105,13 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("path")
+        if isinstance(self.model, ZooModelSpec):
+            d["model"] = self.model.to_dict()
         return d
+
+    @property
+    def readout(self) -> str:
+        return self.model.readout if isinstance(self.model, ZooModelSpec) else "sum"
 
 
 def _build(cls: type, raw: Any, where: str) -> Any:
@@ -107,6 +126,9 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     kwargs = {}
     for name, value in raw.items():
         f = fields[name]
+        if cls is Recipe and name == "model" and isinstance(value, dict) and value.get("kind", "l2mu") != "l2mu":
+            kwargs[name] = _zoo_model(value)
+            continue
         sub = f.type if isinstance(f.type, type) else _SPECS.get(str(f.type))
         kwargs[name] = _build(sub, value, f"{where}.{name}" if where else name) if sub else value
     try:
@@ -115,10 +137,34 @@ def _build(cls: type, raw: Any, where: str) -> Any:
         raise EdgememError(f"recipe field '{where or 'top level'}': {e}") from None
 
 
+def _zoo_model(raw: dict[str, Any]) -> ZooModelSpec:
+    from edgemem.models.registry import READOUTS, recipe_fields
+
+    kind = raw["kind"]
+    if not isinstance(kind, str):
+        raise EdgememError(f"recipe field 'model.kind' must be str, got {kind!r}")
+    allowed = recipe_fields(kind)
+    readout = raw.get("readout", "sum")
+    if readout not in READOUTS:
+        raise EdgememError(f"recipe field 'model.readout' must be one of {', '.join(READOUTS)}, got {readout!r}")
+    params = {k: v for k, v in raw.items() if k not in ("kind", "readout")}
+    for k, v in params.items():
+        if k not in allowed:
+            raise EdgememError(f"recipe has unknown field 'model.{k}' for model kind '{kind}'")
+        default = allowed[k]
+        ok = isinstance(v, list) if isinstance(default, tuple | list) else _same_type(v, default) or default is None
+        if not ok:
+            raise EdgememError(f"recipe field 'model.{k}' must be {type(default).__name__}, got {v!r}")
+    return ZooModelSpec(kind, readout, params)
+
+
 _SPECS = {c.__name__: c for c in (DataSpec, ModelSpec, AugmentSpec, TrainSpec, CVSpec, QuantSpec)}
+_SPECS["ModelSpec | ZooModelSpec"] = ModelSpec  # the L2MU's model section; other kinds are built by _zoo_model
 
 
 def _check_types(obj: Any, where: str) -> None:
+    if isinstance(obj, ZooModelSpec):  # checked against its kind's config when built
+        return
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         name = f"{where}.{f.name}" if where else f.name
