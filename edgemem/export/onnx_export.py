@@ -1,4 +1,4 @@
-"""ONNX export of one float L2MU step with explicit state inputs and outputs."""
+"""ONNX export of one float streaming step (any model of the zoo) with explicit state inputs and outputs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+from torch import nn
 
 from edgemem.atomic import write_atomic
 from edgemem.models.l2mu import L2MU, L2MUStep
@@ -15,13 +16,37 @@ from edgemem.models.l2mu import L2MU, L2MUStep
 OPSET = 17
 
 
-def export_onnx(model: L2MU, path: Path) -> list[str]:
+def state_names(model: nn.Module) -> list[str]:
+    names = getattr(model, "state_names", None)
+    return list(names()) if names is not None else sorted(model.init_state(1))  # type: ignore[operator]
+
+
+def state_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape[1:]) for k, v in model.init_state(1).items()}  # type: ignore[operator]
+
+
+class StepModule(nn.Module):
+    """(x, *state) -> (logits, *state), state tensors in `state_names` order, for any model with init_state/step."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.names = state_names(model)
+
+    def forward(self, x: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        result = self.model.step(x, dict(zip(self.names, state)))  # type: ignore[operator]
+        logits, new = result[0], result[1]
+        return (logits, *[new[k] for k in self.names])
+
+
+def export_onnx(model: nn.Module, path: Path) -> list[str]:
     """Write the step as ONNX (checked with onnx.checker); returns the state names in input/output order."""
     was_training = model.training
-    step = L2MUStep(model).eval()  # the exporter restores the wrapper's mode afterwards: make that eval too
+    # the exporter restores the wrapper's mode afterwards: make that eval too
+    step = (L2MUStep(model) if isinstance(model, L2MU) else StepModule(model)).eval()
     names = step.names
-    shapes = model.state_shapes()
-    args = (torch.zeros(1, model.cfg.n_in), *[torch.zeros(1, *shapes[k]) for k in names])
+    shapes = state_shapes(model)
+    args = (torch.zeros(1, model.cfg.n_in), *[torch.zeros(1, *shapes[k]) for k in names])  # type: ignore[union-attr]
     inputs = ["x", *[f"{k}_in" for k in names]]
     outputs = ["logits", *[f"{k}_out" for k in names]]
     axes = {n: {0: "batch"} for n in inputs + outputs}
@@ -35,7 +60,7 @@ def export_onnx(model: L2MU, path: Path) -> list[str]:
             )
         proto = onnx.load(str(tmp))
         onnx.checker.check_model(proto, full_check=True)
-        proto.doc_string = "edgemem L2MU: one streaming step, state in and out"
+        proto.doc_string = f"edgemem {type(model).__name__}: one streaming step, state in and out"
         onnx.save(proto, str(tmp))
 
     try:

@@ -1,0 +1,39 @@
+"""Post-training quantization of any zoo model (other than the version-1 L2MU) into an integer graph."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from torch import nn
+
+from edgemem.errors import EdgememError
+from edgemem.models import registry
+from edgemem.quant.graph import Graph
+
+
+@dataclass
+class Lowered:
+    graph: Graph
+    input_scale: float
+    output_scale: float
+    info: dict[str, float] = field(default_factory=dict)  # calibrated peaks, for the report
+
+
+def lower(model: nn.Module, calib_x: np.ndarray, margin: float = 1.25) -> Lowered:
+    """calib_x [n][T][n_in]: normalized training sequences; the float model runs on them once to set every scale."""
+    kind = registry.kind_of(model)
+    model.eval()
+    if kind == "lmuformer":
+        from edgemem.quant.lower_lmuformer import lower_lmuformer
+
+        return lower_lmuformer(model, calib_x, margin)  # type: ignore[arg-type]
+    if kind == "elm":
+        from edgemem.quant.lower_elm import lower_elm
+
+        return lower_elm(model, calib_x, margin)  # type: ignore[arg-type]
+    if kind == "lmu":
+        from edgemem.quant.lower_lmu import lower_lmu
+
+        return lower_lmu(model, calib_x, margin)  # type: ignore[arg-type]
+    raise EdgememError(f"model kind '{kind}' has no graph lowering")

@@ -1,0 +1,127 @@
+"""LMUFormer (ANN and spiking) -> integer graph, following the step equations of edgemem/models/lmuformer.py.
+
+Scales: the input and every ANN activation are int8 at (calibrated peak) / 127; the ANN LMU memory is int16 at
+margin * peak / 32767; spiking currents and membranes are int16 at state_clip / 32767 and the spiking memory at
+memory_clip / 32767 (the float model clamps there, so saturation means the same); logits int16 at margin * peak.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edgemem.models.lmuformer import LMUFormer, _bn_seq
+from edgemem.quant.lower import Lowered
+from edgemem.quant.lowering import INT16_MAX, Builder, fold_bn, int8_scale, to_np
+
+
+def _gelu(v: np.ndarray) -> np.ndarray:
+    return F.gelu(torch.from_numpy(np.asarray(v, dtype=np.float64))).numpy()
+
+
+@torch.no_grad()
+def _peaks(model: LMUFormer, x: torch.Tensor) -> dict[str, float]:
+    """Largest magnitude of every tensor the integer graph stores, on the calibration set (eval, parallel form)."""
+    cfg = model.cfg
+    peak: dict[str, float] = {"input": float(x.abs().max())}
+
+    def note(key: str, v: torch.Tensor) -> torch.Tensor:
+        peak[key] = max(peak.get(key, 0.0), float(v.abs().max()))
+        return v
+
+    f = x
+    for i, (conv, bn) in enumerate(zip(model.convs, model.conv_bns)):
+        z = note(f"conv{i}.pre", _bn_seq(bn, conv(F.pad(f.transpose(1, 2), (cfg.kernel - 1, 0))).transpose(1, 2)))
+        f = note(f"conv{i}", model._act(z))
+    e = f
+    u = note("u", _bn_seq(model.lmu_u_bn, model.lmu_u(e)))
+    m = note("m", model.memory.parallel(u).flatten(2))
+    pre = note("h.pre", _bn_seq(model.lmu_bn, model.lmu_hm(m) + model.lmu_he(e)))
+    h = note("h", model._act(pre))
+    y = note("y", e + h)
+    pre1 = note("z.pre", _bn_seq(model.mix1_bn, model.mix1(y)))
+    z = note("z", model._act(pre1))
+    o = note("o", y + _bn_seq(model.mix2_bn, model.mix2(z)))
+    note("logits", model.head(o))
+    return peak
+
+
+def _w(layer: torch.nn.Module, bn: torch.nn.Module | None) -> tuple[np.ndarray, np.ndarray]:
+    return fold_bn(to_np(layer.weight), to_np(getattr(layer, "bias", None)), bn)  # type: ignore[arg-type]
+
+
+def lower_lmuformer(model: LMUFormer, calib_x: np.ndarray, margin: float) -> Lowered:
+    cfg = model.cfg
+    x = torch.from_numpy(np.asarray(calib_x, dtype=np.float32))
+    if cfg.spiking:
+        with torch.no_grad():
+            peak = {"input": float(x.abs().max()), "logits": float(model(x).abs().max())}
+    else:
+        peak = _peaks(model, x)
+    b = Builder(cfg.n_in, cfg.n_out, int8_scale(peak["input"]))
+    s_cur = cfg.state_clip / INT16_MAX
+
+    def lif(name: str, cur: int) -> int:
+        neuron = model.lifs[name]
+        return b.lif(name, cur, to_np(neuron.beta), to_np(neuron.threshold))  # type: ignore[arg-type]
+
+    def act(name: str, pre: int) -> int:
+        if cfg.activation == "relu":
+            return b.act(name, pre, "relu")
+        return b.act(name, pre, "lut", s_out=int8_scale(peak[name]), fn=_gelu)
+
+    def pre_scale(name: str) -> float:
+        """Scale of the int32 value an ANN activation reads: its own output's (ReLU) or the table's input (GELU)."""
+        return int8_scale(peak[name] if cfg.activation == "relu" else peak[f"{name}.pre"])
+
+    f = b.g.in_buffer
+    for i, (conv, bn) in enumerate(zip(model.convs, model.conv_bns)):
+        w, bias = _w(conv, bn)
+        if cfg.spiking:
+            f = lif(f"emb{i}", b.conv1d(f"conv{i}", w, bias, f, s_cur))
+        else:
+            f = act(f"conv{i}", b.conv1d(f"conv{i}", w, bias, f, pre_scale(f"conv{i}")))
+    e = f
+
+    w, bias = _w(model.lmu_u, model.lmu_u_bn)
+    if cfg.spiking:
+        u = lif("u", b.fc("lmu_u", w, bias, e, s_cur))
+        s_m = cfg.memory_clip / INT16_MAX
+    else:
+        u = b.act("u", b.fc("lmu_u", w, bias, e, int8_scale(peak["u"])), "sat")
+        s_m = margin * peak["m"] / INT16_MAX
+    m = b.lmu("lmu", u, to_np(model.memory.A), to_np(model.memory.B), s_m)  # type: ignore[arg-type]
+
+    w_hm, b_h = _w(model.lmu_hm, model.lmu_bn)
+    w_he, _ = fold_bn(to_np(model.lmu_he.weight), None, model.lmu_bn)  # type: ignore[arg-type]
+    s_h = s_cur if cfg.spiking else pre_scale("h")
+    cur = b.fc("lmu_hm", w_hm, b_h, m, s_h)  # the folded BN's shift rides on the first FC only
+    b.fc("lmu_he", w_he, None, e, s_h, out=cur)
+    if cfg.spiking:
+        b.add("res_e", e, out=cur)
+        y = lif("hid", cur)
+    else:
+        h = act("h", cur)
+        y = b.act("y", b.add("res_h", h, out=b.add("res_e", e, s_out=int8_scale(peak["y"]))), "sat")
+
+    w, bias = _w(model.mix1, model.mix1_bn)
+    if cfg.spiking:
+        z = lif("mix1", b.fc("mix1", w, bias, y, s_cur))
+    else:
+        z = act("z", b.fc("mix1", w, bias, y, pre_scale("z")))
+
+    w, bias = _w(model.mix2, model.mix2_bn)
+    if cfg.spiking:
+        cur2 = b.fc("mix2", w, bias, z, s_cur)
+        b.add("res_y", y, out=cur2)
+        o = lif("mix2", cur2)
+    else:
+        cur2 = b.fc("mix2", w, bias, z, int8_scale(peak["o"]))
+        b.add("res_y", y, out=cur2)
+        o = b.act("o", cur2, "sat")
+
+    logits = b.fc("head", to_np(model.head.weight), to_np(model.head.bias), o,  # type: ignore[arg-type]
+                  margin * peak["logits"] / INT16_MAX)
+    g = b.output(logits)
+    return Lowered(g, b.scale[g.in_buffer], b.output_scale, peak)

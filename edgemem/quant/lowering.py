@@ -1,0 +1,176 @@
+"""Building integer graphs from float layers: the shared half of every model's lowering.
+
+A Builder tracks the real value of one integer unit (the scale) of every buffer it creates, quantizes each layer's
+weights per output channel to int8 (edgemem.quant.calibrate.quantize_fc), and appends the op of docs/graph.md.
+Model files (lower_*.py) only say which layer feeds which, at which scale.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from edgemem.errors import EdgememError
+from edgemem.quant.calibrate import quantize_fc
+from edgemem.quant.graph import FLAG_ACC, FLAG_CUBA, NONE, Act, DType, Graph, Op, OpType, lut_op_flags
+from edgemem.quant.intops import quantize_multiplier, to_q15
+from edgemem.quant.lut import lut_for
+
+INT8_MAX, INT16_MAX = 127, 32767
+Array = np.ndarray
+
+
+def to_np(t: torch.Tensor | Array | None) -> Array | None:
+    if t is None:
+        return None
+    return t.detach().double().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t, dtype=np.float64)
+
+
+def fold_bn(w: Array, b: Array | None, bn: torch.nn.Module | None) -> tuple[Array, Array]:
+    """Fold an eval-mode BatchNorm that follows a layer into its weights: w [out][...], b [out]."""
+    b = np.zeros(w.shape[0]) if b is None else b
+    if bn is None:
+        return w, b
+    gamma, beta = to_np(bn.weight), to_np(bn.bias)  # type: ignore[arg-type]
+    mean, var = to_np(bn.running_mean), to_np(bn.running_var)  # type: ignore[arg-type]
+    k = gamma / np.sqrt(var + bn.eps)  # type: ignore[operator]
+    return w * k.reshape(-1, *([1] * (w.ndim - 1))), (b - mean) * k + beta
+
+
+def int8_scale(peak: float) -> float:
+    return max(float(peak), 1e-8) / INT8_MAX
+
+
+class Builder:
+    def __init__(self, n_in: int, n_out: int, input_scale: float) -> None:
+        self.g = Graph(n_in, n_out)
+        self.g.in_buffer = self.g.buffer("input", DType.S8, n_in)
+        self.scale: dict[int, float] = {self.g.in_buffer: input_scale}
+
+    # ---- helpers ----
+    def _buf(self, name: str, dtype: DType, count: int, scale: float, state: bool = False) -> int:
+        i = self.g.buffer(name, dtype, count, state)
+        self.scale[i] = scale
+        return i
+
+    def _params(self, name: str, w: Array, b: Array | None, s_in: float, s_out: float) -> tuple[int, int, int, int]:
+        q = quantize_fc(torch.from_numpy(np.ascontiguousarray(w.reshape(w.shape[0], -1))),
+                        None if b is None else torch.from_numpy(np.asarray(b, dtype=np.float64)), s_in, s_out)
+        g = self.g
+        return (g.tensor(f"{name}.w", q.w, DType.S8), g.tensor(f"{name}.bias", q.bias, DType.S32),
+                g.tensor(f"{name}.mult", q.mult, DType.S32), g.tensor(f"{name}.shift", q.shift, DType.S8))
+
+    def _out(self, name: str, out: int | None, n: int, s_out: float) -> tuple[int, int]:
+        if out is None:
+            return self._buf(f"{name}.acc", DType.S32, n, s_out), 0
+        if not math.isclose(self.scale[out], s_out, rel_tol=1e-12):
+            raise EdgememError(f"{name}: accumulating into a buffer of another scale")
+        return out, FLAG_ACC
+
+    # ---- ops ----
+    def fc(self, name: str, w: Array, b: Array | None, src: int, s_out: float, out: int | None = None) -> int:
+        """out s32 [d_out] at s_out (+)= W src + b. w [d_out][d_in] float."""
+        d_out, d_in = w.shape
+        if self.g.buffers[src].count != d_in:
+            raise EdgememError(f"{name}: input has {self.g.buffers[src].count} values, the layer takes {d_in}")
+        out, flags = self._out(name, out, d_out, s_out)
+        t = self._params(name, w, b, self.scale[src], s_out)
+        self.g.op(Op(OpType.FC, name, in0=src, out=out, d=(d_in, d_out, 0, 0), t=t, flags=flags))
+        return out
+
+    def conv1d(self, name: str, w: Array, b: Array | None, src: int, s_out: float, out: int | None = None) -> int:
+        """Causal conv: w [c_out][c_in][k] (torch Conv1d layout, left padding k-1)."""
+        c_out, c_in, k = w.shape
+        out, flags = self._out(name, out, c_out, s_out)
+        t = self._params(name, np.transpose(w, (0, 2, 1)), b, self.scale[src], s_out)  # -> [o][tap][c]
+        ring = self._buf(f"{name}.ring", DType.S8, (k - 1) * c_in, self.scale[src], state=True) if k > 1 else NONE
+        head = self._buf(f"{name}.head", DType.S32, 1, 1.0, state=True) if k > 1 else NONE
+        self.g.op(Op(OpType.CONV1D, name, in0=src, out=out, state0=ring, state1=head, d=(c_in, c_out, k, 0), t=t,
+                     flags=flags))
+        return out
+
+    def act(self, name: str, src: int, func: str, s_out: float | None = None,
+            fn: Callable[[Array], Array] | None = None, dtype: DType = DType.S8) -> int:
+        """relu / sat (out at the input's scale) or a 256-entry table of fn (input at the table's scale)."""
+        n = self.g.buffers[src].count
+        if func == "lut":
+            assert fn is not None and s_out is not None
+            table = lut_for(fn, self.scale[src], s_out)
+            out = self._buf(name, DType.S8, n, s_out)
+            t0 = self.g.tensor(f"{name}.lut", table, DType.S8)
+            self.g.op(Op(OpType.ACT, name, in0=src, out=out, d=(n, 0, 0, 0), t=(t0, NONE, NONE, NONE),
+                         flags=lut_op_flags(Act.LUT)))
+            return out
+        kind = {"relu": Act.RELU, "sat": Act.SAT}[func]
+        out = self._buf(name, dtype, n, self.scale[src])
+        self.g.op(Op(OpType.ACT, name, in0=src, out=out, d=(n, 0, 0, 0), flags=lut_op_flags(kind)))
+        return out
+
+    def lif(self, name: str, cur: int, beta: Array, threshold: Array, alpha: Array | None = None) -> int:
+        """LIF (alpha None) or CuBa population on currents at the membrane scale of `cur`; spikes at scale 1."""
+        n, s = self.g.buffers[cur].count, self.scale[cur]
+        thr = np.round(np.broadcast_to(threshold, (n,)) / s)
+        g = self.g
+        mem = self._buf(f"{name}.mem", DType.S16, n, s, state=True)
+        syn = self._buf(f"{name}.syn", DType.S16, n, s, state=True) if alpha is not None else NONE
+        tb = g.tensor(f"{name}.beta", to_q15(np.broadcast_to(beta, (n,))), DType.S16)
+        ta = g.tensor(f"{name}.alpha", to_q15(np.broadcast_to(alpha, (n,))), DType.S16) if alpha is not None else NONE
+        tt = g.tensor(f"{name}.thr", thr, DType.S16)
+        spk = self._buf(name, DType.S8, n, 1.0)
+        g.op(Op(OpType.LIF, name, in0=cur, out=spk, state0=mem, state1=syn, d=(n, 0, 0, 0), t=(tb, ta, tt, NONE),
+                flags=FLAG_CUBA if alpha is not None else 0))
+        return spk
+
+    def leaky(self, name: str, src: int, beta: Array) -> int:
+        """trace = sat16(beta * trace + src), a state buffer at src's scale."""
+        n = self.g.buffers[src].count
+        out = self._buf(name, DType.S16, n, self.scale[src], state=True)
+        tb = self.g.tensor(f"{name}.beta", to_q15(np.broadcast_to(beta, (n,))), DType.S16)
+        self.g.op(Op(OpType.LEAKY, name, in0=src, out=out, d=(n, 0, 0, 0), t=(tb, NONE, NONE, NONE)))
+        return out
+
+    def lmu(self, name: str, u: int, a: Array, b: Array, s_m: float) -> int:
+        """LMU memory m [n_u][order] (int16 at s_m) driven by u (s8; spikes have scale 1)."""
+        n_u, order = self.g.buffers[u].count, a.shape[0]
+        a_shift = 15 - (math.floor(math.log2(np.abs(a).max())) + 1)
+        a_q = np.clip(np.round(a * (1 << a_shift)), -32768, 32767)
+        real_b = b * self.scale[u] / s_m
+        b_shift = int(np.clip(24 - (math.floor(math.log2(max(np.abs(real_b).max(), 1e-30))) + 1), 0, 30))
+        b_q = np.round(real_b * (1 << b_shift))
+        m = self._buf(f"{name}.m", DType.S16, n_u * order, s_m, state=True)
+        scratch = self._buf(f"{name}.scratch", DType.S16, order, 1.0)
+        ta = self.g.tensor(f"{name}.A", a_q, DType.S16)
+        tb = self.g.tensor(f"{name}.B", b_q, DType.S32)
+        self.g.op(Op(OpType.LMU, name, in0=u, state0=m, scratch=scratch, d=(n_u, order, a_shift, b_shift),
+                     t=(ta, tb, NONE, NONE)))
+        return m
+
+    def add(self, name: str, src: int, out: int | None = None, s_out: float | None = None) -> int:
+        """out (s32) (+)= src rescaled to out's scale (a residual); a new buffer at s_out when out is None."""
+        n = self.g.buffers[src].count
+        if out is None:
+            assert s_out is not None
+            out, flags = self._buf(f"{name}.acc", DType.S32, n, s_out), 0
+        else:
+            flags = FLAG_ACC
+        mult, shift = quantize_multiplier(self.scale[src] / self.scale[out])
+        tm = self.g.tensor(f"{name}.mult", np.array([mult]), DType.S32)
+        ts = self.g.tensor(f"{name}.shift", np.array([shift]), DType.S8)
+        self.g.op(Op(OpType.ADD, name, in0=src, out=out, d=(n, 0, 0, 0), t=(tm, ts, NONE, NONE), flags=flags))
+        return out
+
+    def output(self, src: int) -> Graph:
+        """Logits: saturate the s32 logits buffer into the s16 output buffer; place buffers; done."""
+        n = self.g.buffers[src].count
+        self.g.out_buffer = self.act("logits16", src, "sat", dtype=DType.S16)
+        if n != self.g.n_out:
+            raise EdgememError(f"the model's last layer has {n} outputs, the graph {self.g.n_out}")
+        self.g.place()
+        return self.g
+
+    @property
+    def output_scale(self) -> float:
+        return self.scale[self.g.out_buffer]
