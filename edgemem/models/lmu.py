@@ -57,7 +57,21 @@ class LMUMemory(nn.Module):
         h = [self.B.double()]
         for _ in range(steps - 1):
             h.append(a @ h[-1])
-        return torch.stack(h).float()
+        return torch.stack(h).to(self.A.dtype)  # float32 for a float32 module, as before; float64 when converted
+
+    def peak_magnitude(self, lo: float, hi: float, steps: int | None = None) -> torch.Tensor:
+        """Largest |m[i]| that any input with lo <= u <= hi can drive, for every dimension i: [order].
+
+        m[i](t) = sum_k H[k][i] u(t-k) is extreme when each u(t-k) sits at lo or hi by the sign of H[k][i]. The
+        system is stable, so the sum over `steps` (default 20 theta + 100, where the response has died out) is the
+        bound over an unbounded stream too. For spikes (lo, hi) = (0, 1).
+        """
+        n = steps if steps is not None else int(20 * self.theta) + 100
+        h = self.impulse_response(n).double()
+        pos, neg = h.clamp(min=0), h.clamp(max=0)
+        top = (pos * hi + neg * lo).sum(0)
+        bottom = (pos * lo + neg * hi).sum(0)
+        return torch.maximum(top.abs(), bottom.abs())
 
     def parallel(self, u: torch.Tensor) -> torch.Tensor:
         """u [b][T][c] -> m [b][T][c][d] at once: causal convolution with H, computed with an FFT."""
