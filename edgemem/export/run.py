@@ -14,10 +14,14 @@ from typing import Any
 from edgemem.atomic import write_bytes_atomic
 from edgemem.checkpoint import Checkpoint, load_checkpoint
 from edgemem.errors import EdgememError
+from edgemem.export import graph_c_arrays
 from edgemem.export.blob import build_blob
 from edgemem.export.c_arrays import model_c, model_h
-from edgemem.export.onnx_export import export_onnx
+from edgemem.export.graph_blob import build_graph_blob
+from edgemem.export.onnx_export import export_onnx, state_names
+from edgemem.models import registry
 from edgemem.quant.calibrate import quantize_l2mu
+from edgemem.quant.lower import Lowered, lower
 from edgemem.quant.model import POP_NAMES, QuantL2MU
 from edgemem.train.pipeline import load_windows, prepare
 from edgemem.train.recipe import Recipe, _build
@@ -45,14 +49,24 @@ def recipe_of(ckpt: Checkpoint) -> Recipe:
     return _build(Recipe, ckpt.recipe, "")
 
 
-def quantize_checkpoint(ckpt: Checkpoint) -> QuantL2MU:
-    """Post-training quantization, calibrated on the checkpoint recipe's training windows (deterministic)."""
+def _calibration(ckpt: Checkpoint) -> tuple[Recipe, Any]:
     recipe = recipe_of(ckpt)
     d = recipe.data
     windows, names = load_windows(recipe)
     prep = prepare(windows, names, d.train_subjects, d.val_subjects, d.test_subjects)
-    calib = calibration_windows(prep.split.train.x, recipe.quant.calib_windows, 0)
-    return quantize_l2mu(ckpt.model, calib, recipe.quant.margin)
+    return recipe, calibration_windows(prep.split.train.x, recipe.quant.calib_windows, 0)
+
+
+def quantize_checkpoint(ckpt: Checkpoint) -> QuantL2MU:
+    """Post-training quantization, calibrated on the checkpoint recipe's training windows (deterministic)."""
+    recipe, calib = _calibration(ckpt)
+    return quantize_l2mu(ckpt.model, calib, recipe.quant.margin)  # type: ignore[arg-type]
+
+
+def lower_checkpoint(ckpt: Checkpoint) -> Lowered:
+    """Any other zoo model: the integer graph, calibrated like the L2MU."""
+    recipe, calib = _calibration(ckpt)
+    return lower(ckpt.model, calib, recipe.quant.margin)
 
 
 def _sha(data: bytes) -> str:
@@ -67,14 +81,17 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
     name = name or ckpt.name
     if not name.isidentifier():
         raise EdgememError(f"model name '{name}' must be a C identifier")
-    q = quantize_checkpoint(ckpt)
+    kind = registry.kind_of(ckpt.model)
     files: dict[str, bytes] = {}  # everything is generated first; nothing is written until all succeeded
     if "onnx" in formats:
         with tempfile.TemporaryDirectory(prefix="edgemem-onnx-") as tmp:
-            state_names = export_onnx(ckpt.model, Path(tmp) / "model.onnx")
+            names = export_onnx(ckpt.model, Path(tmp) / "model.onnx")
             files["model.onnx"] = (Path(tmp) / "model.onnx").read_bytes()
     else:
-        state_names = ckpt.model.state_names()
+        names = state_names(ckpt.model)
+    if kind != "l2mu":
+        return _export_graph(checkpoint, ckpt, out, name, files, names)
+    q = quantize_checkpoint(ckpt)
     arena = arena_bytes(q)
     if "c" in formats:
         files["model.bin"] = build_blob(q)
@@ -94,16 +111,54 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
         "input_scale": q.input_scale,
         "output_scale": q.output_scale,
         "normalizer": ckpt.normalizer.to_dict(),
-        "state_names": state_names,
+        "state_names": names,
         "arena_bytes": arena,
         "a_shift": q.a_shift,
         "population_scales": {p: q.pops[p].scale for p in POP_NAMES},
-        "files": {k: _sha(v) for k, v in sorted(files.items())},
     }
+    return _write(out, files, meta)
+
+
+def _write(out: Path, files: dict[str, bytes], meta: dict[str, Any]) -> dict[str, Any]:
+    meta["files"] = {k: _sha(v) for k, v in sorted(files.items())}
     files[META] = (json.dumps(meta, indent=2) + "\n").encode()
     for fname, data in files.items():
         write_bytes_atomic(out / fname, data)
     return meta
+
+
+def _export_graph(checkpoint: Path, ckpt: Checkpoint, out: Path, name: str, files: dict[str, bytes],
+                  names: list[str]) -> dict[str, Any]:
+    """Every model other than the L2MU: an integer graph (blob version 2, docs/graph.md)."""
+    recipe = recipe_of(ckpt)
+    low = lower_checkpoint(ckpt)
+    blob = build_graph_blob(low.graph)
+    readout = recipe.readout
+    files["model.bin"] = blob
+    files["model.h"] = graph_c_arrays.model_h(
+        name, blob, low.input_scale, low.output_scale, ckpt.class_names, ckpt.normalizer.mean, ckpt.normalizer.std,
+        recipe.data.downsample, readout=readout).encode()
+    files["model.c"] = graph_c_arrays.model_c(name, blob).encode()
+    meta = {
+        "format": "edgemem-export",
+        "version": 1,
+        "name": name,
+        "kind": registry.kind_of(ckpt.model),
+        "checkpoint": os.path.relpath(checkpoint.resolve(), out.resolve()),
+        "checkpoint_sha256": _sha(checkpoint.read_bytes()),
+        "class_names": ckpt.class_names,
+        "window": ckpt.window,
+        "downsample": recipe.data.downsample,
+        "input_scale": low.input_scale,
+        "output_scale": low.output_scale,
+        "normalizer": ckpt.normalizer.to_dict(),
+        "state_names": names,
+        "arena_bytes": low.graph.arena_size,
+        "readout": readout,
+        "weight_bytes": low.graph.weight_bytes(),
+        "ops": len(low.graph.ops),
+    }
+    return _write(out, files, meta)
 
 
 def _is_num(v: Any) -> bool:
@@ -122,7 +177,7 @@ def _is_str_list(v: Any) -> bool:
 # index these directly, so a missing or mistyped one is reported here by name instead of as a KeyError later.
 _META_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "name": ("a string", lambda v: isinstance(v, str) and v != ""),
-    "kind": ("'l2mu'", lambda v: v == "l2mu"),
+    "kind": (f"one of {', '.join(registry.KINDS)}", lambda v: v in registry.KINDS),
     "checkpoint": ("a path string", lambda v: isinstance(v, str) and v != ""),
     "checkpoint_sha256": ("a string", lambda v: isinstance(v, str)),
     "class_names": ("a list of strings", _is_str_list),
@@ -133,10 +188,15 @@ _META_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "normalizer": ("a mapping", lambda v: isinstance(v, dict)),
     "state_names": ("a list of strings", _is_str_list),
     "arena_bytes": ("an integer", _is_int),
+    "files": ("a mapping", lambda v: isinstance(v, dict)),
+}
+_L2MU_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {  # the version-1 blob's extra constants
     "a_shift": ("an integer", _is_int),
     "population_scales": (f"a mapping of {', '.join(POP_NAMES)} to positive numbers",
                           lambda v: isinstance(v, dict) and all(_is_num(v.get(p)) for p in POP_NAMES)),
-    "files": ("a mapping", lambda v: isinstance(v, dict)),
+}
+_GRAPH_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "readout": ("'sum' or 'last'", lambda v: v in registry.READOUTS),
 }
 
 
@@ -154,7 +214,8 @@ def load_meta(folder: Path) -> dict[str, Any]:
         raise EdgememError(f"{path} is not valid JSON (nested too deeply)") from None
     if not isinstance(meta, dict) or meta.get("format") != "edgemem-export" or meta.get("version") != 1:
         raise EdgememError(f"{path} is not an edgemem export of format version 1")
-    for key, (what, ok) in _META_FIELDS.items():
+    extra = _L2MU_FIELDS if meta.get("kind") == "l2mu" else _GRAPH_FIELDS
+    for key, (what, ok) in {**_META_FIELDS, **extra}.items():
         if key not in meta:
             raise EdgememError(f"{path} has no '{key}' field; re-export with `edgemem export`")
         if not ok(meta[key]):

@@ -14,11 +14,13 @@ import torch
 from edgemem.checkpoint import load_checkpoint
 from edgemem.errors import EdgememError
 from edgemem.export.blob import parse_blob
-from edgemem.export.onnx_export import run_onnx
+from edgemem.export.graph_blob import blob_version, parse_graph_blob
+from edgemem.export.onnx_export import run_onnx, state_shapes
 from edgemem.export.run import load_meta, recipe_of
+from edgemem.models.registry import per_step_logits
+from edgemem.quant.graph_ref import lif_spikes, run_graph
 from edgemem.quant.intops import quantize
 from edgemem.quant.intref import run as run_int
-from edgemem.quant.intref import window_predictions
 from edgemem.train.pipeline import load_windows
 from edgemem.verify import c_runtime
 
@@ -52,6 +54,40 @@ def check_hashes(export_dir: Path, meta: dict[str, Any]) -> None:
                                "re-run `edgemem export`")
 
 
+def predictions(logits: np.ndarray, readout: str) -> np.ndarray:
+    """Class per sequence from per-step logits [n][T][n_out]: argmax of their sum, or of the last step's."""
+    if readout == "last":
+        return logits[:, -1].argmax(axis=1)
+    return logits.astype(np.float64).sum(axis=1).argmax(axis=1)
+
+
+@dataclass
+class IntModel:
+    """The integer reference of an exported blob, whatever its version."""
+
+    input_scale: float
+    n_out: int
+    run: Any  # x [n][T][n_in] int8 -> (logits [n][T][n_out], spikes per step)
+
+
+def int_model(blob: bytes, meta: dict[str, Any]) -> IntModel:
+    if blob_version(blob) == 1:
+        q = parse_blob(blob, meta["input_scale"], meta["output_scale"], meta["population_scales"])
+        return IntModel(q.input_scale, q.n_out, lambda x: run_int(q, x))
+    g = parse_graph_blob(blob)
+
+    def run(x: np.ndarray) -> tuple[np.ndarray, float]:
+        spikes = [0]
+
+        def count(_: int, values: dict[str, np.ndarray]) -> None:
+            spikes[0] += int(lif_spikes(g, values).sum())
+
+        logits = run_graph(g, x, count)
+        return logits, spikes[0] / max(1, x.shape[0] * x.shape[1])
+
+    return IntModel(float(meta["input_scale"]), g.n_out, run)
+
+
 def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None) -> dict[str, Any]:
     """Runs every runtime; m4_windows limits the (slow) emulated run to the first N test windows."""
     def say(msg: str) -> None:
@@ -63,9 +99,10 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
         if not (export_dir / f).is_file():
             raise EdgememError(f"{export_dir} has no {f}; export with --to onnx,c")
     blob_path = export_dir / "model.bin"
-    q = parse_blob(blob_path.read_bytes(), meta["input_scale"], meta["output_scale"], meta["population_scales"])
+    q = int_model(blob_path.read_bytes(), meta)
     check_hashes(export_dir, meta)  # after the blob parse, whose messages are more specific
     n_out = q.n_out
+    readout = meta.get("readout", "sum")
 
     def acc(pred: np.ndarray, y: np.ndarray | None = None) -> float:
         y = ts.y if y is None else y
@@ -73,15 +110,15 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
 
     say("torch float")
     with torch.no_grad():
-        torch_logits = torch.cat([ckpt.model(torch.from_numpy(ts.x[i : i + 256]))[0]
+        torch_logits = torch.cat([per_step_logits(ckpt.model, torch.from_numpy(ts.x[i : i + 256]))
                                   for i in range(0, len(ts.x), 256)]).numpy()
-    pf = torch_logits.mean(axis=1).argmax(axis=1)
+    pf = predictions(torch_logits, readout)
     say("onnxruntime float")
-    onnx_logits = run_onnx(export_dir / "model.onnx", ts.x, meta["state_names"], ckpt.model.state_shapes())
-    po = onnx_logits.mean(axis=1).argmax(axis=1)
+    onnx_logits = run_onnx(export_dir / "model.onnx", ts.x, meta["state_names"], state_shapes(ckpt.model))
+    po = predictions(onnx_logits, readout)
     say("integer reference")
     xq = quantize(ts.x, q.input_scale).astype(np.int8)
-    ref, _ = run_int(q, xq)
+    ref, spikes = q.run(xq)
     say("C host")
     host = c_runtime.run_host(blob_path, xq, n_out)
     n_m4 = len(xq) if m4_windows is None else min(m4_windows, len(xq))
@@ -98,9 +135,9 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
         "accuracy": {
             "torch_float": acc(pf),
             "onnx_float": acc(po),
-            "int_reference": acc(window_predictions(ref)),
-            "c_host": acc(window_predictions(host)),
-            "c_cortex_m4": acc(window_predictions(m4.logits)),
+            "int_reference": acc(predictions(ref, readout)),
+            "c_host": acc(predictions(host, readout)),
+            "c_cortex_m4": acc(predictions(m4.logits, readout)),
         },
         "c_cortex_m4_windows": n_m4,
         "bit_exact": host_exact and m4_exact,
@@ -115,4 +152,6 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
         "arena_bytes": meta["arena_bytes"],
         "stack_bytes": stack,
         "instructions_per_step": m4.instructions_per_step,
+        "spikes_per_step": spikes,  # integer reference, all LIF populations, mean over the test steps
+        "readout": readout,
     }
