@@ -124,10 +124,18 @@ class Builder:
                 flags=FLAG_CUBA if alpha is not None else 0))
         return spk
 
+    def state16(self, name: str, count: int, scale: float) -> int:
+        """An int16 state buffer made before the op that writes it, so earlier ops can read last step's value."""
+        return self._buf(name, DType.S16, count, scale, state=True)
+
     def leaky(self, name: str, src: int, beta: Array) -> int:
-        """trace = sat16(beta * trace + src), a state buffer at src's scale."""
+        """trace = sat16(beta * trace + src), a new state buffer at src's scale."""
+        return self.leaky_into(name, src, self.state16(name, self.g.buffers[src].count, self.scale[src]), beta)
+
+    def leaky_into(self, name: str, src: int, out: int, beta: Array) -> int:
         n = self.g.buffers[src].count
-        out = self._buf(name, DType.S16, n, self.scale[src], state=True)
+        if not math.isclose(self.scale[out], self.scale[src], rel_tol=1e-12):
+            raise EdgememError(f"{name}: the leaky state and its input must share a scale")
         tb = self.g.tensor(f"{name}.beta", to_q15(np.broadcast_to(beta, (n,))), DType.S16)
         self.g.op(Op(OpType.LEAKY, name, in0=src, out=out, d=(n, 0, 0, 0), t=(tb, NONE, NONE, NONE)))
         return out
