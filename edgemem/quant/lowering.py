@@ -93,19 +93,21 @@ class Builder:
         return out
 
     def act(self, name: str, src: int, func: str, s_out: float | None = None,
-            fn: Callable[[Array], Array] | None = None, dtype: DType = DType.S8) -> int:
-        """relu / sat (out at the input's scale) or a 256-entry table of fn (input at the table's scale)."""
+            fn: Callable[[Array], Array] | None = None, dtype: DType = DType.S8, state: bool = False,
+            out: int | None = None) -> int:
+        """relu / sat (out at the input's scale) or a 256-entry table of fn (input at the table's scale); `state`
+        keeps the output for the next step (a recurrent hidden state); `out`: write into a buffer made earlier."""
         n = self.g.buffers[src].count
         if func == "lut":
             assert fn is not None and s_out is not None
             table = lut_for(fn, self.scale[src], s_out)
-            out = self._buf(name, DType.S8, n, s_out)
+            out = self._buf(name, DType.S8, n, s_out, state) if out is None else out
             t0 = self.g.tensor(f"{name}.lut", table, DType.S8)
             self.g.op(Op(OpType.ACT, name, in0=src, out=out, d=(n, 0, 0, 0), t=(t0, NONE, NONE, NONE),
                          flags=lut_op_flags(Act.LUT)))
             return out
         kind = {"relu": Act.RELU, "sat": Act.SAT}[func]
-        out = self._buf(name, dtype, n, self.scale[src])
+        out = self._buf(name, dtype, n, self.scale[src], state) if out is None else out
         self.g.op(Op(OpType.ACT, name, in0=src, out=out, d=(n, 0, 0, 0), flags=lut_op_flags(kind)))
         return out
 
@@ -128,6 +130,10 @@ class Builder:
         """An int16 state buffer made before the op that writes it, so earlier ops can read last step's value."""
         return self._buf(name, DType.S16, count, scale, state=True)
 
+    def state8(self, name: str, count: int, scale: float) -> int:
+        """An int8 state buffer (a recurrent activation) made before the op that writes it."""
+        return self._buf(name, DType.S8, count, scale, state=True)
+
     def leaky(self, name: str, src: int, beta: Array) -> int:
         """trace = sat16(beta * trace + src), a new state buffer at src's scale."""
         return self.leaky_into(name, src, self.state16(name, self.g.buffers[src].count, self.scale[src]), beta)
@@ -140,15 +146,17 @@ class Builder:
         self.g.op(Op(OpType.LEAKY, name, in0=src, out=out, d=(n, 0, 0, 0), t=(tb, NONE, NONE, NONE)))
         return out
 
-    def lmu(self, name: str, u: int, a: Array, b: Array, s_m: float) -> int:
-        """LMU memory m [n_u][order] (int16 at s_m) driven by u (s8; spikes have scale 1)."""
+    def lmu(self, name: str, u: int, a: Array, b: Array, s_m: float, m: int | None = None) -> int:
+        """LMU memory m [n_u][order] (int16 at s_m) driven by u (s8; spikes have scale 1); `m`: a state buffer made
+        earlier (state16) when ops before this one read the previous step's memory."""
         n_u, order = self.g.buffers[u].count, a.shape[0]
         a_shift = 15 - (math.floor(math.log2(np.abs(a).max())) + 1)
         a_q = np.clip(np.round(a * (1 << a_shift)), -32768, 32767)
         real_b = b * self.scale[u] / s_m
         b_shift = int(np.clip(24 - (math.floor(math.log2(max(np.abs(real_b).max(), 1e-30))) + 1), 0, 30))
         b_q = np.round(real_b * (1 << b_shift))
-        m = self._buf(f"{name}.m", DType.S16, n_u * order, s_m, state=True)
+        if m is None:
+            m = self._buf(f"{name}.m", DType.S16, n_u * order, s_m, state=True)
         scratch = self._buf(f"{name}.scratch", DType.S16, order, 1.0)
         ta = self.g.tensor(f"{name}.A", a_q, DType.S16)
         tb = self.g.tensor(f"{name}.B", b_q, DType.S32)
