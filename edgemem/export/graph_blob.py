@@ -1,0 +1,137 @@
+"""The graph model blob (version 2, docs/graph.md): header, buffer, op and tensor tables, aligned data, CRC-32.
+
+parse_graph_blob checks what the C parser checks, in its order (docs/graph.md "Parse order"), so both reject the
+same blobs for the same reason; the structural checks are edgemem.quant.graph_check, shared with validate(g). As in
+version 1 (edgemem/export/blob.py), bytes after the declared total size are an error here while C ignores them:
+edgemem never writes them, so they mean a damaged file.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+
+from edgemem.quant.graph import Buffer, DType, Graph, Op, OpType, Tensor
+from edgemem.quant.graph_check import (
+    ELSIZE,
+    GraphDefect,
+    Tables,
+    check_buffers,
+    check_header,
+    check_ops,
+    check_params,
+    tables_of,
+    validate,
+)
+
+MAGIC = b"EMMB"
+VERSION = 2
+HEADER_SIZE = 64
+KIND_GRAPH = 2
+BUFFER_SIZE, OP_SIZE, TENSOR_SIZE = 12, 32, 12
+_HEADER = "<4sHHIIHHHHHHHHI"  # through arena_size; 28 reserved bytes follow
+_BUFFER = "<BBHII"  # dtype, flags, pad, count, offset
+_OP = "<16H"
+_TENSOR = "<HBBII"  # id, dtype, pad, offset, count
+
+
+def blob_version(blob: bytes) -> int:
+    """The format version of a model blob (1: the fixed L2MU of export/blob.py, 2: a graph), to pick a parser."""
+    if len(blob) < 8:
+        raise GraphDefect("TRUNCATED", f"model blob is truncated ({len(blob)} bytes, too short to hold a version)")
+    if blob[:4] != MAGIC:
+        raise GraphDefect("MAGIC", f"model blob has a bad magic number {bytes(blob[:4])!r} (expected {MAGIC!r}; not an "
+                           "edgemem model blob)")
+    return struct.unpack_from("<H", blob, 4)[0]
+
+
+def build_graph_blob(g: Graph) -> bytes:
+    """The blob of g (placing its buffers first if they are not placed); g must pass validate."""
+    if any(b.offset < 0 for b in g.buffers):
+        g.place()
+    validate(g)
+    t = tables_of(g)
+    data_start = HEADER_SIZE + BUFFER_SIZE * len(t.buffers) + OP_SIZE * len(t.ops) + TENSOR_SIZE * len(g.tensors)
+    tables = bytearray()
+    for entry in t.buffers:
+        tables += struct.pack(_BUFFER, *entry)
+    for entry in t.ops:
+        tables += struct.pack(_OP, *entry)
+    data = bytearray()
+    for i, x in enumerate(g.tensors):
+        data += b"\0" * (-(data_start + len(data)) % 4)  # every tensor 4-byte aligned, whatever its dtype
+        tables += struct.pack(_TENSOR, i, int(x.dtype), 0, data_start + len(data), x.data.size)
+        data += x.data.astype(np.dtype(x.dtype.np).newbyteorder("<")).tobytes()
+    payload = bytes(tables + data)
+    total = HEADER_SIZE + len(payload)
+    header = struct.pack(_HEADER, MAGIC, VERSION, HEADER_SIZE, total, zlib.crc32(payload), KIND_GRAPH, g.n_in,
+                         g.n_out, len(t.buffers), len(t.ops), len(g.tensors), g.in_buffer, g.out_buffer,
+                         t.arena_size)
+    return header.ljust(HEADER_SIZE, b"\0") + payload
+
+
+def parse_graph_blob(blob: bytes) -> Graph:
+    """Read a version-2 blob back into a Graph; any byte string parses or raises one GraphDefect line."""
+
+    def bad(status: str, why: str) -> GraphDefect:
+        return GraphDefect(status, f"model blob {why}")
+
+    blob = bytes(blob)
+    size = len(blob)
+    if size < HEADER_SIZE:
+        raise bad("TRUNCATED", f"is truncated ({size} bytes, shorter than its {HEADER_SIZE}-byte header)")
+    (magic, version, hsize, total, crc, kind, n_in, n_out, n_b, n_op, n_t, in_buf, out_buf,
+     arena) = struct.unpack_from(_HEADER, blob)
+    tables_end = HEADER_SIZE + BUFFER_SIZE * n_b + OP_SIZE * n_op + TENSOR_SIZE * n_t
+    if total > size:
+        raise bad("TRUNCATED", f"is truncated ({size} bytes, its header says {total})")
+    if total < tables_end:
+        raise bad("TRUNCATED", f"is truncated (declared size {total} cannot hold its tables of {n_b} buffers, "
+                  f"{n_op} ops and {n_t} tensors)")
+    if magic != MAGIC:
+        raise bad("MAGIC", f"has a bad magic number {magic!r} (expected {MAGIC!r}; not an edgemem model blob)")
+    if version != VERSION or hsize != HEADER_SIZE:
+        raise bad("VERSION", f"has version {version} / header size {hsize}; expected version {VERSION} / "
+                  f"{HEADER_SIZE}")
+    if total < size:
+        raise bad("TRAILING", f"has {size - total} bytes after its declared size {total}")
+    if zlib.crc32(blob[HEADER_SIZE:total]) != crc:
+        raise bad("CRC", f"is corrupt: its CRC-32 does not match (stored {crc:#010x}, computed "
+                  f"{zlib.crc32(blob[HEADER_SIZE:total]):#010x})")
+    if kind != KIND_GRAPH:
+        raise bad("KIND", f"has model kind {kind}; expected {KIND_GRAPH} (graph)")
+
+    at = HEADER_SIZE
+    buffers = [struct.unpack_from(_BUFFER, blob, at + BUFFER_SIZE * i) for i in range(n_b)]
+    at += BUFFER_SIZE * n_b
+    ops = [struct.unpack_from(_OP, blob, at + OP_SIZE * i) for i in range(n_op)]
+    at += OP_SIZE * n_op
+    entries = [struct.unpack_from(_TENSOR, blob, at + TENSOR_SIZE * i) for i in range(n_t)]
+    t = Tables(n_in, n_out, n_b, n_op, n_t, in_buf, out_buf, arena, blob[36:HEADER_SIZE], buffers, ops,
+               [(dtype, count) for _, dtype, _, _, count in entries])
+    check_header(t, bad)
+    check_buffers(t, bad)
+    check_ops(t, bad)
+    for i, (tid, dtype, pad, off, count) in enumerate(entries):
+        if tid != i or dtype not in ELSIZE or pad:
+            raise bad("TENSOR", f"tensor table entry {i} has id {tid}, dtype code {dtype}, pad {pad}; expected id "
+                      f"{i}, a dtype code in 1..3 and pad 0")
+        nbytes = count * ELSIZE[dtype]
+        if off < tables_end or off >= total or off + nbytes > total:
+            raise bad("BOUNDS", f"tensor {i} lies outside the blob's data area (offset {off}, {nbytes} bytes, data "
+                      f"in [{tables_end}, {total}))")
+    for i, (_, dtype, _, off, _) in enumerate(entries):
+        if off % ELSIZE[dtype]:
+            raise bad("ALIGN", f"tensor {i} has misaligned offset {off} for its {ELSIZE[dtype]}-byte elements")
+    data = [np.frombuffer(blob, dtype=np.dtype(DType(dtype).np).newbyteorder("<"), count=count,
+                          offset=off).astype(np.int64) for _, dtype, _, off, count in entries]
+    check_params(t, data, bad)
+
+    g = Graph(n_in, n_out, in_buffer=in_buf, out_buffer=out_buf, arena_size=arena)
+    g.buffers = [Buffer(f"b{i}", DType(dt), count, bool(fl & 1), off) for i, (dt, fl, _, count, off) in enumerate(buffers)]
+    g.ops = [Op(OpType(r[0]), f"op{i}", in0=r[2], out=r[4], state0=r[5], state1=r[6], scratch=r[7],
+                d=(r[8], r[9], r[10], r[11]), t=(r[12], r[13], r[14], r[15]), flags=r[1]) for i, r in enumerate(ops)]
+    g.tensors = [Tensor(f"t{i}", x, DType(dtype)) for i, (x, (_, dtype, _, _, _)) in enumerate(zip(data, entries))]
+    return g

@@ -1,0 +1,329 @@
+"""The checks of a graph (docs/graph.md "Parse order"), shared by validate(g) and the blob parser.
+
+They run on the graph's tables as the blob stores them (plain integers), so a Graph in memory and a parsed blob are
+judged by the same code, in the C parser's order, and fail with the same C status: header dims, buffer table, op
+table (per op: type, fields, dims, buffers, tensors, written-before-read), then (blob only: tensor table extents and
+alignment) parameter ranges. Every failure is a GraphDefect: one EdgememError line naming the defect, and `status`,
+the name of the EM_ERR_* code C returns for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgemem.errors import EdgememError
+from edgemem.quant.graph import (
+    FLAG_ACC,
+    FLAG_CUBA,
+    MAX_BUFFERS,
+    MAX_DIM,
+    MAX_KERNEL,
+    MAX_LMU_CELLS,
+    MAX_OPS,
+    MAX_TENSORS,
+    NONE,
+    STATE,
+    Act,
+    DType,
+    Graph,
+    OpType,
+)
+
+S8, S16, S32 = int(DType.S8), int(DType.S16), int(DType.S32)
+DTYPE_NAMES = {S8: "s8", S16: "s16", S32: "s32"}
+ELSIZE = {S8: 1, S16: 2, S32: 4}
+BUFFER_FIELDS = ("in0", "in1", "out", "state0", "state1", "scratch")
+# which flag bits each op type may set
+OP_FLAGS = {OpType.FC: FLAG_ACC, OpType.CONV1D: FLAG_ACC, OpType.ACT: 6, OpType.LIF: FLAG_CUBA, OpType.LEAKY: 0,
+            OpType.LMU: 0, OpType.ADD: FLAG_ACC, OpType.ONOFF: FLAG_ACC}
+
+
+class GraphDefect(EdgememError):
+    """A malformed graph or blob; `status` names the C parser's EM_ERR_* code for the same defect."""
+
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+Bad = Callable[[str, str], GraphDefect]  # (status, why) -> the error to raise
+
+
+@dataclass
+class Tables:
+    """A graph as the blob's header fields and tables hold it (raw integers, not yet trusted)."""
+
+    n_in: int
+    n_out: int
+    n_buffers: int
+    n_ops: int
+    n_tensors: int
+    in_buffer: int
+    out_buffer: int
+    arena_size: int
+    reserved: bytes  # header bytes 36..63
+    buffers: list[tuple[int, int, int, int, int]]  # dtype, flags, pad, count, offset
+    ops: list[tuple[int, ...]]  # type, flags, in0, in1, out, state0, state1, scratch, d0..d3, t0..t3
+    tensors: list[tuple[int, int]]  # dtype, count (the blob's id and offset are the parser's own checks)
+
+
+@dataclass(frozen=True)
+class BufSpec:
+    field: str
+    dtypes: tuple[int, ...]
+    count: int
+    state: bool | None  # True: must be STATE, False: must not be, None: either
+    reads: bool  # the op reads it before writing it this step
+    writes: bool
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    buffers: tuple[BufSpec, ...]
+    tensors: tuple[tuple[int, int] | None, ...]  # t0..t3: (dtype, count) or None (must be NONE)
+
+
+def dtype_name(code: int) -> str:
+    return DTYPE_NAMES.get(code, f"code {code}")
+
+
+def _dim_rule(kind: OpType, i: int) -> tuple[str, int, int, str] | None:
+    """(name, lo, hi, status) of d[i] for this op type, or None if the type does not use it."""
+    names = {OpType.FC: ("d_in", "d_out"), OpType.CONV1D: ("c_in", "c_out", "k"),
+             OpType.LMU: ("n_u", "order", "a_shift", "b_shift")}.get(kind, ("n",))
+    if i >= len(names):
+        return None
+    if kind == OpType.CONV1D and i == 2:
+        return names[i], 1, MAX_KERNEL, "DIMS"
+    if kind == OpType.LMU and i >= 2:
+        return names[i], 1 if i == 2 else 0, 30, "PARAM"  # the shifts are parameters, checked in place
+    return names[i], 1, MAX_DIM, "DIMS"
+
+
+def op_spec(kind: OpType, flags: int, d: tuple[int, ...]) -> OpSpec:
+    """Expected buffers and tensors of an op whose type, flags and dims are already checked."""
+    acc = bool(flags & FLAG_ACC)
+    if kind in (OpType.FC, OpType.CONV1D):
+        n_in, n_out = d[0], d[1]
+        k = d[2] if kind == OpType.CONV1D else 1
+        bufs = [BufSpec("in0", (S8, S16) if kind == OpType.FC else (S8,), n_in, None, True, False),
+                BufSpec("out", (S32,), n_out, None, acc, True)]
+        if k > 1:
+            bufs += [BufSpec("state0", (S8,), (k - 1) * n_in, True, True, True),
+                     BufSpec("state1", (S32,), 1, True, True, True)]
+        return OpSpec(tuple(bufs), ((S8, n_out * k * n_in), (S32, n_out), (S32, n_out), (S8, n_out)))
+    n = d[0]
+    if kind == OpType.ACT:
+        lut = Act((flags >> 1) & 3) == Act.LUT
+        return OpSpec((BufSpec("in0", (S32,), n, None, True, False),
+                       BufSpec("out", (S8,) if lut else (S8, S16), n, None, False, True)),
+                      ((S8, 256) if lut else None, None, None, None))
+    if kind == OpType.LIF:
+        cuba = bool(flags & FLAG_CUBA)
+        bufs = [BufSpec("in0", (S32,), n, None, True, False), BufSpec("out", (S8,), n, None, False, True),
+                BufSpec("state0", (S16,), n, True, True, True)]
+        if cuba:
+            bufs.append(BufSpec("state1", (S16,), n, True, True, True))
+        return OpSpec(tuple(bufs), ((S16, n), (S16, n) if cuba else None, (S16, n), None))
+    if kind == OpType.LEAKY:
+        return OpSpec((BufSpec("in0", (S32,), n, None, True, False), BufSpec("out", (S16,), n, True, True, True)),
+                      ((S16, n), None, None, None))
+    if kind == OpType.LMU:
+        n_u, order = d[0], d[1]
+        return OpSpec((BufSpec("in0", (S8,), n_u, None, True, False),
+                       BufSpec("state0", (S16,), n_u * order, True, True, True),
+                       BufSpec("scratch", (S16,), order, False, False, True)),
+                      ((S16, order * order), (S32, order), None, None))
+    if kind == OpType.ADD:
+        return OpSpec((BufSpec("in0", (S8, S16), n, None, True, False), BufSpec("out", (S32,), n, None, acc, True)),
+                      ((S32, 1), (S8, 1), None, None))
+    assert kind == OpType.ONOFF
+    return OpSpec((BufSpec("in0", (S16,), n, None, True, False), BufSpec("out", (S32,), 2 * n, None, acc, True)),
+                  (None, None, None, None))
+
+
+def _used_fields(kind: OpType, flags: int, d: tuple[int, ...]) -> set[str]:
+    """Buffer fields an op must set, before its dims are trusted (CONV1D's state follows d2 = k)."""
+    base = {OpType.LMU: {"in0", "state0", "scratch"}}.get(kind, {"in0", "out"})
+    if kind == OpType.CONV1D and d[2] != 1:
+        base |= {"state0", "state1"}
+    if kind == OpType.LIF:
+        base |= {"state0", "state1"} if flags & FLAG_CUBA else {"state0"}
+    return base
+
+
+def _used_tensors(kind: OpType, flags: int) -> tuple[bool, bool, bool, bool]:
+    if kind in (OpType.FC, OpType.CONV1D):
+        return (True, True, True, True)
+    if kind == OpType.ACT:
+        return ((flags >> 1) & 3 == Act.LUT, False, False, False)
+    if kind == OpType.LIF:
+        return (True, bool(flags & FLAG_CUBA), True, False)
+    if kind == OpType.LEAKY:
+        return (True, False, False, False)
+    if kind in (OpType.LMU, OpType.ADD):
+        return (True, True, False, False)
+    return (False, False, False, False)
+
+
+def check_header(t: Tables, bad: Bad) -> None:
+    for name, v, lo, hi in (("n_in", t.n_in, 1, MAX_DIM), ("n_out", t.n_out, 1, MAX_DIM),
+                            ("n_buffers", t.n_buffers, 0, MAX_BUFFERS), ("n_ops", t.n_ops, 0, MAX_OPS),
+                            ("n_tensors", t.n_tensors, 0, MAX_TENSORS)):
+        if not lo <= v <= hi:
+            raise bad("DIMS", f"has {name} = {v}, outside [{lo}, {hi}]")
+    for name, idx in (("in_buffer", t.in_buffer), ("out_buffer", t.out_buffer)):
+        if not 0 <= idx < t.n_buffers:
+            raise bad("BUFFER", f"has {name} = {idx}, not one of its {t.n_buffers} buffers")
+    if any(t.reserved):
+        raise bad("VERSION", "has non-zero reserved header bytes 36..63 (a newer writer's field)")
+
+
+def check_buffers(t: Tables, bad: Bad) -> None:
+    for i, (dtype, flags, pad, count, offset) in enumerate(t.buffers):
+        if dtype not in ELSIZE:
+            raise bad("BUFFER", f"buffer {i} has unknown dtype code {dtype}")
+        if flags & ~STATE or pad:
+            raise bad("BUFFER", f"buffer {i} has flags {flags:#x} and pad {pad} (only STATE = 1 is defined; pad 0)")
+        if count < 1:
+            raise bad("BUFFER", f"buffer {i} has count 0")
+        if offset % 4:
+            raise bad("BUFFER", f"buffer {i} has arena offset {offset}, not 4-byte aligned")
+        end = offset + count * ELSIZE[dtype]
+        if end > t.arena_size:
+            raise bad("BUFFER", f"buffer {i} ([{offset}, {end})) lies outside the arena of {t.arena_size} bytes")
+    spans = sorted((off, off + cnt * ELSIZE[dt], i) for i, (dt, _, _, cnt, off) in enumerate(t.buffers))
+    for (_, end_a, a), (start_b, _, b) in zip(spans, spans[1:]):
+        if start_b < end_a:
+            raise bad("BUFFER", f"buffers {min(a, b)} and {max(a, b)} overlap in the arena")
+    for name, idx, dt, n in (("in_buffer", t.in_buffer, S8, t.n_in), ("out_buffer", t.out_buffer, S16, t.n_out)):
+        dtype, _, _, count, _ = t.buffers[idx]
+        if dtype != dt or count != n:
+            raise bad("BUFFER", f"{name} {idx} is {dtype_name(dtype)} [{count}]; expected {dtype_name(dt)} [{n}]")
+    if t.buffers[t.in_buffer][1] & STATE:
+        raise bad("BUFFER", f"in_buffer {t.in_buffer} is a state buffer (the input is not state)")
+
+
+def _check_fields(t: Tables, kind: OpType, raw: tuple[int, ...], where: str, bad: Bad) -> None:
+    flags, tids = raw[1], raw[12:16]
+    fields = dict(zip(BUFFER_FIELDS, raw[2:8]))
+    if flags & ~OP_FLAGS[kind] or (kind == OpType.ACT and (flags >> 1) & 3 == 3):
+        raise bad("OP", f"{where} has flags {flags:#x}, not defined for its type")
+    used = _used_fields(kind, flags, raw[8:12])
+    for name, v in fields.items():
+        if name not in used and v != NONE:
+            raise bad("OP", f"{where} field {name} = {v}; unused by this op, it must be NONE")
+        if name in used and not 0 <= v < t.n_buffers:
+            raise bad("OP", f"{where} field {name} = {v}, not one of the {t.n_buffers} buffers")
+    named = [fields[f] for f in BUFFER_FIELDS if f in used]
+    if len(set(named)) != len(named):
+        raise bad("OP", f"{where} names one buffer in two fields")
+    for k, (use, v) in enumerate(zip(_used_tensors(kind, flags), tids)):
+        if not use and v != NONE:
+            raise bad("OP", f"{where} field t{k} = {v}; unused by this op, it must be NONE")
+        if use and not 0 <= v < t.n_tensors:
+            raise bad("OP", f"{where} field t{k} = {v}, not one of the {t.n_tensors} tensors")
+
+
+def _check_dims(kind: OpType, d: tuple[int, ...], where: str, bad: Bad) -> None:
+    for i in range(4):
+        rule = _dim_rule(kind, i)
+        if rule is None:
+            if d[i] != 0:
+                raise bad("OP", f"{where} has d{i} = {d[i]}; unused by this op, it must be 0")
+            continue
+        name, lo, hi, status = rule
+        if not lo <= d[i] <= hi:
+            raise bad(status, f"{where} has {name} = {d[i]}, outside [{lo}, {hi}]")
+    if kind == OpType.LMU and d[0] * d[1] > MAX_LMU_CELLS:
+        raise bad("DIMS", f"{where} has n_u * order = {d[0] * d[1]}, above {MAX_LMU_CELLS}")
+
+
+def check_ops(t: Tables, bad: Bad) -> None:
+    """Per op, in list order: type, fields, dims, buffers, tensors, written-before-read; then out_buffer written."""
+    written = {t.in_buffer}
+    for i, raw in enumerate(t.ops):
+        if raw[0] not in OpType._value2member_map_:
+            raise bad("OP", f"op {i} has unknown type {raw[0]}")
+        kind, flags, d, tids = OpType(raw[0]), raw[1], tuple(raw[8:12]), raw[12:16]
+        fields = dict(zip(BUFFER_FIELDS, raw[2:8]))
+        where = f"op {i} ({kind.name})"
+        _check_fields(t, kind, raw, where, bad)
+        _check_dims(kind, d, where, bad)
+        spec = op_spec(kind, flags, d)
+        for s in spec.buffers:
+            b = fields[s.field]
+            dtype, _, _, count, _ = t.buffers[b]
+            if dtype not in s.dtypes or count != s.count:
+                want = " or ".join(dtype_name(x) for x in s.dtypes)
+                raise bad("BUFFER", f"{where} {s.field} is buffer {b}, {dtype_name(dtype)} [{count}]; expected "
+                          f"{want} [{s.count}]")
+        for s in spec.buffers:
+            b = fields[s.field]
+            if s.state is not None and bool(t.buffers[b][1] & STATE) != s.state:
+                raise bad("BUFFER", f"{where} {s.field} is buffer {b}, which must {'' if s.state else 'not '}be a "
+                          "state buffer")
+        for k, want in enumerate(spec.tensors):
+            if want is not None and t.tensors[tids[k]] != want:
+                dtype, count = t.tensors[tids[k]]
+                raise bad("TENSOR", f"{where} t{k} is tensor {tids[k]}, {dtype_name(dtype)} [{count}]; expected "
+                          f"{dtype_name(want[0])} [{want[1]}]")
+        for s in spec.buffers:
+            b = fields[s.field]
+            if s.reads and b not in written and not t.buffers[b][1] & STATE:
+                raise bad("ORDER", f"{where} reads scratch buffer {b} ({s.field}) before any op writes it this step")
+        written |= {fields[s.field] for s in spec.buffers if s.writes}
+    if t.out_buffer not in written and not t.buffers[t.out_buffer][1] & STATE:
+        raise bad("ORDER", f"out_buffer {t.out_buffer} is a scratch buffer that no op writes")
+
+
+def check_params(t: Tables, data: list[np.ndarray], bad: Bad) -> None:
+    """Parameter ranges, op by op (tensors already match their op's dtypes and counts)."""
+    for i, raw in enumerate(t.ops):
+        kind, flags, tids = OpType(raw[0]), raw[1], raw[12:16]
+        where = f"op {i} ({kind.name})"
+        if kind in (OpType.FC, OpType.CONV1D, OpType.ADD):
+            mult, shift = (data[tids[0]], data[tids[1]]) if kind == OpType.ADD else (data[tids[2]], data[tids[3]])
+            if (mult < 1 << 30).any() or (shift < 1).any() or (shift > 62).any():
+                raise bad("PARAM", f"{where} has an out-of-range requantization multiplier or shift (multipliers "
+                          "must lie in [2^30, 2^31), shifts in [1, 62])")
+        decays = {OpType.LIF: [0, 1] if flags & FLAG_CUBA else [0], OpType.LEAKY: [0]}.get(kind, [])
+        for k in decays:
+            if (data[tids[k]] < 0).any():
+                raise bad("PARAM", f"{where} has a negative decay ({'beta' if k == 0 else 'alpha'})")
+
+
+def tables_of(g: Graph) -> Tables:
+    """The tables a blob of g would hold (unplaced buffers as g.place() would place them, without changing g)."""
+    offsets = [b.offset for b in g.buffers]
+    arena = g.arena_size
+    if any(o < 0 for o in offsets):
+        at = 0
+        for k, b in enumerate(g.buffers):
+            offsets[k] = at
+            at += (b.count * b.dtype.size + 3) & ~3
+        arena = at
+    bufs = [(int(b.dtype), STATE if b.state else 0, 0, b.count, off) for b, off in zip(g.buffers, offsets)]
+    ops = [(int(o.type), o.flags, o.in0, NONE, o.out, o.state0, o.state1, o.scratch, *o.d, *o.t) for o in g.ops]
+    return Tables(g.n_in, g.n_out, len(bufs), len(ops), len(g.tensors), g.in_buffer, g.out_buffer, arena, bytes(28),
+                  bufs, ops,
+                  [(int(x.dtype), int(x.data.size)) for x in g.tensors])
+
+
+def validate(g: Graph) -> None:
+    """Raise GraphDefect (one line) unless the blob parser and the C runtime would accept g."""
+
+    def bad(status: str, why: str) -> GraphDefect:
+        return GraphDefect(status, f"graph {why}")
+
+    names = [b.name for b in g.buffers]
+    if len(set(names)) != len(names):  # the IR's own rule: step() reports values by buffer name
+        raise bad("BUFFER", "has two buffers with the same name")
+    t = tables_of(g)
+    check_header(t, bad)
+    check_buffers(t, bad)
+    check_ops(t, bad)
+    check_params(t, [x.data for x in g.tensors], bad)
