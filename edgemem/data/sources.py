@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -78,13 +80,46 @@ def load_npz(path: Path) -> Recordings:
 
 
 SOURCES = {"watch": load_watch, "basic_motions": load_basic_motions}
+# Sources that take parameters (a dict, e.g. a recipe's data.params); each documents its keys.
+PARAM_SOURCES = ("kws", "psmnist", "digits")
 
 
-def load_source(source: str, path: Path | None = None) -> Recordings:
+def _seed_only(source: str, params: Mapping[str, Any], default: int) -> int:
+    unknown = sorted(set(params) - {"seed"})
+    if unknown:
+        raise EdgememError(f"data source '{source}' takes only the parameter 'seed', got {unknown}")
+    seed = params.get("seed", default)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise EdgememError(f"data source '{source}': seed must be a non-negative integer, got {seed!r}")
+    return seed
+
+
+def load_source(source: str, path: Path | None = None, params: Mapping[str, Any] | None = None) -> Recordings:
+    """Recordings of a named source. ``params`` configures the generated and permuted sources:
+
+    - ``kws``: keys of ``KwsConfig`` (seed, clips_per_word, speed_wpm, snr_db, ...) and ``MelConfig`` (n_mels,
+      win_ms, hop_ms, n_fft, f_min, f_max, eps), plus ``cache_dir`` and ``workers``; one recording per clip,
+      frames x n_mels, subject = speaker id (see ``kws.split_speakers``).
+    - ``psmnist``: ``seed`` of the pixel permutation (default ``mnist.PSMNIST_SEED``); 784 x 1 per image,
+      subject 1/2/3 = train/validation/test.
+    - ``digits``: ``seed`` of the permutation and of the 70/15/15 split; 64 x 1 per image, subject 1/2/3.
+    """
+    params = dict(params or {})
+    if source in PARAM_SOURCES:
+        from edgemem.data import kws, mnist  # imported here: scipy.signal and friends only when used
+
+        if source == "kws":
+            cfg, mel, cache_dir, workers = kws.from_params(params)
+            return kws.kws_recordings(cfg, mel, cache_dir, workers)
+        if source == "psmnist":
+            return mnist.as_recordings(mnist.psmnist_windows(_seed_only(source, params, mnist.PSMNIST_SEED)))
+        return mnist.as_recordings(mnist.digits_windows(_seed_only(source, params, mnist.DIGITS_SEED)))
+    if params:
+        raise EdgememError(f"data source '{source}' takes no parameters, got {sorted(params)}")
     if source == "npz":
         if path is None:
             raise EdgememError("data source 'npz' needs data.path")
         return load_npz(path)
     if source not in SOURCES:
-        raise EdgememError(f"unknown data source '{source}' (choose from {sorted([*SOURCES, 'npz'])})")
+        raise EdgememError(f"unknown data source '{source}' (choose from {sorted([*SOURCES, 'npz', *PARAM_SOURCES])})")
     return SOURCES[source]()
