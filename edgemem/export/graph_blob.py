@@ -38,12 +38,13 @@ _TENSOR = "<HBBII"  # id, dtype, pad, offset, count
 
 
 def blob_version(blob: bytes) -> int:
-    """The format version of a model blob (1: the fixed L2MU of export/blob.py, 2: a graph), to pick a parser."""
-    if len(blob) < 8:
+    """The version field of a model blob, to pick a parser: 2 is a graph (parse_graph_blob), anything else goes to
+    version 1's parse_blob (edgemem/export/blob.py), which names a wrong version or a bad magic itself.
+
+    em_run dispatches the same way (on this field alone), so Python and C check every blob with the same parser.
+    """
+    if len(blob) < 6:
         raise GraphDefect("TRUNCATED", f"model blob is truncated ({len(blob)} bytes, too short to hold a version)")
-    if blob[:4] != MAGIC:
-        raise GraphDefect("MAGIC", f"model blob has a bad magic number {bytes(blob[:4])!r} (expected {MAGIC!r}; not an "
-                           "edgemem model blob)")
     return struct.unpack_from("<H", blob, 4)[0]
 
 
