@@ -62,7 +62,9 @@ class KWSTransformer(nn.Module):
         d = cfg.d_model
         self.embed = nn.Linear(cfg.n_in, d)
         if cfg.positions == "learned":
-            self.pos = nn.Parameter(torch.randn(cfg.max_len, d) * 0.02)
+            # unit-variance start, as KWT (vit-pytorch): at ViT's 0.02 the order of the frames is invisible next to
+            # the frame projection and short trainings stay order-blind
+            self.pos = nn.Parameter(torch.randn(cfg.max_len, d))
         else:
             self.register_buffer("pos", sinusoidal_positions(cfg.max_len, d))
         layer = nn.TransformerEncoderLayer(d, cfg.n_heads, cfg.d_ff, cfg.dropout, activation="gelu",
