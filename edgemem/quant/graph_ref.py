@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgemem.errors import EdgememError
-from edgemem.quant.graph import Act, Graph, Op, OpType
+from edgemem.quant.graph import FLAG_CUBA, NONE, Act, Graph, Op, OpType
 from edgemem.quant.graph_check import tables_of, validate
 from edgemem.quant.intops import requant, rshift_round, sat
 from edgemem.quant.intref import neuron_step
@@ -51,7 +51,8 @@ def _store(v: Values, out: int, r: np.ndarray, acc: bool) -> None:
 
 def _compile(g: Graph, op: Op) -> Callable[[Values], None]:
     """One op as a function of the buffer values (tensors converted and reshaped once, here)."""
-    t = [g.tensors[i].data if i != 0xFFFF else None for i in op.t]
+    none = np.zeros(0, dtype=np.int64)  # an unused tensor field (the checks guarantee it is never read)
+    t = [g.tensors[i].data if i != NONE else none for i in op.t]
     d0, d1, d2, d3 = op.d
     acc = op.acc
 
@@ -101,7 +102,7 @@ def _compile(g: Graph, op: Op) -> Callable[[Values], None]:
         return act
 
     if op.type == OpType.LIF:
-        cuba = bool(op.flags & 2)
+        cuba = bool(op.flags & FLAG_CUBA)
         pop = QuantPop(t[0], t[1] if cuba else np.zeros_like(t[0]), t[2], cuba, 1.0)
 
         def lif(v: Values) -> None:
