@@ -33,7 +33,11 @@ typedef enum {
     EM_ERR_ALIGN = -10,        /* a tensor offset is not aligned to its element size */
     EM_ERR_ARENA = -11,        /* arena too small (or misaligned) for this model */
     EM_ERR_PARAM = -12,        /* a quantization parameter is out of range (shift, multiplier, beta, ...) */
-    EM_ERR_STATE = -13         /* context used before em_init succeeded */
+    EM_ERR_STATE = -13,        /* context used before em_init succeeded */
+    /* graph blobs (version 2, include/em_graph.h and docs/graph.md) */
+    EM_ERR_OP = -14,           /* unknown op type, or an op's flags/fields are not those its type defines */
+    EM_ERR_ORDER = -15,        /* an op reads a scratch buffer no earlier op of the step wrote (or out is never written) */
+    EM_ERR_BUFFER = -16        /* buffer table entry malformed or overlapping, or a buffer does not match its op */
 } em_status_t;
 
 /* ---- model blob format, version 1 (little endian) ----

@@ -39,6 +39,60 @@ size_t em_lmu_memory_buffer_size(int order);
 em_status_t em_lmu_memory_s16(int16_t *m, const int8_t *u, const int16_t *a, int a_shift, const int32_t *b,
                               int n_u, int order, int16_t *scratch);
 
+/* ---- graph kernels (blob version 2; semantics in docs/graph.md, one kernel per op) ----
+ * Ops producing int32 r[o] either assign it or add it into out with int32 saturation (flag ACC). */
+typedef enum { EM_OUT_ASSIGN = 0, EM_OUT_ACC = 1 } em_out_mode_t;
+/* ACT functions (op flags bits 1-2). */
+typedef enum { EM_ACT_SAT = 0, EM_ACT_RELU = 1, EM_ACT_LUT = 2 } em_act_t;
+
+/* FC, int8 input: r[o] = requant(sat32(bias[o] + sum_i w[o][i] * in[i]), mult[o], shift[o]).
+ * Unlike em_fc_s8 (version 1, kept as it is) the sum saturates to int32 before the requant, and out may be
+ * assigned. in [in_dim] s8, w [out_dim][in_dim] s8, bias/mult [out_dim] s32, shift [out_dim] s8 in [1, 62],
+ * out [out_dim] s32. */
+em_status_t em_fc_s8_mode(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult,
+                          const int8_t *shift, int in_dim, int out_dim, em_out_mode_t mode, int32_t *out);
+/* FC, int16 input, same formula with an int64 dot product (1024 * 128 * 32768 = 2^32 would overflow int32).
+ * in [in_dim] s16, w [out_dim][in_dim] s8, bias/mult [out_dim] s32, shift [out_dim] s8, out [out_dim] s32. */
+em_status_t em_fc_s16(const int16_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult,
+                      const int8_t *shift, int in_dim, int out_dim, em_out_mode_t mode, int32_t *out);
+
+/* Causal conv1d over time, one frame per call, past frames in a ring (state, zero after reset):
+ *   r[o] = requant(sat32(bias[o] + sum_{j<k} sum_c w[o][k-1-j][c] * f(t-j)[c]), mult[o], shift[o])
+ * with f(t) = in. For k > 1, h = *head mod (k-1) (non-negative): frame t-(k-1)+j (j < k-1) is ring[(h+j) % (k-1)];
+ * afterwards ring[h] = in and *head = (h+1) % (k-1). For k = 1, ring and head are unused (may be NULL).
+ * in [c_in] s8, ring [k-1][c_in] s8, head [1] s32, w [c_out][k][c_in] s8, bias/mult [c_out] s32,
+ * shift [c_out] s8, out [c_out] s32; k in [1, 16]. */
+size_t em_conv1d_ring_size(int c_in, int k); /* bytes of ring: (k-1) * c_in */
+em_status_t em_conv1d_causal_s8(const int8_t *in, int8_t *ring, int32_t *head, const int8_t *w,
+                                const int32_t *bias, const int32_t *mult, const int8_t *shift, int c_in, int c_out,
+                                int k, em_out_mode_t mode, int32_t *out);
+
+/* ACT to int8: SAT out = sat8(in); RELU out = clamp(in, 0, 127); LUT out = lut[sat8(in) + 128].
+ * in [n] s32, lut [256] s8 (LUT only, else may be NULL), out [n] s8. */
+em_status_t em_act_s32_s8(const int32_t *in, int n, em_act_t func, const int8_t *lut, int8_t *out);
+/* ACT to int16: SAT out = sat16(in); RELU out = clamp(in, 0, 32767) (no LUT: EM_ERR_PARAM). in [n], out [n]. */
+em_status_t em_act_s32_s16(const int32_t *in, int n, em_act_t func, int16_t *out);
+
+/* Leaky integrator (trace is state): trace[i] = sat16(rshift_round(beta[i] * trace[i], 15) + in[i]).
+ * in [n] s32 (not pre-saturated), beta [n] Q15, trace [n] s16. */
+em_status_t em_leaky_s16(const int32_t *in, const int16_t *beta, int n, int16_t *trace);
+
+/* LMU memory with int8 input (version 2; em_lmu_memory_s16 is the spike-input version 1 kernel):
+ *   m[c][i] = sat16(rshift_round(sum_j a[i][j] * m_old[c][j], a_shift) + rshift_round(u[c] * b[i], b_shift))
+ * rshift_round(x, 0) = x. m [n_u][order] s16 in place, u [n_u] s8, a [order][order] s16 Q(a_shift),
+ * b [order] s32, scratch [order] s16 (em_lmu_memory_buffer_size(order) bytes; garbage afterwards).
+ * a_shift in [1, 62], b_shift in [0, 62] (the blob restricts both to 30). */
+em_status_t em_lmu_s8_s16(int16_t *m, const int8_t *u, const int16_t *a, int a_shift, const int32_t *b,
+                          int b_shift, int n_u, int order, int16_t *scratch);
+
+/* ADD (rescaled residual): r[i] = requant(in[i], mult, shift). in [n] s8 or s16, out [n] s32. */
+em_status_t em_add_requant_s8(const int8_t *in, int n, int32_t mult, int shift, em_out_mode_t mode, int32_t *out);
+em_status_t em_add_requant_s16(const int16_t *in, int n, int32_t mult, int shift, em_out_mode_t mode,
+                               int32_t *out);
+
+/* ONOFF (on/off cells): r[i] = in[i], r[n + i] = -in[i]. in [n] s16, out [2n] s32. */
+em_status_t em_onoff_s16(const int16_t *in, int n, em_out_mode_t mode, int32_t *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,22 +1,12 @@
 /* Model blob parser: validates a version-1 blob (layout in edgemem.h) and points an em_model_t into it.
  * Checks run in a fixed order so each defect maps to one status; nothing is read outside [blob, blob+size). */
 #include "edgemem.h"
+#include "em_crc32.h"
 
 /* Little-endian field readers: byte-wise, so the blob needs no alignment for the header. */
 static uint32_t rd_u16(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
 static uint32_t rd_u32(const uint8_t *p) {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-/* CRC-32 (IEEE 802.3, reflected poly 0xEDB88320, init/xorout 0xFFFFFFFF) = zlib.crc32. Bitwise: runs once
- * per load, so 1 KiB of table is not worth its flash. */
-static uint32_t crc32_ieee(const uint8_t *p, size_t n) {
-    uint32_t crc = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) {
-        crc ^= p[i];
-        for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-    }
-    return crc ^ 0xFFFFFFFFu;
 }
 
 /* Expected dtype and element count of tensor `id` for the given dims. */
@@ -52,7 +42,7 @@ em_status_t em_model_parse(em_model_t *model, const uint8_t *blob, size_t size) 
     if (rd_u32(blob) != EM_MAGIC) return EM_ERR_MAGIC;
     /* version 1 fixes the header size; any other header size is another format */
     if (rd_u16(blob + 4) != EM_FORMAT_VERSION || rd_u16(blob + 6) != EM_HEADER_SIZE) return EM_ERR_VERSION;
-    if (crc32_ieee(blob + EM_HEADER_SIZE, total - EM_HEADER_SIZE) != rd_u32(blob + 12)) return EM_ERR_CRC;
+    if (em_crc32(blob + EM_HEADER_SIZE, total - EM_HEADER_SIZE) != rd_u32(blob + 12)) return EM_ERR_CRC;
     if (rd_u16(blob + 16) != EM_KIND_L2MU) return EM_ERR_KIND;
 
     uint32_t flags = rd_u16(blob + 18), n_in = rd_u16(blob + 20), n_u = rd_u16(blob + 22), order = rd_u16(blob + 24);

@@ -235,6 +235,9 @@ const char *em_status_str(em_status_t status) {
     case EM_ERR_ARENA: return "arena too small or misaligned";
     case EM_ERR_PARAM: return "quantization parameter out of range";
     case EM_ERR_STATE: return "context not initialised";
+    case EM_ERR_OP: return "bad op (type, flags or fields)";
+    case EM_ERR_ORDER: return "buffer read before it is written";
+    case EM_ERR_BUFFER: return "bad buffer (table entry, overlap, or dtype/count/state for its op)";
     }
     return "unknown status";
 }

@@ -50,6 +50,8 @@ int main(int argc, char **argv) {
     suite_blob();
     suite_runtime();
     suite_guard();
+    suite_graph_kernels();
+    suite_graph();
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
 }

@@ -2,18 +2,25 @@
  * Streams INPUT (raw int8 [N][n_in]) through the model and writes OUTPUT (int16 little endian [N][n_out]).
  * The context is reset before step 0 and every STEPS_PER_RESET steps (0: only before step 0).
  * Prints "steps=N" (plus "instructions_per_step=X" where the platform counts them); errors: one line on
- * stderr, exit status 2. Same source for the host and for Cortex-M4 under QEMU semihosting. */
+ * stderr, exit status 2. Same source for the host and for Cortex-M4 under QEMU semihosting.
+ * The blob's version field picks the runtime: 2 = graph (em_graph.h), anything else goes to the version-1 parser
+ * (which names a wrong version itself). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "edgemem.h"
+#include "em_graph.h"
 #include "em_run_platform.h"
 
 #ifndef EM_RUN_MODEL_MAX
 #define EM_RUN_MODEL_MAX (1024u * 1024u) /* largest blob accepted */
 #endif
-#define EM_RUN_ARENA_BYTES (64u * 1024u)  /* > em_arena_size of any model within EM_MAX_DIM */
+/* > em_arena_size of any version-1 model within EM_MAX_DIM (< 64 KiB); a graph declares its own arena_size,
+ * checked against this before init. 256 KiB fits QEMU mps2-an386's 4 MB RAM next to the 1 MB blob buffer. */
+#ifndef EM_RUN_ARENA_BYTES
+#define EM_RUN_ARENA_BYTES (256u * 1024u)
+#endif
 #define EM_RUN_CHUNK_STEPS 4096u
 #define EM_RUN_IN_BUF 16384u   /* bytes of input per chunk */
 #define EM_RUN_OUT_BUF 16384u  /* int16 logits per chunk */
@@ -74,13 +81,32 @@ int main(int argc, char **argv) {
     long model_size = read_file(argv[1], (uint8_t *)g_model_buf, EM_RUN_MODEL_MAX);
     if (model_size == -1) return fail("cannot read model", argv[1]);
     if (model_size == -2) return fail("model larger than EM_RUN_MODEL_MAX", argv[1]);
+    const uint8_t *blob = (const uint8_t *)g_model_buf;
+    /* one runtime or the other; both behind the same reset/step calls below */
+    const int graph = model_size >= 6 && (blob[4] | (blob[5] << 8)) == (int)EM_GRAPH_VERSION;
     em_model_t model;
-    em_status_t st = em_model_parse(&model, (const uint8_t *)g_model_buf, (size_t)model_size);
-    if (st != EM_OK) return fail("bad model blob", em_status_str(st));
-    if (em_arena_size(&model) > sizeof g_arena) return fail("model needs more arena than em_run has", NULL);
     em_ctx_t ctx;
-    st = em_init(&ctx, &model, g_arena, sizeof g_arena);
-    if (st != EM_OK) return fail("em_init failed", em_status_str(st));
+    em_graph_t g;
+    em_graph_ctx_t gctx;
+    em_status_t st;
+    uint32_t n_in, n_out;
+    if (graph) {
+        st = em_graph_parse(&g, blob, (size_t)model_size);
+        if (st != EM_OK) return fail("bad model blob", em_status_str(st));
+        if (em_graph_arena_size(&g) > sizeof g_arena) return fail("model needs more arena than em_run has", NULL);
+        st = em_graph_init(&gctx, &g, g_arena, sizeof g_arena);
+        if (st != EM_OK) return fail("em_graph_init failed", em_status_str(st));
+        n_in = g.n_in;
+        n_out = g.n_out;
+    } else {
+        st = em_model_parse(&model, blob, (size_t)model_size);
+        if (st != EM_OK) return fail("bad model blob", em_status_str(st));
+        if (em_arena_size(&model) > sizeof g_arena) return fail("model needs more arena than em_run has", NULL);
+        st = em_init(&ctx, &model, g_arena, sizeof g_arena);
+        if (st != EM_OK) return fail("em_init failed", em_status_str(st));
+        n_in = model.n_in;
+        n_out = model.n_out;
+    }
 
     FILE *fin = fopen(argv[2], "rb");
     if (!fin) return fail("cannot read input", argv[2]);
@@ -90,7 +116,6 @@ int main(int argc, char **argv) {
         fclose(fin);
         return fail("cannot size input", argv[2]);
     }
-    const uint32_t n_in = model.n_in, n_out = model.n_out;
     if ((unsigned long)in_size % n_in != 0) {
         fclose(fin);
         return fail("input size is not a multiple of n_in", argv[2]);
@@ -118,9 +143,17 @@ int main(int argc, char **argv) {
         }
         for (uint32_t k = 0; k < n; k++) {
             uint32_t t = t0 + k;
-            if (t == 0 || (steps_per_reset && t % steps_per_reset == 0)) em_reset(&ctx);
+            const int8_t *x = g_in + (size_t)k * n_in;
+            int16_t *y = g_out + (size_t)k * n_out;
+            st = EM_OK;
+            if (t == 0 || (steps_per_reset && t % steps_per_reset == 0))
+                st = graph ? em_graph_reset(&gctx) : em_reset(&ctx);
+            if (st != EM_OK) {
+                err = em_status_str(st);
+                break;
+            }
             uint32_t c0 = em_cycle_begin();
-            st = em_step(&ctx, g_in + (size_t)k * n_in, g_out + (size_t)k * n_out);
+            st = graph ? em_graph_step(&gctx, x, y) : em_step(&ctx, x, y);
             ticks += em_cycle_end(c0);
             if (st != EM_OK) {
                 err = em_status_str(st);

@@ -43,4 +43,9 @@ static inline int32_t em_requant_i(int64_t acc, int32_t mult, int shift) {
     return em_sat32_i(em_rshift_round_bounded_i(acc * (int64_t)mult, shift));
 }
 
+/* Store an int32 op result: assign, or (acc != 0) add with int32 saturation (graph flag ACC). */
+static inline void em_store32_i(int32_t *p, int32_t r, int acc) {
+    *p = acc ? em_sat32_i((int64_t)*p + r) : r;
+}
+
 #endif /* EM_INTOPS_INLINE_H */

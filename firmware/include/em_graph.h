@@ -1,0 +1,84 @@
+/* edgemem graph runtime: model blob version 2, any streaming model as a list of integer ops over buffers.
+ *
+ * Format, op semantics and the parse order (each check with its status) are in docs/graph.md; this runtime
+ * follows it exactly. C99, freestanding: no malloc, no globals that hold state. The graph points into the blob
+ * (no copy: the blob must outlive it); all state and scratch live in the caller's arena, at the offsets the
+ * exporter chose (header arena_size bytes).
+ *
+ *   em_graph_t g;  em_graph_ctx_t ctx;
+ *   em_graph_parse(&g, blob, blob_size);                        // validates everything, once
+ *   em_graph_init(&ctx, &g, arena, em_graph_arena_size(&g));    // arena 4-byte aligned; zeroes the state
+ *   for (each time step) em_graph_step(&ctx, in_s8 [n_in], out_s16 [n_out]);
+ */
+#ifndef EM_GRAPH_H
+#define EM_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edgemem.h" /* em_status_t (EM_ERR_OP, EM_ERR_ORDER, EM_ERR_BUFFER are the graph's own), em_dtype_t */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EM_GRAPH_VERSION 2u
+#define EM_KIND_GRAPH 2u
+#define EM_GRAPH_NONE 0xFFFFu          /* unused buffer or tensor field */
+#define EM_GRAPH_MAX_BUFFERS 256u
+#define EM_GRAPH_MAX_OPS 256u
+#define EM_GRAPH_MAX_TENSORS 1024u
+#define EM_GRAPH_MAX_LMU_CELLS 4096u   /* n_u * order */
+#define EM_GRAPH_MAX_KERNEL 16u        /* CONV1D k */
+#define EM_GRAPH_BUFFER_ENTRY_SIZE 12u /* {u8 dtype, u8 flags, u16 0, u32 count, u32 arena offset} */
+#define EM_GRAPH_OP_SIZE 32u           /* 16 x u16: type, flags, in0, in1, out, state0, state1, scratch, d0..d3, t0..t3 */
+#define EM_GRAPH_TENSOR_ENTRY_SIZE 12u /* {u16 id, u8 dtype, u8 0, u32 offset, u32 count} */
+#define EM_GRAPH_BUF_STATE 1u          /* buffer flag: persists across steps, zeroed by reset */
+#define EM_GRAPH_OPF_ACC 1u            /* FC, CONV1D, ADD, ONOFF: add into out (int32 saturation) */
+#define EM_GRAPH_OPF_CUBA 2u           /* LIF: current-based synapse (state1 = syn) */
+
+typedef enum {
+    EM_OP_FC = 1,
+    EM_OP_CONV1D = 2,
+    EM_OP_ACT = 3,
+    EM_OP_LIF = 4,
+    EM_OP_LEAKY = 5,
+    EM_OP_LMU = 6,
+    EM_OP_ADD = 7,
+    EM_OP_ONOFF = 8
+} em_op_type_t;
+
+/* A validated graph blob: header fields and the three tables, read in place. Set only by em_graph_parse. */
+typedef struct {
+    const uint8_t *blob;    /* the whole blob (tensor offsets are from here) */
+    const uint8_t *buffers; /* buffer table, n_buffers x 12 bytes */
+    const uint8_t *ops;     /* op table, n_ops x 32 bytes */
+    const uint8_t *tensors; /* tensor table, n_tensors x 12 bytes */
+    uint32_t total_size, arena_size;
+    uint16_t n_in, n_out, n_buffers, n_ops, n_tensors, in_buffer, out_buffer;
+    uint32_t valid; /* EM_GRAPH_VALID after a successful parse */
+} em_graph_t;
+
+/* Runtime context: the graph and the caller's arena. */
+typedef struct {
+    const em_graph_t *graph;
+    uint8_t *arena;
+    uint32_t ready; /* set by em_graph_init */
+} em_graph_ctx_t;
+
+/* Validate a version-2 blob (blob 4-byte aligned) in the order of docs/graph.md and point `g` into it.
+ * On failure *g is left untouched. A version-1 blob gives EM_ERR_VERSION. */
+em_status_t em_graph_parse(em_graph_t *g, const uint8_t *blob, size_t size);
+/* Bytes of arena the graph needs (the header's arena_size); 0 if g is NULL or not a parsed graph. */
+size_t em_graph_arena_size(const em_graph_t *g);
+/* Bind `arena` (4-byte aligned, >= em_graph_arena_size bytes, else EM_ERR_ARENA) and zero every state buffer. */
+em_status_t em_graph_init(em_graph_ctx_t *ctx, const em_graph_t *g, void *arena, size_t arena_size);
+/* Zero every state buffer (start of a new, independent sequence). */
+em_status_t em_graph_reset(em_graph_ctx_t *ctx);
+/* One time step: in [n_in] int8 into in_buffer, every op in list order, out_buffer [n_out] int16 to out. */
+em_status_t em_graph_step(em_graph_ctx_t *ctx, const int8_t *in, int16_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EM_GRAPH_H */

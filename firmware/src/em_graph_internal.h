@@ -1,0 +1,39 @@
+/* Internal to the graph runtime (graph_blob.c, graph.c): little-endian table readers and the decoded op record. */
+#ifndef EM_GRAPH_INTERNAL_H
+#define EM_GRAPH_INTERNAL_H
+
+#include "em_graph.h"
+
+#define EM_GRAPH_VALID 0x47525056u /* "VPRG": set in em_graph_t.valid by a successful parse */
+
+/* Byte assembly: no alignment needed, no unaligned casts, host endianness irrelevant. */
+static inline uint32_t em_rd_u16(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
+static inline uint32_t em_rd_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+/* Buffer fields of an op record, in record order (after type, flags). */
+enum { EM_F_IN0, EM_F_IN1, EM_F_OUT, EM_F_STATE0, EM_F_STATE1, EM_F_SCRATCH, EM_F_COUNT };
+
+typedef struct {
+    uint16_t type, flags;
+    uint16_t buf[EM_F_COUNT]; /* buffer indices or EM_GRAPH_NONE */
+    uint16_t d[4];
+    uint16_t t[4];            /* tensor indices or EM_GRAPH_NONE */
+} em_op_rec_t;
+
+/* Op record i of the table at `ops` (32 bytes: 16 x u16). */
+static inline void em_graph_read_op(const uint8_t *ops, uint32_t i, em_op_rec_t *op) {
+    const uint8_t *r = ops + (size_t)EM_GRAPH_OP_SIZE * i;
+    op->type = (uint16_t)em_rd_u16(r);
+    op->flags = (uint16_t)em_rd_u16(r + 2);
+    for (int k = 0; k < EM_F_COUNT; k++) op->buf[k] = (uint16_t)em_rd_u16(r + 4 + 2 * k);
+    for (int k = 0; k < 4; k++) op->d[k] = (uint16_t)em_rd_u16(r + 16 + 2 * k);
+    for (int k = 0; k < 4; k++) op->t[k] = (uint16_t)em_rd_u16(r + 24 + 2 * k);
+}
+
+static inline uint32_t em_graph_elsize(uint32_t dtype) {
+    return dtype == EM_DTYPE_S8 ? 1u : dtype == EM_DTYPE_S16 ? 2u : 4u;
+}
+
+#endif /* EM_GRAPH_INTERNAL_H */

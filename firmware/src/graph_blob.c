@@ -1,0 +1,400 @@
+/* Graph blob (version 2) parser: every check of docs/graph.md "Parse order", in that order, so each defect maps to
+ * one status and the Python parser (edgemem/export/graph_blob.py) rejects the same blobs. Nothing is read outside
+ * [blob, blob + total_size); all size arithmetic is in uint32 on values whose bounds are stated, or in uint64. */
+#include "em_graph.h"
+#include "em_crc32.h"
+#include "em_graph_internal.h"
+
+#define HDR 64u
+
+/* One buffer table entry. */
+typedef struct {
+    uint32_t dtype, flags, pad, count, offset;
+} buf_t;
+
+static void rd_buf(const uint8_t *table, uint32_t i, buf_t *b) {
+    const uint8_t *e = table + (size_t)EM_GRAPH_BUFFER_ENTRY_SIZE * i;
+    b->dtype = e[0];
+    b->flags = e[1];
+    b->pad = em_rd_u16(e + 2);
+    b->count = em_rd_u32(e + 4);
+    b->offset = em_rd_u32(e + 8);
+}
+
+static int dtype_ok(uint32_t dt) { return dt >= EM_DTYPE_S8 && dt <= EM_DTYPE_S32; }
+
+/* What an op expects of one of its buffers (valid once type, flags and dims are). */
+typedef struct {
+    uint8_t field;  /* EM_F_* */
+    uint8_t dtypes; /* bit (1 << dtype) set for each allowed dtype */
+    uint8_t state;  /* 0 either, 1 must be a state buffer, 2 must not */
+    uint8_t reads;  /* read before written by this op (written-before-read applies if not state) */
+    uint32_t count;
+} buf_spec_t;
+
+typedef struct {
+    buf_spec_t buf[4];
+    int n_buf;
+    uint8_t t_dtype[4]; /* 0: tensor field unused */
+    uint32_t t_count[4];
+} op_spec_t;
+
+#define DT(x) (uint8_t)(1u << (x))
+
+static uint32_t allowed_flags(uint32_t type) {
+    switch (type) {
+    case EM_OP_FC:
+    case EM_OP_CONV1D:
+    case EM_OP_ADD:
+    case EM_OP_ONOFF: return EM_GRAPH_OPF_ACC;
+    case EM_OP_ACT: return 6u; /* func, bits 1-2 */
+    case EM_OP_LIF: return EM_GRAPH_OPF_CUBA;
+    default: return 0u;
+    }
+}
+
+static uint32_t act_func(uint32_t flags) { return (flags >> 1) & 3u; }
+
+/* Bit EM_F_k set for each buffer field the op uses; CONV1D's ring and head follow the raw d2 = k. */
+static unsigned used_fields(const em_op_rec_t *op) {
+    unsigned m = op->type == EM_OP_LMU ? (1u << EM_F_IN0 | 1u << EM_F_STATE0 | 1u << EM_F_SCRATCH)
+                                       : (1u << EM_F_IN0 | 1u << EM_F_OUT);
+    if (op->type == EM_OP_CONV1D && op->d[2] != 1) m |= 1u << EM_F_STATE0 | 1u << EM_F_STATE1;
+    if (op->type == EM_OP_LIF) {
+        m |= 1u << EM_F_STATE0;
+        if (op->flags & EM_GRAPH_OPF_CUBA) m |= 1u << EM_F_STATE1;
+    }
+    return m;
+}
+
+/* Bit k set for each tensor field tk the op uses. */
+static unsigned used_tensors(const em_op_rec_t *op) {
+    switch (op->type) {
+    case EM_OP_FC:
+    case EM_OP_CONV1D: return 0xFu;
+    case EM_OP_ACT: return act_func(op->flags) == 2u ? 1u : 0u;
+    case EM_OP_LIF: return (op->flags & EM_GRAPH_OPF_CUBA) ? 7u : 5u;
+    case EM_OP_LEAKY: return 1u;
+    case EM_OP_LMU:
+    case EM_OP_ADD: return 3u;
+    default: return 0u;
+    }
+}
+
+static int used_dims(uint32_t type) {
+    return type == EM_OP_FC ? 2 : type == EM_OP_CONV1D ? 3 : type == EM_OP_LMU ? 4 : 1;
+}
+
+/* Dims in order d0..d3: unused ones 0 (OP), used ones in range (DIMS; LMU's shifts are PARAM). */
+static em_status_t check_dims(const em_op_rec_t *op) {
+    const int used = used_dims(op->type);
+    for (int i = 0; i < 4; i++) {
+        uint32_t v = op->d[i], lo = 1, hi = EM_MAX_DIM;
+        em_status_t bad = EM_ERR_DIMS;
+        if (i >= used) {
+            if (v != 0) return EM_ERR_OP;
+            continue;
+        }
+        if (op->type == EM_OP_CONV1D && i == 2) hi = EM_GRAPH_MAX_KERNEL;
+        if (op->type == EM_OP_LMU && i >= 2) {
+            lo = i == 2 ? 1u : 0u;
+            hi = 30;
+            bad = EM_ERR_PARAM;
+        }
+        if (v < lo || v > hi) return bad;
+    }
+    if (op->type == EM_OP_LMU && (uint32_t)op->d[0] * op->d[1] > EM_GRAPH_MAX_LMU_CELLS) return EM_ERR_DIMS;
+    return EM_OK;
+}
+
+static void add_buf(op_spec_t *s, int field, uint8_t dtypes, uint32_t count, int state, int reads) {
+    buf_spec_t *b = &s->buf[s->n_buf++];
+    b->field = (uint8_t)field;
+    b->dtypes = dtypes;
+    b->count = count;
+    b->state = (uint8_t)state;
+    b->reads = (uint8_t)reads;
+}
+
+static void set_tensor(op_spec_t *s, int k, uint32_t dtype, uint32_t count) {
+    s->t_dtype[k] = (uint8_t)dtype;
+    s->t_count[k] = count;
+}
+
+/* The table of docs/graph.md for an op whose type, flags and dims are valid (dims <= 1024, k <= 16: every count
+ * below fits uint32). Buffers in field order. */
+static void op_spec(const em_op_rec_t *op, op_spec_t *s) {
+    const uint32_t n = op->d[0], acc = op->flags & EM_GRAPH_OPF_ACC;
+    s->n_buf = 0;
+    for (int k = 0; k < 4; k++) set_tensor(s, k, 0, 0);
+    switch (op->type) {
+    case EM_OP_FC:
+    case EM_OP_CONV1D: {
+        const uint32_t d_out = op->d[1], k = op->type == EM_OP_CONV1D ? op->d[2] : 1u;
+        add_buf(s, EM_F_IN0, op->type == EM_OP_FC ? (DT(EM_DTYPE_S8) | DT(EM_DTYPE_S16)) : DT(EM_DTYPE_S8), n, 0, 1);
+        add_buf(s, EM_F_OUT, DT(EM_DTYPE_S32), d_out, 0, (int)acc);
+        if (k > 1) {
+            add_buf(s, EM_F_STATE0, DT(EM_DTYPE_S8), (k - 1) * n, 1, 1);
+            add_buf(s, EM_F_STATE1, DT(EM_DTYPE_S32), 1, 1, 1);
+        }
+        set_tensor(s, 0, EM_DTYPE_S8, d_out * k * n);
+        set_tensor(s, 1, EM_DTYPE_S32, d_out);
+        set_tensor(s, 2, EM_DTYPE_S32, d_out);
+        set_tensor(s, 3, EM_DTYPE_S8, d_out);
+        break;
+    }
+    case EM_OP_ACT: {
+        const int lut = act_func(op->flags) == 2u;
+        add_buf(s, EM_F_IN0, DT(EM_DTYPE_S32), n, 0, 1);
+        add_buf(s, EM_F_OUT, lut ? DT(EM_DTYPE_S8) : (DT(EM_DTYPE_S8) | DT(EM_DTYPE_S16)), n, 0, 0);
+        if (lut) set_tensor(s, 0, EM_DTYPE_S8, 256);
+        break;
+    }
+    case EM_OP_LIF: {
+        const int cuba = (op->flags & EM_GRAPH_OPF_CUBA) != 0;
+        add_buf(s, EM_F_IN0, DT(EM_DTYPE_S32), n, 0, 1);
+        add_buf(s, EM_F_OUT, DT(EM_DTYPE_S8), n, 0, 0);
+        add_buf(s, EM_F_STATE0, DT(EM_DTYPE_S16), n, 1, 1);
+        if (cuba) add_buf(s, EM_F_STATE1, DT(EM_DTYPE_S16), n, 1, 1);
+        set_tensor(s, 0, EM_DTYPE_S16, n);
+        if (cuba) set_tensor(s, 1, EM_DTYPE_S16, n);
+        set_tensor(s, 2, EM_DTYPE_S16, n);
+        break;
+    }
+    case EM_OP_LEAKY:
+        add_buf(s, EM_F_IN0, DT(EM_DTYPE_S32), n, 0, 1);
+        add_buf(s, EM_F_OUT, DT(EM_DTYPE_S16), n, 1, 1); /* the trace: state, read and written */
+        set_tensor(s, 0, EM_DTYPE_S16, n);
+        break;
+    case EM_OP_LMU: {
+        const uint32_t order = op->d[1];
+        add_buf(s, EM_F_IN0, DT(EM_DTYPE_S8), n, 0, 1);
+        add_buf(s, EM_F_STATE0, DT(EM_DTYPE_S16), n * order, 1, 1);
+        add_buf(s, EM_F_SCRATCH, DT(EM_DTYPE_S16), order, 2, 0);
+        set_tensor(s, 0, EM_DTYPE_S16, order * order);
+        set_tensor(s, 1, EM_DTYPE_S32, order);
+        break;
+    }
+    case EM_OP_ADD:
+        add_buf(s, EM_F_IN0, DT(EM_DTYPE_S8) | DT(EM_DTYPE_S16), n, 0, 1);
+        add_buf(s, EM_F_OUT, DT(EM_DTYPE_S32), n, 0, (int)acc);
+        set_tensor(s, 0, EM_DTYPE_S32, 1);
+        set_tensor(s, 1, EM_DTYPE_S8, 1);
+        break;
+    default: /* EM_OP_ONOFF */
+        add_buf(s, EM_F_IN0, DT(EM_DTYPE_S16), n, 0, 1);
+        add_buf(s, EM_F_OUT, DT(EM_DTYPE_S32), 2u * n, 0, (int)acc);
+        break;
+    }
+}
+
+typedef struct {
+    const uint8_t *buffers, *tensors;
+    uint32_t n_buffers, n_tensors;
+    uint32_t written[EM_GRAPH_MAX_BUFFERS / 32u]; /* bit b: buffer b written earlier in the step */
+} walk_t;
+
+static int is_written(const walk_t *w, uint32_t b) { return (w->written[b / 32u] >> (b % 32u)) & 1u; }
+static void mark_written(walk_t *w, uint32_t b) { w->written[b / 32u] |= 1u << (b % 32u); }
+
+/* Step 5 for one op: type, fields, dims, buffers, tensors, written-before-read (then its writes are marked). */
+static em_status_t check_op(walk_t *w, const em_op_rec_t *op) {
+    if (op->type < EM_OP_FC || op->type > EM_OP_ONOFF) return EM_ERR_OP;
+    if ((op->flags & ~allowed_flags(op->type)) || (op->type == EM_OP_ACT && act_func(op->flags) == 3u))
+        return EM_ERR_OP;
+    const unsigned uf = used_fields(op), ut = used_tensors(op);
+    for (int k = 0; k < EM_F_COUNT; k++) {
+        if (!((uf >> k) & 1u)) {
+            if (op->buf[k] != EM_GRAPH_NONE) return EM_ERR_OP;
+        } else if (op->buf[k] >= w->n_buffers) {
+            return EM_ERR_OP;
+        }
+    }
+    for (int k = 0; k < EM_F_COUNT; k++)
+        for (int l = k + 1; l < EM_F_COUNT; l++)
+            if (((uf >> k) & (uf >> l) & 1u) && op->buf[k] == op->buf[l]) return EM_ERR_OP;
+    for (int k = 0; k < 4; k++) {
+        if (!((ut >> k) & 1u)) {
+            if (op->t[k] != EM_GRAPH_NONE) return EM_ERR_OP;
+        } else if (op->t[k] >= w->n_tensors) {
+            return EM_ERR_OP;
+        }
+    }
+    em_status_t st = check_dims(op);
+    if (st != EM_OK) return st;
+
+    op_spec_t s;
+    op_spec(op, &s);
+    for (int i = 0; i < s.n_buf; i++) {
+        const buf_spec_t *bs = &s.buf[i];
+        buf_t b;
+        rd_buf(w->buffers, op->buf[bs->field], &b);
+        /* the buffer table passed step 4: dtype is 1..3 */
+        if (!((bs->dtypes >> b.dtype) & 1u) || b.count != bs->count) return EM_ERR_BUFFER;
+        const int state = (b.flags & EM_GRAPH_BUF_STATE) != 0;
+        if ((bs->state == 1 && !state) || (bs->state == 2 && state)) return EM_ERR_BUFFER;
+    }
+    for (int k = 0; k < 4; k++) {
+        if (!s.t_dtype[k]) continue;
+        const uint8_t *e = w->tensors + (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * op->t[k];
+        if (e[2] != s.t_dtype[k] || em_rd_u32(e + 8) != s.t_count[k]) return EM_ERR_TENSOR;
+    }
+    for (int i = 0; i < s.n_buf; i++) {
+        const uint32_t b = op->buf[s.buf[i].field];
+        if (s.buf[i].reads && !is_written(w, b) &&
+            !(w->buffers[(size_t)EM_GRAPH_BUFFER_ENTRY_SIZE * b + 1] & EM_GRAPH_BUF_STATE))
+            return EM_ERR_ORDER;
+    }
+    for (int i = 0; i < s.n_buf; i++)
+        if (s.buf[i].field != EM_F_IN0) mark_written(w, op->buf[s.buf[i].field]);
+    return EM_OK;
+}
+
+/* Step 4: the buffer table on its own, then overlaps, then the input and output buffers. */
+static em_status_t check_buffers(const uint8_t *table, uint32_t n_b, uint32_t arena_size, uint32_t in_b,
+                                 uint32_t out_b, uint32_t n_in, uint32_t n_out) {
+    for (uint32_t i = 0; i < n_b; i++) {
+        buf_t b;
+        rd_buf(table, i, &b);
+        if (!dtype_ok(b.dtype) || (b.flags & ~EM_GRAPH_BUF_STATE) || b.pad != 0 || b.count < 1 || b.offset % 4u != 0)
+            return EM_ERR_BUFFER;
+        if ((uint64_t)b.offset + (uint64_t)b.count * em_graph_elsize(b.dtype) > arena_size) return EM_ERR_BUFFER;
+    }
+    /* O(n^2) over at most 256 entries, once per load: no sort, no scratch memory */
+    for (uint32_t i = 0; i < n_b; i++) {
+        buf_t a;
+        rd_buf(table, i, &a);
+        const uint32_t a_end = a.offset + a.count * em_graph_elsize(a.dtype); /* <= arena_size: no wrap */
+        for (uint32_t j = i + 1; j < n_b; j++) {
+            buf_t b;
+            rd_buf(table, j, &b);
+            const uint32_t b_end = b.offset + b.count * em_graph_elsize(b.dtype);
+            if (a.offset < b_end && b.offset < a_end) return EM_ERR_BUFFER;
+        }
+    }
+    buf_t bi, bo;
+    rd_buf(table, in_b, &bi);
+    rd_buf(table, out_b, &bo);
+    if (bi.dtype != EM_DTYPE_S8 || bi.count != n_in) return EM_ERR_BUFFER;
+    if (bo.dtype != EM_DTYPE_S16 || bo.count != n_out) return EM_ERR_BUFFER;
+    if (bi.flags & EM_GRAPH_BUF_STATE) return EM_ERR_BUFFER;
+    return EM_OK;
+}
+
+static int32_t rd_s32(const uint8_t *p) { return (int32_t)em_rd_u32(p); }
+static int16_t rd_s16(const uint8_t *p) { return (int16_t)em_rd_u16(p); }
+
+/* Step 8 for one op (its tensors have the dtypes and counts of its spec, and lie inside the blob). */
+static em_status_t check_params(const uint8_t *blob, const uint8_t *tensors, const em_op_rec_t *op) {
+#define TDATA(k) (blob + em_rd_u32(tensors + (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * op->t[k] + 4))
+    switch (op->type) {
+    case EM_OP_FC:
+    case EM_OP_CONV1D:
+    case EM_OP_ADD: {
+        const int km = op->type == EM_OP_ADD ? 0 : 2;
+        const uint32_t n = op->type == EM_OP_ADD ? 1u : op->d[1];
+        const uint8_t *mult = TDATA(km), *shift = TDATA(km + 1);
+        for (uint32_t o = 0; o < n; o++) {
+            const int32_t sh = (int8_t)shift[o];
+            if (rd_s32(mult + 4u * o) < (int32_t)0x40000000 || sh < 1 || sh > 62) return EM_ERR_PARAM;
+        }
+        return EM_OK;
+    }
+    case EM_OP_LIF:
+    case EM_OP_LEAKY: {
+        const uint32_t n = op->d[0];
+        const uint8_t *beta = TDATA(0);
+        for (uint32_t i = 0; i < n; i++)
+            if (rd_s16(beta + 2u * i) < 0) return EM_ERR_PARAM;
+        if (op->type == EM_OP_LIF && (op->flags & EM_GRAPH_OPF_CUBA)) {
+            const uint8_t *alpha = TDATA(1);
+            for (uint32_t i = 0; i < n; i++)
+                if (rd_s16(alpha + 2u * i) < 0) return EM_ERR_PARAM;
+        }
+        return EM_OK;
+    }
+    default: return EM_OK; /* ACT, LMU (shifts were checked with the dims), ONOFF */
+    }
+#undef TDATA
+}
+
+em_status_t em_graph_parse(em_graph_t *g, const uint8_t *blob, size_t size) {
+    if (!g || !blob) return EM_ERR_NULL;
+    /* 1. size */
+    if (size < HDR) return EM_ERR_TRUNCATED;
+    const uint32_t total = em_rd_u32(blob + 8);
+    const uint32_t n_b = em_rd_u16(blob + 22), n_op = em_rd_u16(blob + 24), n_t = em_rd_u16(blob + 26);
+    /* each count <= 65535: 64 + 56 * 65535 fits uint32 */
+    const uint32_t ops_at = HDR + EM_GRAPH_BUFFER_ENTRY_SIZE * n_b;
+    const uint32_t tensors_at = ops_at + EM_GRAPH_OP_SIZE * n_op;
+    const uint32_t tables_end = tensors_at + EM_GRAPH_TENSOR_ENTRY_SIZE * n_t;
+    if ((size_t)total > size || total < tables_end) return EM_ERR_TRUNCATED;
+    /* 2. identity and integrity */
+    if (em_rd_u32(blob) != EM_MAGIC) return EM_ERR_MAGIC;
+    if (em_rd_u16(blob + 4) != EM_GRAPH_VERSION || em_rd_u16(blob + 6) != HDR) return EM_ERR_VERSION;
+    if (em_crc32(blob + HDR, total - HDR) != em_rd_u32(blob + 12)) return EM_ERR_CRC;
+    if (em_rd_u16(blob + 16) != EM_KIND_GRAPH) return EM_ERR_KIND;
+    /* 3. header */
+    const uint32_t n_in = em_rd_u16(blob + 18), n_out = em_rd_u16(blob + 20);
+    const uint32_t in_b = em_rd_u16(blob + 28), out_b = em_rd_u16(blob + 30), arena_size = em_rd_u32(blob + 32);
+    if (n_in < 1 || n_in > EM_MAX_DIM || n_out < 1 || n_out > EM_MAX_DIM) return EM_ERR_DIMS;
+    if (n_b > EM_GRAPH_MAX_BUFFERS || n_op > EM_GRAPH_MAX_OPS || n_t > EM_GRAPH_MAX_TENSORS) return EM_ERR_DIMS;
+    if (in_b >= n_b || out_b >= n_b) return EM_ERR_BUFFER;
+    for (uint32_t i = 36; i < HDR; i++)
+        if (blob[i] != 0) return EM_ERR_VERSION;
+    /* 4. buffer table */
+    const uint8_t *buffers = blob + HDR, *ops = blob + ops_at, *tensors = blob + tensors_at;
+    em_status_t st = check_buffers(buffers, n_b, arena_size, in_b, out_b, n_in, n_out);
+    if (st != EM_OK) return st;
+    /* 5. op table, op by op */
+    walk_t w;
+    w.buffers = buffers;
+    w.tensors = tensors;
+    w.n_buffers = n_b;
+    w.n_tensors = n_t;
+    for (uint32_t i = 0; i < EM_GRAPH_MAX_BUFFERS / 32u; i++) w.written[i] = 0;
+    mark_written(&w, in_b);
+    for (uint32_t i = 0; i < n_op; i++) {
+        em_op_rec_t op;
+        em_graph_read_op(ops, i, &op);
+        st = check_op(&w, &op);
+        if (st != EM_OK) return st;
+    }
+    if (!is_written(&w, out_b) && !(buffers[(size_t)EM_GRAPH_BUFFER_ENTRY_SIZE * out_b + 1] & EM_GRAPH_BUF_STATE))
+        return EM_ERR_ORDER;
+    /* 6. tensor table and extents (64-bit: offset + bytes cannot wrap) */
+    for (uint32_t i = 0; i < n_t; i++) {
+        const uint8_t *e = tensors + (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * i;
+        if (em_rd_u16(e) != i || !dtype_ok(e[2]) || e[3] != 0) return EM_ERR_TENSOR;
+        const uint64_t off = em_rd_u32(e + 4), bytes = (uint64_t)em_rd_u32(e + 8) * em_graph_elsize(e[2]);
+        if (off < tables_end || off >= total || off + bytes > total) return EM_ERR_BOUNDS;
+    }
+    /* 7. alignment of the actual address (covers a misaligned blob buffer too) */
+    for (uint32_t i = 0; i < n_t; i++) {
+        const uint8_t *e = tensors + (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * i;
+        if ((uintptr_t)(blob + em_rd_u32(e + 4)) % em_graph_elsize(e[2]) != 0) return EM_ERR_ALIGN;
+    }
+    /* 8. parameter ranges */
+    for (uint32_t i = 0; i < n_op; i++) {
+        em_op_rec_t op;
+        em_graph_read_op(ops, i, &op);
+        st = check_params(blob, tensors, &op);
+        if (st != EM_OK) return st;
+    }
+
+    g->blob = blob;
+    g->buffers = buffers;
+    g->ops = ops;
+    g->tensors = tensors;
+    g->total_size = total;
+    g->arena_size = arena_size;
+    g->n_in = (uint16_t)n_in;
+    g->n_out = (uint16_t)n_out;
+    g->n_buffers = (uint16_t)n_b;
+    g->n_ops = (uint16_t)n_op;
+    g->n_tensors = (uint16_t)n_t;
+    g->in_buffer = (uint16_t)in_b;
+    g->out_buffer = (uint16_t)out_b;
+    g->valid = EM_GRAPH_VALID;
+    return EM_OK;
+}

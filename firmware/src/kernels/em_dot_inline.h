@@ -1,0 +1,75 @@
+/* Dot products shared by the kernels (internal). Integer arithmetic only, so the Cortex-M4 DSP paths (as
+ * CMSIS-NN) equal the scalar loops bit for bit; the unit tests run both (host: scalar, QEMU M4: DSP). */
+#ifndef EM_DOT_INLINE_H
+#define EM_DOT_INLINE_H
+
+#include <stdint.h>
+
+#if defined(__ARM_FEATURE_SIMD32) && __ARM_FEATURE_SIMD32 && defined(__GNUC__)
+#include <arm_acle.h>
+#define EM_DOT_DSP 1
+/* folds into SXTB16's rotate */
+static inline uint32_t em_ror8(uint32_t x) { return (x >> 8) | (x << 24); }
+#endif
+
+/* sum_i a[i] * b[i] over n int8 pairs; exact in int32 for n <= 2^17 (|sum| <= n * 2^14). */
+static inline int32_t em_dot_s8(const int8_t *a, const int8_t *b, int n) {
+    int32_t acc = 0;
+    int i = 0;
+#ifdef EM_DOT_DSP
+    /* SXTB16 widens bytes 0,2 (and, rotated, 1,3) to int16 pairs, SMLAD does two MACs at once. */
+    for (; i + 4 <= n; i += 4) {
+        uint32_t wa, wb;
+        __builtin_memcpy(&wa, a + i, 4); /* unaligned word loads are fine on v7-M */
+        __builtin_memcpy(&wb, b + i, 4);
+        acc = (int32_t)__smlad(__sxtb16(wa), __sxtb16(wb), (uint32_t)acc);
+        acc = (int32_t)__smlad(__sxtb16(em_ror8(wa)), __sxtb16(em_ror8(wb)), (uint32_t)acc);
+    }
+#endif
+    for (; i < n; i++) acc += (int32_t)a[i] * (int32_t)b[i];
+    return acc;
+}
+
+/* sum_j a[j] * b[j] over n int16 pairs in int64 (|sum| <= n * 2^30). */
+static inline int64_t em_dot_s16(const int16_t *a, const int16_t *b, int n) {
+    int64_t acc = 0;
+    int j = 0;
+#ifdef EM_DOT_DSP
+    /* SMLALD does two 16x16 MACs into a 64-bit accumulator. */
+    for (; j + 2 <= n; j += 2) {
+        int16x2_t wa, wb;
+        __builtin_memcpy(&wa, a + j, 4); /* rows of A are only 2-byte aligned when order is odd: fine on v7-M */
+        __builtin_memcpy(&wb, b + j, 4);
+        acc = __smlald(wa, wb, acc);
+    }
+#endif
+    for (; j < n; j++) acc += (int32_t)a[j] * (int32_t)b[j];
+    return acc;
+}
+
+/* sum_i w[i] * x[i], int8 weights times int16 activations, in int64 (|sum| <= n * 2^22: int32 would overflow at
+ * n = 1024, so the DSP path uses SMLALD, not SMLAD). */
+static inline int64_t em_dot_s8_s16(const int8_t *w, const int16_t *x, int n) {
+    int64_t acc = 0;
+    int i = 0;
+#ifdef EM_DOT_DSP
+    for (; i + 4 <= n; i += 4) {
+        uint32_t ww;
+        int16x2_t x01, x23;
+        __builtin_memcpy(&ww, w + i, 4);
+        __builtin_memcpy(&x01, x + i, 4);
+        __builtin_memcpy(&x23, x + i + 2, 4);
+        /* SXTB16 gives (w0, w2) and, rotated, (w1, w3); repack to the halfword pairs (w0, w1), (w2, w3) that line
+         * up with x (CMSIS-NN's read_and_pad). gcc emits PKHBT/PKHTB for these masks. */
+        uint32_t even = (uint32_t)__sxtb16(ww), odd = (uint32_t)__sxtb16(em_ror8(ww));
+        int16x2_t w01 = (int16x2_t)((even & 0xFFFFu) | (odd << 16));
+        int16x2_t w23 = (int16x2_t)((even >> 16) | (odd & 0xFFFF0000u));
+        acc = __smlald(w01, x01, acc);
+        acc = __smlald(w23, x23, acc);
+    }
+#endif
+    for (; i < n; i++) acc += (int32_t)w[i] * (int32_t)x[i];
+    return acc;
+}
+
+#endif /* EM_DOT_INLINE_H */

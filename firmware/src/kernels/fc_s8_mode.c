@@ -1,0 +1,24 @@
+/* Fully connected int8 layer for graph blobs: s8 x s8 -> int64 sum -> sat32 -> requant -> assign or accumulate. */
+#include "em_kernels.h"
+#include "em_intops_inline.h"
+#include "em_dot_inline.h"
+
+/* in [in_dim] s8, w [out_dim][in_dim] s8, bias/mult [out_dim] s32, shift [out_dim] s8, out [out_dim] s32. */
+em_status_t em_fc_s8_mode(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult,
+                          const int8_t *shift, int in_dim, int out_dim, em_out_mode_t mode, int32_t *out) {
+    if (!in || !w || !bias || !mult || !shift || !out) return EM_ERR_NULL;
+    /* in_dim <= EM_MAX_DIM keeps the int32 dot product exact: |sum| <= 1024 * 128 * 128 = 2^24. */
+    if (in_dim < 1 || out_dim < 1 || in_dim > (int)EM_MAX_DIM || out_dim > (int)EM_MAX_DIM) return EM_ERR_DIMS;
+    if (mode != EM_OUT_ASSIGN && mode != EM_OUT_ACC) return EM_ERR_PARAM;
+    for (int o = 0; o < out_dim; o++) {
+        if (shift[o] < 1 || shift[o] > 62) return EM_ERR_PARAM; /* outside it the shift is undefined */
+    }
+    const int acc = mode == EM_OUT_ACC;
+    for (int o = 0; o < out_dim; o++) {
+        int32_t dot = em_dot_s8(w + (size_t)o * (size_t)in_dim, in, in_dim); /* w[o][:] . in */
+        /* sat32 before the requant (docs/graph.md): only a hostile bias near the int32 limits gets there */
+        int32_t r = em_requant_i(em_sat32_i((int64_t)bias[o] + dot), mult[o], shift[o]);
+        em_store32_i(&out[o], r, acc);
+    }
+    return EM_OK;
+}

@@ -1,0 +1,26 @@
+/* LMU memory update m <- A m + B u with int8 input u (a requantized current, not a spike) and a B shift. */
+#include "em_kernels.h"
+#include "em_intops_inline.h"
+#include "em_dot_inline.h"
+
+/* m [n_u][order] s16 in place, u [n_u] s8, a [order][order] Q(a_shift), b [order] s32, scratch [order] s16. */
+em_status_t em_lmu_s8_s16(int16_t *m, const int8_t *u, const int16_t *a, int a_shift, const int32_t *b,
+                          int b_shift, int n_u, int order, int16_t *scratch) {
+    if (!m || !u || !a || !b || !scratch) return EM_ERR_NULL;
+    if (n_u < 1 || order < 1 || order > (int)EM_MAX_DIM) return EM_ERR_DIMS;
+    if (a_shift < 1 || a_shift > 62 || b_shift < 0 || b_shift > 62) return EM_ERR_PARAM;
+    for (int c = 0; c < n_u; c++) {
+        int16_t *row = m + (size_t)c * (size_t)order; /* m[c][:] */
+        /* the update reads every old m[c][j] for each i, so keep the old row aside */
+        for (int j = 0; j < order; j++) scratch[j] = row[j];
+        const int32_t uc = u[c];
+        for (int i = 0; i < order; i++) {
+            const int16_t *ai = a + (size_t)i * (size_t)order; /* a[i][:] */
+            int64_t acc = em_dot_s16(ai, scratch, order);    /* |acc| <= 1024 * 2^30 = 2^40 */
+            int64_t in = (int64_t)uc * b[i];                  /* |u * b| <= 2^38 */
+            if (b_shift > 0) in = em_rshift_round_bounded_i(in, b_shift);
+            row[i] = em_sat16_i(em_rshift_round_bounded_i(acc, a_shift) + in);
+        }
+    }
+    return EM_OK;
+}

@@ -1,0 +1,368 @@
+/* Graph op kernels against hand-computed values and against the literal rules of docs/graph.md (gref_*).
+ * On the host the kernels take their scalar paths; on the M4 (QEMU) the same tests check the DSP paths. */
+#include <string.h>
+
+#include "em_kernels.h"
+#include "em_test.h"
+
+/* FC reference on int32-widened input: r = requant(sat32(bias + dot)), assigned or accumulated. */
+static void ref_fc(const int32_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult, const int8_t *shift,
+                   int in_dim, int out_dim, int acc, int32_t *out) {
+    for (int o = 0; o < out_dim; o++) {
+        int64_t sum = bias[o];
+        for (int i = 0; i < in_dim; i++) sum += (int64_t)w[o * in_dim + i] * in[i];
+        gref_store(&out[o], gref_requant(sum, mult[o], shift[o]), acc);
+    }
+}
+
+static void test_fc_s8_mode(void) {
+    enum { MAXI = 70, MAXO = 9 };
+    static int8_t in[MAXI], w[MAXO * MAXI], shift[MAXO];
+    static int32_t in32[MAXI], bias[MAXO], mult[MAXO], out[MAXO], ref[MAXO];
+    for (int k = 0; k < 400; k++) {
+        const int n_in = t_range(1, MAXI), n_out = t_range(1, MAXO), acc = k % 2;
+        for (int i = 0; i < n_in; i++) in32[i] = in[i] = (int8_t)t_range(-128, 127);
+        for (int i = 0; i < n_in * n_out; i++) w[i] = (int8_t)t_range(-128, 127);
+        for (int o = 0; o < n_out; o++) {
+            bias[o] = k % 3 == 0 ? t_range(INT32_MIN, INT32_MAX) : t_range(-5000, 5000);
+            mult[o] = t_range(1 << 30, INT32_MAX);
+            shift[o] = (int8_t)(k % 5 == 0 ? t_range(1, 62) : t_range(20, 34));
+            out[o] = ref[o] = t_range(INT32_MIN, INT32_MAX);
+        }
+        CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, n_in, n_out, acc ? EM_OUT_ACC : EM_OUT_ASSIGN, out), EM_OK);
+        ref_fc(in32, w, bias, mult, shift, n_in, n_out, acc, ref);
+        CHECK(memcmp(out, ref, sizeof(int32_t) * (size_t)n_out) == 0);
+    }
+    /* sat32 before the requant: bias INT32_MAX + 127*127 saturates to INT32_MAX, then x 0.5 (M 2^30, s 31) */
+    in[0] = 127;
+    w[0] = 127;
+    bias[0] = INT32_MAX;
+    mult[0] = 1 << 30;
+    shift[0] = 31;
+    CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1, EM_OUT_ASSIGN, out), EM_OK);
+    CHECK_EQ(out[0], 1 << 30); /* (2^31 - 1) / 2 = 2^30 - 0.5 -> 2^30; without sat32: (2^31 + 16128) / 2 */
+    bias[0] = INT32_MIN;
+    in[0] = -128;
+    CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1, EM_OUT_ASSIGN, out), EM_OK);
+    CHECK_EQ(out[0], -(1 << 30)); /* -2^31 / 2 exactly */
+    /* ties: 3 * 0.5 = 1.5 -> 2, -3 * 0.5 = -1.5 -> -1 (half up) */
+    in[0] = 3;
+    w[0] = 1;
+    bias[0] = 0;
+    CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1, EM_OUT_ASSIGN, out), EM_OK);
+    CHECK_EQ(out[0], 2);
+    in[0] = -3;
+    CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1, EM_OUT_ASSIGN, out), EM_OK);
+    CHECK_EQ(out[0], -1);
+    /* ACC: saturating add into out */
+    out[0] = INT32_MIN + 1;
+    CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1, EM_OUT_ACC, out), EM_OK);
+    CHECK_EQ(out[0], INT32_MIN);
+    CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1, (em_out_mode_t)2, out), EM_ERR_PARAM);
+    shift[0] = 0;
+    CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1, EM_OUT_ASSIGN, out), EM_ERR_PARAM);
+    shift[0] = 63;
+    CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1, EM_OUT_ASSIGN, out), EM_ERR_PARAM);
+    shift[0] = 31;
+    CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 0, 1, EM_OUT_ASSIGN, out), EM_ERR_DIMS);
+    CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1025, EM_OUT_ASSIGN, out), EM_ERR_DIMS);
+    CHECK_EQ(em_fc_s8_mode(in, NULL, bias, mult, shift, 1, 1, EM_OUT_ASSIGN, out), EM_ERR_NULL);
+}
+
+static void test_fc_s16(void) {
+    enum { MAXI = 1024, MAXO = 5 };
+    static int16_t in[MAXI];
+    static int8_t w[MAXO * MAXI], shift[MAXO];
+    static int32_t in32[MAXI], bias[MAXO], mult[MAXO], out[MAXO], ref[MAXO];
+    for (int k = 0; k < 300; k++) {
+        /* odd lengths exercise the DSP path's tail; k % 10 == 0 the full 1024 */
+        const int n_in = k % 10 == 0 ? MAXI : t_range(1, 67), n_out = t_range(1, MAXO), acc = k % 2;
+        for (int i = 0; i < n_in; i++) in32[i] = in[i] = (int16_t)(k % 4 == 0 ? (t_range(0, 1) ? 32767 : -32768)
+                                                                                  : t_range(-32768, 32767));
+        for (int i = 0; i < n_in * n_out; i++) w[i] = (int8_t)(k % 4 == 0 ? -128 : t_range(-128, 127));
+        for (int o = 0; o < n_out; o++) {
+            bias[o] = k % 3 == 0 ? t_range(INT32_MIN, INT32_MAX) : t_range(-50000, 50000);
+            mult[o] = t_range(1 << 30, INT32_MAX);
+            shift[o] = (int8_t)t_range(1, 62);
+            out[o] = ref[o] = t_range(INT32_MIN, INT32_MAX);
+        }
+        CHECK_EQ(em_fc_s16(in, w, bias, mult, shift, n_in, n_out, acc ? EM_OUT_ACC : EM_OUT_ASSIGN, out), EM_OK);
+        ref_fc(in32, w, bias, mult, shift, n_in, n_out, acc, ref);
+        CHECK(memcmp(out, ref, sizeof(int32_t) * (size_t)n_out) == 0);
+    }
+    /* |dot| reaches 2^32 (1024 x -128 x -32768): int64 sum, sat32 to INT32_MAX, x 0.5 -> 2^30 */
+    for (int i = 0; i < MAXI; i++) {
+        in[i] = -32768;
+        w[i] = -128;
+    }
+    bias[0] = 0;
+    mult[0] = 1 << 30;
+    shift[0] = 31;
+    CHECK_EQ(em_fc_s16(in, w, bias, mult, shift, MAXI, 1, EM_OUT_ASSIGN, out), EM_OK);
+    CHECK_EQ(out[0], 1 << 30);
+    w[0] = 127; /* 1023 * 2^22 - 127 * 32768, still above INT32_MAX */
+    CHECK_EQ(em_fc_s16(in, w, bias, mult, shift, MAXI, 1, EM_OUT_ASSIGN, out), EM_OK);
+    CHECK_EQ(out[0], 1 << 30);
+    /* hand-computed small case: 1000*3 + (-2000)*(-5) + 7*127 = 13889, bias -1 -> 13888, x 0.5 -> 6944 */
+    int16_t x3[3] = {1000, -2000, 7};
+    int8_t w3[3] = {3, -5, 127};
+    bias[0] = -1;
+    CHECK_EQ(em_fc_s16(x3, w3, bias, mult, shift, 3, 1, EM_OUT_ASSIGN, out), EM_OK);
+    CHECK_EQ(out[0], 6944);
+    CHECK_EQ(em_fc_s16(x3, w3, bias, mult, shift, 1025, 1, EM_OUT_ASSIGN, out), EM_ERR_DIMS);
+    CHECK_EQ(em_fc_s16(NULL, w3, bias, mult, shift, 3, 1, EM_OUT_ASSIGN, out), EM_ERR_NULL);
+}
+
+/* Direct causal convolution over the full input history: frame t-j for j < k, zero before step 0. */
+static void ref_conv(const int8_t *hist, int t, int c_in, int c_out, int k, const int8_t *w, const int32_t *bias,
+                     const int32_t *mult, const int8_t *shift, int acc, int32_t *out) {
+    for (int o = 0; o < c_out; o++) {
+        int64_t sum = bias[o];
+        for (int j = 0; j < k; j++) {
+            if (t - j < 0) continue;
+            for (int c = 0; c < c_in; c++)
+                sum += (int64_t)w[(o * k + (k - 1 - j)) * c_in + c] * hist[(t - j) * c_in + c];
+        }
+        gref_store(&out[o], gref_requant(sum, mult[o], shift[o]), acc);
+    }
+}
+
+static void test_conv1d(void) {
+    enum { CI = 9, CO = 4, KMAX = 16, T = 150 };
+    static int8_t hist[T * CI], w[CO * KMAX * CI], shift[CO], ring[(KMAX - 1) * CI];
+    static int32_t bias[CO], mult[CO], out[CO], ref[CO];
+    const int ks[] = {1, 2, 3, 5, 16};
+    CHECK_EQ(em_conv1d_ring_size(CI, 5), 4 * CI);
+    CHECK_EQ(em_conv1d_ring_size(CI, 1), 0);
+    for (int ki = 0; ki < 5; ki++) {
+        const int k = ks[ki];
+        for (int rep = 0; rep < 3; rep++) {
+            const int c_in = rep == 0 ? CI : t_range(1, CI), c_out = t_range(1, CO), acc = rep == 2;
+            for (int i = 0; i < c_out * k * c_in; i++) w[i] = (int8_t)t_range(-128, 127);
+            for (int o = 0; o < c_out; o++) {
+                bias[o] = rep == 1 ? t_range(INT32_MIN, INT32_MAX) : t_range(-3000, 3000);
+                mult[o] = t_range(1 << 30, INT32_MAX);
+                shift[o] = (int8_t)t_range(8, 20);
+            }
+            memset(ring, 0, sizeof ring);
+            int32_t head = 0;
+            /* many steps: the ring wraps T / (k-1) times */
+            for (int t = 0; t < T; t++) {
+                for (int c = 0; c < c_in; c++) hist[t * c_in + c] = (int8_t)t_range(-128, 127);
+                for (int o = 0; o < c_out; o++) out[o] = ref[o] = t_range(-100000, 100000);
+                CHECK_EQ(em_conv1d_causal_s8(hist + t * c_in, ring, &head, w, bias, mult, shift, c_in, c_out, k,
+                                             acc ? EM_OUT_ACC : EM_OUT_ASSIGN, out),
+                         EM_OK);
+                ref_conv(hist, t, c_in, c_out, k, w, bias, mult, shift, acc, ref);
+                CHECK(memcmp(out, ref, sizeof(int32_t) * (size_t)c_out) == 0);
+                CHECK_EQ(head, k > 1 ? (t + 1) % (k - 1) : 0);
+            }
+        }
+    }
+    /* hand-computed, k = 3, one channel: w taps [1, 2, 3] (tap 2 = current), frames 10, 20, 30, 40 */
+    int8_t w1[3] = {1, 2, 3}, r1[2] = {0, 0}, s1[1] = {31}, x;
+    int32_t b1[1] = {0}, m1[1] = {1 << 30}, h1 = 0, o1[1];
+    const int32_t want[4] = {15, 40, 70, 100}; /* (3*10)/2, (3*20+2*10)/2, (90+40+10)/2, (120+60+20)/2 */
+    for (int t = 0; t < 4; t++) {
+        x = (int8_t)(10 * (t + 1));
+        CHECK_EQ(em_conv1d_causal_s8(&x, r1, &h1, w1, b1, m1, s1, 1, 1, 3, EM_OUT_ASSIGN, o1), EM_OK);
+        CHECK_EQ(o1[0], want[t]);
+    }
+    /* a corrupted head (state in the arena) indexes the ring by its remainder mod k-1, never outside */
+    int32_t bad_heads[] = {-1, 2, 7, INT32_MIN, INT32_MAX};
+    for (int i = 0; i < 5; i++) {
+        int32_t h = bad_heads[i];
+        int32_t hmod = ((h % 2) + 2) % 2;
+        r1[0] = 5;
+        r1[1] = 7;
+        x = 0;
+        CHECK_EQ(em_conv1d_causal_s8(&x, r1, &h, w1, b1, m1, s1, 1, 1, 3, EM_OUT_ASSIGN, o1), EM_OK);
+        /* oldest frame ring[hmod] pairs with tap 0, the other with tap 1: (5 + 2*7) / 2 or (7 + 2*5) / 2 */
+        CHECK_EQ(o1[0], hmod == 0 ? (5 + 14 + 1) / 2 : (7 + 10 + 1) / 2);
+        CHECK_EQ(h, (hmod + 1) % 2);
+        CHECK_EQ(r1[hmod], 0); /* the current frame took the oldest slot */
+    }
+    CHECK_EQ(em_conv1d_causal_s8(&x, NULL, &h1, w1, b1, m1, s1, 1, 1, 3, EM_OUT_ASSIGN, o1), EM_ERR_NULL);
+    CHECK_EQ(em_conv1d_causal_s8(&x, NULL, NULL, w1, b1, m1, s1, 1, 1, 1, EM_OUT_ASSIGN, o1), EM_OK);
+    CHECK_EQ(em_conv1d_causal_s8(&x, r1, &h1, w1, b1, m1, s1, 1, 1, 17, EM_OUT_ASSIGN, o1), EM_ERR_DIMS);
+    CHECK_EQ(em_conv1d_causal_s8(&x, r1, &h1, w1, b1, m1, s1, 1, 1, 0, EM_OUT_ASSIGN, o1), EM_ERR_DIMS);
+}
+
+static void test_act(void) {
+    static int8_t lut[256], o8[8];
+    static int16_t o16[8];
+    for (int i = 0; i < 256; i++) lut[i] = (int8_t)(i - 128 == 0 ? 55 : (i * 7) % 256 - 128);
+    const int32_t in[8] = {INT32_MIN, -129, -128, -1, 0, 127, 128, INT32_MAX};
+    CHECK_EQ(em_act_s32_s8(in, 8, EM_ACT_SAT, NULL, o8), EM_OK);
+    const int8_t sat8[8] = {-128, -128, -128, -1, 0, 127, 127, 127};
+    CHECK(memcmp(o8, sat8, 8) == 0);
+    CHECK_EQ(em_act_s32_s8(in, 8, EM_ACT_RELU, NULL, o8), EM_OK);
+    const int8_t relu8[8] = {0, 0, 0, 0, 0, 127, 127, 127};
+    CHECK(memcmp(o8, relu8, 8) == 0);
+    CHECK_EQ(em_act_s32_s8(in, 8, EM_ACT_LUT, lut, o8), EM_OK);
+    CHECK_EQ(o8[0], lut[0]);   /* INT32_MIN -> sat8 -128 -> index 0 */
+    CHECK_EQ(o8[1], lut[0]);
+    CHECK_EQ(o8[2], lut[0]);   /* -128 -> 0 */
+    CHECK_EQ(o8[3], lut[127]); /* -1 -> 127 */
+    CHECK_EQ(o8[4], 55);       /* 0 -> 128 */
+    CHECK_EQ(o8[5], lut[255]); /* 127 -> 255 */
+    CHECK_EQ(o8[6], lut[255]);
+    CHECK_EQ(o8[7], lut[255]);
+    const int32_t in16[6] = {INT32_MIN, -32769, -32768, 32767, 32768, INT32_MAX};
+    CHECK_EQ(em_act_s32_s16(in16, 6, EM_ACT_SAT, o16), EM_OK);
+    const int16_t sat16[6] = {-32768, -32768, -32768, 32767, 32767, 32767};
+    CHECK(memcmp(o16, sat16, sizeof sat16) == 0);
+    const int32_t inr[5] = {-5, 0, 5, 40000, INT32_MIN};
+    CHECK_EQ(em_act_s32_s16(inr, 5, EM_ACT_RELU, o16), EM_OK);
+    CHECK_EQ(o16[0], 0);
+    CHECK_EQ(o16[1], 0);
+    CHECK_EQ(o16[2], 5);
+    CHECK_EQ(o16[3], 32767);
+    CHECK_EQ(o16[4], 0);
+    CHECK_EQ(em_act_s32_s16(inr, 5, EM_ACT_LUT, o16), EM_ERR_PARAM); /* tables are int8 only */
+    CHECK_EQ(em_act_s32_s8(inr, 5, EM_ACT_LUT, NULL, o8), EM_ERR_NULL);
+    CHECK_EQ(em_act_s32_s8(inr, 5, (em_act_t)3, lut, o8), EM_ERR_PARAM);
+    CHECK_EQ(em_act_s32_s8(inr, 0, EM_ACT_SAT, NULL, o8), EM_ERR_DIMS);
+}
+
+static void test_leaky(void) {
+    /* beta 0.5: 1 -> 0.5 -> 1 (half up), -1 -> -0.5 -> 0, 3 -> 2, -3 -> -1; input added unsaturated */
+    int16_t tr[6] = {1, -1, 3, -3, 30000, -30000}, beta[6] = {16384, 16384, 16384, 16384, 32767, 32767};
+    const int32_t in[6] = {0, 0, 10, -10, 100000, INT32_MIN};
+    CHECK_EQ(em_leaky_s16(in, beta, 6, tr), EM_OK);
+    CHECK_EQ(tr[0], 1);
+    CHECK_EQ(tr[1], 0);
+    CHECK_EQ(tr[2], 12);
+    CHECK_EQ(tr[3], -11);
+    CHECK_EQ(tr[4], 32767);
+    CHECK_EQ(tr[5], -32768);
+    /* -30000 + 40000 = 10000 is not saturated first: in is not pre-saturated to int16 */
+    int16_t t2[1] = {-20000}, b2[1] = {32767};
+    int32_t i2[1] = {40000};
+    CHECK_EQ(em_leaky_s16(i2, b2, 1, t2), EM_OK);
+    CHECK_EQ(t2[0], gref_sat(gref_rsr(32767LL * -20000, 15) + 40000, 16));
+    CHECK_EQ(t2[0], 20001); /* 32767 * -20000 / 2^15 = -19999.39 -> -19999 */
+    /* random against the rule */
+    for (int k = 0; k < 2000; k++) {
+        int16_t t = (int16_t)t_range(-32768, 32767), b = (int16_t)t_range(0, 32767), t0 = t;
+        int32_t x = k % 2 ? t_range(INT32_MIN, INT32_MAX) : t_range(-40000, 40000);
+        CHECK_EQ(em_leaky_s16(&x, &b, 1, &t), EM_OK);
+        CHECK_EQ(t, gref_sat(gref_rsr((int64_t)b * t0, 15) + x, 16));
+    }
+    CHECK_EQ(em_leaky_s16(in, NULL, 1, tr), EM_ERR_NULL);
+    CHECK_EQ(em_leaky_s16(in, beta, 0, tr), EM_ERR_DIMS);
+}
+
+static void test_lmu_s8(void) {
+    enum { NU = 4, D = 7 };
+    int16_t m[NU * D], ref[NU * D], a[D * D], scratch[D];
+    int32_t b[D];
+    int8_t u[NU];
+    for (int k = 0; k < 400; k++) {
+        const int nu = t_range(1, NU), d = t_range(1, D), a_shift = t_range(1, 30), b_shift = k % 3 ? t_range(0, 30) : 0;
+        for (int i = 0; i < nu * d; i++) m[i] = (int16_t)t_range(-32768, 32767);
+        for (int i = 0; i < d * d; i++) a[i] = (int16_t)t_range(-32768, 32767);
+        for (int i = 0; i < d; i++) b[i] = k % 4 == 0 ? t_range(INT32_MIN, INT32_MAX) : t_range(-5000, 5000);
+        for (int c = 0; c < nu; c++) u[c] = (int8_t)t_range(-128, 127);
+        for (int c = 0; c < nu; c++)
+            for (int i = 0; i < d; i++) {
+                int64_t acc = 0;
+                for (int j = 0; j < d; j++) acc += (int64_t)a[i * d + j] * m[c * d + j];
+                ref[c * d + i] = (int16_t)gref_sat(gref_rsr(acc, a_shift) + gref_rsr((int64_t)u[c] * b[i], b_shift), 16);
+            }
+        const int16_t last_old = m[(nu - 1) * d];
+        CHECK_EQ(em_lmu_s8_s16(m, u, a, a_shift, b, b_shift, nu, d, scratch), EM_OK);
+        CHECK(memcmp(m, ref, sizeof(int16_t) * (size_t)(nu * d)) == 0);
+        CHECK_EQ(scratch[0], last_old); /* docs/graph.md: scratch ends up holding m_old[n_u - 1] */
+    }
+    /* hand-computed, order 1, A = 0.5 (Q1: a = 1, a_shift 1): m = rsr(m, 1) + rsr(u * b, b_shift) */
+    int16_t m1[2] = {5, -5}, a1[1] = {1}, s1[1];
+    int32_t b1[1] = {3};
+    int8_t u1[2] = {-1, 1};
+    CHECK_EQ(em_lmu_s8_s16(m1, u1, a1, 1, b1, 0, 2, 1, s1), EM_OK); /* b_shift 0: no shift of u * b */
+    CHECK_EQ(m1[0], 3 - 3);   /* 5/2 = 2.5 -> 3, + -3 */
+    CHECK_EQ(m1[1], -2 + 3);  /* -2.5 -> -2, + 3 */
+    int16_t m2[2] = {0, 0};
+    CHECK_EQ(em_lmu_s8_s16(m2, u1, a1, 1, b1, 1, 2, 1, s1), EM_OK); /* b_shift 1: -1.5 -> -1, 1.5 -> 2 */
+    CHECK_EQ(m2[0], -1);
+    CHECK_EQ(m2[1], 2);
+    /* u at -128 with B at INT32_MIN, b_shift 0: 2^38, saturates */
+    int16_t m3[1] = {0};
+    int32_t b3[1] = {INT32_MIN};
+    int8_t u3[1] = {-128};
+    CHECK_EQ(em_lmu_s8_s16(m3, u3, a1, 1, b3, 0, 1, 1, s1), EM_OK);
+    CHECK_EQ(m3[0], 32767);
+    /* with spikes (u in {0, 1}) and b_shift 0 it is version 1's kernel exactly */
+    for (int k = 0; k < 100; k++) {
+        int16_t mv1[NU * D], mv2[NU * D];
+        for (int i = 0; i < NU * D; i++) mv1[i] = mv2[i] = (int16_t)t_range(-32768, 32767);
+        for (int i = 0; i < D * D; i++) a[i] = (int16_t)t_range(-32768, 32767);
+        for (int i = 0; i < D; i++) b[i] = t_range(INT32_MIN, INT32_MAX);
+        for (int c = 0; c < NU; c++) u[c] = (int8_t)t_range(0, 1);
+        const int a_shift = t_range(1, 30);
+        CHECK_EQ(em_lmu_memory_s16(mv1, u, a, a_shift, b, NU, D, scratch), EM_OK);
+        CHECK_EQ(em_lmu_s8_s16(mv2, u, a, a_shift, b, 0, NU, D, scratch), EM_OK);
+        CHECK(memcmp(mv1, mv2, sizeof mv1) == 0);
+    }
+    CHECK_EQ(em_lmu_s8_s16(m1, u1, a1, 0, b1, 0, 2, 1, s1), EM_ERR_PARAM);
+    CHECK_EQ(em_lmu_s8_s16(m1, u1, a1, 1, b1, -1, 2, 1, s1), EM_ERR_PARAM);
+    CHECK_EQ(em_lmu_s8_s16(m1, u1, a1, 1, b1, 63, 2, 1, s1), EM_ERR_PARAM);
+    CHECK_EQ(em_lmu_s8_s16(m1, u1, a1, 1, b1, 0, 0, 1, s1), EM_ERR_DIMS);
+    CHECK_EQ(em_lmu_s8_s16(m1, u1, a1, 1, b1, 0, 2, 1, NULL), EM_ERR_NULL);
+}
+
+static void test_add(void) {
+    const int32_t half = 1 << 30; /* with shift 31: x 0.5, exposes ties */
+    const int8_t x8[6] = {1, -1, 3, -3, 127, -128};
+    int32_t out[6];
+    CHECK_EQ(em_add_requant_s8(x8, 6, half, 31, EM_OUT_ASSIGN, out), EM_OK);
+    const int32_t want[6] = {1, 0, 2, -1, 64, -64};
+    CHECK(memcmp(out, want, sizeof want) == 0);
+    /* s16, shift 1 (x 2^29), accumulate with saturation */
+    const int16_t x16[3] = {-32768, 32767, 4};
+    int32_t acc[3] = {0, INT32_MAX - 10, INT32_MIN};
+    CHECK_EQ(em_add_requant_s16(x16, 3, half, 1, EM_OUT_ACC, acc), EM_OK);
+    CHECK_EQ(acc[0], INT32_MIN); /* -2^15 * 2^29 = -2^44 -> saturated */
+    CHECK_EQ(acc[1], INT32_MAX);
+    CHECK_EQ(acc[2], -1); /* 4 * 2^29 = 2^31 saturates to 2^31 - 1 first, then INT32_MIN + 2^31 - 1 */
+    for (int k = 0; k < 2000; k++) {
+        int16_t x = (int16_t)t_range(-32768, 32767);
+        int32_t m = t_range(1 << 30, INT32_MAX), o = t_range(INT32_MIN, INT32_MAX), r = o;
+        int s = t_range(1, 62), a = k % 2;
+        CHECK_EQ(em_add_requant_s16(&x, 1, m, s, a ? EM_OUT_ACC : EM_OUT_ASSIGN, &o), EM_OK);
+        gref_store(&r, gref_requant(x, m, s), a);
+        CHECK_EQ(o, r);
+    }
+    CHECK_EQ(em_add_requant_s8(x8, 6, half, 0, EM_OUT_ASSIGN, out), EM_ERR_PARAM);
+    CHECK_EQ(em_add_requant_s16(x16, 3, half, 63, EM_OUT_ASSIGN, out), EM_ERR_PARAM);
+    CHECK_EQ(em_add_requant_s8(x8, 0, half, 31, EM_OUT_ASSIGN, out), EM_ERR_DIMS);
+}
+
+static void test_onoff(void) {
+    const int16_t x[3] = {-32768, 0, 32767};
+    int32_t out[6];
+    CHECK_EQ(em_onoff_s16(x, 3, EM_OUT_ASSIGN, out), EM_OK);
+    const int32_t want[6] = {-32768, 0, 32767, 32768, 0, -32767};
+    CHECK(memcmp(out, want, sizeof want) == 0);
+    int32_t acc[6] = {INT32_MIN, 5, INT32_MAX, INT32_MAX, -5, INT32_MIN};
+    CHECK_EQ(em_onoff_s16(x, 3, EM_OUT_ACC, acc), EM_OK);
+    const int32_t want_acc[6] = {INT32_MIN, 5, INT32_MAX, INT32_MAX, -5, INT32_MIN};
+    CHECK(memcmp(acc, want_acc, sizeof want_acc) == 0);
+    int32_t acc2[2] = {100, 100};
+    CHECK_EQ(em_onoff_s16(x + 2, 1, EM_OUT_ACC, acc2), EM_OK);
+    CHECK_EQ(acc2[0], 100 + 32767);
+    CHECK_EQ(acc2[1], 100 - 32767);
+    CHECK_EQ(em_onoff_s16(x, 0, EM_OUT_ASSIGN, out), EM_ERR_DIMS);
+    CHECK_EQ(em_onoff_s16(NULL, 3, EM_OUT_ASSIGN, out), EM_ERR_NULL);
+}
+
+void suite_graph_kernels(void) {
+    RUN(test_fc_s8_mode);
+    RUN(test_fc_s16);
+    RUN(test_conv1d);
+    RUN(test_act);
+    RUN(test_leaky);
+    RUN(test_lmu_s8);
+    RUN(test_add);
+    RUN(test_onoff);
+}
