@@ -28,7 +28,7 @@ def train(
     out_dir: Annotated[Path | None, typer.Option("--out", help="output folder (default: the recipe's)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted training")] = False,
 ) -> None:
-    """Train the L2MU and its baselines; write model.pt, metrics.json, curves.png, confusion.png, README.md."""
+    """Train a recipe's model and its baselines; write model.pt, metrics.json, curves.png, confusion.png, README.md."""
     from edgemem.train.loop import Interrupted
     from edgemem.train.recipe import load_recipe
     from edgemem.train.run import train_recipe, with_overrides, write_card
@@ -43,7 +43,7 @@ def train(
         raise typer.Exit(130) from None
     write_card(folder, r)
     table = Table("model", "test acc", "CV mean ± sd", "params")
-    for name, m in [("l2mu", metrics), *metrics["baselines"].items()]:
+    for name, m in [(r.model.kind, metrics), *metrics["baselines"].items()]:
         cvs = "–" if m["cv_accuracy_mean"] is None else f"{m['cv_accuracy_mean']:.3f} ± {m['cv_accuracy_sd']:.3f}"
         table.add_row(name, f"{m['test_accuracy']:.3f}", cvs, str(m["params"] or "–"))
     out.print(table)

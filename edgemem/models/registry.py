@@ -44,7 +44,7 @@ KINDS = {
     )
 }
 READOUTS = ("sum", "last")
-DERIVED = ("n_in", "n_out")  # set from the data, never from a recipe
+DERIVED = ("n_in", "n_out", "readout")  # from the data and the recipe's model.readout, never a config field
 
 
 def kind(name: str) -> Kind:
@@ -67,10 +67,12 @@ def recipe_fields(name: str) -> dict[str, Any]:
     return out
 
 
-def build(name: str, params: dict[str, Any], n_in: int, n_out: int) -> nn.Module:
+def build(name: str, params: dict[str, Any], n_in: int, n_out: int, readout: str = "sum") -> nn.Module:
     cls = kind(name).config_cls()
     defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
     args = {k: tuple(v) if isinstance(defaults.get(k), tuple) else v for k, v in params.items()}
+    if "readout" in defaults:  # configs that know their readout get the recipe's
+        args["readout"] = readout
     try:
         cfg = cls(**{**args, "n_in": n_in, "n_out": n_out})
         return kind(name).model_cls()(cfg)

@@ -21,7 +21,7 @@ from edgemem.train.recipe import Recipe
 def model_hash(recipe: Recipe, name: str) -> str:
     """Hash of what model `name`'s CV numbers depend on: data, training, CV protocol, and its own config."""
     d = recipe.to_dict()
-    own = d["model"] if name == "l2mu" else name
+    own = d["model"] if name == d["model"]["kind"] else name
     key = {"data": d["data"], "train": d["train"], "cv": d["cv"], "model": own}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 

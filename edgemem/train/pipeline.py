@@ -16,10 +16,14 @@ from edgemem.errors import EdgememError
 from edgemem.models import registry
 from edgemem.models.baselines import CNNClassifier, GRUClassifier, features_rf_fit_predict
 from edgemem.models.l2mu import L2MU, L2MUConfig
+from edgemem.models.transformer import KWSTransformer, TransformerConfig
 from edgemem.train.loop import History, accuracy, fit, predict, seed_everything
 from edgemem.train.recipe import Recipe, ZooModelSpec
 
-BASELINES = ("gru", "cnn", "features_rf")
+BASELINES = ("gru", "cnn", "features_rf", "transformer")
+# Energy per operation used in the estimates (Horowitz, ISSCC 2014, 45 nm, 32-bit float), as in the LMUFormer and
+# Spikformer papers: a multiply-accumulate 4.6 pJ, an accumulate (a spike selecting a weight) 0.9 pJ.
+E_MAC_PJ, E_AC_PJ = 4.6, 0.9
 
 
 @dataclass
@@ -32,7 +36,7 @@ class Prepared:
 
 def load_windows(recipe: Recipe) -> tuple[Windows, list[str]]:
     path = recipe.folder / recipe.data.path if recipe.data.path else None
-    rec = load_source(recipe.data.source, path)
+    rec = load_source(recipe.data.source, path, recipe.data.params)
     return cut_windows(rec, recipe.data.window, recipe.data.hop, recipe.data.downsample), rec.class_names
 
 
@@ -104,6 +108,21 @@ class Trained:
     spikes_per_step: float | None
     history: History | None
     test_pred: np.ndarray
+    flops_per_inference: float | None = None
+    energy_uj_per_inference: float | None = None  # E_MAC_PJ * MACs + E_AC_PJ * ACs over one sequence
+
+
+@torch.no_grad()
+def _zoo_cost(model: nn.Module, x: np.ndarray, steps: int) -> tuple[float | None, float, float]:
+    """(spikes per step, MACs, ACs per step) of a zoo model on x; spiking layers count ACs at their measured rate."""
+    rates_fn = getattr(model, "spike_rates", None)
+    cfg = model.cfg  # type: ignore[attr-defined]
+    if rates_fn is not None and getattr(cfg, "spiking", False):
+        rates = rates_fn(torch.from_numpy(x[:512]))
+        spikes = float(sum(rates[p] * n for p, n in cfg.populations().items()))
+        ops = model.ops_per_step(rates)  # type: ignore[operator]
+        return spikes, float(ops["mac"]), float(ops["ac"])
+    return None, float(model.macs_per_step()), 0.0  # type: ignore[operator]
 
 
 def train_model(name: str, recipe: Recipe, prep: Prepared, seed: int, quiet: bool = False,
@@ -124,27 +143,39 @@ def train_model(name: str, recipe: Recipe, prep: Prepared, seed: int, quiet: boo
         model: nn.Module = build_l2mu(recipe, prep.n_in, n_out)
         fn = l2mu_logits
     elif isinstance(recipe.model, ZooModelSpec) and name == recipe.model.kind:
-        model = registry.build(name, recipe.model.params, prep.n_in, n_out)
+        model = registry.build(name, recipe.model.params, prep.n_in, n_out, recipe.readout)
         fn = zoo_logits(recipe.readout)
     elif name == "gru":
         model, fn = GRUClassifier(prep.n_in, n_out), plain_logits
     elif name == "cnn":
         model, fn = CNNClassifier(prep.n_in, n_out), plain_logits
+    elif name == "transformer":
+        model, fn = KWSTransformer(TransformerConfig(n_in=prep.n_in, n_out=n_out, max_len=steps)), plain_logits
     else:
         raise EdgememError(f"unknown baseline '{name}' (choose from {list(BASELINES)})")
     hist = fit(model, fn, (s.train.x, s.train.y), val, spec, label=f"{name} seed {seed}", quiet=quiet,
                state_path=state_path, resume=resume)
     pred = predict(model, fn, s.test.x)
+    acs, mac_part = 0.0, None
     if isinstance(model, L2MU):
         macs: float | None = float(model.macs_per_step())
         spikes: float | None = spikes_per_step(model, s.test.x)
-    elif hasattr(model, "macs_per_step"):
-        macs, spikes = float(model.macs_per_step()), None
-    elif isinstance(model, GRUClassifier):
-        macs, spikes = float(model.macs_per_step()), None
+    elif isinstance(model, KWSTransformer):
+        macs, spikes = model.macs(steps) / steps, None
+    elif hasattr(model, "macs_per_step") and hasattr(model, "cfg"):
+        spikes, mac_part, acs = _zoo_cost(model, s.test.x, steps)
+        macs = float(model.macs_per_step())  # dense, as every other runtime computes it
     else:
-        macs, spikes = model.macs_per_window(steps) / steps, None  # type: ignore[union-attr]
+        mac_part = None
+    if isinstance(model, GRUClassifier):
+        macs, spikes = float(model.macs_per_step()), None
+    elif isinstance(model, CNNClassifier):
+        macs, spikes = model.macs_per_window(steps) / steps, None
+    flops_fn = getattr(model, "flops_per_inference", None)
+    flops = float(flops_fn(steps)) if flops_fn is not None else 2 * float(macs or 0) * steps
+    mac = float(macs or 0) if mac_part is None else mac_part
+    energy = steps * (E_MAC_PJ * mac + E_AC_PJ * acs) * 1e-6 if name != "l2mu" else None
     return Trained(
         name, model, float((pred == s.test.y).mean()), accuracy(model, fn, *val) if val else None,
-        params_of(model), macs, spikes, hist, pred,
+        params_of(model), macs, spikes, hist, pred, flops, energy,
     )

@@ -22,6 +22,7 @@ class DataSpec:
     train_subjects: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7])
     val_subjects: list[int] = field(default_factory=lambda: [8])
     test_subjects: list[int] = field(default_factory=lambda: [9, 10])
+    params: dict[str, Any] = field(default_factory=dict)  # for generated sources (kws, psmnist, digits): see sources
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("path")
+        if not d["data"]["params"]:  # absent in recipes made before sources took parameters: keep their hashes
+            d["data"].pop("params")
         if isinstance(self.model, ZooModelSpec):
             d["model"] = self.model.to_dict()
         return d

@@ -22,11 +22,30 @@ from edgemem.train.recipe import Recipe
 
 
 def _metrics(t: Trained) -> dict[str, Any]:
-    return {
+    m = {
         "test_accuracy": t.test_accuracy, "val_accuracy": t.val_accuracy, "cv_accuracy_mean": None,
         "cv_accuracy_sd": None, "params": t.params, "macs_per_step": t.macs_per_step,
         "spikes_per_step": t.spikes_per_step,
     }
+    if t.name != "l2mu":  # the zoo's extra figures (har_l2mu's metrics.json keeps its keys)
+        m["flops_per_inference"] = t.flops_per_inference
+        m["energy_uj_per_inference"] = t.energy_uj_per_inference
+    return m
+
+
+def int_accuracy(recipe: Recipe, model: Any, calib: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy of the post-training-quantized integer model (the integer reference C reproduces) on x."""
+    if recipe.model.kind == "l2mu":
+        q = quantize_l2mu(model, calib, recipe.quant.margin)
+        logits, _ = run_int(q, quantize(x, q.input_scale))
+        return float((window_predictions(logits) == y).mean())
+    from edgemem.quant.graph_ref import run_graph
+    from edgemem.quant.lower import lower
+    from edgemem.verify.run import predictions
+
+    low = lower(model, calib, recipe.quant.margin)
+    logits = run_graph(low.graph, quantize(x, low.input_scale))
+    return float((predictions(logits, recipe.readout) == y).mean())
 
 
 def calibration_windows(x: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -48,17 +67,16 @@ def train_recipe(recipe: Recipe, out: Path | None = None, cv: bool = False, jobs
     d = recipe.data
     windows, class_names = load_windows(recipe)
     prep = prepare(windows, class_names, d.train_subjects, d.val_subjects, d.test_subjects)
-    l2mu = train_model("l2mu", recipe, prep, recipe.train.seed, quiet=quiet, state_path=state_path, resume=resume)
-    assert l2mu.model is not None and l2mu.history is not None
-    ckpt = Checkpoint(l2mu.model, prep.normalizer, class_names, d.window, recipe.to_dict(), recipe.name)  # type: ignore[arg-type]
+    main = recipe.model.kind
+    trained = train_model(main, recipe, prep, recipe.train.seed, quiet=quiet, state_path=state_path, resume=resume)
+    assert trained.model is not None and trained.history is not None
+    ckpt = Checkpoint(trained.model, prep.normalizer, class_names, d.window, recipe.to_dict(), recipe.name)
     save_checkpoint(out / "model.pt", ckpt)
     state_path.unlink(missing_ok=True)
 
-    metrics = _metrics(l2mu)
-    q = quantize_l2mu(l2mu.model, calibration_windows(prep.split.train.x, recipe.quant.calib_windows, 0),  # type: ignore[arg-type]
-                      recipe.quant.margin)
-    logits, _ = run_int(q, quantize(prep.split.test.x, q.input_scale))
-    metrics["int8"] = {"test_accuracy": float((window_predictions(logits) == prep.split.test.y).mean())}
+    metrics = _metrics(trained)
+    calib = calibration_windows(prep.split.train.x, recipe.quant.calib_windows, 0)
+    metrics["int8"] = {"test_accuracy": int_accuracy(recipe, trained.model, calib, prep.split.test.x, prep.split.test.y)}
     metrics["baselines"] = {}
     for name in recipe.baselines:
         metrics["baselines"][name] = _metrics(train_model(name, recipe, prep, recipe.train.seed, quiet=quiet))
@@ -66,15 +84,16 @@ def train_recipe(recipe: Recipe, out: Path | None = None, cv: bool = False, jobs
     cv_path = out / "cv.json"
     previous = json.loads(cv_path.read_text()) if cv_path.is_file() else None
     if cv:
-        previous = cross_validate(recipe, windows, class_names, ["l2mu", *recipe.baselines], jobs, previous)
+        previous = cross_validate(recipe, windows, class_names, [main, *recipe.baselines], jobs, previous)
         report.write_json(cv_path, previous)
     for name, r in current_entries(recipe, previous).items():  # stale entries are never reported
-        target = metrics if name == "l2mu" else metrics["baselines"].get(name)
+        target = metrics if name == main else metrics["baselines"].get(name)
         if target is not None:
             target["cv_accuracy_mean"], target["cv_accuracy_sd"] = r["mean"], r["sd"]
     report.write_json(out / "metrics.json", metrics)
-    report.plot_curves(out / "curves.png", l2mu.history, f"{recipe.name} (L2MU)")
-    report.plot_confusion(out / "confusion.png", prep.split.test.y, l2mu.test_pred, class_names,
+    report.plot_curves(out / "curves.png", trained.history, f"{recipe.name} ({main})" if main != "l2mu"
+                       else f"{recipe.name} (L2MU)")
+    report.plot_confusion(out / "confusion.png", prep.split.test.y, trained.test_pred, class_names,
                           f"{recipe.name}: test subjects {d.test_subjects}")
     return metrics
 
@@ -83,7 +102,13 @@ def write_card(folder: Path, recipe: Recipe, deployment: dict[str, Any] | None =
     metrics = json.loads((folder / "metrics.json").read_text())
     if deployment:
         metrics["deployment"] = deployment
-    report.write_text_atomic(folder / "README.md", report.model_card(metrics, recipe.to_dict(), recipe.name))
+    if recipe.model.kind == "l2mu":
+        text = report.model_card(metrics, recipe.to_dict(), recipe.name)
+    else:
+        from edgemem.train.zoo_card import zoo_card
+
+        text = zoo_card(metrics, recipe.to_dict(), recipe.name)
+    report.write_text_atomic(folder / "README.md", text)
 
 
 def with_overrides(recipe: Recipe, epochs: int | None) -> Recipe:
