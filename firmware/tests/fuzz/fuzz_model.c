@@ -1,11 +1,14 @@
-/* libFuzzer harness over em_model_parse + em_init + em_reset + em_step (built by `make fuzz` with clang,
- * -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all).
+/* libFuzzer harness over both blob versions (built by `make fuzz` with clang,
+ * -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all): a blob whose version field (bytes 4-5) says 2
+ * goes through em_graph_parse + em_graph_init + em_graph_reset + em_graph_step (em_graph.h), any other through
+ * em_model_parse + em_init + em_reset + em_step (version 1). Both runtimes face the same contracts below.
  *
  * Input layout (all of it optional: a short input just stops early):
  *   byte 0      flags
  *                 bit 0     after copying the blob, recompute its CRC-32 (bytes 12..15 = crc of [64, total_size))
- *                           so mutations get past the checksum and reach the tensor table, dims and parameters
- *                 bits 1-2  arena mode: 0 = exactly em_arena_size bytes
+ *                           so mutations get past the checksum and reach the tables, dims and parameters
+ *                 bits 1-2  arena mode (em_arena_size: em_graph_arena_size for a graph):
+ *                                       0 = exactly em_arena_size bytes
  *                                       1 = em_arena_size - 1 bytes            (em_init must say EM_ERR_ARENA)
  *                                       2 = misaligned base (+1, or +2 if bit 3), em_arena_size + 8 bytes
  *                                                                              (em_init must say EM_ERR_ARENA)
@@ -23,8 +26,10 @@
  * Contract checks (abort() on violation, so libFuzzer records a crash):
  *   - every returned status is one of the em_status_t values, and em_status_str gives a non-empty string for it
  *   - a failed em_model_parse leaves *model untouched
- *   - a successful parse: em_model_check == EM_OK, 0 < em_arena_size (a multiple of 4) <= what fits the buffer,
- *     dims equal the header's
+ *   - a successful parse: em_model_check == EM_OK, 0 < em_arena_size (a multiple of 4), dims equal the header's;
+ *     a graph: 0 < em_graph_arena_size == the header's arena_size, n_in/n_out equal the header's. Models needing
+ *     more than the 64 KiB buffer (a graph may declare any arena_size) are only checked for EM_ERR_ARENA on a
+ *     smaller arena
  *   - em_init: EM_OK in modes 0/3, EM_ERR_ARENA in modes 1/2 (and then em_step says EM_ERR_STATE and the
  *     arena buffer is untouched); em_step and em_reset return EM_OK after a successful init
  *   - no writes outside the arena: the arena lives in a static 64 KiB buffer behind a 64-byte front guard; a
@@ -40,6 +45,7 @@
 #include <string.h>
 
 #include "edgemem.h"
+#include "em_graph.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -78,7 +84,7 @@ static uint8_t *const g_arena = g_mem.b + GUARD_BYTES;
     } while (0)
 
 static em_status_t checked(em_status_t st) {
-    FUZZ_ASSERT(st <= EM_OK && st >= EM_ERR_STATE);
+    FUZZ_ASSERT(st <= EM_OK && st >= EM_ERR_BUFFER); /* EM_ERR_BUFFER is the last code */
     const char *s = em_status_str(st);
     FUZZ_ASSERT(s != NULL && s[0] != '\0');
     return st;
@@ -121,9 +127,33 @@ static void check_guards(size_t used_end) {
     }
 }
 
-static void run_model(const em_model_t *m, unsigned flags, const uint8_t *steps, size_t steps_len) {
-    const size_t need = em_arena_size(m);
-    FUZZ_ASSERT(need > 0 && need % 4 == 0 && need + GUARD_BYTES <= ARENA_BYTES);
+/* One parsed model of either version behind the same four calls. */
+typedef struct {
+    int graph;
+    const em_model_t *m;
+    const em_graph_t *g;
+    em_ctx_t ctx;
+    em_graph_ctx_t gctx;
+} rt_t;
+
+static em_status_t rt_init(rt_t *rt, void *arena, size_t size) {
+    return rt->graph ? em_graph_init(&rt->gctx, rt->g, arena, size) : em_init(&rt->ctx, rt->m, arena, size);
+}
+static em_status_t rt_reset(rt_t *rt) { return rt->graph ? em_graph_reset(&rt->gctx) : em_reset(&rt->ctx); }
+static em_status_t rt_step(rt_t *rt, const int8_t *in, int16_t *out) {
+    return rt->graph ? em_graph_step(&rt->gctx, in, out) : em_step(&rt->ctx, in, out);
+}
+
+static void run_model(rt_t *rt, unsigned flags, const uint8_t *steps, size_t steps_len) {
+    const size_t need = rt->graph ? em_graph_arena_size(rt->g) : em_arena_size(rt->m);
+    FUZZ_ASSERT(need > 0);
+    FUZZ_ASSERT(rt->graph || need % 4 == 0);
+    if (need + GUARD_BYTES + 10 > ARENA_BYTES) {
+        /* a graph declaring more arena than the harness has: init must refuse anything shorter */
+        FUZZ_ASSERT(rt->graph);
+        FUZZ_ASSERT(checked(rt_init(rt, g_arena, ARENA_BYTES)) == EM_ERR_ARENA);
+        return;
+    }
     const unsigned mode = (flags >> 1) & 3u;
     uint8_t *arena = g_arena;
     size_t arena_size = need, used_end = need;
@@ -143,17 +173,16 @@ static void run_model(const em_model_t *m, unsigned flags, const uint8_t *steps,
     POISON(g_mem.b, GUARD_BYTES);
     POISON(g_arena + used_end, ARENA_BYTES - used_end);
 
-    em_ctx_t ctx;
-    em_status_t st = checked(em_init(&ctx, m, arena, arena_size));
-    const size_t n_in = m->n_in, n_out = m->n_out;
+    em_status_t st = checked(rt_init(rt, arena, arena_size));
+    const size_t n_in = rt->graph ? rt->g->n_in : rt->m->n_in, n_out = rt->graph ? rt->g->n_out : rt->m->n_out;
     int8_t *in = malloc(n_in);
     int16_t *out = malloc(n_out * sizeof *out), *out0 = malloc(n_out * sizeof *out);
     FUZZ_ASSERT(in && out && out0);
     memset(in, 0, n_in);
     if (mode == 1 || mode == 2) {
         FUZZ_ASSERT(st == EM_ERR_ARENA);
-        FUZZ_ASSERT(checked(em_step(&ctx, in, out)) == EM_ERR_STATE);
-        FUZZ_ASSERT(checked(em_reset(&ctx)) == EM_ERR_STATE);
+        FUZZ_ASSERT(checked(rt_step(rt, in, out)) == EM_ERR_STATE);
+        FUZZ_ASSERT(checked(rt_reset(rt)) == EM_ERR_STATE);
         FUZZ_ASSERT(all_equal(g_arena, used_end, ARENA_FILL)); /* a refused arena is not touched */
         check_guards(used_end);
     } else {
@@ -164,18 +193,18 @@ static void run_model(const em_model_t *m, unsigned flags, const uint8_t *steps,
         for (size_t t = 0; t < total; t++) {
             if (n_steps) memcpy(in, steps + t * n_in, n_in);
             if (t == half && t > 0) {
-                FUZZ_ASSERT(checked(em_reset(&ctx)) == EM_OK);
+                FUZZ_ASSERT(checked(rt_reset(rt)) == EM_OK);
                 check_guards(used_end);
                 int8_t *in0 = malloc(n_in);
                 FUZZ_ASSERT(in0);
                 memcpy(in0, steps, n_in); /* t > 0 means there are real steps */
-                FUZZ_ASSERT(checked(em_step(&ctx, in0, out)) == EM_OK);
+                FUZZ_ASSERT(checked(rt_step(rt, in0, out)) == EM_OK);
                 FUZZ_ASSERT(memcmp(out, out0, n_out * sizeof *out) == 0); /* reset == fresh init */
                 check_guards(used_end);
                 free(in0);
-                FUZZ_ASSERT(checked(em_reset(&ctx)) == EM_OK);
+                FUZZ_ASSERT(checked(rt_reset(rt)) == EM_OK);
             }
-            FUZZ_ASSERT(checked(em_step(&ctx, in, out)) == EM_OK);
+            FUZZ_ASSERT(checked(rt_step(rt, in, out)) == EM_OK);
             check_guards(used_end);
             if (t == 0) memcpy(out0, out, n_out * sizeof *out);
         }
@@ -207,18 +236,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
 
-    em_model_t m, untouched;
-    memset(&m, 0xC3, sizeof m);
-    memcpy(&untouched, &m, sizeof m);
-    em_status_t st = checked(em_model_parse(&m, blob, len));
-    if (st != EM_OK) {
-        FUZZ_ASSERT(memcmp(&m, &untouched, sizeof m) == 0);
+    rt_t rt;
+    memset(&rt, 0, sizeof rt);
+    if (len >= 6 && rd_u16(blob + 4) == EM_GRAPH_VERSION) {
+        em_graph_t g, untouched;
+        memset(&g, 0xC3, sizeof g);
+        memcpy(&untouched, &g, sizeof g);
+        em_status_t st = checked(em_graph_parse(&g, blob, len));
+        if (st != EM_OK) {
+            FUZZ_ASSERT(memcmp(&g, &untouched, sizeof g) == 0);
+        } else {
+            FUZZ_ASSERT(len >= EM_HEADER_SIZE);
+            FUZZ_ASSERT(em_graph_arena_size(&g) == rd_u32(blob + 32));
+            FUZZ_ASSERT(g.n_in == rd_u16(blob + 18) && g.n_out == rd_u16(blob + 20));
+            rt.graph = 1;
+            rt.g = &g;
+            run_model(&rt, flags, steps, steps_len);
+        }
     } else {
-        FUZZ_ASSERT(len >= EM_HEADER_SIZE);
-        FUZZ_ASSERT(checked(em_model_check(&m)) == EM_OK);
-        FUZZ_ASSERT(m.n_in == rd_u16(blob + 20) && m.n_u == rd_u16(blob + 22) && m.order == rd_u16(blob + 24));
-        FUZZ_ASSERT(m.n_h == rd_u16(blob + 26) && m.n_out == rd_u16(blob + 28) && m.a_shift == rd_u16(blob + 30));
-        run_model(&m, flags, steps, steps_len);
+        em_model_t m, untouched;
+        memset(&m, 0xC3, sizeof m);
+        memcpy(&untouched, &m, sizeof m);
+        em_status_t st = checked(em_model_parse(&m, blob, len));
+        if (st != EM_OK) {
+            FUZZ_ASSERT(memcmp(&m, &untouched, sizeof m) == 0);
+        } else {
+            FUZZ_ASSERT(len >= EM_HEADER_SIZE);
+            FUZZ_ASSERT(checked(em_model_check(&m)) == EM_OK);
+            FUZZ_ASSERT(m.n_in == rd_u16(blob + 20) && m.n_u == rd_u16(blob + 22) && m.order == rd_u16(blob + 24));
+            FUZZ_ASSERT(m.n_h == rd_u16(blob + 26) && m.n_out == rd_u16(blob + 28) && m.a_shift == rd_u16(blob + 30));
+            rt.m = &m;
+            run_model(&rt, flags, steps, steps_len);
+        }
     }
     free(blob);
     return 0;

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Seed corpus for fuzz_model: each real model blob wrapped in the harness's input layout (see fuzz_model.c).
+"""Seed corpus for fuzz_model: each real model blob (version 1 or 2) wrapped in the harness's input layout (see
+fuzz_model.c).
 
 usage: make_seeds.py OUT_DIR BLOB [BLOB ...]
 For every blob: one seed per arena mode (0..3, CRC recompute on and off) with a few input steps (zeros, full
@@ -40,7 +41,9 @@ def main(argv):
         if len(blob) < 64 or blob[:4] != b"EMMB":
             sys.stderr.write(f"make_seeds: {path} is not an EMMB blob\n")
             return 1
-        n_in = struct.unpack_from("<H", blob, 20)[0]
+        # n_in: header offset 20 in version 1, 18 in version 2 (the graph format, docs/graph.md)
+        version = struct.unpack_from("<H", blob, 4)[0]
+        n_in = struct.unpack_from("<H", blob, 18 if version == 2 else 20)[0]
         name = os.path.basename(os.path.dirname(os.path.abspath(path))) or "model"
         variants = [
             (0x00, "zero"), (0x01, "ramp"), (0x02, "max"), (0x03, "ramp"),
