@@ -71,7 +71,9 @@ typedef struct {
 em_status_t em_graph_parse(em_graph_t *g, const uint8_t *blob, size_t size);
 /* Bytes of arena the graph needs (the header's arena_size); 0 if g is NULL or not a parsed graph. */
 size_t em_graph_arena_size(const em_graph_t *g);
-/* Bind `arena` (4-byte aligned, >= em_graph_arena_size bytes, else EM_ERR_ARENA) and zero every state buffer. */
+/* Bind `arena` (4-byte aligned, >= em_graph_arena_size bytes, else EM_ERR_ARENA) and zero every state buffer.
+ * ctx keeps pointers to g and arena (and g into the blob): all three must outlive ctx. EM_ERR_STATE if g is not
+ * from a successful em_graph_parse. */
 em_status_t em_graph_init(em_graph_ctx_t *ctx, const em_graph_t *g, void *arena, size_t arena_size);
 /* Zero every state buffer (start of a new, independent sequence). */
 em_status_t em_graph_reset(em_graph_ctx_t *ctx);
