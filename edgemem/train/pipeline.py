@@ -134,6 +134,8 @@ def train_model(name: str, recipe: Recipe, prep: Prepared, seed: int, quiet: boo
     n_out, steps = len(prep.class_names), s.train.x.shape[1]
     val = (s.val.x, s.val.y) if len(s.val) else None
     spec = recipe.train.__class__(**{**recipe.train.__dict__, "seed": seed})
+    if recipe.train.baseline_lr and name in BASELINES:
+        spec = recipe.train.__class__(**{**spec.__dict__, "lr": recipe.train.baseline_lr})
     seed_everything(seed)
     if name == "features_rf":
         pred_test, pred_val = features_rf_fit_predict(s.train.x, s.train.y, [s.test.x, s.val.x], seed)

@@ -73,6 +73,7 @@ class TrainSpec:
     seed: int = 0
     threads: int = 2
     augment: AugmentSpec = field(default_factory=AugmentSpec)
+    baseline_lr: float = 0.0  # peak lr of the float baselines; 0: the model's lr (transformers need a lower one)
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,11 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("path")
-        if not d["data"]["params"]:  # absent in recipes made before sources took parameters: keep their hashes
+        # fields added later are left out at their defaults, so older recipes keep their CV hashes
+        if not d["data"]["params"]:
             d["data"].pop("params")
+        if not d["train"]["baseline_lr"]:
+            d["train"].pop("baseline_lr")
         if isinstance(self.model, ZooModelSpec):
             d["model"] = self.model.to_dict()
         return d

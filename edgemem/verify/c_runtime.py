@@ -137,7 +137,7 @@ def stack_bytes(model_dir: Path) -> int:
     with tempfile.TemporaryDirectory(prefix="edgemem-stack-") as build:
         res = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(FIRMWARE), "stack",
                               f"MODEL_DIR={model_dir.resolve()}", f"BUILD={build}"], capture_output=True, text=True)
-    m = re.search(r"stack: em_step (\d+) bytes", _check(res, "stack analysis"))
+    m = re.search(r"stack: em_(?:graph_)?step (\d+) bytes", _check(res, "stack analysis"))
     if not m:
         raise EdgememError(f"stack analysis printed no figure: {res.stdout.strip()[-200:]}")
     return int(m.group(1))
