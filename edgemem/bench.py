@@ -1,6 +1,9 @@
 """`make bench`: measured ratios, side by side in one run, written as JSON. Never asserted in tests.
 
 LMU memory: parallel (FFT) vs recurrent forward + backward at T = 100 and T = 784.
+LMU block training at T = 784 (psMNIST's length): one training step (forward, loss, backward) of the parallelizable
+LMU classifier by its closed-form last-step memory and of the LMUFormer by FFT, against the same models stepped
+through time (backpropagation through time).
 """
 
 from __future__ import annotations
@@ -47,6 +50,50 @@ def lmu_parallel_vs_recurrent(steps: int, batch: int = 32, channels: int = 4, or
             "parallel_s": par, "speedup": rec / par}
 
 
+def _train_step(model: torch.nn.Module, fn, x: torch.Tensor, y: torch.Tensor):  # noqa: ANN001, ANN202
+    def go() -> None:
+        loss = torch.nn.functional.cross_entropy(fn(model, x), y)
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    return go
+
+
+def _stepped(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    state = model.init_state(x.shape[0])  # type: ignore[operator]
+    out = []
+    for t in range(x.shape[1]):
+        y, state = model.step(x[:, t], state)[:2]  # type: ignore[operator]
+        out.append(y)
+    return torch.stack(out, dim=1)
+
+
+def lmu_block_training(steps: int = 784, batch: int = 32, repeats: int = 3) -> list[dict[str, float | str]]:
+    from edgemem.models.lmu_rnn import LMURNN, LMURNNConfig
+    from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig
+
+    torch.manual_seed(0)
+    y = torch.randint(0, 10, (batch,))
+    out: list[dict[str, float | str]] = []
+    lmu = LMURNN(LMURNNConfig(n_in=1, n_out=10, order=128, theta=float(steps), n_h=128))
+    x1 = torch.rand(batch, steps, 1)
+    former = LMUFormer(LMUFormerConfig(n_in=32, n_out=10, channels=48, n_u=8, order=16, theta=float(steps),
+                                       dropout=0.0))
+    x32 = torch.randn(batch, steps, 32)
+    cases = (
+        ("lmu_classifier (order 128, n_h 128): closed-form last step vs stepped", lmu, x1,
+         lambda m, x: m.forward_last(x), lambda m, x: _stepped(m, x)[:, -1]),
+        ("lmuformer (C 48, n_u 8, order 16): FFT vs stepped", former.eval(), x32,
+         lambda m, x: m(x).mean(1), lambda m, x: _stepped(m, x).mean(1)),
+    )
+    for name, model, x, par, rec in cases:
+        t_par = _time(_train_step(model, par, x, y), repeats)
+        t_rec = _time(_train_step(model, rec, x, y), repeats)
+        out.append({"model": name, "steps": steps, "batch": batch, "recurrent_s": t_rec, "parallel_s": t_par,
+                    "speedup": t_rec / t_par})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=Path("bench/results.json"))
@@ -61,6 +108,10 @@ def main() -> None:
             lmu_parallel_vs_recurrent(t, channels=c, order=d) for c, d in ((4, 8), (1, 64)) for t in (100, 784)
         ],
     }
+    results["lmu_block_training_T784"] = lmu_block_training()
+    for r in results["lmu_block_training_T784"]:
+        print(f"training step, T=784, {r['model']}: recurrent {float(r['recurrent_s']) * 1e3:8.1f} ms, "
+              f"parallel {float(r['parallel_s']) * 1e3:7.1f} ms, speed-up {float(r['speedup']):6.1f}x")
     for r in results["lmu_parallel_vs_recurrent"]:
         print(f"LMU memory fwd+bwd, {r['channels']} x order {r['order']:3d}, T={r['steps']:4d}: "
               f"recurrent {r['recurrent_s'] * 1e3:8.1f} ms, parallel {r['parallel_s'] * 1e3:7.1f} ms, "

@@ -98,6 +98,19 @@ def train_recipe(recipe: Recipe, out: Path | None = None, cv: bool = False, jobs
     return metrics
 
 
+def peers(folder: Path, recipe: Recipe) -> dict[str, dict[str, Any]]:
+    """metrics.json of the sibling model folders whose recipe trains on exactly this data and split."""
+    from edgemem.train.recipe import load_recipe
+
+    out = {}
+    for other in sorted(folder.resolve().parent.iterdir()):
+        if other == folder.resolve() or not (other / "metrics.json").is_file() or not (other / "recipe.yaml").is_file():
+            continue
+        if load_recipe(other / "recipe.yaml").to_dict()["data"] == recipe.to_dict()["data"]:
+            out[other.name] = json.loads((other / "metrics.json").read_text())
+    return out
+
+
 def write_card(folder: Path, recipe: Recipe, deployment: dict[str, Any] | None = None) -> None:
     metrics = json.loads((folder / "metrics.json").read_text())
     if deployment:
@@ -107,7 +120,7 @@ def write_card(folder: Path, recipe: Recipe, deployment: dict[str, Any] | None =
     else:
         from edgemem.train.zoo_card import zoo_card
 
-        text = zoo_card(metrics, recipe.to_dict(), recipe.name)
+        text = zoo_card(metrics, recipe.to_dict(), recipe.name, peers(folder, recipe))
     report.write_text_atomic(folder / "README.md", text)
 
 

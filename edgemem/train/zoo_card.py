@@ -43,9 +43,9 @@ def _data(recipe: dict[str, Any]) -> str:
     )
 
 
-def _ratios(metrics: dict[str, Any]) -> list[str]:
+def _ratios(metrics: dict[str, Any], others: dict[str, dict[str, Any]]) -> list[str]:
     lines = []
-    for name, b in metrics["baselines"].items():
+    for name, b in others.items():
         if not b.get("params") or not b.get("flops_per_inference") or not metrics.get("flops_per_inference"):
             continue
         gap = 100 * (metrics["test_accuracy"] - b["test_accuracy"])
@@ -76,11 +76,18 @@ def _deployment(dep: dict[str, Any], folder: str) -> list[str]:
     ]
 
 
-def zoo_card(metrics: dict[str, Any], recipe: dict[str, Any], name: str) -> str:
+def zoo_card(metrics: dict[str, Any], recipe: dict[str, Any], name: str,
+             peers: dict[str, dict[str, Any]] | None = None) -> str:
+    """`peers`: metrics.json of other shipped models trained on the same data and split (folder name -> metrics);
+    their models and baselines join the table."""
     kind = model_kind(recipe["model"]["kind"])
     spiking = recipe["model"].get("spiking", False)
     title = f"{'a spiking ' if spiking else ''}{kind.summary.removeprefix('a ').removeprefix('an ')}"
     rows = [(f"{kind.name} (this model)", metrics), *metrics["baselines"].items()]
+    for folder, m in (peers or {}).items():
+        rows += [(f"{folder} (`models/{folder}`)", m),
+                 *[(f"{b} (`models/{folder}`)", bm) for b, bm in m["baselines"].items()]]
+    others = {label: m for label, m in rows[1:]}
     lines = [
         f"# {name}: {title}",
         "",
@@ -105,7 +112,7 @@ def zoo_card(metrics: dict[str, Any], recipe: dict[str, Any], name: str) -> str:
             f"| {label} | {_fmt(m['test_accuracy'], True)} | {_fmt(m.get('val_accuracy'), True)} | "
             f"{_fmt(m['params'])} | {_fmt(m['macs_per_step'])} | {_fmt(m.get('flops_per_inference'))} | "
             f"{_fmt(m['spikes_per_step'])} | {'–' if energy is None else f'{energy:.2f} µJ'} |")
-    lines += _ratios(metrics)
+    lines += _ratios(metrics, others)
     lines += [
         "",
         "MACs per step are dense multiply-accumulates (BN folded; a non-streaming model's per inference divided by the "
