@@ -40,6 +40,16 @@ class GraphState:
         return self.values[0].shape[0]
 
 
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b of int64 arrays, exactly: through float64 BLAS when every partial sum stays below 2^53 (then each
+    product and sum is an exact float64 integer), else in int64 (numpy's slow non-BLAS loop)."""
+    k = a.shape[-1]
+    bound = float(np.abs(a).max(initial=0)) * float(np.abs(b).max(initial=0)) * k
+    if bound < 2.0**53:
+        return (a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+    return a @ b
+
+
 def _rshift_round(x: np.ndarray, s: int) -> np.ndarray:
     """rshift_round with docs/graph.md's s = 0 case (identity), which intops leaves out (1 << -1 is undefined)."""
     return x if s == 0 else rshift_round(x, s)
@@ -60,7 +70,7 @@ def _compile(g: Graph, op: Op) -> Callable[[Values], None]:
         w, bias, mult, shift = t[0].reshape(d1, d0), t[1], t[2], t[3]
 
         def fc(v: Values) -> None:
-            _store(v, op.out, requant(v[op.in0] @ w.T + bias, mult, shift), acc)
+            _store(v, op.out, requant(_matmul(v[op.in0], w.T) + bias, mult, shift), acc)
         return fc
 
     if op.type == OpType.CONV1D:
@@ -70,7 +80,7 @@ def _compile(g: Graph, op: Op) -> Callable[[Values], None]:
         def conv1d(v: Values) -> None:
             cur = v[op.in0]
             if k == 1:
-                total = cur @ w[:, 0, :].T
+                total = _matmul(cur, w[:, 0, :].T)
             else:
                 b = cur.shape[0]
                 ring = v[op.state0].reshape(b, k - 1, d0)
@@ -78,7 +88,7 @@ def _compile(g: Graph, op: Op) -> Callable[[Values], None]:
                 # tap j < k-1 sees frame t-(k-1)+j, held in ring[(head + j) % (k-1)]; tap k-1 the current frame
                 slots = (head[:, None] + np.arange(k - 1)) % (k - 1)
                 frames = np.concatenate([np.take_along_axis(ring, slots[:, :, None], axis=1), cur[:, None, :]], axis=1)
-                total = np.einsum("bjc,ojc->bo", frames, w)
+                total = _matmul(frames.reshape(b, -1), w.reshape(d1, -1).T)
                 ring = ring.copy()
                 ring[np.arange(b), head % (k - 1)] = cur
                 v[op.state0] = ring.reshape(b, -1)
@@ -127,7 +137,7 @@ def _compile(g: Graph, op: Op) -> Callable[[Values], None]:
             b = v[op.in0].shape[0]
             m = v[op.state0].reshape(b, n_u, order)
             drive = _rshift_round(v[op.in0][:, :, None] * bvec, b_shift)  # |u * B| < 2^39: exact
-            v[op.state0] = sat(rshift_round(m @ a.T, a_shift) + drive, 16).reshape(b, -1)
+            v[op.state0] = sat(rshift_round(_matmul(m, a.T), a_shift) + drive, 16).reshape(b, -1)
             # the kernel keeps each old row aside in scratch; the last channel's is what remains
             v[op.scratch] = m[:, -1, :]
         return lmu
