@@ -10,9 +10,11 @@ STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml requirements-torch.txt; 
 APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc make clang libclang-rt-14-dev espeak-ng
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MODEL ?= har_l2mu
+# The shipped models (models/NAME/model.pt -> export/NAME); har_l2mu is the slice's, the others the zoo's.
+MODELS := har_l2mu kws_lmuformer kws_slmuformer psmnist_lmu har_elm
 FUZZ_SECONDS ?= 60
 
-.PHONY: setup apt demo test test-python test-firmware fuzz longstream export firmware bench lint clean
+.PHONY: setup apt demo test test-python test-firmware fuzz longstream export verify firmware bench lint clean
 
 setup: apt $(STAMP)
 
@@ -54,7 +56,17 @@ test-python: setup
 
 # Release artifacts of the shipped models, reproduced byte for byte from the committed checkpoints.
 export: setup
-	$(EDGEMEM) export models/har_l2mu/model.pt --to onnx,c --out export/har_l2mu
+	for m in $(MODELS); do $(EDGEMEM) export models/$$m/model.pt --to onnx,c --out export/$$m || exit 1; done
+
+# Every runtime on every shipped model's held-out split: models/NAME/verify.json, and the model cards from them.
+# The emulated M4 runs every test sequence, except for psMNIST: its first 50 (784 steps each).
+verify: setup
+	for m in $(MODELS); do \
+	    n=$$([ $$m = psmnist_lmu ] && echo 50 || echo 1000000); \
+	    $(EDGEMEM) verify export/$$m --json --m4-windows $$n > models/$$m/verify.json.tmp \
+	        && mv models/$$m/verify.json.tmp models/$$m/verify.json \
+	        && $(EDGEMEM) card models/$$m/recipe.yaml --verify models/$$m/verify.json || exit 1; \
+	done
 
 firmware: apt
 	$(MAKE) -C firmware host m4

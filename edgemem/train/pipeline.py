@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,7 @@ class Trained:
     test_pred: np.ndarray
     flops_per_inference: float | None = None
     energy_uj_per_inference: float | None = None  # E_MAC_PJ * MACs + E_AC_PJ * ACs over one sequence
+    train_seconds: float | None = None
 
 
 @torch.no_grad()
@@ -155,8 +157,10 @@ def train_model(name: str, recipe: Recipe, prep: Prepared, seed: int, quiet: boo
         model, fn = KWSTransformer(TransformerConfig(n_in=prep.n_in, n_out=n_out, max_len=steps)), plain_logits
     else:
         raise EdgememError(f"unknown baseline '{name}' (choose from {list(BASELINES)})")
+    started = time.perf_counter()
     hist = fit(model, fn, (s.train.x, s.train.y), val, spec, label=f"{name} seed {seed}", quiet=quiet,
                state_path=state_path, resume=resume)
+    train_seconds = time.perf_counter() - started  # wall clock, validation included (a resumed run: this part)
     pred = predict(model, fn, s.test.x)
     acs, mac_part = 0.0, None
     if isinstance(model, L2MU):
@@ -179,5 +183,5 @@ def train_model(name: str, recipe: Recipe, prep: Prepared, seed: int, quiet: boo
     energy = steps * (E_MAC_PJ * mac + E_AC_PJ * acs) * 1e-6 if name != "l2mu" else None
     return Trained(
         name, model, float((pred == s.test.y).mean()), accuracy(model, fn, *val) if val else None,
-        params_of(model), macs, spikes, hist, pred, flops, energy,
+        params_of(model), macs, spikes, hist, pred, flops, energy, train_seconds,
     )

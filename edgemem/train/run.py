@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from edgemem.checkpoint import Checkpoint, save_checkpoint
 from edgemem.errors import EdgememError
@@ -30,6 +31,8 @@ def _metrics(t: Trained) -> dict[str, Any]:
     if t.name != "l2mu":  # the zoo's extra figures (har_l2mu's metrics.json keeps its keys)
         m["flops_per_inference"] = t.flops_per_inference
         m["energy_uj_per_inference"] = t.energy_uj_per_inference
+        m["train_seconds"] = t.train_seconds
+        m["train_threads"] = torch.get_num_threads()
     return m
 
 

@@ -43,6 +43,14 @@ def _data(recipe: dict[str, Any]) -> str:
     )
 
 
+def _train_time(m: dict[str, Any]) -> str:
+    s = m.get("train_seconds")
+    if s is None:
+        return "–"
+    threads = m.get("train_threads")
+    return f"{s / 60:.1f} min" + (f", {threads} thread{'s' if threads != 1 else ''}" if threads else "")
+
+
 def _ratios(metrics: dict[str, Any], others: dict[str, dict[str, Any]]) -> list[str]:
     lines = []
     for name, b in others.items():
@@ -103,15 +111,16 @@ def zoo_card(metrics: dict[str, Any], recipe: dict[str, Any], name: str,
         "",
         "## Results (same data and split for every row)",
         "",
-        "| model | test | validation | params | MACs / step | FLOPs / inference | spikes / step | energy / inference |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | test | validation | params | MACs / step | FLOPs / inference | spikes / step | energy / inference "
+        "| training (CPU) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, m in rows:
         energy = m.get("energy_uj_per_inference")
         lines.append(
             f"| {label} | {_fmt(m['test_accuracy'], True)} | {_fmt(m.get('val_accuracy'), True)} | "
             f"{_fmt(m['params'])} | {_fmt(m['macs_per_step'])} | {_fmt(m.get('flops_per_inference'))} | "
-            f"{_fmt(m['spikes_per_step'])} | {'–' if energy is None else f'{energy:.2f} µJ'} |")
+            f"{_fmt(m['spikes_per_step'])} | {'–' if energy is None else f'{energy:.2f} µJ'} | {_train_time(m)} |")
     lines += _ratios(metrics, others)
     lines += [
         "",
