@@ -125,6 +125,10 @@ def write_card(folder: Path, recipe: Recipe, deployment: dict[str, Any] | None =
 
         text = zoo_card(metrics, recipe.to_dict(), recipe.name, peers(folder, recipe))
     report.write_text_atomic(folder / "README.md", text)
+    if (folder.parent / "har_l2mu").is_dir():  # the repository's models/ folder: keep its index in step
+        from edgemem.train.zoo_card import zoo_index
+
+        report.write_text_atomic(folder.parent / "README.md", zoo_index(folder.parent))
 
 
 def with_overrides(recipe: Recipe, epochs: int | None) -> Recipe:
