@@ -81,8 +81,9 @@ def _deployment(dep: dict[str, Any], folder: str) -> list[str]:
         f"{dep['steps_compared']:,} steps ({dep['steps_compared_cortex_m4']:,} on the M4).",
         f"Cortex-M4 image (model + runtime + arena, no stdio): flash **{dep['flash_bytes']:,} B**, RAM "
         f"**{dep['ram_bytes']:,} B** (arena {dep['arena_bytes']:,} B) plus **{dep['stack_bytes']} B** of stack; "
-        f"**{dep['instructions_per_step']:,.0f} instructions per step** (QEMU `-icount`, SysTick); "
-        f"{_fmt(dep.get('spikes_per_step'))} spikes per step in the integer model.",
+        f"**{dep['instructions_per_step']:,.0f} instructions per step** (QEMU `-icount`, SysTick)"
+        + (f"; {dep['spikes_per_step']:.1f} spikes per step in the integer model." if dep.get("spikes_per_step")
+           else "."),
     ]
 
 
