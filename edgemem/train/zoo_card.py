@@ -138,8 +138,8 @@ def zoo_card(metrics: dict[str, Any], recipe: dict[str, Any], name: str,
         lines += [
             "",
             "## Integer model",
-            f"Post-training quantization (int8 weights per output channel, int8 activations or 0/1 spikes, int16 state): test "
-            f"accuracy {_fmt(q.get('test_accuracy'), True)} (float {_fmt(metrics['test_accuracy'], True)}).",
+            "Post-training quantization (int8 weights per output channel, int8 activations or 0/1 spikes, int16 "
+            f"state): test accuracy {_fmt(q.get('test_accuracy'), True)} (float {_fmt(metrics['test_accuracy'], True)}).",
         ]
     dep = metrics.get("deployment")
     if dep:
