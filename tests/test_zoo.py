@@ -445,3 +445,14 @@ def check_export(folder: Path, n: int) -> None:
     host = c_runtime.run_host(folder / "model.bin", xq, q.n_out)
     assert np.array_equal(ref, host), f"{name}: {np.count_nonzero(ref != host)} of {ref.size} logits differ"
     assert np.abs(ref).max() > 0
+
+
+def test_shipped_graph_export_is_reproduced_byte_for_byte(tmp_path):
+    """`make export` on a graph model (har_elm: the quickest to calibrate) rewrites export/ byte for byte."""
+    from edgemem.export import run as export_run
+
+    shipped = ROOT / "export" / "har_elm"
+    export_run.export(ROOT / "models" / "har_elm" / "model.pt", ["onnx", "c"], tmp_path, name="har_elm")
+    for f in ("model.onnx", "model.bin", "model.c", "model.h"):
+        assert (tmp_path / f).read_bytes() == (shipped / f).read_bytes(), f
+    assert export_run.load_meta(tmp_path)["files"] == export_run.load_meta(shipped)["files"]
