@@ -200,7 +200,7 @@ def _edit_entry(blob: bytes, i: int, *, dtype: int | None = None, offset: int | 
 BAD_BLOBS = {
     "truncated": (BLOB[: len(BLOB) // 2], "truncated", "blob truncated"),
     "crc": (flipped(BLOB, len(BLOB) - 7), "CRC-32", "CRC-32 mismatch"),
-    "version": (BLOB[:4] + struct.pack("<H", 2) + BLOB[6:], "version 2", "unsupported blob version"),
+    "version": (BLOB[:4] + struct.pack("<H", 3) + BLOB[6:], "version 3", "unsupported blob version"),
     "offset": (_edit_entry(BLOB, 5, offset=len(BLOB) + 64), "outside the blob", "tensor outside the blob"),
 }
 

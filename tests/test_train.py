@@ -85,7 +85,9 @@ def test_ctrl_c_keeps_the_last_checkpoint_and_resume_finishes_identically(tmp_pa
     previous = b"an older, good checkpoint"
     (run_dir / "model.pt").write_bytes(previous)
     cmd = [sys.executable, "-m", "edgemem.cli", "train", str(run_dir / "recipe.yaml")]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a child of a background job inherits SIGINT ignored (and Python keeps it so): give it the default back
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     state = run_dir / ".train_state.pt"
     deadline = time.time() + 300
     while not state.exists() and time.time() < deadline and proc.poll() is None:

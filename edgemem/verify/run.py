@@ -71,7 +71,7 @@ class IntModel:
 
 
 def int_model(blob: bytes, meta: dict[str, Any]) -> IntModel:
-    if blob_version(blob) == 1:
+    if blob_version(blob) != 2:  # as em_run: anything but a graph goes to the version-1 parser, which names it
         q = parse_blob(blob, meta["input_scale"], meta["output_scale"], meta["population_scales"])
         return IntModel(q.input_scale, q.n_out, lambda x: run_int(q, x))
     g = parse_graph_blob(blob)
