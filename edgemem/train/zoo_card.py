@@ -68,10 +68,13 @@ def _ratios(metrics: dict[str, Any], others: dict[str, dict[str, Any]]) -> list[
         if not b.get("params") or not b.get("flops_per_inference") or not metrics.get("flops_per_inference"):
             continue
         gap = 100 * (metrics["test_accuracy"] - b["test_accuracy"])
-        lines.append(
-            f"Against the {name}: {abs(gap):.1f} points {'above' if gap >= 0 else 'below'} it on the test split, with "
-            f"{b['params'] / metrics['params']:.1f}× fewer parameters and "
-            f"{b['flops_per_inference'] / metrics['flops_per_inference']:.1f}× fewer FLOPs per inference.")
+        p_ratio, f_ratio = b["params"] / metrics["params"], b["flops_per_inference"] / metrics["flops_per_inference"]
+        size = (f"with {p_ratio:.1f}× fewer parameters and {f_ratio:.1f}× fewer FLOPs per inference"
+                if p_ratio >= 1.5 or f_ratio >= 1.5 else "at the same size (parameters and FLOPs within 1.5×)")
+        e, e_b = metrics.get("energy_uj_per_inference"), b.get("energy_uj_per_inference")
+        energy = f"; estimated energy {e:.2f} vs {e_b:.2f} µJ per inference" if e and e_b else ""
+        lines.append(f"Against the {name}: {abs(gap):.1f} points {'above' if gap >= 0 else 'below'} it on the test "
+                     f"split, {size}{energy}.")
     return ["", *lines] if lines else []
 
 
