@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from edgemem.models.elm import ELMConfig, ELMNet, ELMStep
-from edgemem.models.lmu_rnn import LMURNN, LMURNNConfig, LMURNNStep
+from edgemem.export.onnx_export import StepModule
+from edgemem.models.elm import ELMConfig, ELMNet
+from edgemem.models.lmu_rnn import LMURNN, LMURNNConfig
 
 
 def _stepped(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -40,7 +41,7 @@ def test_elm_forward_equals_stepping(kw):
     y = model(x)
     assert y.shape == (3, 40, 4)
     torch.testing.assert_close(y, _stepped(model, x), rtol=0, atol=1e-12)
-    wrapped = ELMStep(model)
+    wrapped = StepModule(model)
     state = model.init_state(3)
     logits, *new = wrapped(x[:, 0], *[state[k] for k in model.state_names()])
     torch.testing.assert_close(logits, y[:, 0])
@@ -161,7 +162,7 @@ def test_lmu_closed_form_parallel_and_stepping_agree(act):
     torch.testing.assert_close(par, stepped, rtol=0, atol=1e-6)  # FFT in float32 (LMUMemory.parallel)
     torch.testing.assert_close(last, stepped[:, -1], rtol=0, atol=1e-12)
     torch.testing.assert_close(last, par[:, -1], rtol=0, atol=1e-6)
-    wrapped = LMURNNStep(model)
+    wrapped = StepModule(model)
     logits, m = wrapped(x[:, 0], torch.zeros(3, 24, dtype=torch.float64))
     torch.testing.assert_close(logits, stepped[:, 0])
     assert m.shape == (3, 24)

@@ -4,8 +4,9 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from edgemem.export.onnx_export import StepModule
 from edgemem.models.lmu import LMUMemory
-from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig, LMUFormerStep
+from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig
 from edgemem.models.transformer import KWSTransformer, TransformerConfig
 
 # Small enough to count by hand: n_in 4, C 6, k 3, 2 convs, n_u 2, order 3, mixer 12, 5 classes.
@@ -68,7 +69,7 @@ def test_step_state_shapes_and_export_wrapper():
         "mem_mix2": (2, 6),
     }
     x = torch.randn(2, 4)
-    wrapped = LMUFormerStep(model)(x, *state.values())
+    wrapped = StepModule(model)(x, *state.values())
     logits, new = model.step(x, state)
     assert len(wrapped) == 1 + len(state) and torch.equal(wrapped[0], logits)
     assert all(torch.equal(a, new[k]) for a, k in zip(wrapped[1:], model.state_names()))

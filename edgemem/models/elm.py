@@ -239,16 +239,3 @@ class ELMNet(nn.Module):
     def flops_per_inference(self, steps: int) -> int:
         """FLOPs of a whole sequence: steps * (2 * macs_per_step + elementwise_per_step)."""
         return steps * (2 * self.macs_per_step() + self.elementwise_per_step())
-
-
-class ELMStep(nn.Module):
-    """Export wrapper: (x, *state) -> (logits, *state) with state tensors in `state_names()` order."""
-
-    def __init__(self, model: ELMNet) -> None:
-        super().__init__()
-        self.model = model
-        self.names = model.state_names()
-
-    def forward(self, x: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits, new = self.model.step(x, dict(zip(self.names, state)))
-        return (logits, *[new[k] for k in self.names])

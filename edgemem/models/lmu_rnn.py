@@ -243,16 +243,3 @@ class LMURNN(nn.Module):
     def param_count(self) -> int:
         """Trainable parameters (the memory's A and B are fixed buffers; a unit-norm E_x counts its raw weights)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-
-class LMURNNStep(nn.Module):
-    """Export wrapper: (x, *state) -> (logits, *state) with state tensors in `state_names()` order."""
-
-    def __init__(self, model: LMURNN) -> None:
-        super().__init__()
-        self.model = model
-        self.names = model.state_names()
-
-    def forward(self, x: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits, new = self.model.step(x, dict(zip(self.names, state)))
-        return (logits, *[new[k] for k in self.names])

@@ -361,16 +361,3 @@ class LMUFormer(nn.Module):
         biases = sum(m.weight.shape[0] for m in [*self.convs, self.lmu_u, self.lmu_he, self.mix1, self.mix2, self.head])
         lif = 2 * sum(self.cfg.populations().values()) if self.cfg.spiking else 0
         return weights + biases + lif
-
-
-class LMUFormerStep(nn.Module):
-    """Export wrapper: (x, *state) -> (logits, *state) with state tensors in `state_names()` order."""
-
-    def __init__(self, model: LMUFormer) -> None:
-        super().__init__()
-        self.model = model
-        self.names = model.state_names()
-
-    def forward(self, x: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits, new = self.model.step(x, dict(zip(self.names, state)))
-        return (logits, *[new[k] for k in self.names])
