@@ -1,0 +1,76 @@
+"""Mixed precision: the fake quantizer is the integer model's rule (and brevitas'), the search meets its budget
+step by step, and quantization-aware layers round-trip to plain torch layers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from edgemem.errors import EdgememError
+from edgemem.models.elm import ELMConfig, ELMNet
+from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig
+from edgemem.quant import mixed
+from edgemem.quant.calibrate import quantize_fc
+from edgemem.train.pipeline import zoo_logits
+
+
+@pytest.mark.parametrize("bits", [8, 4, 2])
+def test_fake_quant_is_brevitas_per_channel_rule(bits):
+    torch.manual_seed(bits)
+    lin = torch.nn.Linear(12, 5)
+    q = mixed.quantization_aware(torch.nn.Sequential(lin), {"0": bits})[0]
+    expected = mixed.fake_quant(lin.weight.data, bits)
+    torch.testing.assert_close(q.quant_weight().value.detach(), expected, rtol=0, atol=1e-6)
+    levels = (expected / (lin.weight.data.abs().amax(1, keepdim=True) / ((1 << (bits - 1)) - 1))).round()
+    assert levels.abs().max() <= (1 << (bits - 1)) - 1
+
+
+def test_eight_bit_fake_quant_equals_the_integer_weights():
+    torch.manual_seed(0)
+    w = torch.randn(7, 9)
+    q = quantize_fc(w, None, 1.0, 1.0)
+    torch.testing.assert_close(mixed.fake_quant(w, 8).double(), torch.from_numpy(q.w * q.w_scale[:, None]),
+                               rtol=0, atol=1e-6)
+
+
+def _data(n: int = 64):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 20, 6)).astype(np.float32)
+    y = (x[:, :, 0].mean(1) > 0).astype(np.int64)
+    return x, y
+
+
+def test_greedy_search_meets_the_budget_one_step_at_a_time():
+    torch.manual_seed(0)
+    model = ELMNet(ELMConfig(n_in=6, n_out=2, n_s=8, n_m=8, n_mlp=16)).eval()
+    x, y = _data()
+    fn = zoo_logits("sum")
+    sens = mixed.sensitivity(model, fn, x, y)
+    sizes = {n: mixed.weight_count(m) for n, m in mixed.weight_layers(model).items()}
+    assert set(sens) == set(sizes) and all(set(v) == {4, 2} for v in sens.values())
+    full = mixed.config_bytes(sizes, dict.fromkeys(sizes, 8))
+    search = mixed.greedy(sens, sizes, full // 3)
+    assert search.chosen is search.steps[-1] and search.chosen.weight_bytes <= full // 3
+    assert search.steps[0].weight_bytes == full and all(s.bits[n] == 8 for s in search.steps[:1] for n in sizes)
+    for a, b in zip(search.steps, search.steps[1:]):
+        changed = [n for n in sizes if a.bits[n] != b.bits[n]]
+        assert len(changed) == 1 and b.bits[changed[0]] < a.bits[changed[0]] and b.weight_bytes < a.weight_bytes
+    mixed.evaluate(model, fn, x, y, search)
+    assert all(0 <= s.accuracy <= 1 for s in search.steps)
+    with pytest.raises(EdgememError, match="cannot fit"):
+        mixed.greedy(sens, sizes, 1)
+
+
+def test_quantization_aware_model_returns_to_plain_layers():
+    torch.manual_seed(0)
+    model = LMUFormer(LMUFormerConfig(n_in=6, n_out=3, channels=8, n_u=2, order=4, theta=10.0)).eval()
+    bits = dict.fromkeys(mixed.weight_layers(model), 4)
+    q = mixed.quantization_aware(model, bits).eval()
+    x = torch.randn(2, 12, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(q(x), mixed.with_bits(model, bits)(x), rtol=1e-5, atol=1e-5)
+    back = mixed.back_to_float(model, q)
+    assert type(back.convs[0]) is torch.nn.Conv1d
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), model(x))
