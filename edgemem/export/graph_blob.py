@@ -15,7 +15,8 @@ import numpy as np
 
 from edgemem.quant.graph import Buffer, DType, Graph, Op, OpType, Tensor
 from edgemem.quant.graph_check import (
-    ELSIZE,
+    PER_BYTE,
+    TENSOR_DTYPES,
     GraphDefect,
     Tables,
     check_buffers,
@@ -23,6 +24,8 @@ from edgemem.quant.graph_check import (
     check_ops,
     check_params,
     tables_of,
+    tensor_align,
+    tensor_bytes,
     validate,
 )
 
@@ -48,6 +51,32 @@ def blob_version(blob: bytes) -> int:
     return struct.unpack_from("<H", blob, 4)[0]
 
 
+def pack_values(values: np.ndarray, dtype: DType) -> bytes:
+    """Packed tensor bytes (docs/graph.md "Packed weights"): element k in byte k // per_byte at bits
+    (k % per_byte) * bits, two's complement, the last byte's unused high bits zero."""
+    per, bits = dtype.per_byte, dtype.bits
+    v = np.asarray(values, dtype=np.int64).reshape(-1)
+    fields = np.zeros(-(-v.size // per) * per, dtype=np.int64)
+    fields[:v.size] = v & ((1 << bits) - 1)
+    shifts = np.arange(per, dtype=np.int64) * bits
+    return (fields.reshape(-1, per) << shifts).sum(axis=1).astype(np.uint8).tobytes()
+
+
+def unpack_values(raw: bytes, dtype: DType, count: int) -> np.ndarray:
+    """The inverse of pack_values: `count` signed values (int64) from ceil(count / per_byte) bytes."""
+    per, bits = dtype.per_byte, dtype.bits
+    b = np.frombuffer(raw, dtype=np.uint8).astype(np.int64)
+    fields = (b[:, None] >> (np.arange(per, dtype=np.int64) * bits)) & ((1 << bits) - 1)
+    half = 1 << (bits - 1)
+    return ((fields ^ half) - half).reshape(-1)[:count]  # sign extension, as C does it
+
+
+def _tensor_bytes(x: np.ndarray, dtype: DType) -> bytes:
+    if dtype.packed:
+        return pack_values(x, dtype)
+    return x.astype(np.dtype(dtype.np).newbyteorder("<")).tobytes()
+
+
 def build_graph_blob(g: Graph) -> bytes:
     """The blob of g (placing its buffers first if they are not placed); g must pass validate."""
     if any(b.offset < 0 for b in g.buffers):
@@ -64,7 +93,7 @@ def build_graph_blob(g: Graph) -> bytes:
     for i, x in enumerate(g.tensors):
         data += b"\0" * (-(data_start + len(data)) % 4)  # every tensor 4-byte aligned, whatever its dtype
         tables += struct.pack(_TENSOR, i, int(x.dtype), 0, data_start + len(data), x.data.size)
-        data += x.data.astype(np.dtype(x.dtype.np).newbyteorder("<")).tobytes()
+        data += _tensor_bytes(x.data, x.dtype)
     payload = bytes(tables + data)
     total = HEADER_SIZE + len(payload)
     header = struct.pack(_HEADER, MAGIC, VERSION, HEADER_SIZE, total, zlib.crc32(payload), KIND_GRAPH, g.n_in,
@@ -116,18 +145,23 @@ def parse_graph_blob(blob: bytes) -> Graph:
     check_buffers(t, bad)
     check_ops(t, bad)
     for i, (tid, dtype, pad, off, count) in enumerate(entries):
-        if tid != i or dtype not in ELSIZE or pad:
+        if tid != i or dtype not in TENSOR_DTYPES or pad:
             raise bad("TENSOR", f"tensor table entry {i} has id {tid}, dtype code {dtype}, pad {pad}; expected id "
-                      f"{i}, a dtype code in 1..3 and pad 0")
-        nbytes = count * ELSIZE[dtype]
+                      f"{i}, a dtype code in 1..5 and pad 0")
+        nbytes = tensor_bytes(dtype, count)
         if off < tables_end or off >= total or off + nbytes > total:
             raise bad("BOUNDS", f"tensor {i} lies outside the blob's data area (offset {off}, {nbytes} bytes, data "
                       f"in [{tables_end}, {total}))")
+        used = count % PER_BYTE.get(dtype, 1) * DType(dtype).bits
+        if used and blob[off + nbytes - 1] >> used:  # one encoding per value: unused bits are zero
+            raise bad("TENSOR", f"tensor {i} ({DType(dtype).name.lower()} [{count}]) has non-zero unused bits in "
+                      "its last byte")
     for i, (_, dtype, _, off, _) in enumerate(entries):
-        if off % ELSIZE[dtype]:
-            raise bad("ALIGN", f"tensor {i} has misaligned offset {off} for its {ELSIZE[dtype]}-byte elements")
-    data = [np.frombuffer(blob, dtype=np.dtype(DType(dtype).np).newbyteorder("<"), count=count,
-                          offset=off).astype(np.int64) for _, dtype, _, off, count in entries]
+        if off % tensor_align(dtype):
+            raise bad("ALIGN", f"tensor {i} has misaligned offset {off} for its {tensor_align(dtype)}-byte elements")
+    data = [unpack_values(blob[off:off + tensor_bytes(dtype, count)], DType(dtype), count) if dtype in PER_BYTE
+            else np.frombuffer(blob, dtype=np.dtype(DType(dtype).np).newbyteorder("<"), count=count,
+                               offset=off).astype(np.int64) for _, dtype, _, off, count in entries]
     check_params(t, data, bad)
 
     g = Graph(n_in, n_out, in_buffer=in_buf, out_buffer=out_buf, arena_size=arena)

@@ -40,12 +40,18 @@ def _ranges(model: L2MU, x: np.ndarray) -> dict[str, float]:
     return peak
 
 
-def quantize_fc(weight: torch.Tensor, bias: torch.Tensor | None, s_in: float, s_out: float) -> QuantFC:
+def quantize_fc(weight: torch.Tensor, bias: torch.Tensor | None, s_in: float, s_out: float,
+                bits: int = 8) -> QuantFC:
+    """Weights per output channel, symmetric narrow range [-qmax, qmax] with qmax = 2^(bits-1) - 1 (127, 7 or 1:
+    the most negative code is left out so that w and -w quantize alike); bias and requantization from that scale."""
+    if bits not in (8, 4, 2):
+        raise EdgememError(f"weights can be stored in 8, 4 or 2 bits, not {bits}")
+    qmax = float((1 << (bits - 1)) - 1)
     w = weight.detach().double().numpy()
     maxabs = np.abs(w).max(axis=1)
     fallback = max(float(np.abs(w).max()), 1e-12)  # an all-zero row borrows the layer's range
-    w_scale = np.where(maxabs > 0, maxabs, fallback) / 127.0
-    wq = quantize(w / w_scale[:, None] * 1.0, 1.0)  # symmetric int8 per output channel
+    w_scale = np.where(maxabs > 0, maxabs, fallback) / qmax
+    wq = quantize(w / w_scale[:, None] * 1.0, 1.0, bits)  # |w / w_scale| <= qmax: the saturation never bites
     b = np.zeros(w.shape[0]) if bias is None else bias.detach().double().numpy()
     bq = np.round(b / (s_in * w_scale)).astype(np.int64)
     if np.abs(bq).max(initial=0) >= 2**31:

@@ -26,18 +26,44 @@ class DType(IntEnum):
     S8 = 1
     S16 = 2
     S32 = 3
+    S4 = 4  # packed weights (docs/graph.md "Packed weights"): tensors only, FC/CONV1D t0 only
+    S2 = 5
+
+    @property
+    def packed(self) -> bool:
+        return self in (DType.S4, DType.S2)
 
     @property
     def np(self) -> type:
-        return {DType.S8: np.int8, DType.S16: np.int16, DType.S32: np.int32}[self]
+        """The numpy type of one element; packed dtypes hold their values in int8 (their bytes are packed by the
+        blob writer, never by numpy)."""
+        return {DType.S8: np.int8, DType.S16: np.int16, DType.S32: np.int32, DType.S4: np.int8,
+                DType.S2: np.int8}[self]
 
     @property
     def size(self) -> int:
+        """Bytes per element, and the alignment of a tensor of this dtype; a packed dtype has no whole-byte
+        element (nbytes gives its storage), so asking is an error rather than a silent 1."""
+        if self.packed:
+            raise EdgememError(f"{self.name.lower()} is packed: use nbytes(count)")
         return {DType.S8: 1, DType.S16: 2, DType.S32: 4}[self]
 
     @property
     def bits(self) -> int:
-        return 8 * self.size
+        return {DType.S4: 4, DType.S2: 2}.get(self, 0) or 8 * self.size
+
+    @property
+    def per_byte(self) -> int:
+        """Elements per byte of a packed dtype (1 for the others, which span one or more bytes)."""
+        return {DType.S4: 2, DType.S2: 4}.get(self, 1)
+
+    @property
+    def value_range(self) -> tuple[int, int]:
+        return -(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1
+
+    def nbytes(self, count: int) -> int:
+        """Storage of `count` elements: ceil(count / per_byte) bytes packed, count * size otherwise."""
+        return -(-count // self.per_byte) if self.packed else count * self.size
 
 
 class OpType(IntEnum):
@@ -115,13 +141,15 @@ class Graph:
 
     # ---- building ----
     def buffer(self, name: str, dtype: DType, count: int, state: bool = False) -> int:
+        if dtype.packed:  # only weight tensors are packed; the kernels read and write whole-byte buffers
+            raise EdgememError(f"buffer {name}: {dtype.name.lower()} is a tensor-only dtype")
         self.buffers.append(Buffer(name, dtype, int(count), state))
         return len(self.buffers) - 1
 
     def tensor(self, name: str, data: np.ndarray, dtype: DType) -> int:
         values = np.asarray(data, dtype=np.int64).reshape(-1)
-        info = np.iinfo(dtype.np)
-        if values.size and (values.min() < info.min or values.max() > info.max):
+        lo, hi = dtype.value_range
+        if values.size and (values.min() < lo or values.max() > hi):
             raise EdgememError(f"tensor {name} does not fit {dtype.name.lower()}")
         self.tensors.append(Tensor(name, values, dtype))
         return len(self.tensors) - 1
@@ -147,7 +175,8 @@ class Graph:
         raise KeyError(name)
 
     def weight_bytes(self) -> int:
-        return sum(t.data.size * t.dtype.size for t in self.tensors)
+        """Bytes of tensor data as stored (packed tensors in their packed size; alignment padding not counted)."""
+        return sum(t.dtype.nbytes(t.data.size) for t in self.tensors)
 
 
 def lut_op_flags(act: Act, acc: bool = False) -> int:

@@ -33,8 +33,11 @@ from edgemem.quant.graph import (
 )
 
 S8, S16, S32 = int(DType.S8), int(DType.S16), int(DType.S32)
-DTYPE_NAMES = {S8: "s8", S16: "s16", S32: "s32"}
-ELSIZE = {S8: 1, S16: 2, S32: 4}
+S4, S2 = int(DType.S4), int(DType.S2)
+DTYPE_NAMES = {S8: "s8", S16: "s16", S32: "s32", S4: "s4", S2: "s2"}
+ELSIZE = {S8: 1, S16: 2, S32: 4}  # buffer dtypes (and whole-byte tensor dtypes): bytes per element
+PER_BYTE = {S4: 2, S2: 4}  # packed tensor dtypes: elements per byte
+TENSOR_DTYPES = (S8, S16, S32, S4, S2)
 BUFFER_FIELDS = ("in0", "in1", "out", "state0", "state1", "scratch")
 # which flag bits each op type may set
 OP_FLAGS = {OpType.FC: FLAG_ACC, OpType.CONV1D: FLAG_ACC, OpType.ACT: 6, OpType.LIF: FLAG_CUBA, OpType.LEAKY: 0,
@@ -88,6 +91,16 @@ class OpSpec:
 
 def dtype_name(code: int) -> str:
     return DTYPE_NAMES.get(code, f"code {code}")
+
+
+def tensor_bytes(dtype: int, count: int) -> int:
+    """Blob bytes of a tensor (dtype in TENSOR_DTYPES): packed ones take ceil(count / elements per byte)."""
+    return -(-count // PER_BYTE[dtype]) if dtype in PER_BYTE else count * ELSIZE[dtype]
+
+
+def tensor_align(dtype: int) -> int:
+    """Alignment a tensor's offset needs: its element size; packed tensors are read byte by byte."""
+    return ELSIZE.get(dtype, 1)
 
 
 def _dim_rule(kind: OpType, i: int) -> tuple[str, int, int, str] | None:
@@ -267,10 +280,18 @@ def check_ops(t: Tables, bad: Bad) -> None:
                 raise bad("BUFFER", f"{where} {s.field} is buffer {b}, which must {'' if s.state else 'not '}be a "
                           "state buffer")
         for k, want in enumerate(spec.tensors):
-            if want is not None and t.tensors[tids[k]] != want:
-                dtype, count = t.tensors[tids[k]]
+            if want is None:
+                continue
+            dtype, count = t.tensors[tids[k]]
+            packed_w = k == 0 and kind in (OpType.FC, OpType.CONV1D) and dtype in PER_BYTE
+            if (dtype, count) != want and not (packed_w and count == want[1]):
+                alt = " (or s4 / s2)" if k == 0 and kind in (OpType.FC, OpType.CONV1D) else ""
                 raise bad("TENSOR", f"{where} t{k} is tensor {tids[k]}, {dtype_name(dtype)} [{count}]; expected "
-                          f"{dtype_name(want[0])} [{want[1]}]")
+                          f"{dtype_name(want[0])}{alt} [{want[1]}]")
+            row = d[0] * (d[2] if kind == OpType.CONV1D else 1)
+            if packed_w and row % PER_BYTE[dtype]:  # every output row must start on a byte (docs/graph.md)
+                raise bad("TENSOR", f"{where} t0 is {dtype_name(dtype)} but its rows of {row} weights do not fill "
+                          f"whole bytes ({PER_BYTE[dtype]} a byte)")
         for s in spec.buffers:
             b = fields[s.field]
             if s.reads and b not in written and not t.buffers[b][1] & STATE:

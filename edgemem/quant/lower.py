@@ -20,20 +20,22 @@ class Lowered:
     info: dict[str, float] = field(default_factory=dict)  # calibrated peaks, for the report
 
 
-def lower(model: nn.Module, calib_x: np.ndarray, margin: float = 1.25) -> Lowered:
-    """calib_x [n][T][n_in]: normalized training sequences; the float model runs on them once to set every scale."""
+def lower(model: nn.Module, calib_x: np.ndarray, margin: float = 1.25,
+          weight_bits: dict[str, int] | None = None) -> Lowered:
+    """calib_x [n][T][n_in]: normalized training sequences; the float model runs on them once to set every scale.
+    weight_bits: graph op name (FC or CONV1D) -> 8, 4 or 2 bits per weight (8 where not named; lowering.Builder)."""
     kind = registry.kind_of(model)
     model.eval()
     if kind == "lmuformer":
         from edgemem.quant.lower_lmuformer import lower_lmuformer
 
-        return lower_lmuformer(model, calib_x, margin)  # type: ignore[arg-type]
+        return lower_lmuformer(model, calib_x, margin, weight_bits)  # type: ignore[arg-type]
     if kind == "elm":
         from edgemem.quant.lower_elm import lower_elm
 
-        return lower_elm(model, calib_x, margin)  # type: ignore[arg-type]
+        return lower_elm(model, calib_x, margin, weight_bits)  # type: ignore[arg-type]
     if kind == "lmu":
         from edgemem.quant.lower_lmu import lower_lmu
 
-        return lower_lmu(model, calib_x, margin)  # type: ignore[arg-type]
+        return lower_lmu(model, calib_x, margin, weight_bits)  # type: ignore[arg-type]
     raise EdgememError(f"model kind '{kind}' has no graph lowering")

@@ -35,10 +35,11 @@ def _peaks(model: ELMNet, x: torch.Tensor) -> dict[str, float]:
     return peak
 
 
-def lower_elm(model: ELMNet, calib_x: np.ndarray, margin: float) -> Lowered:
+def lower_elm(model: ELMNet, calib_x: np.ndarray, margin: float,
+              weight_bits: dict[str, int] | None = None) -> Lowered:
     cfg = model.cfg
     peak = _peaks(model, torch.from_numpy(np.asarray(calib_x, dtype=np.float32)))
-    b = Builder(cfg.n_in, cfg.n_out, int8_scale(peak["input"]))
+    b = Builder(cfg.n_in, cfg.n_out, int8_scale(peak["input"]), weight_bits)
     s_trace, s_mem = cfg.trace_clip / INT16_MAX, cfg.memory_clip / INT16_MAX
     s_logits = margin * peak["logits"] / INT16_MAX
     x, logits = b.g.in_buffer, None

@@ -35,10 +35,11 @@ def _peaks(model: LMURNN, x: torch.Tensor) -> dict[str, float]:
     return peak
 
 
-def lower_lmu(model: LMURNN, calib_x: np.ndarray, margin: float) -> Lowered:
+def lower_lmu(model: LMURNN, calib_x: np.ndarray, margin: float,
+              weight_bits: dict[str, int] | None = None) -> Lowered:
     c = model.cfg
     peak = _peaks(model, torch.from_numpy(np.asarray(calib_x, dtype=np.float32)))
-    b = Builder(c.n_in, c.n_out, int8_scale(peak["input"]))
+    b = Builder(c.n_in, c.n_out, int8_scale(peak["input"]), weight_bits)
     x = b.g.in_buffer
     s_m = c.memory_clip / INT16_MAX
     m_prev = h_prev = None

@@ -51,7 +51,8 @@ def _w(layer: torch.nn.Module, bn: torch.nn.Module | None) -> tuple[np.ndarray, 
     return fold_bn(to_np(layer.weight), to_np(getattr(layer, "bias", None)), bn)  # type: ignore[arg-type]
 
 
-def lower_lmuformer(model: LMUFormer, calib_x: np.ndarray, margin: float) -> Lowered:
+def lower_lmuformer(model: LMUFormer, calib_x: np.ndarray, margin: float,
+                    weight_bits: dict[str, int] | None = None) -> Lowered:
     cfg = model.cfg
     x = torch.from_numpy(np.asarray(calib_x, dtype=np.float32))
     if cfg.spiking:
@@ -59,7 +60,7 @@ def lower_lmuformer(model: LMUFormer, calib_x: np.ndarray, margin: float) -> Low
             peak = {"input": float(x.abs().max()), "logits": float(model(x).abs().max())}
     else:
         peak = _peaks(model, x)
-    b = Builder(cfg.n_in, cfg.n_out, int8_scale(peak["input"]))
+    b = Builder(cfg.n_in, cfg.n_out, int8_scale(peak["input"]), weight_bits)
     s_cur = cfg.state_clip / INT16_MAX
 
     def lif(name: str, cur: int) -> int:

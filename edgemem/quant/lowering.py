@@ -2,7 +2,8 @@
 
 A Builder tracks the real value of one integer unit (the scale) of every buffer it creates, quantizes each layer's
 weights per output channel to int8 (edgemem.quant.calibrate.quantize_fc), and appends the op of docs/graph.md.
-Model files (lower_*.py) only say which layer feeds which, at which scale.
+Model files (lower_*.py) only say which layer feeds which, at which scale. FC and CONV1D weights may instead be
+stored in 4 or 2 bits (packed s4 / s2 tensors): `weight_bits` maps op names to widths.
 """
 
 from __future__ import annotations
@@ -44,8 +45,21 @@ def int8_scale(peak: float) -> float:
     return max(float(peak), 1e-8) / INT8_MAX
 
 
+WEIGHT_DTYPES = {8: DType.S8, 4: DType.S4, 2: DType.S2}
+
+
+def packable(row: int, bits: int) -> bool:
+    """Whether rows of `row` weights at `bits` start on whole bytes (docs/graph.md: required of packed weights)."""
+    return row % WEIGHT_DTYPES[bits].per_byte == 0
+
+
 class Builder:
-    def __init__(self, n_in: int, n_out: int, input_scale: float) -> None:
+    def __init__(self, n_in: int, n_out: int, input_scale: float, weight_bits: dict[str, int] | None = None) -> None:
+        """weight_bits: FC / CONV1D op name -> 8, 4 or 2 (8 where not named)."""
+        self.weight_bits = dict(weight_bits or {})
+        bad = {k: v for k, v in self.weight_bits.items() if v not in WEIGHT_DTYPES}
+        if bad:
+            raise EdgememError(f"weight widths must be 8, 4 or 2 bits: {bad}")
         self.g = Graph(n_in, n_out)
         self.g.in_buffer = self.g.buffer("input", DType.S8, n_in)
         self.scale: dict[int, float] = {self.g.in_buffer: input_scale}
@@ -57,10 +71,15 @@ class Builder:
         return i
 
     def _params(self, name: str, w: Array, b: Array | None, s_in: float, s_out: float) -> tuple[int, int, int, int]:
-        q = quantize_fc(torch.from_numpy(np.ascontiguousarray(w.reshape(w.shape[0], -1))),
-                        None if b is None else torch.from_numpy(np.asarray(b, dtype=np.float64)), s_in, s_out)
+        bits = self.weight_bits.get(name, 8)
+        rows = np.ascontiguousarray(w.reshape(w.shape[0], -1))
+        if not packable(rows.shape[1], bits):  # the format's rule; such a layer has to stay at 8 bits
+            raise EdgememError(f"{name}: rows of {rows.shape[1]} weights cannot be packed at {bits} bits (a row "
+                               f"must fill whole bytes)")
+        q = quantize_fc(torch.from_numpy(rows), None if b is None else torch.from_numpy(np.asarray(b, dtype=np.float64)),
+                        s_in, s_out, bits)
         g = self.g
-        return (g.tensor(f"{name}.w", q.w, DType.S8), g.tensor(f"{name}.bias", q.bias, DType.S32),
+        return (g.tensor(f"{name}.w", q.w, WEIGHT_DTYPES[bits]), g.tensor(f"{name}.bias", q.bias, DType.S32),
                 g.tensor(f"{name}.mult", q.mult, DType.S32), g.tensor(f"{name}.shift", q.shift, DType.S8))
 
     def _out(self, name: str, out: int | None, n: int, s_out: float) -> tuple[int, int]:
@@ -180,6 +199,9 @@ class Builder:
 
     def output(self, src: int) -> Graph:
         """Logits: saturate the s32 logits buffer into the s16 output buffer; place buffers; done."""
+        named = {op.name for op in self.g.ops if op.type in (OpType.FC, OpType.CONV1D)}
+        if set(self.weight_bits) - named:  # a misspelt layer name would silently stay at 8 bits
+            raise EdgememError(f"weight_bits names no FC or CONV1D op: {sorted(set(self.weight_bits) - named)}")
         n = self.g.buffers[src].count
         self.g.out_buffer = self.act("logits16", src, "sat", dtype=DType.S16)
         if n != self.g.n_out:

@@ -68,7 +68,8 @@ typedef enum {
 #define EM_KIND_L2MU 1u
 #define EM_MAX_DIM 1024u
 
-typedef enum { EM_DTYPE_S8 = 1, EM_DTYPE_S16 = 2, EM_DTYPE_S32 = 3 } em_dtype_t;
+/* S4 and S2 (packed, docs/graph.md "Packed weights") exist only in graph blobs, for FC and CONV1D weights. */
+typedef enum { EM_DTYPE_S8 = 1, EM_DTYPE_S16 = 2, EM_DTYPE_S32 = 3, EM_DTYPE_S4 = 4, EM_DTYPE_S2 = 5 } em_dtype_t;
 
 /* Fully connected layers of the L2MU, in step order. in_dim/out_dim per layer:
  * ENC_X n_u x n_in, ENC_H n_u x n_h, ENC_M n_u x n_m, HID_X n_h x n_in, HID_H n_h x n_h, HID_M n_h x n_m, OUT n_out x n_h */

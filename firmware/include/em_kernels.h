@@ -67,6 +67,21 @@ em_status_t em_conv1d_causal_s8(const int8_t *in, int8_t *ring, int32_t *head, c
                                 const int32_t *bias, const int32_t *mult, const int8_t *shift, int c_in, int c_out,
                                 int k, em_out_mode_t mode, int32_t *out);
 
+/* Packed sub-byte weights (docs/graph.md "Packed weights"): the FC and CONV1D formulas above with w packed at wbits
+ * = 4 (S4: element e in nibble e % 2 of byte e / 2, low first) or 2 (S2: bit pair e % 4 of byte e / 4), two's
+ * complement. Every output row starts on a byte: in_dim (FC) or k * c_in (CONV1D) must be a multiple of 8 / wbits
+ * (else EM_ERR_DIMS); wbits other than 4 or 2: EM_ERR_PARAM. w holds out_dim * row * wbits / 8 bytes, any alignment.
+ * Other arguments as em_fc_s8_mode, em_fc_s16 and em_conv1d_causal_s8. */
+em_status_t em_fc_s8_packed(const int8_t *in, const uint8_t *w, int wbits, const int32_t *bias,
+                            const int32_t *mult, const int8_t *shift, int in_dim, int out_dim, em_out_mode_t mode,
+                            int32_t *out);
+em_status_t em_fc_s16_packed(const int16_t *in, const uint8_t *w, int wbits, const int32_t *bias,
+                             const int32_t *mult, const int8_t *shift, int in_dim, int out_dim, em_out_mode_t mode,
+                             int32_t *out);
+em_status_t em_conv1d_causal_packed(const int8_t *in, int8_t *ring, int32_t *head, const uint8_t *w, int wbits,
+                                    const int32_t *bias, const int32_t *mult, const int8_t *shift, int c_in,
+                                    int c_out, int k, em_out_mode_t mode, int32_t *out);
+
 /* ACT to int8: SAT out = sat8(in); RELU out = clamp(in, 0, 127); LUT out = lut[sat8(in) + 128].
  * in [n] s32, lut [256] s8 (LUT only, else may be NULL), out [n] s8. */
 em_status_t em_act_s32_s8(const int32_t *in, int n, em_act_t func, const int8_t *lut, int8_t *out);

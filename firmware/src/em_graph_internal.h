@@ -36,4 +36,22 @@ static inline uint32_t em_graph_elsize(uint32_t dtype) {
     return dtype == EM_DTYPE_S8 ? 1u : dtype == EM_DTYPE_S16 ? 2u : 4u;
 }
 
+/* Packed tensor dtypes (S4, S2): elements per byte; 1 for the whole-byte dtypes. */
+static inline uint32_t em_graph_per_byte(uint32_t dtype) {
+    return dtype == EM_DTYPE_S4 ? 2u : dtype == EM_DTYPE_S2 ? 4u : 1u;
+}
+static inline int em_graph_packed(uint32_t dtype) { return dtype == EM_DTYPE_S4 || dtype == EM_DTYPE_S2; }
+/* Blob bytes of a tensor of `count` elements (64-bit: count * 4 may exceed uint32). */
+static inline uint64_t em_graph_tensor_bytes(uint32_t dtype, uint32_t count) {
+    if (em_graph_packed(dtype)) {
+        const uint32_t per = em_graph_per_byte(dtype);
+        return ((uint64_t)count + per - 1u) / per;
+    }
+    return (uint64_t)count * em_graph_elsize(dtype);
+}
+/* Alignment a tensor needs: its element size; packed tensors are read byte by byte. */
+static inline uint32_t em_graph_tensor_align(uint32_t dtype) {
+    return em_graph_packed(dtype) ? 1u : em_graph_elsize(dtype);
+}
+
 #endif /* EM_GRAPH_INTERNAL_H */

@@ -25,6 +25,12 @@ static const void *tensor_at(const em_graph_t *g, uint32_t t) {
     return g->blob + em_rd_u32(g->tensors + (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * t + 4);
 }
 
+/* Bits per element of a weight tensor: 4 (S4), 2 (S2) or 8 (S8; the parser allows nothing else for FC/CONV1D t0). */
+static int tensor_wbits(const em_graph_t *g, uint32_t t) {
+    const uint32_t dt = g->tensors[(size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * t + 2];
+    return dt == EM_DTYPE_S4 ? 4 : dt == EM_DTYPE_S2 ? 2 : 8;
+}
+
 static void zero_state(const em_graph_ctx_t *ctx) {
     const em_graph_t *g = ctx->graph;
     for (uint32_t b = 0; b < g->n_buffers; b++) {
@@ -61,6 +67,7 @@ em_status_t em_graph_reset(em_graph_ctx_t *ctx) {
 #define B16(f) ((int16_t *)(void *)buf_at(ctx, op->buf[f]))
 #define B32(f) ((int32_t *)(void *)buf_at(ctx, op->buf[f]))
 #define T8(k) ((const int8_t *)tensor_at(g, op->t[k]))
+#define TU8(k) ((const uint8_t *)tensor_at(g, op->t[k]))
 #define T16(k) ((const int16_t *)tensor_at(g, op->t[k]))
 #define T32(k) ((const int32_t *)tensor_at(g, op->t[k]))
 
@@ -69,14 +76,26 @@ static em_status_t run_op(const em_graph_ctx_t *ctx, const em_op_rec_t *op) {
     const em_out_mode_t mode = (op->flags & EM_GRAPH_OPF_ACC) ? EM_OUT_ACC : EM_OUT_ASSIGN;
     const int n = op->d[0];
     switch (op->type) {
-    case EM_OP_FC:
+    case EM_OP_FC: {
+        const int wbits = tensor_wbits(g, op->t[0]);
+        if (wbits != 8) { /* packed S4 / S2 weights (rows byte-aligned: checked by the parser) */
+            if (buf_dtype(g, op->buf[EM_F_IN0]) == EM_DTYPE_S8)
+                return em_fc_s8_packed(B8(EM_F_IN0), TU8(0), wbits, T32(1), T32(2), T8(3), n, op->d[1], mode,
+                                       B32(EM_F_OUT));
+            return em_fc_s16_packed(B16(EM_F_IN0), TU8(0), wbits, T32(1), T32(2), T8(3), n, op->d[1], mode,
+                                    B32(EM_F_OUT));
+        }
         if (buf_dtype(g, op->buf[EM_F_IN0]) == EM_DTYPE_S8)
             return em_fc_s8_mode(B8(EM_F_IN0), T8(0), T32(1), T32(2), T8(3), n, op->d[1], mode, B32(EM_F_OUT));
         return em_fc_s16(B16(EM_F_IN0), T8(0), T32(1), T32(2), T8(3), n, op->d[1], mode, B32(EM_F_OUT));
+    }
     case EM_OP_CONV1D: {
-        const int k = op->d[2];
+        const int k = op->d[2], wbits = tensor_wbits(g, op->t[0]);
         int8_t *ring = k > 1 ? B8(EM_F_STATE0) : NULL;
         int32_t *head = k > 1 ? B32(EM_F_STATE1) : NULL;
+        if (wbits != 8)
+            return em_conv1d_causal_packed(B8(EM_F_IN0), ring, head, TU8(0), wbits, T32(1), T32(2), T8(3), n,
+                                           op->d[1], k, mode, B32(EM_F_OUT));
         return em_conv1d_causal_s8(B8(EM_F_IN0), ring, head, T8(0), T32(1), T32(2), T8(3), n, op->d[1], k, mode,
                                    B32(EM_F_OUT));
     }

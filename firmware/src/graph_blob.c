@@ -22,6 +22,8 @@ static void rd_buf(const uint8_t *table, uint32_t i, buf_t *b) {
 }
 
 static int dtype_ok(uint32_t dt) { return dt >= EM_DTYPE_S8 && dt <= EM_DTYPE_S32; }
+/* Tensors may also be packed (S4, S2); buffers may not. */
+static int tensor_dtype_ok(uint32_t dt) { return dt >= EM_DTYPE_S8 && dt <= EM_DTYPE_S2; }
 
 /* What an op expects of one of its buffers (valid once type, flags and dims are). */
 typedef struct {
@@ -237,7 +239,12 @@ static em_status_t check_op(walk_t *w, const em_op_rec_t *op) {
     for (int k = 0; k < 4; k++) {
         if (!s.t_dtype[k]) continue;
         const uint8_t *e = w->tensors + (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * op->t[k];
-        if (e[2] != s.t_dtype[k] || em_rd_u32(e + 8) != s.t_count[k]) return EM_ERR_TENSOR;
+        /* FC and CONV1D weights (t0) may be packed S4 / S2 instead of S8 */
+        const int packed_w = k == 0 && (op->type == EM_OP_FC || op->type == EM_OP_CONV1D) && em_graph_packed(e[2]);
+        if ((e[2] != s.t_dtype[k] && !packed_w) || em_rd_u32(e + 8) != s.t_count[k]) return EM_ERR_TENSOR;
+        /* every output row starts on a byte: d_in (FC) or k * c_in (CONV1D) weights fill whole bytes */
+        const uint32_t row = (uint32_t)op->d[0] * (op->type == EM_OP_CONV1D ? op->d[2] : 1u);
+        if (packed_w && row % em_graph_per_byte(e[2]) != 0) return EM_ERR_TENSOR;
     }
     for (int i = 0; i < s.n_buf; i++) {
         const uint32_t b = op->buf[s.buf[i].field];
@@ -365,14 +372,18 @@ em_status_t em_graph_parse(em_graph_t *g, const uint8_t *blob, size_t size) {
     /* 6. tensor table and extents (64-bit: offset + bytes cannot wrap) */
     for (uint32_t i = 0; i < n_t; i++) {
         const uint8_t *e = tensors + (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * i;
-        if (em_rd_u16(e) != i || !dtype_ok(e[2]) || e[3] != 0) return EM_ERR_TENSOR;
-        const uint64_t off = em_rd_u32(e + 4), bytes = (uint64_t)em_rd_u32(e + 8) * em_graph_elsize(e[2]);
+        if (em_rd_u16(e) != i || !tensor_dtype_ok(e[2]) || e[3] != 0) return EM_ERR_TENSOR;
+        const uint32_t count = em_rd_u32(e + 8);
+        const uint64_t off = em_rd_u32(e + 4), bytes = em_graph_tensor_bytes(e[2], count);
         if (off < tables_end || off >= total || off + bytes > total) return EM_ERR_BOUNDS;
+        /* a packed tensor's last byte: the bits past its last element are zero (one encoding per tensor) */
+        const uint32_t used = (count % em_graph_per_byte(e[2])) * (8u / em_graph_per_byte(e[2]));
+        if (used != 0 && (blob[off + bytes - 1u] >> used) != 0) return EM_ERR_TENSOR;
     }
     /* 7. alignment of the actual address (covers a misaligned blob buffer too) */
     for (uint32_t i = 0; i < n_t; i++) {
         const uint8_t *e = tensors + (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * i;
-        if ((uintptr_t)(blob + em_rd_u32(e + 4)) % em_graph_elsize(e[2]) != 0) return EM_ERR_ALIGN;
+        if ((uintptr_t)(blob + em_rd_u32(e + 4)) % em_graph_tensor_align(e[2]) != 0) return EM_ERR_ALIGN;
     }
     /* 8. parameter ranges */
     for (uint32_t i = 0; i < n_op; i++) {

@@ -356,10 +356,133 @@ static void test_onoff(void) {
     CHECK_EQ(em_onoff_s16(NULL, 3, EM_OUT_ASSIGN, out), EM_ERR_NULL);
 }
 
+/* Packs int8 values (each in the wbits range) as docs/graph.md "Packed weights" says, written from the spec:
+ * element e at bits (e % per) * wbits of byte e / per, two's complement; unused bits of the last byte zero. */
+static void pack(const int8_t *v, int n, int wbits, uint8_t *out) {
+    const int per = 8 / wbits;
+    for (int i = 0; i < (n + per - 1) / per; i++) out[i] = 0;
+    for (int e = 0; e < n; e++)
+        out[e / per] = (uint8_t)(out[e / per] | (((unsigned)v[e] & ((1u << wbits) - 1u)) << ((e % per) * wbits)));
+}
+
+/* Packed FC (s8 and s16 input) against ref_fc on the same weights unpacked: every value of the range, odd rows of
+ * bytes, full-scale inputs; the sign extension by hand; the argument checks. */
+static void test_fc_packed(void) {
+    enum { MAXI = 1024, MAXO = 6 };
+    static int8_t in8[MAXI], w[MAXO * MAXI], shift[MAXO];
+    static int16_t in16[MAXI];
+    static uint8_t wp[MAXO * MAXI / 2];
+    static int32_t in32[MAXI], bias[MAXO], mult[MAXO], out[MAXO], ref[MAXO];
+    for (int k = 0; k < 400; k++) {
+        const int wbits = k % 2 ? 4 : 2, per = 8 / wbits, s16 = (k / 2) % 2, acc = (k / 4) % 2;
+        const int n_in = k % 25 == 0 ? MAXI : per * t_range(1, 17), n_out = t_range(1, MAXO);
+        const int lo = -(1 << (wbits - 1)), hi = (1 << (wbits - 1)) - 1;
+        for (int i = 0; i < n_in; i++) {
+            if (s16) in32[i] = in16[i] = (int16_t)(k % 8 < 2 ? (t_range(0, 1) ? 32767 : -32768) : t_range(-32768, 32767));
+            else in32[i] = in8[i] = (int8_t)t_range(-128, 127);
+        }
+        for (int i = 0; i < n_in * n_out; i++) w[i] = (int8_t)(k % 8 < 2 ? lo : t_range(lo, hi));
+        pack(w, n_in * n_out, wbits, wp);
+        for (int o = 0; o < n_out; o++) {
+            bias[o] = k % 3 == 0 ? t_range(INT32_MIN, INT32_MAX) : t_range(-50000, 50000);
+            mult[o] = t_range(1 << 30, INT32_MAX);
+            shift[o] = (int8_t)t_range(1, 62);
+            out[o] = ref[o] = t_range(INT32_MIN, INT32_MAX);
+        }
+        const em_out_mode_t mode = acc ? EM_OUT_ACC : EM_OUT_ASSIGN;
+        if (s16) CHECK_EQ(em_fc_s16_packed(in16, wp, wbits, bias, mult, shift, n_in, n_out, mode, out), EM_OK);
+        else CHECK_EQ(em_fc_s8_packed(in8, wp, wbits, bias, mult, shift, n_in, n_out, mode, out), EM_OK);
+        ref_fc(in32, w, bias, mult, shift, n_in, n_out, acc, ref);
+        CHECK(memcmp(out, ref, sizeof(int32_t) * (size_t)n_out) == 0);
+    }
+    /* by hand, r = requant(dot, 2^30, 30) = dot: s4 byte 0x8F = elements -1 (low nibble), -8 (high nibble);
+     * s2 byte 0x9C = 10 01 11 00 = elements 0, -1, 1, -2 */
+    const uint8_t b4[1] = {0x8F}, b2[1] = {0x9C};
+    const int8_t x4[4] = {3, 5, 7, 11};
+    const int16_t x16[4] = {-1000, 1000, 3, 30000};
+    int32_t b0[1] = {0}, m0[1] = {1 << 30}, o1[1];
+    int8_t s0[1] = {30};
+    CHECK_EQ(em_fc_s8_packed(x4, b4, 4, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, o1), EM_OK);
+    CHECK_EQ(o1[0], -3 - 40);
+    CHECK_EQ(em_fc_s8_packed(x4, b2, 2, b0, m0, s0, 4, 1, EM_OUT_ASSIGN, o1), EM_OK);
+    CHECK_EQ(o1[0], 0 - 5 + 7 - 22);
+    CHECK_EQ(em_fc_s16_packed(x16, b2, 2, b0, m0, s0, 4, 1, EM_OUT_ASSIGN, o1), EM_OK);
+    CHECK_EQ(o1[0], 0 - 1000 + 3 - 60000);
+    /* the extreme sum: 1024 x (-8) x (-32768) = 2^28, exact (requant by 2^30 / 2^30 returns it unchanged) */
+    for (int i = 0; i < MAXI; i++) in16[i] = -32768;
+    for (int i = 0; i < MAXI / 2; i++) wp[i] = 0x88;
+    CHECK_EQ(em_fc_s16_packed(in16, wp, 4, b0, m0, s0, MAXI, 1, EM_OUT_ASSIGN, o1), EM_OK);
+    CHECK_EQ(o1[0], 1 << 28);
+    /* argument checks */
+    CHECK_EQ(em_fc_s8_packed(x4, b4, 3, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, o1), EM_ERR_PARAM);
+    CHECK_EQ(em_fc_s8_packed(x4, b4, 8, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, o1), EM_ERR_PARAM);
+    CHECK_EQ(em_fc_s8_packed(x4, b4, 4, b0, m0, s0, 3, 1, EM_OUT_ASSIGN, o1), EM_ERR_DIMS); /* row not whole bytes */
+    CHECK_EQ(em_fc_s16_packed(x16, b2, 2, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, o1), EM_ERR_DIMS);
+    CHECK_EQ(em_fc_s8_packed(x4, b4, 4, b0, m0, s0, 0, 1, EM_OUT_ASSIGN, o1), EM_ERR_DIMS);
+    CHECK_EQ(em_fc_s8_packed(x4, b4, 4, b0, m0, s0, 2, 1, (em_out_mode_t)2, o1), EM_ERR_PARAM);
+    s0[0] = 63;
+    CHECK_EQ(em_fc_s16_packed(x16, b2, 2, b0, m0, s0, 4, 1, EM_OUT_ASSIGN, o1), EM_ERR_PARAM);
+    CHECK_EQ(em_fc_s8_packed(x4, NULL, 4, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, o1), EM_ERR_NULL);
+}
+
+/* Packed CONV1D against ref_conv over many steps (the ring wraps): taps that start inside a byte (c_in odd at s4,
+ * c_in = 2 mod 4 at s2), every k; the argument checks. */
+static void test_conv1d_packed(void) {
+    enum { CI = 9, CO = 4, KMAX = 16, T = 60 };
+    static int8_t hist[T * CI], w[CO * KMAX * CI], shift[CO], ring[(KMAX - 1) * CI];
+    static uint8_t wp[CO * KMAX * CI / 2 + 1];
+    static int32_t bias[CO], mult[CO], out[CO], ref[CO];
+    for (int rep = 0; rep < 60; rep++) {
+        const int wbits = rep % 2 ? 4 : 2, per = 8 / wbits, c_out = t_range(1, CO), acc = (rep / 2) % 2;
+        int k, c_in;
+        do { /* k * c_in fills whole bytes; most draws have taps starting inside a byte */
+            k = rep % 7 == 0 ? KMAX : t_range(1, 5);
+            c_in = t_range(1, CI);
+        } while ((k * c_in) % per != 0);
+        const int lo = -(1 << (wbits - 1)), hi = (1 << (wbits - 1)) - 1;
+        for (int i = 0; i < c_out * k * c_in; i++) w[i] = (int8_t)t_range(lo, hi);
+        pack(w, c_out * k * c_in, wbits, wp);
+        for (int o = 0; o < c_out; o++) {
+            bias[o] = t_range(-3000, 3000);
+            mult[o] = t_range(1 << 30, INT32_MAX);
+            shift[o] = (int8_t)t_range(4, 14);
+        }
+        memset(ring, 0, sizeof ring);
+        int32_t head = 0;
+        for (int t = 0; t < T; t++) {
+            for (int c = 0; c < c_in; c++) hist[t * c_in + c] = (int8_t)t_range(-128, 127);
+            for (int o = 0; o < c_out; o++) out[o] = ref[o] = t_range(-100000, 100000);
+            CHECK_EQ(em_conv1d_causal_packed(hist + t * c_in, ring, &head, wp, wbits, bias, mult, shift, c_in, c_out, k,
+                                             acc ? EM_OUT_ACC : EM_OUT_ASSIGN, out),
+                     EM_OK);
+            ref_conv(hist, t, c_in, c_out, k, w, bias, mult, shift, acc, ref);
+            CHECK(memcmp(out, ref, sizeof(int32_t) * (size_t)c_out) == 0);
+            CHECK_EQ(head, k > 1 ? (t + 1) % (k - 1) : 0);
+        }
+    }
+    /* by hand, k = 2, c_in = 1, s4: one byte 0x8F = taps -1 (tap 0, the past frame) and -8 (tap 1, current) */
+    const uint8_t b4[1] = {0x8F};
+    int8_t r1[1] = {0}, s1[1] = {30}, x;
+    int32_t b1[1] = {0}, m1[1] = {1 << 30}, h1 = 0, o1[1];
+    x = 10;
+    CHECK_EQ(em_conv1d_causal_packed(&x, r1, &h1, b4, 4, b1, m1, s1, 1, 1, 2, EM_OUT_ASSIGN, o1), EM_OK);
+    CHECK_EQ(o1[0], -80);
+    x = 3;
+    CHECK_EQ(em_conv1d_causal_packed(&x, r1, &h1, b4, 4, b1, m1, s1, 1, 1, 2, EM_OUT_ASSIGN, o1), EM_OK);
+    CHECK_EQ(o1[0], -10 - 24);
+    CHECK_EQ(em_conv1d_causal_packed(&x, r1, &h1, b4, 4, b1, m1, s1, 1, 1, 3, EM_OUT_ASSIGN, o1), EM_ERR_DIMS);
+    CHECK_EQ(em_conv1d_causal_packed(&x, r1, &h1, b4, 2, b1, m1, s1, 1, 1, 2, EM_OUT_ASSIGN, o1), EM_ERR_DIMS);
+    CHECK_EQ(em_conv1d_causal_packed(&x, r1, &h1, b4, 4, b1, m1, s1, 1, 1, 17, EM_OUT_ASSIGN, o1), EM_ERR_DIMS);
+    CHECK_EQ(em_conv1d_causal_packed(&x, r1, &h1, b4, 5, b1, m1, s1, 1, 1, 2, EM_OUT_ASSIGN, o1), EM_ERR_PARAM);
+    CHECK_EQ(em_conv1d_causal_packed(&x, NULL, &h1, b4, 4, b1, m1, s1, 1, 1, 2, EM_OUT_ASSIGN, o1), EM_ERR_NULL);
+}
+
 void suite_graph_kernels(void) {
     RUN(test_fc_s8_mode);
     RUN(test_fc_s16);
     RUN(test_conv1d);
+    RUN(test_fc_packed);
+    RUN(test_conv1d_packed);
     RUN(test_act);
     RUN(test_leaky);
     RUN(test_lmu_s8);

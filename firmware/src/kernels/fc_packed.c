@@ -1,0 +1,83 @@
+/* FC and causal CONV1D with packed sub-byte weights (S4 / S2, docs/graph.md "Packed weights"): the same formulas
+ * as em_fc_s8_mode, em_fc_s16 and em_conv1d_causal_s8, the weights unpacked on the fly (no scratch). Scalar only:
+ * the unpacking, not the MACs, dominates, and the M4 runs the same code as the host. */
+#include "em_kernels.h"
+#include "em_intops_inline.h"
+#include "em_packed_inline.h"
+
+/* Shared argument checks: wbits, dims (rows of `row` weights fill whole bytes), mode, shifts. */
+static em_status_t check_packed(int wbits, int in_dim, int out_dim, int row, em_out_mode_t mode,
+                                const int8_t *shift) {
+    if (wbits != 4 && wbits != 2) return EM_ERR_PARAM;
+    if (in_dim < 1 || out_dim < 1 || in_dim > (int)EM_MAX_DIM || out_dim > (int)EM_MAX_DIM) return EM_ERR_DIMS;
+    if (row % (8 / wbits) != 0) return EM_ERR_DIMS; /* a row would start inside a byte */
+    if (mode != EM_OUT_ASSIGN && mode != EM_OUT_ACC) return EM_ERR_PARAM;
+    for (int o = 0; o < out_dim; o++) {
+        if (shift[o] < 1 || shift[o] > 62) return EM_ERR_PARAM;
+    }
+    return EM_OK;
+}
+
+em_status_t em_fc_s8_packed(const int8_t *in, const uint8_t *w, int wbits, const int32_t *bias,
+                            const int32_t *mult, const int8_t *shift, int in_dim, int out_dim, em_out_mode_t mode,
+                            int32_t *out) {
+    if (!in || !w || !bias || !mult || !shift || !out) return EM_ERR_NULL;
+    const em_status_t st = check_packed(wbits, in_dim, out_dim, in_dim, mode, shift);
+    if (st != EM_OK) return st;
+    const int acc = mode == EM_OUT_ACC;
+    const size_t row_bytes = (size_t)in_dim * (size_t)wbits / 8u;
+    for (int o = 0; o < out_dim; o++) {
+        const int32_t dot = em_dot_packed_s8(w + (size_t)o * row_bytes, 0u, wbits, in, in_dim);
+        em_store32_i(&out[o], em_requant_i(em_sat32_i((int64_t)bias[o] + dot), mult[o], shift[o]), acc);
+    }
+    return EM_OK;
+}
+
+em_status_t em_fc_s16_packed(const int16_t *in, const uint8_t *w, int wbits, const int32_t *bias,
+                             const int32_t *mult, const int8_t *shift, int in_dim, int out_dim, em_out_mode_t mode,
+                             int32_t *out) {
+    if (!in || !w || !bias || !mult || !shift || !out) return EM_ERR_NULL;
+    const em_status_t st = check_packed(wbits, in_dim, out_dim, in_dim, mode, shift);
+    if (st != EM_OK) return st;
+    const int acc = mode == EM_OUT_ACC;
+    const size_t row_bytes = (size_t)in_dim * (size_t)wbits / 8u;
+    for (int o = 0; o < out_dim; o++) {
+        const int64_t dot = em_dot_packed_s16(w + (size_t)o * row_bytes, 0u, wbits, in, in_dim);
+        em_store32_i(&out[o], em_requant_i(em_sat32_i(bias[o] + dot), mult[o], shift[o]), acc);
+    }
+    return EM_OK;
+}
+
+em_status_t em_conv1d_causal_packed(const int8_t *in, int8_t *ring, int32_t *head, const uint8_t *w, int wbits,
+                                    const int32_t *bias, const int32_t *mult, const int8_t *shift, int c_in,
+                                    int c_out, int k, em_out_mode_t mode, int32_t *out) {
+    if (!in || !w || !bias || !mult || !shift || !out) return EM_ERR_NULL;
+    if (k > 1 && (!ring || !head)) return EM_ERR_NULL;
+    if (k < 1 || k > 16) return EM_ERR_DIMS;
+    const em_status_t st = check_packed(wbits, c_in, c_out, k * c_in, mode, shift);
+    if (st != EM_OK) return st;
+    const int acc = mode == EM_OUT_ACC, past = k - 1;
+    int h = 0; /* as em_conv1d_causal_s8: only the remainder of head indexes the ring */
+    if (past > 0) {
+        h = (int)(*head % past);
+        if (h < 0) h += past;
+    }
+    const size_t row_bytes = (size_t)k * (size_t)c_in * (size_t)wbits / 8u;
+    for (int o = 0; o < c_out; o++) {
+        const uint8_t *wo = w + (size_t)o * row_bytes;
+        int64_t sum = bias[o];
+        int slot = h;
+        for (int j = 0; j < past; j++) { /* tap j starts at element j * c_in of the row, maybe inside a byte */
+            sum += em_dot_packed_s8(wo, (uint32_t)(j * c_in), wbits, ring + (size_t)slot * (size_t)c_in, c_in);
+            if (++slot == past) slot = 0;
+        }
+        sum += em_dot_packed_s8(wo, (uint32_t)(past * c_in), wbits, in, c_in);
+        em_store32_i(&out[o], em_requant_i(em_sat32_i(sum), mult[o], shift[o]), acc);
+    }
+    if (past > 0) {
+        int8_t *dst = ring + (size_t)h * (size_t)c_in;
+        for (int c = 0; c < c_in; c++) dst[c] = in[c];
+        *head = h + 1 == past ? 0 : h + 1;
+    }
+    return EM_OK;
+}
