@@ -1,4 +1,4 @@
-"""The `edgemem` command line: train, export, verify."""
+"""The `edgemem` command line: train, export, verify, plan."""
 
 from __future__ import annotations
 
@@ -140,6 +140,41 @@ def stress(
     print(json.dumps(r, indent=2))
     if r["steps_mismatched"]:
         raise typer.Exit(1)
+
+
+@app.command()
+def plan(
+    export_dir: Annotated[Path, typer.Argument(help="an export folder of a graph model (export/NAME)")],
+    ram: Annotated[str | None, typer.Option("--ram", help="RAM budget, e.g. 4KiB (default: the target's RAM)")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="pinetime, bangle2 or mps2-an386")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    plot_path: Annotated[Path | None, typer.Option("--plot", help="write a memory-timeline PNG here")] = None,
+) -> None:
+    """Peak RAM of the streaming, layer-by-layer and patch schedules of an exported graph; pick one that fits."""
+    from edgemem.schedule.plan import TARGETS, load_export_graph, parse_size, plan_graph, plot
+
+    budget = None if ram is None else parse_size(ram)
+    if target is not None and target not in TARGETS:  # before the export is read: a typo is the likelier error
+        raise EdgememError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+    g, steps = load_export_graph(export_dir)
+    report = plan_graph(g, steps, budget, target)
+    if plot_path is not None:
+        plot(report, plot_path)
+    r = report.to_json()
+    if as_json:
+        print(json.dumps(r, indent=2))
+        return
+    t = Table("schedule", "peak RAM", "extra MACs", title=f"edgemem plan: {export_dir} ({steps} steps a window)")
+    for name, s in r["schedules"].items():
+        t.add_row(name + (" (chosen)" if name == r["chosen"] else ""), f"{s['peak_ram_bytes']:,} B",
+                  f"{s['extra_macs_ratio']:.1%}")
+    for name, why in r["unavailable"].items():
+        t.add_row(name, "–", why)
+    out.print(t)
+    verdict = "fits" if r["fits"] else "does not fit"
+    budget_txt = "no budget" if r["ram_budget_bytes"] is None else f"{r['ram_budget_bytes']:,} B"
+    out.print(f"chosen: {r['chosen']} ({verdict}; {budget_txt})"
+              + (f"; {target}: margin {r['target']['margin_bytes']:,} B" if target else ""))
 
 
 def entry() -> None:

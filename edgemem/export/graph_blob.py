@@ -22,6 +22,7 @@ from edgemem.quant.graph_check import (
     check_buffers,
     check_header,
     check_ops,
+    check_overlaps,
     check_params,
     tables_of,
     tensor_align,
@@ -144,6 +145,7 @@ def parse_graph_blob(blob: bytes) -> Graph:
     check_header(t, bad)
     check_buffers(t, bad)
     check_ops(t, bad)
+    check_overlaps(t, bad)
     for i, (tid, dtype, pad, off, count) in enumerate(entries):
         if tid != i or dtype not in TENSOR_DTYPES or pad:
             raise bad("TENSOR", f"tensor table entry {i} has id {tid}, dtype code {dtype}, pad {pad}; expected id "

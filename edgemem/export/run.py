@@ -23,6 +23,7 @@ from edgemem.models import registry
 from edgemem.quant.calibrate import quantize_l2mu
 from edgemem.quant.lower import Lowered, lower
 from edgemem.quant.model import POP_NAMES, QuantL2MU
+from edgemem.schedule.arena import place_by_lifetime
 from edgemem.train.pipeline import load_windows, prepare
 from edgemem.train.recipe import Recipe, _build
 from edgemem.train.run import calibration_windows
@@ -132,6 +133,8 @@ def _export_graph(checkpoint: Path, ckpt: Checkpoint, out: Path, name: str, file
     """Every model other than the L2MU: an integer graph (blob version 2, docs/graph.md)."""
     recipe = recipe_of(ckpt)
     low = lower_checkpoint(ckpt)
+    # scratch buffers whose lifetimes within a step are disjoint share arena bytes (docs/graph.md "Placement")
+    place_by_lifetime(low.graph)
     blob = build_graph_blob(low.graph)
     readout = recipe.readout
     files["model.bin"] = blob

@@ -208,10 +208,6 @@ def check_buffers(t: Tables, bad: Bad) -> None:
         end = offset + count * ELSIZE[dtype]
         if end > t.arena_size:
             raise bad("BUFFER", f"buffer {i} ([{offset}, {end})) lies outside the arena of {t.arena_size} bytes")
-    spans = sorted((off, off + cnt * ELSIZE[dt], i) for i, (dt, _, _, cnt, off) in enumerate(t.buffers))
-    for (_, end_a, a), (start_b, _, b) in zip(spans, spans[1:]):
-        if start_b < end_a:
-            raise bad("BUFFER", f"buffers {min(a, b)} and {max(a, b)} overlap in the arena")
     for name, idx, dt, n in (("in_buffer", t.in_buffer, S8, t.n_in), ("out_buffer", t.out_buffer, S16, t.n_out)):
         dtype, _, _, count, _ = t.buffers[idx]
         if dtype != dt or count != n:
@@ -301,6 +297,53 @@ def check_ops(t: Tables, bad: Bad) -> None:
         raise bad("ORDER", f"out_buffer {t.out_buffer} is a scratch buffer that no op writes")
 
 
+def live_ranges(t: Tables) -> list[tuple[int, int] | None]:
+    """Each buffer's live range within a step, as closed op-index intervals (docs/graph.md "Placement").
+
+    A scratch buffer is live from the first op that names it to the last op that names it, in any field: after
+    check_ops, the first op naming it writes it (written before read), and counting later writes too (a dead write,
+    an ACC op) keeps any op that touches its bytes inside the range. The input buffer is live from the step start
+    (-1: the runtime fills it before op 0), the output buffer to the step end (n_ops: copied out after the last op).
+    A scratch buffer no op names has no range (None). State buffers are live always: (-1, n_ops).
+    Valid only on tables that passed check_ops (every used field names a buffer, unused fields are NONE).
+    """
+    ranges: list[tuple[int, int] | None] = [None] * t.n_buffers
+    for i, raw in enumerate(t.ops):
+        for b in raw[2:8]:
+            if b != NONE:
+                r = ranges[b]
+                ranges[b] = (i, i) if r is None else (r[0], i)
+    start, end = -1, t.n_ops
+    r = ranges[t.in_buffer]
+    ranges[t.in_buffer] = (start, start if r is None else r[1])
+    r = ranges[t.out_buffer]
+    ranges[t.out_buffer] = (end if r is None else r[0], end)
+    for b, entry in enumerate(t.buffers):
+        if entry[1] & STATE:
+            ranges[b] = (start, end)
+    return ranges
+
+
+def check_overlaps(t: Tables, bad: Bad) -> None:
+    """The arena rule, after the op table (live ranges need valid ops): a state buffer overlaps no buffer; two
+    scratch buffers overlap only if their live ranges are disjoint. Pairs in index order; C checks the same pairs
+    and returns the same status (BUFFER) for any of them."""
+    ranges = live_ranges(t)
+    spans = [(off, off + cnt * ELSIZE[dt], bool(fl & STATE)) for dt, fl, _, cnt, off in t.buffers]
+    for a, (start_a, end_a, state_a) in enumerate(spans):
+        for b in range(a + 1, len(spans)):
+            start_b, end_b, state_b = spans[b]
+            if not (start_a < end_b and start_b < end_a):
+                continue
+            if state_a or state_b:
+                raise bad("BUFFER", f"buffers {a} and {b} overlap in the arena, and {a if state_a else b} is a "
+                          "state buffer (state overlaps nothing)")
+            ra, rb = ranges[a], ranges[b]
+            if ra is not None and rb is not None and ra[0] <= rb[1] and rb[0] <= ra[1]:
+                raise bad("BUFFER", f"buffers {a} and {b} overlap in the arena and are both live at op "
+                          f"{max(ra[0], rb[0])} (live ranges {ra} and {rb})")
+
+
 def check_params(t: Tables, data: list[np.ndarray], bad: Bad) -> None:
     """Parameter ranges, op by op (tensors already match their op's dtypes and counts)."""
     for i, raw in enumerate(t.ops):
@@ -347,4 +390,5 @@ def validate(g: Graph) -> None:
     check_header(t, bad)
     check_buffers(t, bad)
     check_ops(t, bad)
+    check_overlaps(t, bad)
     check_params(t, [x.data for x in g.tensors], bad)

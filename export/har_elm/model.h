@@ -7,7 +7,7 @@
 #define EM_MODEL_FORMAT 2
 #define EM_MODEL_BLOB_SIZE 3727u
 /* bytes of arena the model's buffers occupy (the blob's arena_size) */
-#define EM_MODEL_ARENA_BYTES 404u
+#define EM_MODEL_ARENA_BYTES 224u
 #define EM_MODEL_N_IN 6
 #define EM_MODEL_N_OUT 7
 /* one step consumes the mean of this many consecutive sensor samples */

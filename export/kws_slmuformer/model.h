@@ -7,7 +7,7 @@
 #define EM_MODEL_FORMAT 2
 #define EM_MODEL_BLOB_SIZE 36574u
 /* bytes of arena the model's buffers occupy (the blob's arena_size) */
-#define EM_MODEL_ARENA_BYTES 2620u
+#define EM_MODEL_ARENA_BYTES 1544u
 #define EM_MODEL_N_IN 32
 #define EM_MODEL_N_OUT 10
 /* one step consumes the mean of this many consecutive sensor samples */

@@ -7,7 +7,7 @@
 #define EM_MODEL_FORMAT 2
 #define EM_MODEL_BLOB_SIZE 54394u
 /* bytes of arena the model's buffers occupy (the blob's arena_size) */
-#define EM_MODEL_ARENA_BYTES 1224u
+#define EM_MODEL_ARENA_BYTES 896u
 #define EM_MODEL_N_IN 1
 #define EM_MODEL_N_OUT 10
 /* one step consumes the mean of this many consecutive sensor samples */

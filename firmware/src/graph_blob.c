@@ -257,7 +257,72 @@ static em_status_t check_op(walk_t *w, const em_op_rec_t *op) {
     return EM_OK;
 }
 
-/* Step 4: the buffer table on its own, then overlaps, then the input and output buffers. */
+/* Buffers a and b (entries passed step 4: extents inside the arena, no wrap) share an arena byte. */
+static int arena_overlap(const uint8_t *table, uint32_t a, uint32_t b) {
+    buf_t x, y;
+    rd_buf(table, a, &x);
+    rd_buf(table, b, &y);
+    const uint32_t x_end = x.offset + x.count * em_graph_elsize(x.dtype);
+    const uint32_t y_end = y.offset + y.count * em_graph_elsize(y.dtype);
+    return x.offset < y_end && y.offset < x_end;
+}
+
+static int is_state(const uint8_t *table, uint32_t b) {
+    return (table[(size_t)EM_GRAPH_BUFFER_ENTRY_SIZE * b + 1] & EM_GRAPH_BUF_STATE) != 0;
+}
+
+static int in_set(const uint32_t *s, uint32_t b) { return (s[b / 32u] >> (b % 32u)) & 1u; }
+static void add_set(uint32_t *s, uint32_t b) { s[b / 32u] |= 1u << (b % 32u); }
+
+/* Buffer field k of op record i, raw (after step 5: a buffer index or NONE). */
+static uint32_t op_buf(const uint8_t *ops, uint32_t i, int k) {
+    return em_rd_u16(ops + (size_t)EM_GRAPH_OP_SIZE * i + 4u + 2u * (uint32_t)k);
+}
+
+/* After step 5, the arena rule of docs/graph.md "Placement": a state buffer overlaps no buffer; two scratch buffers
+ * overlap only if their live ranges (first op naming it .. last op naming it; in_buffer from the step start,
+ * out_buffer to the step end) are disjoint. Python keeps each buffer's range in a list; here, without scratch
+ * memory, each pair whose ranges meet is caught at the later one's first op t, where both are live: `born` holds
+ * the buffers named by ops 0..t (and in_buffer), `later` those named by ops t..n_op-1 (and out_buffer). Rebuilding
+ * `later` for every t reads n_op^2 / 2 op records (33k for 256 ops), once per load. */
+static em_status_t check_overlaps(const uint8_t *buffers, const uint8_t *ops, uint32_t n_b, uint32_t n_op,
+                                  uint32_t in_b, uint32_t out_b) {
+    for (uint32_t a = 0; a < n_b; a++)
+        for (uint32_t b = a + 1; b < n_b; b++)
+            if ((is_state(buffers, a) || is_state(buffers, b)) && arena_overlap(buffers, a, b)) return EM_ERR_BUFFER;
+    uint32_t born[EM_GRAPH_MAX_BUFFERS / 32u] = {0}, later[EM_GRAPH_MAX_BUFFERS / 32u];
+    add_set(born, in_b);
+    for (uint32_t t = 0; t < n_op; t++) {
+        uint32_t fresh[EM_F_COUNT];
+        int n_fresh = 0;
+        for (int k = 0; k < EM_F_COUNT; k++) {
+            const uint32_t b = op_buf(ops, t, k);
+            if (b == EM_GRAPH_NONE || in_set(born, b)) continue;
+            add_set(born, b);
+            fresh[n_fresh++] = b;
+        }
+        if (n_fresh == 0) continue;
+        for (uint32_t i = 0; i < EM_GRAPH_MAX_BUFFERS / 32u; i++) later[i] = 0;
+        add_set(later, out_b);
+        for (uint32_t u = t; u < n_op; u++)
+            for (int k = 0; k < EM_F_COUNT; k++) {
+                const uint32_t b = op_buf(ops, u, k);
+                if (b != EM_GRAPH_NONE) add_set(later, b);
+            }
+        for (int f = 0; f < n_fresh; f++) {
+            const uint32_t b = fresh[f];
+            if (is_state(buffers, b)) continue; /* checked above */
+            for (uint32_t a = 0; a < n_b; a++)
+                if (a != b && in_set(born, a) && in_set(later, a) && !is_state(buffers, a) &&
+                    arena_overlap(buffers, a, b))
+                    return EM_ERR_BUFFER;
+        }
+    }
+    return EM_OK;
+}
+
+/* Step 4: the buffer table on its own, then the input and output buffers (overlaps need the op table: they
+ * are checked after step 5). */
 static em_status_t check_buffers(const uint8_t *table, uint32_t n_b, uint32_t arena_size, uint32_t in_b,
                                  uint32_t out_b, uint32_t n_in, uint32_t n_out) {
     for (uint32_t i = 0; i < n_b; i++) {
@@ -266,18 +331,6 @@ static em_status_t check_buffers(const uint8_t *table, uint32_t n_b, uint32_t ar
         if (!dtype_ok(b.dtype) || (b.flags & ~EM_GRAPH_BUF_STATE) || b.pad != 0 || b.count < 1 || b.offset % 4u != 0)
             return EM_ERR_BUFFER;
         if ((uint64_t)b.offset + (uint64_t)b.count * em_graph_elsize(b.dtype) > arena_size) return EM_ERR_BUFFER;
-    }
-    /* O(n^2) over at most 256 entries, once per load: no sort, no scratch memory */
-    for (uint32_t i = 0; i < n_b; i++) {
-        buf_t a;
-        rd_buf(table, i, &a);
-        const uint32_t a_end = a.offset + a.count * em_graph_elsize(a.dtype); /* <= arena_size: no wrap */
-        for (uint32_t j = i + 1; j < n_b; j++) {
-            buf_t b;
-            rd_buf(table, j, &b);
-            const uint32_t b_end = b.offset + b.count * em_graph_elsize(b.dtype);
-            if (a.offset < b_end && b.offset < a_end) return EM_ERR_BUFFER;
-        }
     }
     buf_t bi, bo;
     rd_buf(table, in_b, &bi);
@@ -369,6 +422,8 @@ em_status_t em_graph_parse(em_graph_t *g, const uint8_t *blob, size_t size) {
     }
     if (!is_written(&w, out_b) && !(buffers[(size_t)EM_GRAPH_BUFFER_ENTRY_SIZE * out_b + 1] & EM_GRAPH_BUF_STATE))
         return EM_ERR_ORDER;
+    st = check_overlaps(buffers, ops, n_b, n_op, in_b, out_b);
+    if (st != EM_OK) return st;
     /* 6. tensor table and extents (64-bit: offset + bytes cannot wrap) */
     for (uint32_t i = 0; i < n_t; i++) {
         const uint8_t *e = tensors + (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * i;

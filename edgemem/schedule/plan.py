@@ -1,0 +1,339 @@
+"""Memory schedules of an exported graph model (`edgemem plan`): peak RAM and recompute of three ways to run it.
+
+A window is T = window / downsample steps. Every schedule holds all state buffers (state bytes, S) for its whole
+run; what differs is how much of the activations it keeps.
+
+- ``streaming``: one step at a time through every op (what the C runtime does). Peak = the lifetime-planned arena
+  (edgemem.schedule.arena), state included; independent of T.
+- ``layer_by_layer``: each op runs over the whole window before the next starts (the usual schedule of a CNN
+  runtime applied to a sequence). A buffer that carries data between ops becomes a sequence tensor of T copies,
+  resident over the same op-index live range as in the step (from the op that first writes it to the last op that
+  names it; the input from the start, the output to the end). Precisely, at op i the bytes live are
+  S + sum(T * bytes(b)) over the carrying buffers b whose range covers i + sum(bytes(b)) over the op-private
+  scratch buffers whose range covers i; peak = the maximum over i. A carrying buffer is a scratch buffer named by
+  two or more ops, or a state buffer that another op reads (a LEAKY trace read by the next FC: its sequence of
+  values is an activation). A scratch buffer named by one op only (LMU scratch, a dead output) needs one step's
+  bytes. Not possible where an op reads a state buffer that a later op writes (a recurrence across ops, har_elm):
+  no op could finish its window first.
+- ``patch`` (models whose first op is a CONV1D; MCUNetV2's patch-based inference over the time axis): the front
+  stage (ops 0 .. the last CONV1D of the leading run of CONV1D / ACT / FC / ADD / ONOFF ops, which keep no state
+  but the conv rings) runs on patches of P output frames, each recomputed from its input frames with a halo instead
+  of the conv rings: an op followed in the stage by convs of kernels k_j produces P + sum(k_j - 1) frames a patch,
+  the input patch is P + sum over all stage convs of (k - 1) frames. The stage output (one buffer) is gathered
+  over the window (T frames), then the rest runs layer by layer as above. Peak = max(stage peak, rest peak) with
+  stage peak = S' + T * bytes(stage output) + max over stage ops of the patch-sized carrying buffers live there,
+  S' = S without the stage's conv rings and heads (the halo replaces them). Extra MACs = the halo frames' MACs
+  over the window's MACs (every patch recomputes its halo; the causal zero padding of the first patch is counted
+  like any halo, an upper bound of at most one patch's halo).
+
+MACs per frame: FC d_in * d_out, CONV1D c_in * c_out * k, LMU n_u * order * (order + 1), ADD / LIF / LEAKY one
+multiply an element, ACT and ONOFF none.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgemem.errors import EdgememError
+from edgemem.quant.graph import NONE, Graph, OpType
+from edgemem.quant.graph_check import live_ranges, tables_of
+from edgemem.schedule.arena import plan_arena
+
+# RAM / flash of the targets `edgemem plan --target` knows (bytes)
+TARGETS: dict[str, tuple[int, int]] = {
+    "pinetime": (64 * 1024, 512 * 1024),  # nRF52832
+    "bangle2": (256 * 1024, 1024 * 1024),  # nRF52840
+    "mps2-an386": (4 * 1024 * 1024, 4 * 1024 * 1024),  # the QEMU Cortex-M4 board the tests run on
+}
+PATCH_SIZES = (1, 2, 4, 8, 16)
+_UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "kb": 1000, "mb": 1000**2, "k": 1024, "m": 1024**2}
+_STAGE_OPS = (OpType.CONV1D, OpType.ACT, OpType.FC, OpType.ADD, OpType.ONOFF)
+
+
+def parse_size(text: str) -> int:
+    """'4KiB', '4 KiB', '64kb', '4096' -> bytes (KiB/MiB and bare K/M binary, kB/MB decimal)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    unit = m.group(2).lower() if m else ""
+    if not m or unit not in _UNITS:
+        raise EdgememError(f"bad size {text!r}: expected a number of bytes with an optional unit B, KiB, MiB, kB, "
+                           "MB (e.g. 4KiB)")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+@dataclass
+class Schedule:
+    name: str
+    peak_ram_bytes: int
+    extra_macs_ratio: float
+    timeline: list[int]  # bytes live at each point (x axis: the op index, -1 = step / window start)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _macs(g: Graph, i: int) -> int:
+    op = g.ops[i]
+    d = op.d
+    if op.type == OpType.FC:
+        return d[0] * d[1]
+    if op.type == OpType.CONV1D:
+        return d[0] * d[1] * d[2]
+    if op.type == OpType.LMU:
+        return d[0] * d[1] * (d[1] + 1)
+    if op.type in (OpType.ADD, OpType.LIF, OpType.LEAKY):
+        return d[0]
+    return 0
+
+
+def _names(g: Graph, i: int) -> list[int]:
+    op = g.ops[i]
+    return [b for b in (op.in0, op.out, op.state0, op.state1, op.scratch) if b != NONE]
+
+
+def _users(g: Graph) -> list[set[int]]:
+    users: list[set[int]] = [set() for _ in g.buffers]
+    for i in range(len(g.ops)):
+        for b in _names(g, i):
+            users[b].add(i)
+    return users
+
+
+def cross_op_recurrence(g: Graph) -> str | None:
+    """Why the graph cannot run op by op over a window (a state buffer read by one op, written by a later other
+    op: the value crosses steps between ops), or None."""
+    for b, buf in enumerate(g.buffers):
+        if not buf.state:
+            continue
+        for i, op in enumerate(g.ops):
+            if op.in0 == b:  # the only field through which an op reads another op's state
+                for j in range(i + 1, len(g.ops)):
+                    if b in _names(g, j) and g.ops[j].in0 != b:
+                        return f"op {i} ({op.type.name}) reads state buffer {b} that op {j} ({g.ops[j].type.name}) " \
+                               "writes later in the step"
+    return None
+
+
+def _carrying(g: Graph, users: list[set[int]]) -> list[bool]:
+    """Buffers whose values pass from one op to another (sequence tensors in a layer-by-layer schedule)."""
+    out = []
+    for b, buf in enumerate(g.buffers):
+        if buf.state:
+            out.append(any(g.ops[i].in0 == b for i in users[b]) and len(users[b]) > 1)
+        else:
+            out.append(len(users[b]) > 1 or b in (g.in_buffer, g.out_buffer))
+    return out
+
+
+def streaming(g: Graph) -> Schedule:
+    plan = plan_arena(g)
+    return Schedule("streaming", plan.arena_size, 0.0, plan.bytes_live(len(g.ops)),
+                    {"state_bytes": sum(s for s, b in zip(plan.sizes, g.buffers) if b.state)})
+
+
+def _layered(g: Graph, steps: int, first: int, frames: dict[int, int], state: int, live: list[tuple[int, int] | None],
+             carry: list[bool]) -> list[int]:
+    """Bytes live at points first-1 .. n_ops, each carrying buffer at frames.get(b, steps) frames."""
+    sizes = [b.count * b.dtype.size for b in g.buffers]
+    line = []
+    for p in range(first - 1, len(g.ops) + 1):
+        total = state
+        for b, buf in enumerate(g.buffers):
+            r = live[b]
+            if buf.state and not carry[b]:
+                continue
+            if r is None or not r[0] <= p <= r[1]:
+                continue
+            total += sizes[b] * (frames.get(b, steps) if carry[b] else 1)
+        line.append(total)
+    return line
+
+
+def layer_by_layer(g: Graph, steps: int) -> Schedule | str:
+    """The layer-by-layer schedule, or why there is none."""
+    why = cross_op_recurrence(g)
+    if why:
+        return why
+    users = _users(g)
+    carry = _carrying(g, users)
+    live = _seq_ranges(g, users)
+    state = sum(b.count * b.dtype.size for b in g.buffers if b.state)
+    line = _layered(g, steps, 0, {}, state, live, carry)
+    return Schedule("layer_by_layer", max(line), 0.0, line)
+
+
+def _seq_ranges(g: Graph, users: list[set[int]]) -> list[tuple[int, int] | None]:
+    """Live ranges of the step, with state buffers as sequence tensors ranging over the ops that name them."""
+    live = live_ranges(tables_of(g))
+    for b, buf in enumerate(g.buffers):
+        if buf.state:
+            live[b] = (min(users[b]), max(users[b])) if users[b] else None
+    return live
+
+
+def front_stage(g: Graph, live: list[tuple[int, int] | None]) -> int | None:
+    """Index of the last op of the patchable front stage, or None if op 0 is no CONV1D. The stage ends after the
+    last CONV1D of the leading run of stateless ops (see the module doc), at the cut where the fewest bytes cross
+    to the rest (those are gathered over the whole window): after an ACT that narrows s32 to s8, say."""
+    if not g.ops or g.ops[0].type != OpType.CONV1D:
+        return None
+    last = run_end = 0
+    for i, op in enumerate(g.ops):
+        if op.type not in _STAGE_OPS:
+            break
+        run_end = i
+        if op.type == OpType.CONV1D:
+            last = i
+    return min(range(last, run_end + 1), key=lambda cut: sum(_crossing(g, live, cut).values()))
+
+
+def _crossing(g: Graph, live: list[tuple[int, int] | None], cut: int) -> dict[int, int]:
+    """Scratch buffers live both at op `cut` and after it, with their bytes."""
+    return {b: buf.count * buf.dtype.size for b, buf in enumerate(g.buffers)
+            if not buf.state and live[b] is not None and live[b][0] <= cut < live[b][1]}
+
+
+def patch(g: Graph, steps: int, p: int) -> Schedule | str:
+    why = cross_op_recurrence(g)
+    if why:
+        return why
+    users = _users(g)
+    carry = _carrying(g, users)
+    live = _seq_ranges(g, users)
+    end = front_stage(g, live)
+    if end is None:
+        return "op 0 is not a CONV1D"
+    stage_out = _crossing(g, live, end)
+    # halo[i]: frames op i must produce beyond the patch, for the convs after it in the stage
+    halo = [0] * (end + 1)
+    h = 0
+    for i in range(end, -1, -1):
+        halo[i] = h
+        if g.ops[i].type == OpType.CONV1D:
+            h += g.ops[i].d[2] - 1
+    rings = {b for i in range(end + 1) for b in (g.ops[i].state0, g.ops[i].state1) if b != NONE}
+    state = sum(b.count * b.dtype.size for k, b in enumerate(g.buffers) if b.state and k not in rings)
+    frames: dict[int, int] = {}
+    for i in range(end + 1):
+        out = g.ops[i].out
+        if out != NONE and out not in stage_out:
+            frames[out] = max(frames.get(out, 0), p + halo[i])
+    if g.in_buffer not in stage_out:  # else a later op reads the input: it is gathered over the window
+        frames[g.in_buffer] = p + h
+    line = _layered(g, steps, 0, frames, state, live, carry)
+    macs = sum(_macs(g, i) for i in range(len(g.ops))) * steps
+    patches = math.ceil(steps / p)
+    extra = sum(_macs(g, i) * halo[i] for i in range(end + 1)) * patches
+    return Schedule(f"patch_{p}", max(line), extra / macs if macs else 0.0, line,
+                    {"patch_frames": p, "halo_frames": h, "stage_ops": end + 1})
+
+
+@dataclass
+class Report:
+    schedules: dict[str, Schedule]
+    unavailable: dict[str, str]
+    chosen: str
+    fits: bool
+    budget: int | None
+    target: str | None
+    steps: int
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "steps_per_window": self.steps,
+            "schedules": {k: {"peak_ram_bytes": s.peak_ram_bytes, "extra_macs_ratio": round(s.extra_macs_ratio, 6),
+                              **s.detail} for k, s in self.schedules.items()},
+            "unavailable": self.unavailable,
+            "chosen": self.chosen,
+            "fits": self.fits,
+            "ram_budget_bytes": self.budget,
+        }
+        if self.target is not None:
+            ram, flash = TARGETS[self.target]
+            out["target"] = {"name": self.target, "ram_bytes": ram, "flash_bytes": flash,
+                             "margin_bytes": ram - self.schedules[self.chosen].peak_ram_bytes}
+        return out
+
+
+def plan_graph(g: Graph, steps: int, ram: int | None = None, target: str | None = None) -> Report:
+    if target is not None and target not in TARGETS:
+        raise EdgememError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+    if steps < 1:
+        raise EdgememError(f"a window must have at least one step (got {steps})")
+    schedules: dict[str, Schedule] = {"streaming": streaming(g)}
+    unavailable: dict[str, str] = {}
+    lbl = layer_by_layer(g, steps)
+    if isinstance(lbl, str):
+        unavailable["layer_by_layer"] = lbl
+    else:
+        schedules["layer_by_layer"] = lbl
+    patches = [patch(g, steps, p) for p in PATCH_SIZES if p <= steps]
+    found = [s for s in patches if isinstance(s, Schedule)]
+    if found:
+        # the best patch size: the least RAM, then the least recompute
+        best = min(found, key=lambda s: (s.peak_ram_bytes, s.extra_macs_ratio))
+        best.detail["tried"] = {s.detail["patch_frames"]: {"peak_ram_bytes": s.peak_ram_bytes,
+                                                          "extra_macs_ratio": round(s.extra_macs_ratio, 6)}
+                                for s in found}
+        best.name = "patch"
+        schedules["patch"] = best
+    else:
+        unavailable["patch"] = next((s for s in patches if isinstance(s, str)), "window shorter than a patch")
+    budget = ram if ram is not None else (TARGETS[target][0] if target is not None else None)
+    order = sorted(schedules.values(), key=lambda s: (s.extra_macs_ratio, s.peak_ram_bytes))
+    fitting = [s for s in order if budget is None or s.peak_ram_bytes <= budget]
+    chosen = fitting[0] if fitting else min(order, key=lambda s: s.peak_ram_bytes)
+    return Report(schedules, unavailable, chosen.name, bool(fitting), budget, target, steps)
+
+
+def load_export_graph(folder: Path) -> tuple[Graph, int]:
+    """The graph and steps per window of an export folder (version-2 blob only).
+
+    Reads meta.json's window and downsample itself rather than through export.run.load_meta, which imports torch:
+    `edgemem plan` is a quick look at a folder and starts in a fraction of the time."""
+    from edgemem.export.graph_blob import blob_version, parse_graph_blob
+
+    meta_path = folder / "meta.json"
+    if not meta_path.is_file():
+        raise EdgememError(f"{folder} is not an edgemem export (no meta.json); run `edgemem export` first")
+    try:
+        meta = json.loads(meta_path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise EdgememError(f"{meta_path} is not valid JSON; re-export with `edgemem export`") from None
+    if not isinstance(meta, dict) or meta.get("format") != "edgemem-export":
+        raise EdgememError(f"{meta_path} is not an edgemem export's meta.json")
+    for key in ("window", "downsample"):
+        v = meta.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise EdgememError(f"{meta_path} field '{key}' must be a positive integer; re-export with `edgemem export`")
+    blob_path = folder / "model.bin"
+    if not blob_path.is_file():
+        raise EdgememError(f"{folder} has no model.bin; run `edgemem export` first")
+    blob = blob_path.read_bytes()
+    if len(blob) < 6 or blob_version(blob) != 2:
+        raise EdgememError(f"{blob_path} is not a graph blob (version 2); `edgemem plan` needs a graph model")
+    return parse_graph_blob(blob), max(1, meta["window"] // meta["downsample"])
+
+
+def plot(report: Report, path: Path) -> None:
+    """Bytes live vs op index, one panel per schedule (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    items = list(report.schedules.values())
+    fig, axes = plt.subplots(len(items), 1, figsize=(7, 2.2 * len(items)), sharex=True, squeeze=False)
+    for ax, s in zip(axes[:, 0], items):
+        xs = list(range(-1, len(s.timeline) - 1))
+        ax.step(xs, s.timeline, where="mid")
+        ax.set_ylabel("bytes live")
+        ax.set_title(f"{s.name}: peak {s.peak_ram_bytes:,} B, extra MACs {s.extra_macs_ratio:.1%}", fontsize=9)
+        if report.budget is not None:
+            ax.axhline(report.budget, color="red", linestyle="--", linewidth=0.8)
+    axes[-1, 0].set_xlabel("op index (-1: start)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
