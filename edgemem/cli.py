@@ -65,6 +65,36 @@ def export(
 
 
 @app.command()
+def quantize(
+    checkpoint: Annotated[Path, typer.Argument(help="model.pt of a graph model (any zoo kind but l2mu)")],
+    flash: Annotated[str, typer.Option("--flash", help="budget for the stored weights, e.g. 16KiB")],
+    ram: Annotated[str | None, typer.Option("--ram", help="arena budget, e.g. 4KiB (checked, reported)")] = None,
+    epochs: Annotated[int, typer.Option(help="quantization-aware fine-tuning epochs")] = 5,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="output folder (default: models/NAME_mixed)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Choose weight widths (8/4/2 bits) per layer under a flash budget, fine-tune with brevitas QAT, and write
+    NAME_mixed (model.pt, recipe.yaml, quantize.json, pareto.png); `edgemem export` then packs the weights."""
+    from edgemem.checkpoint import load_checkpoint
+    from edgemem.quant.mixed_run import parse_size, quantize_mixed
+
+    budget, ram_budget = parse_size(flash), (parse_size(ram) if ram is not None else None)
+    if epochs < 0:
+        raise EdgememError(f"--epochs must be >= 0, got {epochs}")
+    folder = out_dir or checkpoint.resolve().parent.parent / f"{load_checkpoint(checkpoint).name}_mixed"
+    progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]"))
+    r = quantize_mixed(checkpoint, budget, ram_budget, epochs, folder, progress)
+    if as_json:
+        print(json.dumps({k: v for k, v in r.items() if k != "configurations"}, indent=2))
+        return
+    out.print(f"{r['model']}: weights {r['weight_bytes']:,} B (int8 {r['weight_bytes_int8']:,} B, "
+              f"{r['weight_bytes_ratio']:.2f}x fewer), test accuracy {r['accuracy']:.4f} (int8 {r['accuracy_int8']:.4f})"
+              f"; arena {r['arena_bytes']:,} B" + ("" if r["fits_ram"] is None else
+                                                 f" ({'fits' if r['fits_ram'] else 'does NOT fit'} --ram)"))
+    out.print("bits: " + ", ".join(f"{k} {v['weight']}" for k, v in r["bits"].items()))
+
+
+@app.command()
 def card(
     recipe: Annotated[Path, typer.Argument(help="recipe.yaml of a trained model")],
     verify_json: Annotated[Path | None, typer.Option("--verify", help="a saved `edgemem verify --json` report")] = None,
@@ -82,7 +112,7 @@ def card(
             deployment = json.loads(verify_json.read_text())
         except json.JSONDecodeError as e:
             raise EdgememError(f"verify report {verify_json} is not valid JSON ({e})") from None
-    if not (r.folder / "metrics.json").is_file():
+    if not (r.folder / "metrics.json").is_file() and not (r.folder / "quantize.json").is_file():
         raise EdgememError(f"{r.folder} has no metrics.json; run `edgemem train {recipe}` first")
     write_card(r.folder, r, deployment)
     out.print(f"wrote {r.folder / 'README.md'}")

@@ -74,3 +74,43 @@ def test_quantization_aware_model_returns_to_plain_layers():
     assert type(back.convs[0]) is torch.nn.Conv1d
     with torch.no_grad():
         torch.testing.assert_close(back(x), model(x))
+
+
+def test_quantize_end_to_end_packs_weights_and_stays_bit_exact(tmp_path):
+    """edgemem train (digits LMU, 1 epoch) -> quantize under a budget -> export -> verify: bit-exact on the host and
+    the emulated M4, the weights in the budget, quantize.json with the issue's keys."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import ROOT, need
+
+    need("gcc", "arm-none-eabi-gcc", "qemu-system-arm")
+
+    def edgemem(*args: str) -> str:
+        res = subprocess.run([sys.executable, "-m", "edgemem.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                             timeout=900)
+        assert res.returncode == 0, res.stderr[-3000:]
+        return res.stdout
+
+    recipe = {"name": "tiny_digits", "data": {"source": "digits", "window": 64, "hop": 64, "train_subjects": [1],
+                                              "val_subjects": [2], "test_subjects": [3]},
+              "model": {"kind": "lmu", "readout": "last", "order": 16, "theta": 64.0, "n_h": 32, "memory_clip": 16.0},
+              "train": {"epochs": 2, "batch_size": 16, "lr": 0.02, "threads": 1}, "baselines": [],
+              "quant": {"calib_windows": 32}}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    edgemem("train", str(tmp_path / "recipe.yaml"), "--out", str(tmp_path / "out"))
+    budget = 700  # int8: hid_m 16*32 + out 32*10 + enc_x 1 + hid_x 32 = 865 bytes
+    r = json.loads(edgemem("quantize", str(tmp_path / "out" / "model.pt"), "--flash", f"{budget}", "--ram", "2KiB",
+                           "--epochs", "1", "--out", str(tmp_path / "mixed"), "--json"))
+    assert {"weight_bytes", "weight_bytes_int8", "accuracy", "accuracy_int8", "bits"} <= set(r)
+    assert r["weight_bytes"] <= budget < r["weight_bytes_int8"] == 865 and r["fits_ram"] is True
+    assert any(v["weight"] < 8 for v in r["bits"].values())
+    for f in ("model.pt", "recipe.yaml", "quantize.json", "pareto.png"):
+        assert (tmp_path / "mixed" / f).stat().st_size > 0, f
+    edgemem("export", str(tmp_path / "mixed" / "model.pt"), "--out", str(tmp_path / "export"))
+    report = json.loads(edgemem("verify", str(tmp_path / "export"), "--json", "--m4-windows", "3"))
+    assert report["bit_exact"] and report["bit_exact_host"] and report["bit_exact_cortex_m4"], report
+    assert report["accuracy"]["int_reference"] == r["accuracy"]  # quantize's figure is the exported model's

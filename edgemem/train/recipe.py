@@ -87,6 +87,7 @@ class CVSpec:
 class QuantSpec:
     calib_windows: int = 256
     margin: float = 1.25  # headroom over the largest calibrated state value
+    weight_bits: dict[str, int] = field(default_factory=dict)  # graph op -> 4 or 2 (8 where absent): `edgemem quantize`
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,8 @@ class Recipe:
             d["data"].pop("params")
         if not d["train"]["baseline_lr"]:
             d["train"].pop("baseline_lr")
+        if not d["quant"]["weight_bits"]:
+            d["quant"].pop("weight_bits")
         if isinstance(self.model, ZooModelSpec):
             d["model"] = self.model.to_dict()
         return d

@@ -116,6 +116,11 @@ def peers(folder: Path, recipe: Recipe) -> dict[str, dict[str, Any]]:
 
 
 def write_card(folder: Path, recipe: Recipe, deployment: dict[str, Any] | None = None) -> None:
+    if (folder / "quantize.json").is_file():  # written by `edgemem quantize`, not trained
+        from edgemem.train.zoo_card import mixed_card
+
+        report.write_text_atomic(folder / "README.md", mixed_card(folder, deployment))
+        return
     metrics = json.loads((folder / "metrics.json").read_text())
     if deployment:
         metrics["deployment"] = deployment

@@ -175,9 +175,13 @@ def zoo_index(models_dir: Path) -> str:
         "| model | task | float | int8 (C) | bit-exact | params | FLOPs / inference | flash | RAM | instructions / step |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for folder in sorted(p for p in models_dir.iterdir() if (p / "metrics.json").is_file()):
-        m = json.loads((folder / "metrics.json").read_text())
+    for folder in sorted(p for p in models_dir.iterdir() if (p / "metrics.json").is_file()
+                         or (p / "quantize.json").is_file()):
         v = json.loads((folder / "verify.json").read_text()) if (folder / "verify.json").is_file() else None
+        if (folder / "metrics.json").is_file():
+            m = json.loads((folder / "metrics.json").read_text())
+        else:  # a mixed-precision model: its float figure is the fine-tuned model's, from the verify report
+            m = {"test_accuracy": v["accuracy"]["torch_float"] if v else None, "params": None}
         task = {"kws": "keywords", "psmnist": "psMNIST", "watch": "HAR (watch)"}
         source = _recipe_source(folder)
         if v is None:
@@ -196,3 +200,37 @@ def _recipe_source(folder: Path) -> str:
     import yaml
 
     return str(yaml.safe_load((folder / "recipe.yaml").read_text())["data"]["source"])
+
+
+def mixed_card(folder: Path, deployment: dict[str, Any] | None) -> str:
+    """The card of a model written by `edgemem quantize` (quantize.json, pareto.png, and a verify report)."""
+    q = json.loads((folder / "quantize.json").read_text())
+    lines = [
+        f"# {q['model']}: mixed-precision weights",
+        "",
+        "Generated from `quantize.json` (`edgemem quantize`) and `verify.json`; numbers are measured.",
+        "",
+        f"Budget for the stored weights: **{q['flash_budget_bytes']:,} B**. Sensitivity: {q['sensitivity']}. "
+        "Greedy search from all-8-bit, one layer one width at a time (cheapest loss per byte saved), then "
+        f"{q['qat_epochs']} epochs of quantization-aware fine-tuning with brevitas (per-channel weights, the integer "
+        "model's own rounding).",
+        "",
+        "| | weight bytes | test accuracy (integer model) |",
+        "|---|---|---|",
+        f"| all int8 (the original model) | {q['weight_bytes_int8']:,} | {100 * q['accuracy_int8']:.1f} % |",
+        f"| mixed (this model) | {q['weight_bytes']:,} ({q['weight_bytes_ratio']:.2f}× fewer) | "
+        f"{100 * q['accuracy']:.1f} % |",
+        "",
+        "| layer (graph op) | weight bits | activation bits |",
+        "|---|---|---|",
+        *[f"| {k} | {v['weight']} | {v['activation']} |" for k, v in q["bits"].items()],
+        "",
+        f"Arena as the exporter places it: {q['arena_bytes']:,} B"
+        + ("" if q.get("ram_budget_bytes") is None else
+           f" (RAM budget {q['ram_budget_bytes']:,} B: {'fits' if q['fits_ram'] else 'does not fit'})") + ".",
+        "",
+        "![accuracy versus weight bytes over the configurations tried](pareto.png)",
+    ]
+    if deployment:
+        lines += _deployment(deployment, q["model"])
+    return "\n".join(lines) + "\n"
