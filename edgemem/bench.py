@@ -94,6 +94,34 @@ def lmu_block_training(steps: int = 784, batch: int = 32, repeats: int = 3) -> l
     return out
 
 
+def memory_and_bits(root: Path) -> dict[str, object]:
+    """Issue 4's two ratios from the shipped artifacts: peak RAM of layer-by-layer over the streaming schedule the
+    runtime runs (planned now from each export's blob), and int8 over mixed-precision weight bytes (as
+    `edgemem quantize` measured them, from quantize.json)."""
+    from edgemem.schedule.plan import load_export_graph, plan_graph
+
+    schedules = {}
+    for meta in sorted((root / "export").glob("*/meta.json")):
+        if json.loads(meta.read_text()).get("kind") == "l2mu":
+            continue  # version-1 blob: no graph to plan
+        g, steps = load_export_graph(meta.parent)
+        rep = plan_graph(g, steps).to_json()["schedules"]
+        entry: dict[str, object] = {k: v["peak_ram_bytes"] for k, v in rep.items()}
+        if "layer_by_layer" in rep:
+            entry["layer_by_layer_over_streaming"] = rep["layer_by_layer"]["peak_ram_bytes"] / rep["streaming"][
+                "peak_ram_bytes"]
+        if "patch" in rep:
+            entry["patch_extra_macs_ratio"] = rep["patch"]["extra_macs_ratio"]
+        schedules[meta.parent.name] = entry
+    mixed = {}
+    for q in sorted((root / "models").glob("*/quantize.json")):
+        r = json.loads(q.read_text())
+        mixed[q.parent.name] = {"weight_bytes": r["weight_bytes"], "weight_bytes_int8": r["weight_bytes_int8"],
+                                "int8_over_mixed": r["weight_bytes_int8"] / r["weight_bytes"],
+                                "accuracy": r["accuracy"], "accuracy_int8": r["accuracy_int8"]}
+    return {"peak_ram_bytes_by_schedule": schedules, "mixed_precision_weights": mixed}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=Path("bench/results.json"))
@@ -109,6 +137,14 @@ def main() -> None:
         ],
     }
     results["lmu_block_training_T784"] = lmu_block_training()
+    results.update(memory_and_bits(Path(__file__).resolve().parents[1]))
+    for name, r in results["peak_ram_bytes_by_schedule"].items():
+        ratio = r.get("layer_by_layer_over_streaming")
+        print(f"peak RAM {name}: streaming {r['streaming']:,} B" + (
+            f", layer by layer {r['layer_by_layer']:,} B ({ratio:.1f}x)" if ratio else ""))
+    for name, r in results["mixed_precision_weights"].items():
+        print(f"weights {name}: {r['weight_bytes']:,} B vs int8 {r['weight_bytes_int8']:,} B "
+              f"({r['int8_over_mixed']:.2f}x), accuracy {r['accuracy']:.4f} vs {r['accuracy_int8']:.4f}")
     for r in results["lmu_block_training_T784"]:
         print(f"training step, T=784, {r['model']}: recurrent {float(r['recurrent_s']) * 1e3:8.1f} ms, "
               f"parallel {float(r['parallel_s']) * 1e3:7.1f} ms, speed-up {float(r['speedup']):6.1f}x")

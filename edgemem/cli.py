@@ -76,7 +76,8 @@ def quantize(
     """Choose weight widths (8/4/2 bits) per layer under a flash budget, fine-tune with brevitas QAT, and write
     NAME_mixed (model.pt, recipe.yaml, quantize.json, pareto.png); `edgemem export` then packs the weights."""
     from edgemem.checkpoint import load_checkpoint
-    from edgemem.quant.mixed_run import parse_size, quantize_mixed
+    from edgemem.quant.mixed_run import quantize_mixed
+    from edgemem.schedule.plan import parse_size
 
     budget, ram_budget = parse_size(flash), (parse_size(ram) if ram is not None else None)
     if epochs < 0:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +28,6 @@ from edgemem.quant.lowering import packable
 from edgemem.train.loop import fit
 from edgemem.train.pipeline import load_windows, prepare, zoo_logits
 from edgemem.train.recipe import Recipe, _build
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KiB|KB|kB|MiB|MB)?\s*$")
-
-
-def parse_size(text: str) -> int:
-    """'16KiB' -> 16384; plain numbers are bytes. KB/kB are taken as KiB (what flash sizes mean)."""
-    m = _SIZE.match(text)
-    if not m:
-        raise EdgememError(f"'{text}' is not a size (examples: 16384, 16KiB, 1MiB)")
-    unit = {"B": 1, None: 1, "KiB": 1024, "KB": 1024, "kB": 1024, "MiB": 1 << 20, "MB": 1 << 20}[m.group(2)]
-    return int(float(m.group(1)) * unit)
 
 
 def op_name(kind: str, module: str) -> str:
