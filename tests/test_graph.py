@@ -93,14 +93,16 @@ class _Builder:
         g.op(Op(OpType.CONV1D, name, in0=src, out=dst, state0=ring, state1=head, d=(c_in, c_out, k, 0), t=t,
                 flags=FLAG_ACC if acc else 0))
 
-    def lif(self, name: str, cur: int, spk: int, cuba: bool, thr_lo: int = 300, thr_hi: int = 3000) -> None:
+    def lif(self, name: str, cur: int, spk: int, cuba: bool, thr_lo: int = 300, thr_hi: int = 3000,
+            mem: int | None = None, thr: int | None = None) -> None:
+        """mem, thr: a membrane buffer and threshold tensor made earlier (for a SPIKE op placed before the LIF)."""
         g, rng = self.g, self.rng
         n = g.buffers[cur].count
-        mem = g.buffer(f"{name}_mem", S16, n, state=True)
+        mem = g.buffer(f"{name}_mem", S16, n, state=True) if mem is None else mem
         syn = g.buffer(f"{name}_syn", S16, n, state=True) if cuba else NONE
         beta = g.tensor(f"{name}_beta", np.round(rng.uniform(0.6, 0.98, n) * Q15_ONE), S16)
         alpha = g.tensor(f"{name}_alpha", np.round(rng.uniform(0.3, 0.9, n) * Q15_ONE), S16) if cuba else NONE
-        thr = g.tensor(f"{name}_thr", rng.integers(thr_lo, thr_hi, n), S16)
+        thr = g.tensor(f"{name}_thr", rng.integers(thr_lo, thr_hi, n), S16) if thr is None else thr
         g.op(Op(OpType.LIF, name, in0=cur, out=spk, state0=mem, state1=syn, d=(n, 0, 0, 0), t=(beta, alpha, thr, NONE),
                 flags=FLAG_CUBA if cuba else 0))
 
@@ -152,8 +154,17 @@ def random_graph(seed: int) -> Graph:
     cells1 = n_u * order1
     on1 = buf("on1", S32, 2 * cells1)
     g.op(Op(OpType.ONOFF, "onoff1", in0=m1, out=on1, d=(cells1, 0, 0, 0)))
+    # the L2MU's recurrence: last step's memory spikes recomputed from the membrane before the LIF updates it
+    # (SPIKE), fed back into the LIF's current; negative thresholds spike on the zero membrane after a reset
+    mem_m = buf("lif_m_mem", S16, 2 * cells1, state=True)
+    thr_vals = rng.integers(-400, 2000, 2 * cells1)
+    thr_vals[0] = -int(rng.integers(1, 300))
+    thr_m = g.tensor("lif_m_thr", thr_vals, S16)
+    prev = buf("s_m_prev", S8, 2 * cells1)
+    g.op(Op(OpType.SPIKE, "spike_m", in0=mem_m, out=prev, d=(2 * cells1, 0, 0, 0), t=(thr_m, NONE, NONE, NONE)))
+    bld.fc("rec_m", prev, on1, 0.5, 300, acc=True)
     s_m = buf("s_m", S8, 2 * cells1)
-    bld.lif("lif_m", on1, s_m, not cuba, 200, 2000)
+    bld.lif("lif_m", on1, s_m, not cuba, mem=mem_m, thr=thr_m)
     m2 = bld.lmu("lmu2", s_m, order2, 0, 1500)  # spikes in, b_shift 0 (v1's memory)
     cells2 = 2 * cells1 * order2
     integ = buf("integ", S32, 2 * cells2, state=True)  # ONOFF accumulating across steps
@@ -295,6 +306,23 @@ def test_random_graphs_cover_every_op_flag_and_kernel_size():
     assert {op.d[3] > 0 for op in ops if op.type == OpType.LMU} == {False, True}
     assert {g.buffers[op.in0].dtype for g in graphs for op in g.ops if op.type == OpType.FC} == {S8, S16}
     assert {g.buffers[op.out].dtype for g in graphs for op in g.ops if op.type == OpType.ACT} == {S8, S16}
+    spikes = [(g, op) for g in graphs for op in g.ops if op.type == OpType.SPIKE]
+    for g, op in spikes:  # a LIF membrane, read before its LIF (last step's value), with a negative threshold
+        lif = next(i for i, o in enumerate(g.ops) if o.type == OpType.LIF and o.state0 == op.in0)
+        assert g.ops.index(op) < lif and g.buffers[op.in0].state and (g.tensors[op.t[0]].data < 0).any()
+
+
+def test_spike_recomputes_last_steps_spikes_one_after_reset_where_thr_is_negative():
+    g = random_graph(1)
+    st = init_state(g, 2)
+    x = _inputs(np.random.default_rng(1), g.n_in, steps=6, n=2)
+    spike = next(op for op in g.ops if op.type == OpType.SPIKE)
+    thr = g.tensors[spike.t[0]].data
+    prev_spk = (thr < 0).astype(np.int64)[None].repeat(2, axis=0)  # mem = 0 after reset: 0 > thr
+    for t in range(6):
+        _, values = step(g, x[:, t], st)
+        np.testing.assert_array_equal(values["s_m_prev"], prev_spk)
+        prev_spk = values["s_m"].copy()
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -542,7 +570,7 @@ def _mutate(case: str) -> bytes:
         b[lay["buffers"] + BUFFER_SIZE * 2 + 8:lay["buffers"] + BUFFER_SIZE * 2 + 12] = \
             good[lay["buffers"] + BUFFER_SIZE + 8:lay["buffers"] + BUFFER_SIZE + 12]
     elif case == "op_type":
-        struct.pack_into("<H", b, op_at(0, 0), 9)
+        struct.pack_into("<H", b, op_at(0, 0), 10)
     elif case == "op_in1":
         struct.pack_into("<H", b, op_at(fc, 3), 0)
     elif case == "op_flags":
@@ -574,6 +602,12 @@ def _mutate(case: str) -> bytes:
     elif case == "mult":
         off = struct.unpack_from("<I", good, lay["tensors"] + TENSOR_SIZE * fc_t[2] + 4)[0]
         struct.pack_into("<i", b, off, 2**30 - 1)
+    elif case == "spike_in0_dtype":  # the SPIKE reads the s8 input instead of an s16 membrane
+        struct.pack_into("<H", b, op_at(_op_index(good, OpType.SPIKE), 2), struct.unpack_from("<H", good, 28)[0])
+    elif case == "spike_thr_count":  # its threshold tensor (shared with the LIF after it) one value longer
+        thr = struct.unpack_from("<H", good, op_at(_op_index(good, OpType.SPIKE), 12))[0]
+        count = struct.unpack_from("<I", good, lay["tensors"] + TENSOR_SIZE * thr + 8)[0]
+        _put("<I", "tensors", 8, thr)(b, count + 1)
     elif case == "beta":
         beta = struct.unpack_from("<H", good, op_at(lif, 12))[0]
         off = struct.unpack_from("<I", good, lay["tensors"] + TENSOR_SIZE * beta + 4)[0]
@@ -588,11 +622,12 @@ MALFORMED = [  # case, C status, words the Python message must hold
     ("crc", "CRC", "CRC-32"), ("kind", "KIND", "kind 1"), ("n_in", "DIMS", "n_in = 0"),
     ("out_buffer", "BUFFER", "out_buffer"), ("reserved", "VERSION", "reserved"),
     ("buffer_dtype", "BUFFER", "buffer 3 has unknown dtype"), ("buffer_overlap", "BUFFER", "overlap"),
-    ("op_type", "OP", "unknown type 9"), ("op_in1", "OP", "in1"), ("op_flags", "OP", "flags"),
+    ("op_type", "OP", "unknown type 10"), ("op_in1", "OP", "in1"), ("op_flags", "OP", "flags"),
     ("conv_k", "DIMS", "k = 17"), ("lmu_shift", "PARAM", "a_shift = 31"), ("op_buffer_dtype", "BUFFER", "in0"),
     ("state_flag", "BUFFER", "state buffer"), ("op_tensor", "TENSOR", "t0"), ("order", "ORDER", "before"),
     ("tensor_id", "TENSOR", "id 7"), ("bounds", "BOUNDS", "outside"), ("align", "ALIGN", "misaligned"),
     ("mult", "PARAM", "multiplier"), ("beta", "PARAM", "negative decay"),
+    ("spike_in0_dtype", "BUFFER", "(SPIKE) in0"), ("spike_thr_count", "TENSOR", "(SPIKE) t0"),
 ]
 
 
@@ -712,3 +747,32 @@ def test_python_and_c_parsers_agree_on_edited_blobs(em_run, edits):
     assert rc == 0, f"Python accepts, C rejects: {stderr.strip()}"
     ref = run_graph(parsed, x)
     assert np.array_equal(ref.reshape(-1), host), "accepted edited blob is not bit-exact"
+
+
+def test_builder_spike_reads_the_lif_membrane_made_before_it():
+    """Builder.spike before Builder.lif(..., mem=): last step's spikes of the same population, 1 after a reset where
+    the threshold is negative; a membrane of the wrong shape is refused."""
+    from edgemem.quant.lowering import Builder
+
+    rng = np.random.default_rng(0)
+    b = Builder(3, 4, 0.02)
+    s_cur = 0.01
+    mem = b.state16("pop.mem", 4, s_cur)
+    thr_real = np.array([-0.5, 0.2, 0.4, 1.0])
+    prev = b.spike("pop.prev", mem, np.round(thr_real / s_cur))
+    cur = b.fc("enc", rng.normal(size=(4, 3)), None, b.g.in_buffer, s_cur)
+    b.fc("rec", rng.normal(size=(4, 4)), None, prev, s_cur, out=cur)
+    spk = b.lif("pop", cur, np.full(4, 0.9), thr_real, mem=mem)
+    g = b.output(b.fc("head", rng.normal(size=(4, 4)), None, spk, 0.05))
+    assert b.scale[prev] == 1.0 and g.ops[0].type == OpType.SPIKE
+    lif = next(op for op in g.ops if op.type == OpType.LIF)
+    assert lif.state0 == mem and np.array_equal(g.tensors[lif.t[2]].data, g.tensors[g.ops[0].t[0]].data)
+    st = init_state(g, 1)
+    x = rng.integers(-128, 128, size=(5, 1, 3))
+    want = (thr_real < 0).astype(np.int64)[None]
+    for t in range(5):
+        _, values = step(g, x[t], st)
+        np.testing.assert_array_equal(values["pop.prev"], want)
+        want = values["pop"].copy()
+    with pytest.raises(EdgememError, match="s16 state buffer"):
+        b.lif("bad", cur, np.full(4, 0.9), thr_real, mem=b.state16("short", 3, s_cur))

@@ -106,10 +106,10 @@ def test_validate_rejects_a_graph_placed_with_live_buffers_sharing_bytes():
     c1, u_cur, hcur = g.index("c1"), g.index("u_cur"), g.index("hcur")
     g.buffers[u_cur].offset = g.buffers[c1].offset  # c1: ops 0..3 (the LIF reads it last); u_cur: ops 4..5
     validate(g)
-    g.buffers[g.index("z")].offset = g.buffers[hcur].offset  # hcur: ops 12..13; z: ops 14..16
+    g.buffers[g.index("z")].offset = g.buffers[hcur].offset  # hcur: ops 14..15; z: ops 16..18
     validate(g)
-    g.buffers[g.index("integ_q")].offset = g.buffers[hcur].offset  # op 12 (FC hid) reads integ_q, writes hcur
-    with pytest.raises(GraphDefect, match="both live at op 12") as e:
+    g.buffers[g.index("integ_q")].offset = g.buffers[hcur].offset  # op 14 (FC hid) reads integ_q, writes hcur
+    with pytest.raises(GraphDefect, match="both live at op 14") as e:
         validate(g)
     assert e.value.status == "BUFFER"
 

@@ -75,6 +75,7 @@ class OpType(IntEnum):
     LMU = 6
     ADD = 7
     ONOFF = 8
+    SPIKE = 9  # out = mem > thr: the previous step's spikes recomputed from a LIF membrane (docs/graph.md)
 
 
 class Act(IntEnum):

@@ -41,7 +41,8 @@ TENSOR_DTYPES = (S8, S16, S32, S4, S2)
 BUFFER_FIELDS = ("in0", "in1", "out", "state0", "state1", "scratch")
 # which flag bits each op type may set
 OP_FLAGS = {OpType.FC: FLAG_ACC, OpType.CONV1D: FLAG_ACC, OpType.ACT: 6, OpType.LIF: FLAG_CUBA, OpType.LEAKY: 0,
-            OpType.LMU: 0, OpType.ADD: FLAG_ACC, OpType.ONOFF: FLAG_ACC}
+            OpType.LMU: 0, OpType.ADD: FLAG_ACC, OpType.ONOFF: FLAG_ACC,
+            OpType.SPIKE: 0}
 
 
 class GraphDefect(EdgememError):
@@ -153,6 +154,9 @@ def op_spec(kind: OpType, flags: int, d: tuple[int, ...]) -> OpSpec:
     if kind == OpType.ADD:
         return OpSpec((BufSpec("in0", (S8, S16), n, None, True, False), BufSpec("out", (S32,), n, None, acc, True)),
                       ((S32, 1), (S8, 1), None, None))
+    if kind == OpType.SPIKE:  # in0 is typically a LIF membrane (a state buffer: last step's value before the LIF)
+        return OpSpec((BufSpec("in0", (S16,), n, None, True, False), BufSpec("out", (S8,), n, None, False, True)),
+                      ((S16, n), None, None, None))
     assert kind == OpType.ONOFF
     return OpSpec((BufSpec("in0", (S16,), n, None, True, False), BufSpec("out", (S32,), 2 * n, None, acc, True)),
                   (None, None, None, None))
@@ -175,7 +179,7 @@ def _used_tensors(kind: OpType, flags: int) -> tuple[bool, bool, bool, bool]:
         return ((flags >> 1) & 3 == Act.LUT, False, False, False)
     if kind == OpType.LIF:
         return (True, bool(flags & FLAG_CUBA), True, False)
-    if kind == OpType.LEAKY:
+    if kind in (OpType.LEAKY, OpType.SPIKE):
         return (True, False, False, False)
     if kind in (OpType.LMU, OpType.ADD):
         return (True, True, False, False)

@@ -149,6 +149,13 @@ def _compile(g: Graph, op: Op) -> Callable[[Values], None]:
             _store(v, op.out, requant(v[op.in0], mult[0], shift[0]), acc)
         return add
 
+    if op.type == OpType.SPIKE:
+        thr = t[0]
+
+        def spike(v: Values) -> None:
+            v[op.out] = (v[op.in0] > thr).astype(np.int64)
+        return spike
+
     assert op.type == OpType.ONOFF
 
     def onoff(v: Values) -> None:

@@ -130,12 +130,23 @@ class Builder:
         self.g.op(Op(OpType.ACT, name, in0=src, out=out, d=(n, 0, 0, 0), flags=lut_op_flags(kind)))
         return out
 
-    def lif(self, name: str, cur: int, beta: Array, threshold: Array, alpha: Array | None = None) -> int:
-        """LIF (alpha None) or CuBa population on currents at the membrane scale of `cur`; spikes at scale 1."""
+    def lif(self, name: str, cur: int, beta: Array, threshold: Array, alpha: Array | None = None,
+            mem: int | None = None) -> int:
+        """LIF (alpha None) or CuBa population on currents at the membrane scale of `cur`; spikes at scale 1.
+        `mem`: an s16 [n] state buffer made earlier (state16, at cur's scale) when ops before this one read the
+        previous step's membrane (a SPIKE op recomputing last step's spikes); a new one when None."""
         n, s = self.g.buffers[cur].count, self.scale[cur]
         thr = np.round(np.broadcast_to(threshold, (n,)) / s)
         g = self.g
-        mem = self._buf(f"{name}.mem", DType.S16, n, s, state=True)
+        if mem is None:
+            mem = self._buf(f"{name}.mem", DType.S16, n, s, state=True)
+        else:
+            b = g.buffers[mem]
+            if (b.dtype, b.count, b.state) != (DType.S16, n, True):
+                raise EdgememError(f"{name}: mem must be an s16 state buffer of {n} values, got "
+                                   f"{b.dtype.name.lower()} [{b.count}]{' state' if b.state else ''}")
+            if not math.isclose(self.scale[mem], s, rel_tol=1e-12):
+                raise EdgememError(f"{name}: the membrane buffer and the currents must share a scale")
         syn = self._buf(f"{name}.syn", DType.S16, n, s, state=True) if alpha is not None else NONE
         tb = g.tensor(f"{name}.beta", to_q15(np.broadcast_to(beta, (n,))), DType.S16)
         ta = g.tensor(f"{name}.alpha", to_q15(np.broadcast_to(alpha, (n,))), DType.S16) if alpha is not None else NONE
@@ -144,6 +155,23 @@ class Builder:
         g.op(Op(OpType.LIF, name, in0=cur, out=spk, state0=mem, state1=syn, d=(n, 0, 0, 0), t=(tb, ta, tt, NONE),
                 flags=FLAG_CUBA if alpha is not None else 0))
         return spk
+
+    def spike(self, name: str, mem: int, thr: Array) -> int:
+        """out s8 [n] = mem > thr (0 or 1, scale 1 like LIF spikes): a LIF's spikes recomputed from its membrane.
+        `thr`: integer thresholds in the membrane's units (the LIF's thr tensor values). Placed before the LIF op,
+        it gives the previous step's spikes, which after a reset (mem = 0) are 1 where thr < 0 -- what a
+        zero-initialized spike state buffer cannot hold."""
+        b = self.g.buffers[mem]
+        if b.dtype != DType.S16:
+            raise EdgememError(f"{name}: SPIKE reads an s16 membrane, got {b.dtype.name.lower()}")
+        n = b.count
+        values = np.broadcast_to(np.asarray(thr), (n,))
+        if not np.array_equal(values, np.round(values)):
+            raise EdgememError(f"{name}: thresholds must be integers in the membrane's units")
+        tt = self.g.tensor(f"{name}.thr", values, DType.S16)
+        out = self._buf(name, DType.S8, n, 1.0)
+        self.g.op(Op(OpType.SPIKE, name, in0=mem, out=out, d=(n, 0, 0, 0), t=(tt, NONE, NONE, NONE)))
+        return out
 
     def state16(self, name: str, count: int, scale: float) -> int:
         """An int16 state buffer made before the op that writes it, so earlier ops can read last step's value."""

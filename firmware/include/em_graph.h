@@ -45,7 +45,8 @@ typedef enum {
     EM_OP_LEAKY = 5,
     EM_OP_LMU = 6,
     EM_OP_ADD = 7,
-    EM_OP_ONOFF = 8
+    EM_OP_ONOFF = 8,
+    EM_OP_SPIKE = 9 /* out = mem > thr: a LIF's spikes recomputed from its membrane */
 } em_op_type_t;
 
 /* A validated graph blob: header fields and the three tables, read in place. Set only by em_graph_parse. */

@@ -108,6 +108,10 @@ em_status_t em_add_requant_s16(const int16_t *in, int n, int32_t mult, int shift
 /* ONOFF (on/off cells): r[i] = in[i], r[n + i] = -in[i]. in [n] s16, out [2n] s32. */
 em_status_t em_onoff_s16(const int16_t *in, int n, em_out_mode_t mode, int32_t *out);
 
+/* SPIKE: out[i] = mem[i] > thr[i] (0 or 1), em_lif_s16's spike rule without the update: read before the LIF, the
+ * previous step's spikes (1 after a reset where thr < 0). mem [n] s16, thr [n] s16, out [n] s8. */
+em_status_t em_spike_s16(const int16_t *mem, const int16_t *thr, int n, int8_t *out);
+
 #ifdef __cplusplus
 }
 #endif

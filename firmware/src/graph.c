@@ -121,6 +121,8 @@ static em_status_t run_op(const em_graph_ctx_t *ctx, const em_op_rec_t *op) {
         return em_add_requant_s16(B16(EM_F_IN0), n, T32(0)[0], T8(1)[0], mode, B32(EM_F_OUT));
     case EM_OP_ONOFF:
         return em_onoff_s16(B16(EM_F_IN0), n, mode, B32(EM_F_OUT));
+    case EM_OP_SPIKE:
+        return em_spike_s16(B16(EM_F_IN0), T16(0), n, B8(EM_F_OUT));
     default:
         return EM_ERR_OP; /* unreachable for a parsed graph */
     }

@@ -76,7 +76,8 @@ static unsigned used_tensors(const em_op_rec_t *op) {
     case EM_OP_CONV1D: return 0xFu;
     case EM_OP_ACT: return act_func(op->flags) == 2u ? 1u : 0u;
     case EM_OP_LIF: return (op->flags & EM_GRAPH_OPF_CUBA) ? 7u : 5u;
-    case EM_OP_LEAKY: return 1u;
+    case EM_OP_LEAKY:
+    case EM_OP_SPIKE: return 1u;
     case EM_OP_LMU:
     case EM_OP_ADD: return 3u;
     default: return 0u;
@@ -183,6 +184,11 @@ static void op_spec(const em_op_rec_t *op, op_spec_t *s) {
         set_tensor(s, 0, EM_DTYPE_S32, 1);
         set_tensor(s, 1, EM_DTYPE_S8, 1);
         break;
+    case EM_OP_SPIKE: /* in0: typically a LIF membrane, read before the LIF (last step's value) */
+        add_buf(s, EM_F_IN0, DT(EM_DTYPE_S16), n, 0, 1);
+        add_buf(s, EM_F_OUT, DT(EM_DTYPE_S8), n, 0, 0);
+        set_tensor(s, 0, EM_DTYPE_S16, n);
+        break;
     default: /* EM_OP_ONOFF */
         add_buf(s, EM_F_IN0, DT(EM_DTYPE_S16), n, 0, 1);
         add_buf(s, EM_F_OUT, DT(EM_DTYPE_S32), 2u * n, 0, (int)acc);
@@ -201,7 +207,7 @@ static void mark_written(walk_t *w, uint32_t b) { w->written[b / 32u] |= 1u << (
 
 /* Step 5 for one op: type, fields, dims, buffers, tensors, written-before-read (then its writes are marked). */
 static em_status_t check_op(walk_t *w, const em_op_rec_t *op) {
-    if (op->type < EM_OP_FC || op->type > EM_OP_ONOFF) return EM_ERR_OP;
+    if (op->type < EM_OP_FC || op->type > EM_OP_SPIKE) return EM_ERR_OP;
     if ((op->flags & ~allowed_flags(op->type)) || (op->type == EM_OP_ACT && act_func(op->flags) == 3u))
         return EM_ERR_OP;
     const unsigned uf = used_fields(op), ut = used_tensors(op);
@@ -373,7 +379,7 @@ static em_status_t check_params(const uint8_t *blob, const uint8_t *tensors, con
         }
         return EM_OK;
     }
-    default: return EM_OK; /* ACT, LMU (shifts were checked with the dims), ONOFF */
+    default: return EM_OK; /* ACT, LMU (shifts were checked with the dims), ONOFF, SPIKE (any thr) */
     }
 #undef TDATA
 }

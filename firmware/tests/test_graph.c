@@ -531,7 +531,7 @@ static void test_reject_op_fields(void) {
         em_status_t want;
     } e[] = {
         {OP_FC1, F_TYPE, 0, EM_ERR_OP},
-        {OP_FC1, F_TYPE, 9, EM_ERR_OP},
+        {OP_FC1, F_TYPE, 10, EM_ERR_OP},          /* past the last type, 9 SPIKE */
         {OP_FC1, F_FLAGS, 2, EM_ERR_OP},           /* CuBa bit on an FC */
         {OP_LUT, F_FLAGS, 3 << 1, EM_ERR_OP},      /* ACT func 3 */
         {OP_LUT, F_FLAGS, (2 << 1) | 1, EM_ERR_OP},/* ACC on an ACT */

@@ -356,6 +356,31 @@ static void test_onoff(void) {
     CHECK_EQ(em_onoff_s16(NULL, 3, EM_OUT_ASSIGN, out), EM_ERR_NULL);
 }
 
+static void test_spike(void) {
+    /* strict compare at the extremes, equality, and negative thresholds (1 on a zero membrane: after a reset) */
+    const int16_t mem[8] = {-32768, 32767, 0, 0, 100, 100, -5, 32767};
+    const int16_t thr[8] = {-32768, 32767, -1, 0, 99, 100, -6, -32768};
+    const int8_t want[8] = {0, 0, 1, 0, 1, 0, 1, 1};
+    int8_t out[8];
+    memset(out, 0x55, sizeof out);
+    CHECK_EQ(em_spike_s16(mem, thr, 8, out), EM_OK);
+    CHECK(memcmp(out, want, sizeof want) == 0);
+    /* the same rule as em_lif_s16's spike output, on the membrane it leaves */
+    const int16_t beta[4] = {30000, 16384, 0, 32767}, lthr[4] = {-200, 1000, 0, 300};
+    int16_t m[4] = {0, 900, -7, 250};
+    const int32_t cur[4] = {-100, 500, 3, -1000000};
+    int8_t spk[4], again[4];
+    for (int t = 0; t < 5; t++) {
+        CHECK_EQ(em_lif_s16(cur, m, NULL, beta, NULL, lthr, 4, spk), EM_OK);
+        CHECK_EQ(em_spike_s16(m, lthr, 4, again), EM_OK);
+        CHECK(memcmp(spk, again, sizeof spk) == 0);
+    }
+    CHECK_EQ(em_spike_s16(mem, thr, 0, out), EM_ERR_DIMS);
+    CHECK_EQ(em_spike_s16(NULL, thr, 8, out), EM_ERR_NULL);
+    CHECK_EQ(em_spike_s16(mem, NULL, 8, out), EM_ERR_NULL);
+    CHECK_EQ(em_spike_s16(mem, thr, 8, NULL), EM_ERR_NULL);
+}
+
 /* Packs int8 values (each in the wbits range) as docs/graph.md "Packed weights" says, written from the spec:
  * element e at bits (e % per) * wbits of byte e / per, two's complement; unused bits of the last byte zero. */
 static void pack(const int8_t *v, int n, int wbits, uint8_t *out) {
@@ -488,4 +513,5 @@ void suite_graph_kernels(void) {
     RUN(test_lmu_s8);
     RUN(test_add);
     RUN(test_onoff);
+    RUN(test_spike);
 }
