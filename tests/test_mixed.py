@@ -114,3 +114,25 @@ def test_quantize_end_to_end_packs_weights_and_stays_bit_exact(tmp_path):
     report = json.loads(edgemem("verify", str(tmp_path / "export"), "--json", "--m4-windows", "3"))
     assert report["bit_exact"] and report["bit_exact_host"] and report["bit_exact_cortex_m4"], report
     assert report["accuracy"]["int_reference"] == r["accuracy"]  # quantize's figure is the exported model's
+
+
+def test_l2mu_graph_lowering_equals_the_version_1_integer_model():
+    """The L2MU lowered to the graph format (what its packed weights need) is the version-1 integer model, exactly:
+    same scales, same B, the previous spikes recomputed from the membranes (negative thresholds fire after a reset)."""
+    from conftest import CHECKPOINT
+    from edgemem.checkpoint import load_checkpoint
+    from edgemem.export.run import _calibration, quantize_checkpoint
+    from edgemem.quant.graph_ref import run_graph
+    from edgemem.quant.intops import quantize
+    from edgemem.quant.intref import run as run_v1
+    from edgemem.quant.lower import lower
+
+    ckpt = load_checkpoint(CHECKPOINT)
+    recipe, calib = _calibration(ckpt)
+    q = quantize_checkpoint(ckpt)
+    low = lower(ckpt.model, calib, recipe.quant.margin)
+    assert low.input_scale == q.input_scale and low.output_scale == q.output_scale
+    thr = q.pops["memory"].thr
+    assert (thr < 0).any()  # the case a zero-initialized spike state would get wrong at the first step
+    x = quantize(calib[:64], q.input_scale)
+    np.testing.assert_array_equal(run_graph(low.graph, x), run_v1(q, x)[0])

@@ -90,7 +90,7 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
             files["model.onnx"] = (Path(tmp) / "model.onnx").read_bytes()
     else:
         names = state_names(ckpt.model)
-    if kind != "l2mu":
+    if kind != "l2mu" or recipe_of(ckpt).quant.weight_bits:  # packed weights exist only in the graph format
         return _export_graph(checkpoint, ckpt, out, name, files, names)
     q = quantize_checkpoint(ckpt)
     arena = arena_bytes(q)
@@ -217,7 +217,8 @@ def load_meta(folder: Path) -> dict[str, Any]:
         raise EdgememError(f"{path} is not valid JSON (nested too deeply)") from None
     if not isinstance(meta, dict) or meta.get("format") != "edgemem-export" or meta.get("version") != 1:
         raise EdgememError(f"{path} is not an edgemem export of format version 1")
-    extra = _L2MU_FIELDS if meta.get("kind") == "l2mu" else _GRAPH_FIELDS
+    # a graph export has a readout (an L2MU too, once mixed precision moved it to the graph format)
+    extra = _L2MU_FIELDS if meta.get("kind") == "l2mu" and "readout" not in meta else _GRAPH_FIELDS
     for key, (what, ok) in {**_META_FIELDS, **extra}.items():
         if key not in meta:
             raise EdgememError(f"{path} has no '{key}' field; re-export with `edgemem export`")

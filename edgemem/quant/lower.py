@@ -26,6 +26,10 @@ def lower(model: nn.Module, calib_x: np.ndarray, margin: float = 1.25,
     weight_bits: graph op name (FC or CONV1D) -> 8, 4 or 2 bits per weight (8 where not named; lowering.Builder)."""
     kind = registry.kind_of(model)
     model.eval()
+    if kind == "l2mu":  # the graph form of the version-1 model: what packed weights need
+        from edgemem.quant.lower_l2mu import lower_l2mu
+
+        return lower_l2mu(model, calib_x, margin, weight_bits)  # type: ignore[arg-type]
     if kind == "lmuformer":
         from edgemem.quant.lower_lmuformer import lower_lmuformer
 

@@ -193,14 +193,16 @@ class Builder:
         self.g.op(Op(OpType.LEAKY, name, in0=src, out=out, d=(n, 0, 0, 0), t=(tb, NONE, NONE, NONE)))
         return out
 
-    def lmu(self, name: str, u: int, a: Array, b: Array, s_m: float, m: int | None = None) -> int:
+    def lmu(self, name: str, u: int, a: Array, b: Array, s_m: float, m: int | None = None,
+            b_shift: int | None = None) -> int:
         """LMU memory m [n_u][order] (int16 at s_m) driven by u (s8; spikes have scale 1); `m`: a state buffer made
         earlier (state16) when ops before this one read the previous step's memory."""
         n_u, order = self.g.buffers[u].count, a.shape[0]
         a_shift = 15 - (math.floor(math.log2(np.abs(a).max())) + 1)
         a_q = np.clip(np.round(a * (1 << a_shift)), -32768, 32767)
         real_b = b * self.scale[u] / s_m
-        b_shift = int(np.clip(24 - (math.floor(math.log2(max(np.abs(real_b).max(), 1e-30))) + 1), 0, 30))
+        if b_shift is None:  # as fine as int32 allows; 0 reproduces the version-1 L2MU's whole-unit B exactly
+            b_shift = int(np.clip(24 - (math.floor(math.log2(max(np.abs(real_b).max(), 1e-30))) + 1), 0, 30))
         b_q = np.round(real_b * (1 << b_shift))
         if m is None:
             m = self._buf(f"{name}.m", DType.S16, n_u * order, s_m, state=True)
@@ -210,6 +212,13 @@ class Builder:
         self.g.op(Op(OpType.LMU, name, in0=u, state0=m, scratch=scratch, d=(n_u, order, a_shift, b_shift),
                      t=(ta, tb, NONE, NONE)))
         return m
+
+    def onoff(self, name: str, src: int) -> int:
+        """s32 [2n] = [+src, -src]: the L2MU's on and off cells of every memory dimension, at src's scale."""
+        n = self.g.buffers[src].count
+        out = self._buf(f"{name}.acc", DType.S32, 2 * n, self.scale[src])
+        self.g.op(Op(OpType.ONOFF, name, in0=src, out=out, d=(n, 0, 0, 0)))
+        return out
 
     def add(self, name: str, src: int, out: int | None = None, s_out: float | None = None) -> int:
         """out (s32) (+)= src rescaled to out's scale (a residual); a new buffer at s_out when out is None."""

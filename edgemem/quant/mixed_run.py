@@ -67,8 +67,6 @@ def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs:
 
     ckpt = load_checkpoint(checkpoint)
     kind = registry.kind_of(ckpt.model)
-    if kind == "l2mu":
-        raise EdgememError("the L2MU's version-1 blob stores int8 weights only; mixed precision needs a graph model")
     recipe: Recipe = _build(Recipe, ckpt.recipe, "")
     d = recipe.data
     windows, names = load_windows(recipe)
