@@ -47,3 +47,12 @@ def random_l2mu(seed: int, neurons: tuple[str, str, str] = ("lif", "cuba", "lif"
         for lin in (model.enc_x, model.hid_x):
             lin.weight.mul_(2.0)
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def em_run() -> Path:
+    """The host em_run, built once for the whole session (skipped locally, failed under CI, without gcc)."""
+    need("gcc", "make")
+    from edgemem.verify import c_runtime
+
+    return c_runtime.build_host()

@@ -650,6 +650,17 @@ def _python_verdict(blob: bytes) -> tuple[str, str, Graph | None]:
         return next(status for words, status in V1_STATUS if words in str(e)), str(e), None
 
 
+def assert_rejected_alike(exe: Path, blob: bytes, x: np.ndarray, status: str, words: str) -> None:
+    """Python rejects the blob with one line naming `words` and the status C uses; em_run exits 2 with that status."""
+    with pytest.raises(GraphDefect) as e:
+        parse_graph_blob(blob)
+    msg = str(e.value)
+    assert "\n" not in msg and words in msg and e.value.status == status, (msg, e.value.status)
+    rc, stderr, _ = _em_run_verdict(exe, blob, x)
+    assert rc == 2 and len(stderr.strip().splitlines()) == 1, (rc, stderr)
+    assert C_STATUS[status] in stderr, f"Python: {status} ({msg}); C: {stderr.strip()}"
+
+
 def _em_run_verdict(exe: Path, blob: bytes, x: np.ndarray) -> tuple[int, str, np.ndarray | None]:
     with tempfile.TemporaryDirectory(prefix="edgemem-graph-") as tmp:
         b, i, o = Path(tmp) / "m.bin", Path(tmp) / "in.bin", Path(tmp) / "out.bin"
@@ -661,22 +672,10 @@ def _em_run_verdict(exe: Path, blob: bytes, x: np.ndarray) -> tuple[int, str, np
         return res.returncode, res.stderr, out
 
 
-@pytest.fixture(scope="module")
-def em_run() -> Path:
-    need("gcc", "make")
-    return c_runtime.build_host()
-
 
 @pytest.mark.parametrize("case,status,words", MALFORMED, ids=[m[0] for m in MALFORMED])
 def test_malformed_blob_rejected_by_python_and_c_for_the_same_reason(em_run, case, status, words):
-    blob = _mutate(case)
-    with pytest.raises(GraphDefect) as e:
-        parse_graph_blob(blob)
-    msg = str(e.value)
-    assert "\n" not in msg and words in msg and e.value.status == status, (msg, e.value.status)
-    rc, stderr, _ = _em_run_verdict(em_run, blob, _good()[1])
-    assert rc == 2 and len(stderr.strip().splitlines()) == 1, (rc, stderr)
-    assert C_STATUS[status] in stderr, f"Python: {status} ({msg}); C: {stderr.strip()}"
+    assert_rejected_alike(em_run, _mutate(case), _good()[1], status, words)
 
 
 def test_validate_rejects_a_graph_that_reads_scratch_before_writing_it():

@@ -14,7 +14,16 @@ import pytest
 import torch
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
-from test_graph import C_STATUS, TENSOR_SIZE, _em_run_verdict, _first_mismatch, _inputs, _layout, _sealed
+from test_graph import (
+    C_STATUS,
+    TENSOR_SIZE,
+    _em_run_verdict,
+    _first_mismatch,
+    _inputs,
+    _layout,
+    _sealed,
+    assert_rejected_alike,
+)
 from test_zoo import _warm
 
 from conftest import need
@@ -302,22 +311,10 @@ MALFORMED = [  # case, C status, words the Python message must hold
 ]
 
 
-@pytest.fixture(scope="module")
-def em_run():
-    need("gcc", "make")
-    return c_runtime.build_host()
-
 
 @pytest.mark.parametrize("case,status,words", MALFORMED, ids=[m[0] for m in MALFORMED])
 def test_malformed_packed_blob_rejected_by_python_and_c_for_the_same_reason(em_run, case, status, words):
-    blob = _mutate(case)
-    with pytest.raises(GraphDefect) as e:
-        parse_graph_blob(blob)
-    msg = str(e.value)
-    assert "\n" not in msg and words in msg and e.value.status == status, (msg, e.value.status)
-    rc, stderr, _ = _em_run_verdict(em_run, blob, _good()[1])
-    assert rc == 2 and len(stderr.strip().splitlines()) == 1, (rc, stderr)
-    assert C_STATUS[status] in stderr, f"Python: {status} ({msg}); C: {stderr.strip()}"
+    assert_rejected_alike(em_run, _mutate(case), _good()[1], status, words)
 
 
 def test_validate_allows_packing_only_the_weights():

@@ -25,7 +25,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, need, random_l2mu
+from conftest import ROOT, random_l2mu
 from edgemem.errors import EdgememError
 from edgemem.export.blob import ENTRY_SIZE, HEADER_SIZE, build_blob, parse_blob
 from edgemem.quant.calibrate import quantize_l2mu
@@ -38,11 +38,6 @@ from edgemem.verify import c_runtime
 FEW = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
-
-@pytest.fixture(scope="module")
-def em_run() -> Path:
-    need("gcc", "make")
-    return c_runtime.build_host()
 
 
 # ------------------------------------------------------------------------------------------- random architectures

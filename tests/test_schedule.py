@@ -7,20 +7,18 @@ import struct
 import subprocess
 import sys
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 from test_graph import C_STATUS, _em_run_verdict, _inputs, _layout, random_graph
 
-from conftest import ROOT, need
+from conftest import ROOT
 from edgemem.export.graph_blob import HEADER_SIZE, build_graph_blob, parse_graph_blob
 from edgemem.export.run import load_meta
 from edgemem.quant.graph import NONE, Act, DType, Graph, Op, OpType, lut_op_flags
 from edgemem.quant.graph_check import GraphDefect
 from edgemem.quant.graph_ref import run_graph, validate
 from edgemem.schedule.arena import packed_arena, place_by_lifetime, plan_arena
-from edgemem.verify import c_runtime
 
 EDGEMEM = [sys.executable, "-m", "edgemem.cli"]
 GRAPH_MODELS = ("kws_lmuformer", "kws_slmuformer", "psmnist_lmu", "har_elm")
@@ -37,11 +35,6 @@ def _overlapping_scratch_pairs(g: Graph) -> list[tuple[int, int]]:
     return [(a, b) for a in range(len(spans)) for b in range(a + 1, len(spans))
             if spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1]]
 
-
-@pytest.fixture(scope="module")
-def em_run() -> Path:
-    need("gcc", "make")
-    return c_runtime.build_host()
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 11, 12])
