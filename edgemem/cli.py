@@ -180,6 +180,15 @@ def plan(
     target: Annotated[str | None, typer.Option("--target", help="pinetime, bangle2 or mps2-an386")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     plot_path: Annotated[Path | None, typer.Option("--plot", help="write a memory-timeline PNG here")] = None,
+    patch_frames: Annotated[int | None, typer.Option("--patch-frames", help="patch size to plan (default: the "
+                                                      "least RAM within 10 % extra MACs)")] = None,
+    patch_out: Annotated[Path | None, typer.Option("--patch-out", help="write the patch schedule's plan blob "
+                                                   "here (for em_graph_patch_parse / em_run)")] = None,
+    value_driven: Annotated[bool, typer.Option("--value-driven", help="QuantMCU's value-driven precision per patch "
+                                               "of --patch-frames frames (default 8) in the conv front stage: "
+                                               "BitOPs and held-out accuracy (loads the data set)")] = False,
+    low_bits: Annotated[int | None, typer.Option("--low-bits", help="with --value-driven: activation bits of the "
+                                                 "patches without outliers, 4 or 2 (default 4)")] = None,
 ) -> None:
     """Peak RAM of the streaming, layer-by-layer and patch schedules of an exported graph; pick one that fits."""
     from edgemem.schedule.plan import TARGETS, load_export_graph, parse_size, plan_graph, plot
@@ -187,11 +196,31 @@ def plan(
     budget = None if ram is None else parse_size(ram)
     if target is not None and target not in TARGETS:  # before the export is read: a typo is the likelier error
         raise EdgememError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+    if low_bits is not None and not value_driven:
+        raise EdgememError("--low-bits applies to --value-driven only")
+    vd_args = (8 if patch_frames is None else patch_frames, 4 if low_bits is None else low_bits)
+    if value_driven:  # imported only here: it needs torch and the data set, a plain plan neither
+        from edgemem.schedule.value_driven import check_args
+
+        check_args(*vd_args)
     g, steps = load_export_graph(export_dir)
-    report = plan_graph(g, steps, budget, target)
+    report = plan_graph(g, steps, budget, target, patch_frames)
+    if patch_out is not None:
+        from edgemem.atomic import write_bytes_atomic
+        from edgemem.schedule.patch import build_patch_blob, patch_layout
+
+        if "patch" not in report.schedules:
+            raise EdgememError(f"no patch schedule to write: {report.unavailable.get('patch', 'none planned')}")
+        frames = report.schedules["patch"].detail["patch_frames"]
+        write_bytes_atomic(patch_out, build_patch_blob(patch_layout(g, frames), (export_dir / "model.bin").read_bytes()))
     if plot_path is not None:
         plot(report, plot_path)
     r = report.to_json()
+    if value_driven:
+        from edgemem.schedule.value_driven import evaluate_export
+
+        progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]"))
+        r["value_driven"] = evaluate_export(export_dir, *vd_args, progress=progress)
     if as_json:
         print(json.dumps(r, indent=2))
         return
@@ -206,6 +235,22 @@ def plan(
     budget_txt = "no budget" if r["ram_budget_bytes"] is None else f"{r['ram_budget_bytes']:,} B"
     out.print(f"chosen: {r['chosen']} ({verdict}; {budget_txt})"
               + (f"; {target}: margin {r['target']['margin_bytes']:,} B" if target else ""))
+    if value_driven:
+        out.print(_value_driven_table(r["value_driven"]))
+
+
+def _value_driven_table(v: dict) -> Table:
+    t = Table("op", "weights", "outlier |q| >", "low step", "patches at 8 bits",
+              title=f"value-driven precision: patches of {v['patch_frames']} frames, {v['low_bits']} bits otherwise")
+    for o in v["ops"]:
+        t.add_row(f"{o['op']} {o['type']}", f"{o['weight_bits']} bits", f"{o['outlier_threshold_codes']:.1f}",
+                  f"{o['low_step_codes']:.2f}", f"{o['patches_8bit_fraction']:.1%}")
+    a, s = v["accuracy"], v["bitops_saved"]
+    t.caption = (f"BitOPs saved: {s['whole_model']:.1%} of all FC/CONV1D ops', {s['front_stage']:.1%} of the front "
+                 f"stage's · accuracy on {v['test_windows']} held-out windows: int8 {a['int8']:.4f}, value-driven "
+                 f"{a['value_driven']:.4f}, every patch {v['low_bits']}-bit {a['uniform_low']:.4f} · thresholds from "
+                 f"{v['calibration_windows']} calibration windows ({v['outlier_rule']})")
+    return t
 
 
 def entry() -> None:

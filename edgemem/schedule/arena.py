@@ -48,19 +48,26 @@ def plan_arena(g: Graph) -> ArenaPlan:
     t = tables_of(g)
     live = live_ranges(t)
     sizes = [b.count * b.dtype.size for b in g.buffers]
+    offsets, arena = greedy_place(sizes, live, [b.state for b in g.buffers])
+    return ArenaPlan(offsets, sizes, live, arena)
+
+
+def greedy_place(sizes: list[int], live: list[tuple[int, int] | None], fixed: list[bool]) -> tuple[list[int], int]:
+    """(offsets, arena bytes): `fixed` buffers (live always) packed in table order from 0, then the others by
+    decreasing size (ties: earlier first op, then index), each at the lowest 4-byte-aligned offset clear of every
+    placed buffer that is fixed or whose range meets its own. Also the patch schedule's placer (schedule.patch)."""
     offsets = [-1] * len(sizes)
     at = 0
-    for i, b in enumerate(g.buffers):
-        if b.state:
+    for i, f in enumerate(fixed):
+        if f:
             offsets[i] = at
             at += _align4(sizes[i])
-    placed = [i for i, b in enumerate(g.buffers) if b.state]
-    scratch = [i for i, b in enumerate(g.buffers) if not b.state]
-    scratch.sort(key=lambda i: (-sizes[i], live[i][0] if live[i] is not None else 1 << 30, i))
-    for i in scratch:
-        # a buffer no op names meets no range, but it must still stay clear of the state buffers
-        busy = sorted((offsets[j], offsets[j] + sizes[j]) for j in placed
-                      if g.buffers[j].state or _meets(live[i], live[j]))
+    placed = [i for i, f in enumerate(fixed) if f]
+    rest = [i for i, f in enumerate(fixed) if not f]
+    rest.sort(key=lambda i: (-sizes[i], live[i][0] if live[i] is not None else 1 << 30, i))  # type: ignore[index]
+    for i in rest:
+        # a buffer no op names meets no range, but it must still stay clear of the fixed buffers
+        busy = sorted((offsets[j], offsets[j] + sizes[j]) for j in placed if fixed[j] or _meets(live[i], live[j]))
         at = 0
         for start, end in busy:
             if at + sizes[i] <= start:
@@ -68,8 +75,7 @@ def plan_arena(g: Graph) -> ArenaPlan:
             at = max(at, _align4(end))
         offsets[i] = at
         placed.append(i)
-    arena = _align4(max((o + s for o, s in zip(offsets, sizes)), default=0))
-    return ArenaPlan(offsets, sizes, live, arena)
+    return offsets, _align4(max((o + s for o, s in zip(offsets, sizes)), default=0))
 
 
 def place_by_lifetime(g: Graph) -> int:

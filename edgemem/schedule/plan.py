@@ -15,16 +15,14 @@ run; what differs is how much of the activations it keeps.
   values is an activation). A scratch buffer named by one op only (LMU scratch, a dead output) needs one step's
   bytes. Not possible where an op reads a state buffer that a later op writes (a recurrence across ops, har_elm):
   no op could finish its window first.
-- ``patch`` (models whose first op is a CONV1D; MCUNetV2's patch-based inference over the time axis): the front
-  stage (ops 0 .. the last CONV1D of the leading run of CONV1D / ACT / FC / ADD / ONOFF ops, which keep no state
-  but the conv rings) runs on patches of P output frames, each recomputed from its input frames with a halo instead
-  of the conv rings: an op followed in the stage by convs of kernels k_j produces P + sum(k_j - 1) frames a patch,
-  the input patch is P + sum over all stage convs of (k - 1) frames. The stage output (one buffer) is gathered
-  over the window (T frames), then the rest runs layer by layer as above. Peak = max(stage peak, rest peak) with
-  stage peak = S' + T * bytes(stage output) + max over stage ops of the patch-sized carrying buffers live there,
-  S' = S without the stage's conv rings and heads (the halo replaces them). Extra MACs = the halo frames' MACs
-  over the window's MACs (every patch recomputes its halo; the causal zero padding of the first patch is counted
-  like any halo, an upper bound of at most one patch's halo).
+- ``patch`` (models whose first op is a CONV1D; MCUNetV2's patch-based inference over the time axis, executed by
+  the C runtime: em_graph_patch_run): the front stage (ops 0 .. the last CONV1D of the leading run of CONV1D / ACT /
+  FC / ADD / ONOFF ops, cut where the fewest bytes cross) runs op by op over blocks of P frames, each op also
+  recomputing the halo frames the convs after it need instead of keeping conv rings; the rest then runs one frame at
+  a time. Peak = the arena of that layout placed by lifetime (edgemem.schedule.patch), exactly what the runtime
+  asks for. Extra MACs = the recomputed halo frames' MACs over the window's (none before the first frame: that is
+  zero padding). The patch size reported is the one with the least RAM among those costing at most
+  MAX_EXTRA_MACS of recompute.
 
 MACs per frame: FC d_in * d_out, CONV1D c_in * c_out * k, LMU n_u * order * (order + 1), ADD / LIF / LEAKY one
 multiply an element, ACT and ONOFF none.
@@ -33,7 +31,6 @@ multiply an element, ACT and ONOFF none.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +40,10 @@ from edgemem.errors import EdgememError
 from edgemem.quant.graph import NONE, Graph, OpType
 from edgemem.quant.graph_check import live_ranges, tables_of
 from edgemem.schedule.arena import plan_arena
+from edgemem.schedule.patch import MAX_FRAMES as MAX_PATCH_FRAMES
+from edgemem.schedule.patch import extra_macs, front_stage, patch_layout
+
+__all__ = ["TARGETS", "Report", "Schedule", "front_stage", "load_export_graph", "parse_size", "plan_graph", "plot"]
 
 # RAM / flash of the targets `edgemem plan --target` knows (bytes)
 TARGETS: dict[str, tuple[int, int]] = {
@@ -51,6 +52,7 @@ TARGETS: dict[str, tuple[int, int]] = {
     "mps2-an386": (4 * 1024 * 1024, 4 * 1024 * 1024),  # the QEMU Cortex-M4 board the tests run on
 }
 PATCH_SIZES = (1, 2, 4, 8, 16)
+MAX_EXTRA_MACS = 0.10  # the recompute a patch size may cost (MCUNetV2 keeps its halo overhead near 10 %)
 _UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "kb": 1000, "mb": 1000**2, "k": 1024, "m": 1024**2}
 _STAGE_OPS = (OpType.CONV1D, OpType.ACT, OpType.FC, OpType.ADD, OpType.ONOFF)
 
@@ -173,61 +175,17 @@ def _seq_ranges(g: Graph, users: list[set[int]]) -> list[tuple[int, int] | None]
     return live
 
 
-def front_stage(g: Graph, live: list[tuple[int, int] | None]) -> int | None:
-    """Index of the last op of the patchable front stage, or None if op 0 is no CONV1D. The stage ends after the
-    last CONV1D of the leading run of stateless ops (see the module doc), at the cut where the fewest bytes cross
-    to the rest (those are gathered over the whole window): after an ACT that narrows s32 to s8, say."""
-    if not g.ops or g.ops[0].type != OpType.CONV1D:
-        return None
-    last = run_end = 0
-    for i, op in enumerate(g.ops):
-        if op.type not in _STAGE_OPS:
-            break
-        run_end = i
-        if op.type == OpType.CONV1D:
-            last = i
-    return min(range(last, run_end + 1), key=lambda cut: sum(_crossing(g, live, cut).values()))
-
-
-def _crossing(g: Graph, live: list[tuple[int, int] | None], cut: int) -> dict[int, int]:
-    """Scratch buffers live both at op `cut` and after it, with their bytes."""
-    return {b: buf.count * buf.dtype.size for b, buf in enumerate(g.buffers)
-            if not buf.state and live[b] is not None and live[b][0] <= cut < live[b][1]}
-
-
 def patch(g: Graph, steps: int, p: int) -> Schedule | str:
-    why = cross_op_recurrence(g)
-    if why:
-        return why
-    users = _users(g)
-    carry = _carrying(g, users)
-    live = _seq_ranges(g, users)
-    end = front_stage(g, live)
-    if end is None:
-        return "op 0 is not a CONV1D"
-    stage_out = _crossing(g, live, end)
-    # halo[i]: frames op i must produce beyond the patch, for the convs after it in the stage
-    halo = [0] * (end + 1)
-    h = 0
-    for i in range(end, -1, -1):
-        halo[i] = h
-        if g.ops[i].type == OpType.CONV1D:
-            h += g.ops[i].d[2] - 1
-    rings = {b for i in range(end + 1) for b in (g.ops[i].state0, g.ops[i].state1) if b != NONE}
-    state = sum(b.count * b.dtype.size for k, b in enumerate(g.buffers) if b.state and k not in rings)
-    frames: dict[int, int] = {}
-    for i in range(end + 1):
-        out = g.ops[i].out
-        if out != NONE and out not in stage_out:
-            frames[out] = max(frames.get(out, 0), p + halo[i])
-    if g.in_buffer not in stage_out:  # else a later op reads the input: it is gathered over the window
-        frames[g.in_buffer] = p + h
-    line = _layered(g, steps, 0, frames, state, live, carry)
-    macs = sum(_macs(g, i) for i in range(len(g.ops))) * steps
-    patches = math.ceil(steps / p)
-    extra = sum(_macs(g, i) * halo[i] for i in range(end + 1)) * patches
-    return Schedule(f"patch_{p}", max(line), extra / macs if macs else 0.0, line,
-                    {"patch_frames": p, "halo_frames": h, "stage_ops": end + 1})
+    """The patch schedule with blocks of p frames (edgemem.schedule.patch), or why there is none."""
+    try:
+        lay = patch_layout(g, p)
+    except EdgememError as e:
+        return str(e)
+    macs = [_macs(g, i) for i in range(len(g.ops))]
+    total = sum(macs) * steps
+    extra = extra_macs(g, lay, macs, steps)
+    return Schedule(f"patch_{p}", lay.arena_size, extra / total if total else 0.0, lay.bytes_live(g),
+                    {"patch_frames": p, "halo_frames": lay.halo_frames, "stage_ops": lay.stage_ops})
 
 
 @dataclass
@@ -257,9 +215,13 @@ class Report:
         return out
 
 
-def plan_graph(g: Graph, steps: int, ram: int | None = None, target: str | None = None) -> Report:
+def plan_graph(g: Graph, steps: int, ram: int | None = None, target: str | None = None,
+               patch_frames: int | None = None) -> Report:
+    """Every schedule's peak RAM and recompute; patch sizes PATCH_SIZES unless `patch_frames` names one."""
     if target is not None and target not in TARGETS:
         raise EdgememError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+    if patch_frames is not None and not 1 <= patch_frames <= MAX_PATCH_FRAMES:
+        raise EdgememError(f"--patch-frames must be in [1, {MAX_PATCH_FRAMES}], got {patch_frames}")
     if steps < 1:
         raise EdgememError(f"a window must have at least one step (got {steps})")
     schedules: dict[str, Schedule] = {"streaming": streaming(g)}
@@ -269,11 +231,14 @@ def plan_graph(g: Graph, steps: int, ram: int | None = None, target: str | None 
         unavailable["layer_by_layer"] = lbl
     else:
         schedules["layer_by_layer"] = lbl
-    patches = [patch(g, steps, p) for p in PATCH_SIZES if p <= steps]
+    sizes = PATCH_SIZES if patch_frames is None else (patch_frames,)
+    patches = [patch(g, steps, p) for p in sizes if p <= steps]
     found = [s for s in patches if isinstance(s, Schedule)]
     if found:
-        # the best patch size: the least RAM, then the least recompute
-        best = min(found, key=lambda s: (s.peak_ram_bytes, s.extra_macs_ratio))
+        # the best patch size: the least RAM among those within MAX_EXTRA_MACS of recompute, else the least recompute
+        cheap = [s for s in found if s.extra_macs_ratio <= MAX_EXTRA_MACS]
+        best = min(cheap, key=lambda s: (s.peak_ram_bytes, s.extra_macs_ratio)) if cheap else \
+            min(found, key=lambda s: (s.extra_macs_ratio, s.peak_ram_bytes))
         best.detail["tried"] = {s.detail["patch_frames"]: {"peak_ram_bytes": s.peak_ram_bytes,
                                                           "extra_macs_ratio": round(s.extra_macs_ratio, 6)}
                                 for s in found}

@@ -37,7 +37,8 @@ typedef enum {
     /* graph blobs (version 2, include/em_graph.h and docs/graph.md) */
     EM_ERR_OP = -14,           /* unknown op type, or an op's flags/fields are not those its type defines */
     EM_ERR_ORDER = -15,        /* an op reads a scratch buffer no earlier op of the step wrote (or out is never written) */
-    EM_ERR_BUFFER = -16        /* buffer table entry malformed or overlapping, or a buffer does not match its op */
+    EM_ERR_BUFFER = -16,       /* buffer table entry malformed or overlapping, or a buffer does not match its op */
+    EM_ERR_PLAN = -17          /* patch schedule plan malformed, unsafe, or made for another graph */
 } em_status_t;
 
 /* ---- model blob format, version 1 (little endian) ----

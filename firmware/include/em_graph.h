@@ -81,6 +81,48 @@ em_status_t em_graph_reset(em_graph_ctx_t *ctx);
 /* One time step: in [n_in] int8 into in_buffer, every op in list order, out_buffer [n_out] int16 to out. */
 em_status_t em_graph_step(em_graph_ctx_t *ctx, const int8_t *in, int16_t *out);
 
+/* ---- Patch schedule (docs/graph.md "Patch schedule"; MCUNetV2's patch-based inference over time) ----
+ * The front stage (ops 0 .. stage_ops-1: CONV1D, ACT, FC, ADD, ONOFF) runs op by op over a patch of up to P frames,
+ * each op also recomputing the `lead` frames before the patch that later convs need (the halo) instead of keeping
+ * conv rings; the rest of the graph then runs one frame at a time. Buffer placement comes from a plan blob written
+ * by `edgemem plan --patch-out` (like TFLM's offline-planned arena); the parser checks it is safe for this graph.
+ *
+ *   em_graph_patch_t p;  em_graph_patch_ctx_t pc;
+ *   em_graph_patch_parse(&p, &g, plan_blob, plan_size);
+ *   em_graph_patch_init(&pc, &p, arena, em_graph_patch_arena_size(&p));
+ *   for (each block of n <= P frames) em_graph_patch_run(&pc, in_s8 [n][n_in], n, out_s16 [n][n_out]);
+ * Outputs equal em_graph_step's frame for frame (same integer ops; the halo frames before the first are zero, as
+ * the rings are after a reset). */
+#define EM_PATCH_HEADER_SIZE 32u
+#define EM_PATCH_ENTRY_SIZE 8u  /* {u32 arena offset, u16 frames, u16 lead} per graph buffer */
+#define EM_PATCH_MAX_FRAMES 1024u
+
+typedef struct {
+    const em_graph_t *graph;
+    const uint8_t *table; /* n_buffers x 8 bytes, in the plan blob */
+    uint32_t arena_size;
+    uint16_t patch_frames, stage_ops;
+    uint32_t valid;
+} em_graph_patch_t;
+
+typedef struct {
+    const em_graph_patch_t *plan;
+    uint8_t *arena;
+    uint32_t frames_seen; /* since the last reset, saturating: frames before it are the zero padding */
+    uint32_t ready;
+} em_graph_patch_ctx_t;
+
+/* Validate a plan blob (4-byte aligned not required) against a parsed graph: size, magic, version, CRC, the
+ * graph's CRC, dims, stage op types, then every table rule (EM_ERR_PLAN). On failure *p is left untouched. */
+em_status_t em_graph_patch_parse(em_graph_patch_t *p, const em_graph_t *g, const uint8_t *blob, size_t size);
+/* Arena bytes the patch schedule needs (the plan's arena_size); 0 if p is NULL or not parsed. */
+size_t em_graph_patch_arena_size(const em_graph_patch_t *p);
+/* Bind an arena (4-byte aligned, >= em_graph_patch_arena_size) and zero the state and the input history. */
+em_status_t em_graph_patch_init(em_graph_patch_ctx_t *c, const em_graph_patch_t *p, void *arena, size_t arena_size);
+em_status_t em_graph_patch_reset(em_graph_patch_ctx_t *c);
+/* n frames (1 <= n <= P, else EM_ERR_DIMS): in [n][n_in] int8 -> out [n][n_out] int16. */
+em_status_t em_graph_patch_run(em_graph_patch_ctx_t *c, const int8_t *in, int n, int16_t *out);
+
 #ifdef __cplusplus
 }
 #endif

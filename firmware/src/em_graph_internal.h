@@ -54,4 +54,8 @@ static inline uint32_t em_graph_tensor_align(uint32_t dtype) {
     return em_graph_packed(dtype) ? 1u : em_graph_elsize(dtype);
 }
 
+/* Run one op of a parsed graph with its buffer fields at addr[field] (NULL where the field is NONE): the one
+ * dispatch that the streaming step (graph.c) and the patch schedule (graph_patch.c) share. */
+em_status_t em_graph_run_op(const em_graph_t *g, const em_op_rec_t *op, uint8_t *const addr[EM_F_COUNT]);
+
 #endif /* EM_GRAPH_INTERNAL_H */

@@ -62,17 +62,17 @@ em_status_t em_graph_reset(em_graph_ctx_t *ctx) {
     return EM_OK;
 }
 
-/* Typed views of an op's buffers and tensors; the parser checked every dtype, count and alignment. */
-#define B8(f) ((int8_t *)buf_at(ctx, op->buf[f]))
-#define B16(f) ((int16_t *)(void *)buf_at(ctx, op->buf[f]))
-#define B32(f) ((int32_t *)(void *)buf_at(ctx, op->buf[f]))
+/* Typed views of an op's buffers (at the addresses the schedule resolved) and tensors; the parser checked every
+ * dtype, count and alignment. */
+#define B8(f) ((int8_t *)addr[f])
+#define B16(f) ((int16_t *)(void *)addr[f])
+#define B32(f) ((int32_t *)(void *)addr[f])
 #define T8(k) ((const int8_t *)tensor_at(g, op->t[k]))
 #define TU8(k) ((const uint8_t *)tensor_at(g, op->t[k]))
 #define T16(k) ((const int16_t *)tensor_at(g, op->t[k]))
 #define T32(k) ((const int32_t *)tensor_at(g, op->t[k]))
 
-static em_status_t run_op(const em_graph_ctx_t *ctx, const em_op_rec_t *op) {
-    const em_graph_t *g = ctx->graph;
+em_status_t em_graph_run_op(const em_graph_t *g, const em_op_rec_t *op, uint8_t *const addr[EM_F_COUNT]) {
     const em_out_mode_t mode = (op->flags & EM_GRAPH_OPF_ACC) ? EM_OUT_ACC : EM_OUT_ASSIGN;
     const int n = op->d[0];
     switch (op->type) {
@@ -139,7 +139,9 @@ em_status_t em_graph_step(em_graph_ctx_t *ctx, const int8_t *in, int16_t *out) {
     for (uint32_t i = 0; i < g->n_ops; i++) {
         em_op_rec_t op;
         em_graph_read_op(g->ops, i, &op);
-        em_status_t st = run_op(ctx, &op);
+        uint8_t *addr[EM_F_COUNT];
+        for (int f = 0; f < EM_F_COUNT; f++) addr[f] = op.buf[f] == EM_GRAPH_NONE ? NULL : buf_at(ctx, op.buf[f]);
+        em_status_t st = em_graph_run_op(g, &op, addr);
         if (st != EM_OK) return st;
     }
     const int16_t *y = (const int16_t *)(const void *)buf_at(ctx, g->out_buffer);

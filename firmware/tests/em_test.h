@@ -93,5 +93,6 @@ void suite_runtime(void);
 void suite_guard(void);
 void suite_graph_kernels(void);
 void suite_graph(void);
+void suite_graph_patch(void);
 
 #endif /* EM_TEST_H */

@@ -52,6 +52,7 @@ int main(int argc, char **argv) {
     suite_guard();
     suite_graph_kernels();
     suite_graph();
+    suite_graph_patch();
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
 }

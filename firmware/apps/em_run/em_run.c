@@ -1,10 +1,12 @@
-/* em_run MODEL.bin INPUT.bin OUTPUT.bin STEPS_PER_RESET
+/* em_run MODEL.bin INPUT.bin OUTPUT.bin STEPS_PER_RESET [PATCH.bin]
  * Streams INPUT (raw int8 [N][n_in]) through the model and writes OUTPUT (int16 little endian [N][n_out]).
  * The context is reset before step 0 and every STEPS_PER_RESET steps (0: only before step 0).
  * Prints "steps=N" (plus "instructions_per_step=X" where the platform counts them); errors: one line on
  * stderr, exit status 2. Same source for the host and for Cortex-M4 under QEMU semihosting.
  * The blob's version field picks the runtime: 2 = graph (em_graph.h), anything else goes to the version-1 parser
- * (which names a wrong version itself). */
+ * (which names a wrong version itself). With PATCH.bin (a graph's patch plan, `edgemem plan --patch-out`) the
+ * frames go through em_graph_patch_run in blocks of up to P frames (a reset also ends a block), and the run prints
+ * the arena that schedule asked for as arena_bytes=A. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,7 @@
 
 /* Static so a large blob does not live on a small MCU stack; uint32_t for the alignment the parser needs. */
 static uint32_t g_model_buf[EM_RUN_MODEL_MAX / 4u + 1u];
+static uint32_t g_plan_buf[(EM_PATCH_HEADER_SIZE + EM_PATCH_ENTRY_SIZE * EM_GRAPH_MAX_BUFFERS) / 4u + 1u];
 static uint32_t g_arena[EM_RUN_ARENA_BYTES / 4u];
 static int8_t g_in[EM_RUN_IN_BUF];
 static int16_t g_out[EM_RUN_OUT_BUF];
@@ -74,7 +77,7 @@ static long read_file(const char *path, uint8_t *buf, size_t cap) {
 
 int main(int argc, char **argv) {
     if (em_platform_init(&argc, &argv) != 0) return fail("platform init failed", NULL);
-    if (argc != 5) return fail("usage", "em_run MODEL.bin INPUT.bin OUTPUT.bin STEPS_PER_RESET");
+    if (argc != 5 && argc != 6) return fail("usage", "em_run MODEL.bin INPUT.bin OUTPUT.bin STEPS_PER_RESET [PATCH.bin]");
     uint32_t steps_per_reset;
     if (parse_u32(argv[4], &steps_per_reset) != 0) return fail("bad STEPS_PER_RESET", argv[4]);
 
@@ -98,6 +101,8 @@ int main(int argc, char **argv) {
         if (st != EM_OK) return fail("em_graph_init failed", em_status_str(st));
         n_in = g.n_in;
         n_out = g.n_out;
+    } else if (argc == 6) {
+        return fail("a patch plan needs a graph model (blob version 2)", argv[1]);
     } else {
         st = em_model_parse(&model, blob, (size_t)model_size);
         if (st != EM_OK) return fail("bad model blob", em_status_str(st));
@@ -106,6 +111,22 @@ int main(int argc, char **argv) {
         if (st != EM_OK) return fail("em_init failed", em_status_str(st));
         n_in = model.n_in;
         n_out = model.n_out;
+    }
+
+    em_graph_patch_t plan;
+    em_graph_patch_ctx_t pctx;
+    const int patched = argc == 6;
+    uint32_t block = 1;
+    if (patched) {
+        long plan_size = read_file(argv[5], (uint8_t *)g_plan_buf, sizeof g_plan_buf - 4u);
+        if (plan_size == -1) return fail("cannot read patch plan", argv[5]);
+        if (plan_size == -2) return fail("patch plan larger than any graph's", argv[5]);
+        st = em_graph_patch_parse(&plan, &g, (const uint8_t *)g_plan_buf, (size_t)plan_size);
+        if (st != EM_OK) return fail("bad patch plan", em_status_str(st));
+        if (em_graph_patch_arena_size(&plan) > sizeof g_arena) return fail("plan needs more arena than em_run has", NULL);
+        st = em_graph_patch_init(&pctx, &plan, g_arena, sizeof g_arena);
+        if (st != EM_OK) return fail("em_graph_patch_init failed", em_status_str(st));
+        block = plan.patch_frames;
     }
 
     FILE *fin = fopen(argv[2], "rb");
@@ -141,24 +162,32 @@ int main(int argc, char **argv) {
             err = "short read on input";
             break;
         }
-        for (uint32_t k = 0; k < n; k++) {
+        for (uint32_t k = 0; k < n;) {
             uint32_t t = t0 + k;
             const int8_t *x = g_in + (size_t)k * n_in;
             int16_t *y = g_out + (size_t)k * n_out;
             st = EM_OK;
-            if (t == 0 || (steps_per_reset && t % steps_per_reset == 0))
-                st = graph ? em_graph_reset(&gctx) : em_reset(&ctx);
+            const int at_reset = t == 0 || (steps_per_reset && t % steps_per_reset == 0);
+            if (at_reset) st = patched ? em_graph_patch_reset(&pctx) : graph ? em_graph_reset(&gctx) : em_reset(&ctx);
             if (st != EM_OK) {
                 err = em_status_str(st);
                 break;
             }
+            /* frames in this call: 1 when streaming; with a plan, up to P, never across a reset or the chunk */
+            uint32_t m = n - k < block ? n - k : block;
+            if (steps_per_reset) {
+                const uint32_t to_reset = steps_per_reset - t % steps_per_reset;
+                if (m > to_reset) m = to_reset;
+            }
             uint32_t c0 = em_cycle_begin();
-            st = graph ? em_graph_step(&gctx, x, y) : em_step(&ctx, x, y);
+            st = patched ? em_graph_patch_run(&pctx, x, (int)m, y) : graph ? em_graph_step(&gctx, x, y)
+                                                                          : em_step(&ctx, x, y);
             ticks += em_cycle_end(c0);
             if (st != EM_OK) {
                 err = em_status_str(st);
                 break;
             }
+            k += m;
         }
         if (err) break;
         /* little endian regardless of the host */
@@ -173,6 +202,7 @@ int main(int argc, char **argv) {
     if (fclose(fout) != 0 && !err) err = "cannot close output";
     if (err) return fail(err, NULL);
 
+    if (patched) printf("arena_bytes=%lu\n", (unsigned long)em_graph_patch_arena_size(&plan));
     char buf[24];
     uint32_t num, den;
     if (em_platform_instr_ratio(&num, &den)) {
