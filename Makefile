@@ -12,6 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MODEL ?= har_l2mu
 # The shipped models (models/NAME/model.pt -> export/NAME); har_l2mu is the slice's, the others the zoo's.
 MODELS := har_l2mu kws_lmuformer kws_slmuformer psmnist_lmu har_elm kws_lmuformer_mixed har_l2mu_mixed
+PATCH_MODELS := kws_lmuformer kws_slmuformer kws_lmuformer_mixed
 FUZZ_SECONDS ?= 60
 
 .PHONY: setup apt demo test test-python test-firmware fuzz longstream export verify firmware bench lint clean
@@ -57,6 +58,8 @@ test-python: setup
 # Release artifacts of the shipped models, reproduced byte for byte from the committed checkpoints.
 export: setup
 	for m in $(MODELS); do $(EDGEMEM) export models/$$m/model.pt --to onnx,c --out export/$$m || exit 1; done
+	@# the patch schedule's plan blob (em_graph_patch_parse) for the models with a convolutional front
+	for m in $(PATCH_MODELS); do $(EDGEMEM) plan export/$$m --patch-out export/$$m/patch.bin >/dev/null || exit 1; done
 
 # Every runtime on every shipped model's held-out split: models/NAME/verify.json, and the model cards from them.
 # The emulated M4 runs every test sequence, except for psMNIST: its first 50 (784 steps each).

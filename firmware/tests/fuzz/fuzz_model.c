@@ -15,7 +15,12 @@
  *                                       3 = the whole 64 KiB buffer (the runtime must still use only
  *                                           em_arena_size bytes of it)
  *                 bit 3     misalignment 2 instead of 1 (mode 2 only)
- *                 bits 4-7  unused
+ *                 bit 4     patch mode (a graph only): the bytes after the blob start with a patch plan, u16
+ *                           length M (clamped) then M bytes (em_graph_patch_parse); with bit 0 too, the plan's
+ *                           graph-CRC field is set to the blob's and its own CRC recomputed. A valid plan runs the
+ *                           steps through em_graph_patch_run in blocks of 1, 2, .. P frames, in an exact arena with
+ *                           guards, and every output must equal em_graph_step's (streaming, its own arena)
+ *                 bits 5-7  unused
  *   bytes 1..4  blob length L, little endian, clamped to the bytes that remain
  *   L bytes     the model blob (copied into its own 16-byte aligned heap buffer of exactly L bytes, so ASan sees
  *               any read past it and the parser's alignment check sees an aligned base)
@@ -84,7 +89,7 @@ static uint8_t *const g_arena = g_mem.b + GUARD_BYTES;
     } while (0)
 
 static em_status_t checked(em_status_t st) {
-    FUZZ_ASSERT(st <= EM_OK && st >= EM_ERR_BUFFER); /* EM_ERR_BUFFER is the last code */
+    FUZZ_ASSERT(st <= EM_OK && st >= EM_ERR_PLAN); /* EM_ERR_PLAN is the last code */
     const char *s = em_status_str(st);
     FUZZ_ASSERT(s != NULL && s[0] != '\0');
     return st;
@@ -215,6 +220,75 @@ static void run_model(rt_t *rt, unsigned flags, const uint8_t *steps, size_t ste
     UNPOISON(g_mem.b, sizeof g_mem.b);
 }
 
+/* Patch mode: the plan against the parsed graph, then patch outputs == streaming outputs, guards intact. */
+static void run_patch(const em_graph_t *g, unsigned flags, const uint8_t *blob, const uint8_t *data, size_t len) {
+    if (len < 2) return;
+    size_t m = rd_u16(data);
+    if (m > len - 2) m = len - 2;
+    const uint8_t *steps = data + 2 + m;
+    const size_t steps_len = len - 2 - m;
+    uint8_t *plan = malloc(m ? m : 1);
+    FUZZ_ASSERT(plan);
+    memcpy(plan, data + 2, m);
+    if ((flags & 1u) && m >= 20) {
+        memcpy(plan + 16, blob + 12, 4);
+        uint32_t total = rd_u32(plan + 8);
+        if (total >= EM_PATCH_HEADER_SIZE && total <= m) {
+            uint32_t crc = crc32_tab(plan + EM_PATCH_HEADER_SIZE, total - EM_PATCH_HEADER_SIZE);
+            for (int k = 0; k < 4; k++) plan[12 + k] = (uint8_t)(crc >> (8 * k));
+        }
+    }
+    em_graph_patch_t p, untouched;
+    memset(&p, 0xC3, sizeof p);
+    memcpy(&untouched, &p, sizeof p);
+    em_status_t st = checked(em_graph_patch_parse(&p, g, plan, m));
+    if (st != EM_OK) {
+        FUZZ_ASSERT(memcmp(&p, &untouched, sizeof p) == 0);
+        free(plan);
+        return;
+    }
+    const size_t need = em_graph_patch_arena_size(&p), sneed = em_graph_arena_size(g);
+    FUZZ_ASSERT(need == rd_u32(plan + 28) && need % 4 == 0);
+    em_graph_patch_ctx_t pc;
+    if (need + GUARD_BYTES > ARENA_BYTES) {
+        FUZZ_ASSERT(checked(em_graph_patch_init(&pc, &p, g_arena, ARENA_BYTES)) == EM_ERR_ARENA);
+        free(plan);
+        return;
+    }
+    void *smem = NULL;
+    FUZZ_ASSERT(posix_memalign(&smem, 16, sneed ? sneed : 4) == 0 && smem);
+    em_graph_ctx_t sc;
+    FUZZ_ASSERT(checked(em_graph_init(&sc, g, smem, sneed)) == EM_OK);
+    memset(g_mem.b, GUARD_BYTE, GUARD_BYTES);
+    memset(g_arena, ARENA_FILL, need);
+    memset(g_arena + need, GUARD_BYTE, GUARD_BYTES);
+    POISON(g_mem.b, GUARD_BYTES);
+    POISON(g_arena + need, ARENA_BYTES - need);
+    FUZZ_ASSERT(checked(em_graph_patch_init(&pc, &p, g_arena, need)) == EM_OK);
+    const size_t n_in = g->n_in, n_out = g->n_out, frames = p.patch_frames;
+    size_t n_steps = steps_len / n_in;
+    if (n_steps > FUZZ_MAX_STEPS) n_steps = FUZZ_MAX_STEPS;
+    int8_t *in = malloc(frames * n_in);
+    int16_t *out = malloc(frames * n_out * sizeof *out), *ref = malloc(n_out * sizeof *ref);
+    FUZZ_ASSERT(in && out && ref);
+    for (size_t t = 0, blk = 1; t < n_steps; t += blk, blk = blk % frames + 1) {
+        if (blk > n_steps - t) blk = n_steps - t;
+        memcpy(in, steps + t * n_in, blk * n_in);
+        FUZZ_ASSERT(checked(em_graph_patch_run(&pc, in, (int)blk, out)) == EM_OK);
+        check_guards(need);
+        for (size_t f = 0; f < blk; f++) {
+            FUZZ_ASSERT(checked(em_graph_step(&sc, in + f * n_in, ref)) == EM_OK);
+            FUZZ_ASSERT(memcmp(ref, out + f * n_out, n_out * sizeof *ref) == 0);
+        }
+    }
+    free(in);
+    free(out);
+    free(ref);
+    free(smem);
+    free(plan);
+    UNPOISON(g_mem.b, sizeof g_mem.b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 5) return 0;
@@ -251,7 +325,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             FUZZ_ASSERT(g.n_in == rd_u16(blob + 18) && g.n_out == rd_u16(blob + 20));
             rt.graph = 1;
             rt.g = &g;
-            run_model(&rt, flags, steps, steps_len);
+            if (flags & 16u) run_patch(&g, flags, blob, steps, steps_len);
+            else run_model(&rt, flags, steps, steps_len);
         }
     } else {
         em_model_t m, untouched;

@@ -2,9 +2,11 @@
 """Seed corpus for fuzz_model: each real model blob (version 1 or 2) wrapped in the harness's input layout (see
 fuzz_model.c).
 
-usage: make_seeds.py OUT_DIR BLOB [BLOB ...]
+usage: make_seeds.py OUT_DIR BLOB[:PLAN] [BLOB[:PLAN] ...]
 For every blob: one seed per arena mode (0..3, CRC recompute on and off) with a few input steps (zeros, full
-scale +127/-128, alternating, a ramp). Python 3 standard library only; writes OUT_DIR/<name>-<variant>.bin.
+scale +127/-128, alternating, a ramp). With :PLAN (a graph's patch plan, export/NAME/patch.bin) also two patch-mode
+seeds (flag bit 4, with and without CRC recompute). Python 3 standard library only; writes
+OUT_DIR/<name>-<variant>.bin.
 """
 import os
 import struct
@@ -35,7 +37,8 @@ def main(argv):
     out_dir = argv[1]
     os.makedirs(out_dir, exist_ok=True)
     n = 0
-    for path in argv[2:]:
+    for arg in argv[2:]:
+        path, _, plan_path = arg.partition(":")
         with open(path, "rb") as f:
             blob = f.read()
         if len(blob) < 64 or blob[:4] != b"EMMB":
@@ -54,6 +57,15 @@ def main(argv):
             with open(os.path.join(out_dir, f"{name}-f{flags:02x}-{kind}.bin"), "wb") as f:
                 f.write(data)
             n += 1
+        if plan_path:
+            with open(plan_path, "rb") as f:
+                plan = f.read()
+            for flags, kind in ((0x10, "ramp"), (0x11, "alt")):
+                data = (bytes([flags]) + struct.pack("<I", len(blob)) + blob + struct.pack("<H", len(plan)) + plan
+                        + steps_for(n_in, kind) * 3)
+                with open(os.path.join(out_dir, f"{name}-patch-f{flags:02x}-{kind}.bin"), "wb") as f:
+                    f.write(data)
+                n += 1
     print(f"make_seeds: {n} seeds in {out_dir}")
     return 0
 
