@@ -4,6 +4,7 @@ LMU memory: parallel (FFT) vs recurrent forward + backward at T = 100 and T = 78
 LMU block training at T = 784 (psMNIST's length): one training step (forward, loss, backward) of the parallelizable
 LMU classifier by its closed-form last-step memory and of the LMUFormer by FFT, against the same models stepped
 through time (backpropagation through time).
+Value-driven precision per patch (QuantMCU) on the KWS models' conv front stage: BitOPs saved and accuracy.
 """
 
 from __future__ import annotations
@@ -122,6 +123,15 @@ def memory_and_bits(root: Path) -> dict[str, object]:
     return {"peak_ram_bytes_by_schedule": schedules, "mixed_precision_weights": mixed}
 
 
+def value_driven_patch_precision(root: Path, patch: int = 8, low_bits: int = 4) -> dict[str, object]:
+    """QuantMCU's value-driven precision per patch on the KWS models' conv front stage (`edgemem plan
+    --value-driven`): BitOPs saved and held-out accuracy against int8 and against every patch at low_bits."""
+    from edgemem.schedule.value_driven import evaluate_export
+
+    return {name: evaluate_export(root / "export" / name, patch, low_bits)
+            for name in ("kws_lmuformer", "kws_lmuformer_mixed")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=Path("bench/results.json"))
@@ -137,7 +147,9 @@ def main() -> None:
         ],
     }
     results["lmu_block_training_T784"] = lmu_block_training()
-    results.update(memory_and_bits(Path(__file__).resolve().parents[1]))
+    root = Path(__file__).resolve().parents[1]
+    results.update(memory_and_bits(root))
+    results["value_driven_patch_precision"] = value_driven_patch_precision(root)
     for name, r in results["peak_ram_bytes_by_schedule"].items():
         ratio = r.get("layer_by_layer_over_streaming")
         print(f"peak RAM {name}: streaming {r['streaming']:,} B" + (
@@ -145,6 +157,11 @@ def main() -> None:
     for name, r in results["mixed_precision_weights"].items():
         print(f"weights {name}: {r['weight_bytes']:,} B vs int8 {r['weight_bytes_int8']:,} B "
               f"({r['int8_over_mixed']:.2f}x), accuracy {r['accuracy']:.4f} vs {r['accuracy_int8']:.4f}")
+    for name, v in results["value_driven_patch_precision"].items():
+        a, s = v["accuracy"], v["bitops_saved"]
+        print(f"value-driven patches ({v['patch_frames']} frames, {v['low_bits']} bits) {name}: BitOPs saved "
+              f"{s['whole_model']:.1%} whole model, {s['front_stage']:.1%} front stage; accuracy int8 {a['int8']:.4f}, "
+              f"value-driven {a['value_driven']:.4f}, every patch {v['low_bits']}-bit {a['uniform_low']:.4f}")
     for r in results["lmu_block_training_T784"]:
         print(f"training step, T=784, {r['model']}: recurrent {float(r['recurrent_s']) * 1e3:8.1f} ms, "
               f"parallel {float(r['parallel_s']) * 1e3:7.1f} ms, speed-up {float(r['speedup']):6.1f}x")

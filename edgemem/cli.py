@@ -200,10 +200,12 @@ def plan(
         raise EdgememError("--low-bits applies to --value-driven only")
     vd_args = (8 if patch_frames is None else patch_frames, 4 if low_bits is None else low_bits)
     if value_driven:  # imported only here: it needs torch and the data set, a plain plan neither
-        from edgemem.schedule.value_driven import check_args
+        from edgemem.schedule.value_driven import check_args, stage_end
 
         check_args(*vd_args)
     g, steps = load_export_graph(export_dir)
+    if value_driven:
+        stage_end(g)  # no conv front: say so before planning and loading the data
     report = plan_graph(g, steps, budget, target, patch_frames)
     if patch_out is not None:
         from edgemem.atomic import write_bytes_atomic
@@ -236,21 +238,22 @@ def plan(
     out.print(f"chosen: {r['chosen']} ({verdict}; {budget_txt})"
               + (f"; {target}: margin {r['target']['margin_bytes']:,} B" if target else ""))
     if value_driven:
-        out.print(_value_driven_table(r["value_driven"]))
+        _print_value_driven(r["value_driven"])
 
 
-def _value_driven_table(v: dict) -> Table:
+def _print_value_driven(v: dict) -> None:
     t = Table("op", "weights", "outlier |q| >", "low step", "patches at 8 bits",
               title=f"value-driven precision: patches of {v['patch_frames']} frames, {v['low_bits']} bits otherwise")
     for o in v["ops"]:
         t.add_row(f"{o['op']} {o['type']}", f"{o['weight_bits']} bits", f"{o['outlier_threshold_codes']:.1f}",
                   f"{o['low_step_codes']:.2f}", f"{o['patches_8bit_fraction']:.1%}")
+    out.print(t)
     a, s = v["accuracy"], v["bitops_saved"]
-    t.caption = (f"BitOPs saved: {s['whole_model']:.1%} of all FC/CONV1D ops', {s['front_stage']:.1%} of the front "
-                 f"stage's · accuracy on {v['test_windows']} held-out windows: int8 {a['int8']:.4f}, value-driven "
-                 f"{a['value_driven']:.4f}, every patch {v['low_bits']}-bit {a['uniform_low']:.4f} · thresholds from "
-                 f"{v['calibration_windows']} calibration windows ({v['outlier_rule']})")
-    return t
+    out.print(f"BitOPs saved: {s['whole_model']:.1%} of the whole model's (FC/CONV1D), {s['front_stage']:.1%} of "
+              f"the front stage's")
+    out.print(f"accuracy on {v['test_windows']} held-out windows: int8 {a['int8']:.4f}, value-driven "
+              f"{a['value_driven']:.4f}, every patch at {v['low_bits']} bits {a['uniform_low']:.4f}")
+    out.print(f"outlier: {v['outlier_rule']} ({v['calibration_windows']} windows)", highlight=False)
 
 
 def entry() -> None:
