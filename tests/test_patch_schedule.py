@@ -18,7 +18,7 @@ from test_graph import _inputs
 
 from conftest import ROOT, need
 from edgemem.export.graph_blob import build_graph_blob
-from edgemem.quant.graph import Graph
+from edgemem.quant.graph import Graph, kernel_mask, kernel_of
 from edgemem.quant.graph_ref import run_graph
 from edgemem.quant.lowering import Builder
 from edgemem.schedule.patch import HEADER, build_patch_blob, extra_macs, patch_layout, run_patch
@@ -180,3 +180,27 @@ def test_plan_patch_out_errors_exit_2_and_write_nothing(tmp_path):
                          capture_output=True, text=True)
     assert res.returncode == 2 and "--patch-frames" in res.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_a_firmware_built_for_one_model_links_its_kernels_only_and_refuses_others(tmp_path):
+    """EM_GRAPH_KERNELS (the op resolver): a build with har_elm's kernels runs har_elm and refuses a keyword model
+    (it needs CONV1D) at parse time, one line, exit 2; the footprint probe links the model's kernels only."""
+    need("gcc")
+    elm = load_export_graph(ROOT / "export" / "har_elm")[0]
+    build = tmp_path / "build"
+    subprocess.run(["make", "-s", "-C", str(ROOT / "firmware"), f"BUILD={build}", f"{build}/host/em_run",
+                    f"EM_DEFS=-DEM_GRAPH_KERNELS={kernel_mask(elm):#x}"], check=True, capture_output=True)
+    exe = build / "host" / "em_run"
+    x = _inputs(np.random.default_rng(0), elm.n_in, steps=5, n=3)
+    x.tofile(tmp_path / "in.bin")
+    ok = subprocess.run([str(exe), str(ROOT / "export" / "har_elm" / "model.bin"), str(tmp_path / "in.bin"),
+                         str(tmp_path / "out.bin"), "5"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert np.array_equal(np.fromfile(tmp_path / "out.bin", dtype="<i2"), run_graph(elm, x).reshape(-1))
+    kws = ROOT / "export" / "kws_lmuformer" / "model.bin"
+    bad = subprocess.run([str(exe), str(kws), str(tmp_path / "in.bin"), str(tmp_path / "out.bin"), "5"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "bad op" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    g = load_export_graph(ROOT / "export" / "kws_lmuformer")[0]
+    assert {kernel_of(g, op) for op in g.ops} == {"CONV1D_S8", "ACT_S8", "FC_S8", "LMU", "FC_S16", "ADD_S8",
+                                                  "ACT_S16"}

@@ -15,6 +15,7 @@ import numpy as np
 from edgemem.atomic import write_text_atomic
 from edgemem.errors import EdgememError
 from edgemem.export.graph_blob import HEADER_SIZE, VERSION, blob_version, parse_graph_blob
+from edgemem.quant.graph import kernel_mask
 
 
 def _floats(values: Sequence[float]) -> str:
@@ -40,6 +41,9 @@ def model_h(name: str, blob: bytes, input_scale: float, output_scale: float, cla
         f"#define EM_MODEL_BLOB_SIZE {len(blob)}u",
         "/* bytes of arena the model's buffers occupy (the blob's arena_size) */",
         f"#define EM_MODEL_ARENA_BYTES {g.arena_size}u",
+        "/* the C kernels this model runs on: build the firmware with -DEM_GRAPH_KERNELS=EM_MODEL_GRAPH_KERNELS to",
+        " * link only those (em_graph.h em_graph_kernel_t; the patch schedule also needs FC_S8 / FC_S8_PACKED) */",
+        f"#define EM_MODEL_GRAPH_KERNELS 0x{kernel_mask(g):04x}u",
         f"#define EM_MODEL_N_IN {g.n_in}",
         f"#define EM_MODEL_N_OUT {g.n_out}",
         "/* one step consumes the mean of this many consecutive sensor samples */",

@@ -182,3 +182,32 @@ class Graph:
 
 def lut_op_flags(act: Act, acc: bool = False) -> int:
     return (int(act) << 1) | (FLAG_ACC if acc else 0)
+
+
+# Kernel variants (em_graph.h em_graph_kernel_t, bit k of EM_GRAPH_KERNELS): an op's type and dtypes pick one.
+KERNELS = ("FC_S8", "FC_S16", "FC_S8_PACKED", "FC_S16_PACKED", "CONV1D_S8", "CONV1D_PACKED", "ACT_S8", "ACT_S16",
+           "LIF", "LEAKY", "LMU", "ADD_S8", "ADD_S16", "ONOFF", "SPIKE")
+
+
+def kernel_of(g: Graph, op: Op) -> str:
+    """The C kernel variant op runs on (em_graph_kernel in firmware/src/em_graph_internal.h, the same rule)."""
+    packed = op.type in (OpType.FC, OpType.CONV1D) and g.tensors[op.t[0]].dtype in (DType.S4, DType.S2)
+    if op.type == OpType.FC:
+        s8 = g.buffers[op.in0].dtype == DType.S8
+        return ("FC_S8" if s8 else "FC_S16") + ("_PACKED" if packed else "")
+    if op.type == OpType.CONV1D:
+        return "CONV1D_PACKED" if packed else "CONV1D_S8"
+    if op.type == OpType.ACT:
+        return "ACT_S8" if g.buffers[op.out].dtype == DType.S8 else "ACT_S16"
+    if op.type == OpType.ADD:
+        return "ADD_S8" if g.buffers[op.in0].dtype == DType.S8 else "ADD_S16"
+    return op.type.name
+
+
+def kernel_mask(g: Graph, patch: bool = False) -> int:
+    """EM_GRAPH_KERNELS for a firmware that runs only g (with `patch`, also its patch schedule's FC-over-window
+    kernels for the convs)."""
+    names = {kernel_of(g, op) for op in g.ops}
+    if patch:
+        names |= {n.replace("CONV1D_S8", "FC_S8").replace("CONV1D_PACKED", "FC_S8_PACKED") for n in names}
+    return sum(1 << KERNELS.index(n) for n in names)

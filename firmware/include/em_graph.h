@@ -37,6 +37,33 @@ extern "C" {
 #define EM_GRAPH_OPF_ACC 1u            /* FC, CONV1D, ADD, ONOFF: add into out (int32 saturation) */
 #define EM_GRAPH_OPF_CUBA 2u           /* LIF: current-based synapse (state1 = syn) */
 
+/* Kernel variants an op can run on (an op's type and its buffer/weight dtypes pick one: em_graph_kernel). A
+ * firmware compiled with -DEM_GRAPH_KERNELS=<mask of EM_GRAPH_KERNEL_BIT(k)> links only those kernels, as TFLM's
+ * MicroMutableOpResolver does; model.h states the mask its model needs (EM_MODEL_GRAPH_KERNELS), and the parser
+ * refuses a blob needing any other (EM_ERR_OP). Default: all. */
+typedef enum {
+    EM_K_FC_S8 = 0,
+    EM_K_FC_S16 = 1,
+    EM_K_FC_S8_PACKED = 2,
+    EM_K_FC_S16_PACKED = 3,
+    EM_K_CONV1D_S8 = 4,
+    EM_K_CONV1D_PACKED = 5,
+    EM_K_ACT_S8 = 6,
+    EM_K_ACT_S16 = 7,
+    EM_K_LIF = 8,
+    EM_K_LEAKY = 9,
+    EM_K_LMU = 10,
+    EM_K_ADD_S8 = 11,
+    EM_K_ADD_S16 = 12,
+    EM_K_ONOFF = 13,
+    EM_K_SPIKE = 14,
+    EM_K_COUNT = 15
+} em_graph_kernel_t;
+#define EM_GRAPH_KERNEL_BIT(k) (1u << (k))
+#ifndef EM_GRAPH_KERNELS
+#define EM_GRAPH_KERNELS ((1u << EM_K_COUNT) - 1u)
+#endif
+
 typedef enum {
     EM_OP_FC = 1,
     EM_OP_CONV1D = 2,

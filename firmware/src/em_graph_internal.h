@@ -54,6 +54,39 @@ static inline uint32_t em_graph_tensor_align(uint32_t dtype) {
     return em_graph_packed(dtype) ? 1u : em_graph_elsize(dtype);
 }
 
+/* The kernel variant of an op whose fields passed the op checks: its type, the dtype of its in0 buffer (FC, ADD),
+ * its out buffer (ACT) and its weight tensor t0 (FC, CONV1D); -1 for an unknown type. One rule for the parser's
+ * EM_GRAPH_KERNELS check and the dispatch. */
+static inline int em_graph_kernel(uint32_t type, uint32_t in_dtype, uint32_t out_dtype, uint32_t w_dtype) {
+    const int packed = em_graph_packed(w_dtype);
+    switch (type) {
+    case EM_OP_FC:
+        if (in_dtype == EM_DTYPE_S8) return packed ? EM_K_FC_S8_PACKED : EM_K_FC_S8;
+        return packed ? EM_K_FC_S16_PACKED : EM_K_FC_S16;
+    case EM_OP_CONV1D: return packed ? EM_K_CONV1D_PACKED : EM_K_CONV1D_S8;
+    case EM_OP_ACT: return out_dtype == EM_DTYPE_S8 ? EM_K_ACT_S8 : EM_K_ACT_S16;
+    case EM_OP_LIF: return EM_K_LIF;
+    case EM_OP_LEAKY: return EM_K_LEAKY;
+    case EM_OP_LMU: return EM_K_LMU;
+    case EM_OP_ADD: return in_dtype == EM_DTYPE_S8 ? EM_K_ADD_S8 : EM_K_ADD_S16;
+    case EM_OP_ONOFF: return EM_K_ONOFF;
+    case EM_OP_SPIKE: return EM_K_SPIKE;
+    default: return -1;
+    }
+}
+static inline int em_graph_kernel_built(int k) { return k >= 0 && ((EM_GRAPH_KERNELS >> (unsigned)k) & 1u) != 0; }
+
+/* The kernel of op record `op` in a graph's tables (fields already checked). */
+static inline int em_graph_op_kernel(const uint8_t *buffers, const uint8_t *tensors, const em_op_rec_t *op) {
+    const uint32_t in_dt = op->buf[EM_F_IN0] == EM_GRAPH_NONE ? 0u
+                           : buffers[(size_t)EM_GRAPH_BUFFER_ENTRY_SIZE * op->buf[EM_F_IN0]];
+    const uint32_t out_dt = op->buf[EM_F_OUT] == EM_GRAPH_NONE ? 0u
+                            : buffers[(size_t)EM_GRAPH_BUFFER_ENTRY_SIZE * op->buf[EM_F_OUT]];
+    const uint32_t w_dt = (op->type == EM_OP_FC || op->type == EM_OP_CONV1D) && op->t[0] != EM_GRAPH_NONE
+                          ? tensors[(size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * op->t[0] + 2] : 0u;
+    return em_graph_kernel(op->type, in_dt, out_dt, w_dt);
+}
+
 /* Run one op of a parsed graph with its buffer fields at addr[field] (NULL where the field is NONE): the one
  * dispatch that the streaming step (graph.c) and the patch schedule (graph_patch.c) share. */
 em_status_t em_graph_run_op(const em_graph_t *g, const em_op_rec_t *op, uint8_t *const addr[EM_F_COUNT]);

@@ -19,7 +19,6 @@ static const uint8_t *buf_entry(const em_graph_t *g, uint32_t b) {
 static uint8_t *buf_at(const em_graph_ctx_t *ctx, uint32_t b) {
     return ctx->arena + em_rd_u32(buf_entry(ctx->graph, b) + 8);
 }
-static uint32_t buf_dtype(const em_graph_t *g, uint32_t b) { return buf_entry(g, b)[0]; }
 /* Blob address of tensor t (aligned to its element size: checked by the parser). */
 static const void *tensor_at(const em_graph_t *g, uint32_t t) {
     return g->blob + em_rd_u32(g->tensors + (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * t + 4);
@@ -75,57 +74,78 @@ em_status_t em_graph_reset(em_graph_ctx_t *ctx) {
 em_status_t em_graph_run_op(const em_graph_t *g, const em_op_rec_t *op, uint8_t *const addr[EM_F_COUNT]) {
     const em_out_mode_t mode = (op->flags & EM_GRAPH_OPF_ACC) ? EM_OUT_ACC : EM_OUT_ASSIGN;
     const int n = op->d[0];
-    switch (op->type) {
-    case EM_OP_FC: {
-        const int wbits = tensor_wbits(g, op->t[0]);
-        if (wbits != 8) { /* packed S4 / S2 weights (rows byte-aligned: checked by the parser) */
-            if (buf_dtype(g, op->buf[EM_F_IN0]) == EM_DTYPE_S8)
-                return em_fc_s8_packed(B8(EM_F_IN0), TU8(0), wbits, T32(1), T32(2), T8(3), n, op->d[1], mode,
-                                       B32(EM_F_OUT));
-            return em_fc_s16_packed(B16(EM_F_IN0), TU8(0), wbits, T32(1), T32(2), T8(3), n, op->d[1], mode,
-                                    B32(EM_F_OUT));
-        }
-        if (buf_dtype(g, op->buf[EM_F_IN0]) == EM_DTYPE_S8)
-            return em_fc_s8_mode(B8(EM_F_IN0), T8(0), T32(1), T32(2), T8(3), n, op->d[1], mode, B32(EM_F_OUT));
+    const int k = em_graph_op_kernel(g->buffers, g->tensors, op);
+    /* A kernel left out of this build (EM_GRAPH_KERNELS) is refused by the parser already. BUILT(K) is a
+     * compile-time constant in each case, so the compiler drops that call and --gc-sections the kernel. */
+#define BUILT(K) if (!((EM_GRAPH_KERNELS >> (K)) & 1u)) return EM_ERR_OP
+    switch (k) {
+    case EM_K_FC_S8:
+        BUILT(EM_K_FC_S8);
+        return em_fc_s8_mode(B8(EM_F_IN0), T8(0), T32(1), T32(2), T8(3), n, op->d[1], mode, B32(EM_F_OUT));
+    case EM_K_FC_S16:
+        BUILT(EM_K_FC_S16);
         return em_fc_s16(B16(EM_F_IN0), T8(0), T32(1), T32(2), T8(3), n, op->d[1], mode, B32(EM_F_OUT));
-    }
-    case EM_OP_CONV1D: {
-        const int k = op->d[2], wbits = tensor_wbits(g, op->t[0]);
-        int8_t *ring = k > 1 ? B8(EM_F_STATE0) : NULL;
-        int32_t *head = k > 1 ? B32(EM_F_STATE1) : NULL;
-        if (wbits != 8)
-            return em_conv1d_causal_packed(B8(EM_F_IN0), ring, head, TU8(0), wbits, T32(1), T32(2), T8(3), n,
-                                           op->d[1], k, mode, B32(EM_F_OUT));
-        return em_conv1d_causal_s8(B8(EM_F_IN0), ring, head, T8(0), T32(1), T32(2), T8(3), n, op->d[1], k, mode,
+    case EM_K_FC_S8_PACKED: /* packed S4 / S2 weights (rows byte-aligned: checked by the parser) */
+        BUILT(EM_K_FC_S8_PACKED);
+        return em_fc_s8_packed(B8(EM_F_IN0), TU8(0), tensor_wbits(g, op->t[0]), T32(1), T32(2), T8(3), n, op->d[1],
+                               mode, B32(EM_F_OUT));
+    case EM_K_FC_S16_PACKED:
+        BUILT(EM_K_FC_S16_PACKED);
+        return em_fc_s16_packed(B16(EM_F_IN0), TU8(0), tensor_wbits(g, op->t[0]), T32(1), T32(2), T8(3), n,
+                                op->d[1], mode, B32(EM_F_OUT));
+    case EM_K_CONV1D_S8:
+    case EM_K_CONV1D_PACKED: {
+        const int kern = op->d[2];
+        if (k == EM_K_CONV1D_S8) {
+            BUILT(EM_K_CONV1D_S8);
+        } else {
+            BUILT(EM_K_CONV1D_PACKED);
+        }
+        int8_t *ring = kern > 1 ? B8(EM_F_STATE0) : NULL;
+        int32_t *head = kern > 1 ? B32(EM_F_STATE1) : NULL;
+        if (k == EM_K_CONV1D_PACKED)
+            return em_conv1d_causal_packed(B8(EM_F_IN0), ring, head, TU8(0), tensor_wbits(g, op->t[0]), T32(1),
+                                           T32(2), T8(3), n, op->d[1], kern, mode, B32(EM_F_OUT));
+        return em_conv1d_causal_s8(B8(EM_F_IN0), ring, head, T8(0), T32(1), T32(2), T8(3), n, op->d[1], kern, mode,
                                    B32(EM_F_OUT));
     }
-    case EM_OP_ACT: {
+    case EM_K_ACT_S8: {
+        BUILT(EM_K_ACT_S8);
         const em_act_t func = (em_act_t)((op->flags >> 1) & 3u);
-        if (buf_dtype(g, op->buf[EM_F_OUT]) == EM_DTYPE_S8)
-            return em_act_s32_s8(B32(EM_F_IN0), n, func, func == EM_ACT_LUT ? T8(0) : NULL, B8(EM_F_OUT));
-        return em_act_s32_s16(B32(EM_F_IN0), n, func, B16(EM_F_OUT));
+        return em_act_s32_s8(B32(EM_F_IN0), n, func, func == EM_ACT_LUT ? T8(0) : NULL, B8(EM_F_OUT));
     }
-    case EM_OP_LIF: {
+    case EM_K_ACT_S16:
+        BUILT(EM_K_ACT_S16);
+        return em_act_s32_s16(B32(EM_F_IN0), n, (em_act_t)((op->flags >> 1) & 3u), B16(EM_F_OUT));
+    case EM_K_LIF: {
+        BUILT(EM_K_LIF);
         const int cuba = (op->flags & EM_GRAPH_OPF_CUBA) != 0;
         return em_lif_s16(B32(EM_F_IN0), B16(EM_F_STATE0), cuba ? B16(EM_F_STATE1) : NULL, T16(0),
                           cuba ? T16(1) : NULL, T16(2), n, B8(EM_F_OUT));
     }
-    case EM_OP_LEAKY:
+    case EM_K_LEAKY:
+        BUILT(EM_K_LEAKY);
         return em_leaky_s16(B32(EM_F_IN0), T16(0), n, B16(EM_F_OUT));
-    case EM_OP_LMU:
+    case EM_K_LMU:
+        BUILT(EM_K_LMU);
         return em_lmu_s8_s16(B16(EM_F_STATE0), B8(EM_F_IN0), T16(0), op->d[2], T32(1), op->d[3], n, op->d[1],
                              B16(EM_F_SCRATCH));
-    case EM_OP_ADD:
-        if (buf_dtype(g, op->buf[EM_F_IN0]) == EM_DTYPE_S8)
-            return em_add_requant_s8(B8(EM_F_IN0), n, T32(0)[0], T8(1)[0], mode, B32(EM_F_OUT));
+    case EM_K_ADD_S8:
+        BUILT(EM_K_ADD_S8);
+        return em_add_requant_s8(B8(EM_F_IN0), n, T32(0)[0], T8(1)[0], mode, B32(EM_F_OUT));
+    case EM_K_ADD_S16:
+        BUILT(EM_K_ADD_S16);
         return em_add_requant_s16(B16(EM_F_IN0), n, T32(0)[0], T8(1)[0], mode, B32(EM_F_OUT));
-    case EM_OP_ONOFF:
+    case EM_K_ONOFF:
+        BUILT(EM_K_ONOFF);
         return em_onoff_s16(B16(EM_F_IN0), n, mode, B32(EM_F_OUT));
-    case EM_OP_SPIKE:
+    case EM_K_SPIKE:
+        BUILT(EM_K_SPIKE);
         return em_spike_s16(B16(EM_F_IN0), T16(0), n, B8(EM_F_OUT));
     default:
         return EM_ERR_OP; /* unreachable for a parsed graph */
     }
+#undef BUILT
 }
 
 /* in [n_in] int8, out [n_out] int16. */

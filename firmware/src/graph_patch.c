@@ -106,6 +106,12 @@ static em_status_t check_table(const em_graph_t *g, const uint8_t *table, uint32
         const uint32_t need = out.lead + (op.type == EM_OP_CONV1D ? (uint32_t)op.d[2] - 1u : 0u);
         if (in.lead < need) return EM_ERR_PLAN;
         if (op.type == EM_OP_CONV1D && (uint32_t)op.d[2] * op.d[0] > EM_MAX_DIM) return EM_ERR_DIMS;
+        /* a stage conv runs as the FC kernel of its weights over a window of frames */
+        if (op.type == EM_OP_CONV1D) {
+            const int k = em_graph_op_kernel(g->buffers, g->tensors, &op) == EM_K_CONV1D_PACKED ? EM_K_FC_S8_PACKED
+                                                                                              : EM_K_FC_S8;
+            if (!em_graph_kernel_built(k)) return EM_ERR_OP;
+        }
     }
     /* two buffers share bytes only if neither persists and their live ranges are disjoint */
     for (uint32_t a = 0; a < g->n_buffers; a++) {
@@ -222,9 +228,12 @@ static em_status_t conv_frame(const em_graph_t *g, const em_op_rec_t *op, const 
                                                                (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * op->t[3] + 4));
     const em_out_mode_t mode = (op->flags & EM_GRAPH_OPF_ACC) ? EM_OUT_ACC : EM_OUT_ASSIGN;
     const int row = op->d[0] * op->d[2], wdt = tw[2];
-    if (wdt == EM_DTYPE_S4 || wdt == EM_DTYPE_S2)
+    if (wdt == EM_DTYPE_S4 || wdt == EM_DTYPE_S2) {
+        if (!((EM_GRAPH_KERNELS >> EM_K_FC_S8_PACKED) & 1u)) return EM_ERR_OP; /* constant: lets gc drop it */
         return em_fc_s8_packed(window, (const uint8_t *)w, wdt == EM_DTYPE_S4 ? 4 : 2, bias, mult, shift, row,
                                op->d[1], mode, out);
+    }
+    if (!((EM_GRAPH_KERNELS >> EM_K_FC_S8) & 1u)) return EM_ERR_OP;
     return em_fc_s8_mode(window, (const int8_t *)w, bias, mult, shift, row, op->d[1], mode, out);
 }
 
