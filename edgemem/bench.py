@@ -113,6 +113,10 @@ def memory_and_bits(root: Path) -> dict[str, object]:
                 "peak_ram_bytes"]
         if "patch" in rep:
             entry["patch_extra_macs_ratio"] = rep["patch"]["extra_macs_ratio"]
+            entry["patch_frames"] = rep["patch"]["patch_frames"]
+            if "layer_by_layer" in rep:  # MCUNetV2's comparison: the patch schedule against layer by layer
+                entry["layer_by_layer_over_patch"] = rep["layer_by_layer"]["peak_ram_bytes"] / rep["patch"][
+                    "peak_ram_bytes"]
         schedules[meta.parent.name] = entry
     mixed = {}
     for q in sorted((root / "models").glob("*/quantize.json")):
@@ -153,7 +157,9 @@ def main() -> None:
     for name, r in results["peak_ram_bytes_by_schedule"].items():
         ratio = r.get("layer_by_layer_over_streaming")
         print(f"peak RAM {name}: streaming {r['streaming']:,} B" + (
-            f", layer by layer {r['layer_by_layer']:,} B ({ratio:.1f}x)" if ratio else ""))
+            f", layer by layer {r['layer_by_layer']:,} B ({ratio:.1f}x)" if ratio else "") + (
+            f", patch ({r['patch_frames']} frames) {r['patch']:,} B at {r['patch_extra_macs_ratio']:.1%} extra MACs"
+            f" ({r['layer_by_layer_over_patch']:.1f}x below layer by layer)" if "layer_by_layer_over_patch" in r else ""))
     for name, r in results["mixed_precision_weights"].items():
         print(f"weights {name}: {r['weight_bytes']:,} B vs int8 {r['weight_bytes_int8']:,} B "
               f"({r['int8_over_mixed']:.2f}x), accuracy {r['accuracy']:.4f} vs {r['accuracy_int8']:.4f}")
