@@ -136,3 +136,97 @@ def test_l2mu_graph_lowering_equals_the_version_1_integer_model():
     assert (thr < 0).any()  # the case a zero-initialized spike state would get wrong at the first step
     x = quantize(calib[:64], q.input_scale)
     np.testing.assert_array_equal(run_graph(low.graph, x), run_v1(q, x)[0])
+
+
+# ------------------------------------------------------------------------------ activation widths (8 or 16 bits)
+
+def _tiny_lmuformer(activation: str = "relu"):
+    from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig
+
+    torch.manual_seed(0)
+    model = LMUFormer(LMUFormerConfig(n_in=6, n_out=4, channels=8, n_u=2, order=4, theta=10.0, kernel=3,
+                                      activation=activation))
+    for m in model.modules():  # real BatchNorm statistics, as test_models_lmuformer does
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(8, 20, 6))
+    return model.eval()
+
+
+def test_16_bit_activations_lower_to_int16_buffers_and_run_bit_exact_in_c(em_run, tmp_path):
+    """Every ACT16 activation at 16 bits: int16 buffers read by FC_S16 / ADD_S16, a larger arena, the same C
+    outputs as the integer reference, and closer to the float model than all-int8 activations."""
+    from test_graph import _em_run_verdict
+
+    from edgemem.export.graph_blob import build_graph_blob
+    from edgemem.quant.graph import DType, kernel_of
+    from edgemem.quant.graph_ref import run_graph
+    from edgemem.quant.intops import quantize
+    from edgemem.quant.lower import lower
+    from edgemem.quant.lower_lmuformer import ACT16
+    from edgemem.schedule.arena import place_by_lifetime
+
+    model = _tiny_lmuformer()
+    rng = np.random.default_rng(0)
+    calib = rng.normal(size=(16, 20, 6)).astype(np.float32)
+    x = rng.normal(size=(6, 20, 6)).astype(np.float32)
+    lows = {w: lower(model, calib, 1.25, None, dict.fromkeys(ACT16, w)) for w in (8, 16)}
+    for low in lows.values():
+        place_by_lifetime(low.graph)
+    g8, g16 = lows[8].graph, lows[16].graph
+    wide = {b.name for b in g16.buffers if b.dtype == DType.S16 and not b.state} - {"logits16"}
+    assert {"y", "o", "conv1", "z"} <= wide
+    assert {kernel_of(g16, op) for op in g16.ops} >= {"FC_S16", "ADD_S16", "ACT_S16"}
+    assert g16.arena_size > g8.arena_size
+    xq = quantize(x, lows[16].input_scale)
+    ref = run_graph(g16, xq)
+    rc, stderr, host = _em_run_verdict(em_run, build_graph_blob(g16), xq.astype(np.int8))
+    assert rc == 0, stderr
+    assert np.array_equal(ref.reshape(-1), host)
+    with torch.no_grad():
+        f = model(torch.from_numpy(xq.astype(np.float32) * np.float32(lows[16].input_scale))).numpy()
+    err = {w: float(np.abs(run_graph(lows[w].graph, xq) * lows[w].output_scale - f).mean()) for w in (8, 16)}
+    assert err[16] < err[8], err
+
+
+def test_activation_widths_other_than_the_supported_ones_are_errors():
+    from edgemem.errors import EdgememError
+    from edgemem.quant.lower import lower
+
+    calib = np.zeros((2, 10, 6), dtype=np.float32)
+    with pytest.raises(EdgememError, match="8 or 16 bits"):
+        lower(_tiny_lmuformer(), calib, 1.25, None, {"z": 12})
+    with pytest.raises(EdgememError, match="GELU"):
+        lower(_tiny_lmuformer("gelu"), calib, 1.25, None, {"z": 16})
+
+
+def test_activation_sensitivity_and_the_choice_under_a_ram_budget():
+    from edgemem.quant.lower_lmuformer import ACT16
+    from edgemem.quant.mixed import ACT_GAIN, act_peaks, act_sensitivity, choose_act_bits
+    from edgemem.train.pipeline import zoo_logits
+
+    model = _tiny_lmuformer()
+    fn = zoo_logits("sum")
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(32, 20, 6)).astype(np.float32)
+    y = rng.integers(0, 4, size=32)
+    with torch.no_grad():
+        before = model(torch.from_numpy(x))
+    peaks = act_peaks(model, fn, x, ACT16)
+    sens = act_sensitivity(model, fn, x, y, ACT16, peaks)
+    with torch.no_grad():
+        assert torch.equal(model(torch.from_numpy(x)), before)  # the hooks are gone
+    assert all(p > 0 for p in peaks.values())
+    assert all(abs(v[16]) < 1e-3 and v[8] != v[16] for v in sens.values())  # 16-bit rounding is nearly float
+    # the choice: by gain, as RAM allows (arena_of here: 100 B a wide activation on top of 1000 B)
+    fake = {"e": {8: 0.5, 16: 0.0}, "y": {8: 0.2, 16: 0.0}, "z": {8: ACT_GAIN / 2, 16: 0.0}, "o": {8: 0.3, 16: 0.0}}
+
+    def arena(bits: dict[str, int]) -> int:
+        return 1000 + 100 * sum(b == 16 for b in bits.values())
+
+    assert choose_act_bits(fake, arena, None) == {"e": 16, "y": 16, "z": 8, "o": 16}  # z's gain is too small
+    assert choose_act_bits(fake, arena, 1200) == {"e": 16, "y": 8, "z": 8, "o": 16}  # the two largest gains fit
+    assert choose_act_bits(fake, arena, 999) == dict.fromkeys(fake, 8)

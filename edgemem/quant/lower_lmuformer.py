@@ -1,6 +1,7 @@
 """LMUFormer (ANN and spiking) -> integer graph, following the step equations of edgemem/models/lmuformer.py.
 
-Scales: the input and every ANN activation are int8 at (calibrated peak) / 127; the ANN LMU memory is int16 at
+Scales: the input and every ANN activation are int8 at (calibrated peak) / 127 (int16 at peak / 32767 for the
+activations named in act_bits: ACT16, ReLU only where a ReLU makes them); the ANN LMU memory is int16 at
 margin * peak / 32767; spiking currents and membranes are int16 at state_clip / 32767 and the spiking memory at
 memory_clip / 32767 (the float model clamps there, so saturation means the same); logits int16 at margin * peak.
 """
@@ -11,9 +12,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from edgemem.errors import EdgememError
 from edgemem.models.lmuformer import LMUFormer, _bn_seq
+from edgemem.quant.graph import DType
 from edgemem.quant.lower import Lowered
 from edgemem.quant.lowering import INT16_MAX, Builder, fold_bn, int8_scale, to_np
+
+# ANN activations the graph may keep at 16 bits (every op reading them takes int16: FC and ADD), with the torch
+# layers that read them: `edgemem quantize` measures and chooses their width (e: the last conv's output).
+ACT16: dict[str, tuple[str, ...]] = {"e": ("lmu_u", "lmu_he"), "y": ("mix1",), "z": ("mix2",), "o": ("head",)}
 
 
 def _gelu(v: np.ndarray) -> np.ndarray:
@@ -52,8 +59,15 @@ def _w(layer: torch.nn.Module, bn: torch.nn.Module | None) -> tuple[np.ndarray, 
 
 
 def lower_lmuformer(model: LMUFormer, calib_x: np.ndarray, margin: float,
-                    weight_bits: dict[str, int] | None = None) -> Lowered:
+                    weight_bits: dict[str, int] | None = None, act_bits: dict[str, int] | None = None) -> Lowered:
     cfg = model.cfg
+    wide = {k for k, v in (act_bits or {}).items() if v == 16}
+    bad = {k: v for k, v in (act_bits or {}).items() if k not in ACT16 or v not in (8, 16)}
+    if bad:
+        raise EdgememError(f"activation widths are 8 or 16 bits for {', '.join(ACT16)}: got {bad}")
+    if wide and (cfg.spiking or (cfg.activation != "relu" and wide & {"e", "z"})):
+        raise EdgememError("16-bit activations need the ANN LMUFormer, and ReLU where e or z come from an activation "
+                           "(a GELU table writes int8)")
     x = torch.from_numpy(np.asarray(calib_x, dtype=np.float32))
     if cfg.spiking:
         with torch.no_grad():
@@ -67,14 +81,17 @@ def lower_lmuformer(model: LMUFormer, calib_x: np.ndarray, margin: float,
         neuron = model.lifs[name]
         return b.lif(name, cur, to_np(neuron.beta), to_np(neuron.threshold))  # type: ignore[arg-type]
 
-    def act(name: str, pre: int) -> int:
+    def act_scale(point: str, p: float) -> float:
+        return p / INT16_MAX if point in wide else int8_scale(p)
+
+    def act(name: str, pre: int, point: str = "") -> int:
         if cfg.activation == "relu":
-            return b.act(name, pre, "relu")
+            return b.act(name, pre, "relu", dtype=DType.S16 if point in wide else DType.S8)
         return b.act(name, pre, "lut", s_out=int8_scale(peak[name]), fn=_gelu)
 
-    def pre_scale(name: str) -> float:
+    def pre_scale(name: str, point: str = "") -> float:
         """Scale of the int32 value an ANN activation reads: its own output's (ReLU) or the table's input (GELU)."""
-        return int8_scale(peak[name] if cfg.activation == "relu" else peak[f"{name}.pre"])
+        return act_scale(point, peak[name]) if cfg.activation == "relu" else int8_scale(peak[f"{name}.pre"])
 
     f = b.g.in_buffer
     for i, (conv, bn) in enumerate(zip(model.convs, model.conv_bns)):
@@ -82,7 +99,8 @@ def lower_lmuformer(model: LMUFormer, calib_x: np.ndarray, margin: float,
         if cfg.spiking:
             f = lif(f"emb{i}", b.conv1d(f"conv{i}", w, bias, f, s_cur))
         else:
-            f = act(f"conv{i}", b.conv1d(f"conv{i}", w, bias, f, pre_scale(f"conv{i}")))
+            point = "e" if i == len(model.convs) - 1 else ""  # the last conv's output feeds no conv
+            f = act(f"conv{i}", b.conv1d(f"conv{i}", w, bias, f, pre_scale(f"conv{i}", point)), point)
     e = f
 
     w, bias = _w(model.lmu_u, model.lmu_u_bn)
@@ -104,13 +122,14 @@ def lower_lmuformer(model: LMUFormer, calib_x: np.ndarray, margin: float,
         y = lif("hid", cur)
     else:
         h = act("h", cur)
-        y = b.act("y", b.add("res_h", h, out=b.add("res_e", e, s_out=int8_scale(peak["y"]))), "sat")
+        y = b.act("y", b.add("res_h", h, out=b.add("res_e", e, s_out=act_scale("y", peak["y"]))), "sat",
+                  dtype=DType.S16 if "y" in wide else DType.S8)
 
     w, bias = _w(model.mix1, model.mix1_bn)
     if cfg.spiking:
         z = lif("mix1", b.fc("mix1", w, bias, y, s_cur))
     else:
-        z = act("z", b.fc("mix1", w, bias, y, pre_scale("z")))
+        z = act("z", b.fc("mix1", w, bias, y, pre_scale("z", "z")), "z")
 
     w, bias = _w(model.mix2, model.mix2_bn)
     if cfg.spiking:
@@ -118,9 +137,9 @@ def lower_lmuformer(model: LMUFormer, calib_x: np.ndarray, margin: float,
         b.add("res_y", y, out=cur2)
         o = lif("mix2", cur2)
     else:
-        cur2 = b.fc("mix2", w, bias, z, int8_scale(peak["o"]))
+        cur2 = b.fc("mix2", w, bias, z, act_scale("o", peak["o"]))
         b.add("res_y", y, out=cur2)
-        o = b.act("o", cur2, "sat")
+        o = b.act("o", cur2, "sat", dtype=DType.S16 if "o" in wide else DType.S8)
 
     logits = b.fc("head", to_np(model.head.weight), to_np(model.head.bias), o,  # type: ignore[arg-type]
                   margin * peak["logits"] / INT16_MAX)

@@ -9,6 +9,11 @@ the models here are small enough to evaluate once per layer and width.
 Search: start with every layer at 8 bits; repeatedly take the single step (one layer to its next lower width) with the
 smallest sensitivity increase per weight byte saved, until the weights fit the budget. Every configuration on the way
 is kept: they form the accuracy-versus-bytes curve the report plots.
+
+Activations (the kinds whose lowering names activations it can keep at 16 bits: lower_lmuformer.ACT16): the same
+measure, with the input of the layers that read an activation fake-quantized per tensor at 8 or 16 bits (scale =
+calibrated peak / (2^(b-1) - 1)). An activation goes to 16 bits, most sensitive first, when that lowers the validation
+loss by more than ACT_GAIN and the arena still fits the RAM budget; state (LMU memory, membranes) stays int16.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from edgemem.errors import EdgememError
 from edgemem.quant.intops import round_half_away
 
 WIDTHS = (8, 4, 2)
+ACT_GAIN = 0.01  # nats of validation loss a 16-bit activation must win to be worth its RAM
 LogitsFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
 
@@ -84,6 +90,71 @@ def sensitivity(model: nn.Module, fn: LogitsFn, x: np.ndarray, y: np.ndarray,
     return out
 
 
+def fake_quant_act(x: torch.Tensor, bits: int, peak: float) -> torch.Tensor:
+    """Per-tensor symmetric fake quantization at the calibrated peak (the integer model's activation rule)."""
+    qmax = (1 << (bits - 1)) - 1
+    scale = max(peak, 1e-8) / qmax
+    return torch.clamp(torch.round(x / scale), -qmax - 1, qmax) * scale
+
+
+def _pre_hooks(model: nn.Module, readers: dict[str, tuple[str, ...]], fn: Callable[[str, torch.Tensor], torch.Tensor]
+               ) -> list[torch.utils.hooks.RemovableHandle]:
+    mods = dict(model.named_modules())
+    return [mods[r].register_forward_pre_hook(lambda _m, inp, p=point: (fn(p, inp[0]), *inp[1:]))
+            for point, names in readers.items() for r in names]
+
+
+@torch.no_grad()
+def act_peaks(model: nn.Module, fn: LogitsFn, x: np.ndarray, readers: dict[str, tuple[str, ...]]) -> dict[str, float]:
+    """Largest |input| of each activation's reading layers on x (the calibration windows)."""
+    peaks = dict.fromkeys(readers, 0.0)
+
+    def note(point: str, v: torch.Tensor) -> torch.Tensor:
+        peaks[point] = max(peaks[point], float(v.abs().max()))
+        return v
+
+    model.eval()
+    hooks = _pre_hooks(model, readers, note)
+    try:
+        fn(model, torch.from_numpy(x))
+    finally:
+        for h in hooks:
+            h.remove()
+    return peaks
+
+
+def act_sensitivity(model: nn.Module, fn: LogitsFn, x: np.ndarray, y: np.ndarray,
+                    readers: dict[str, tuple[str, ...]], peaks: dict[str, float]) -> dict[str, dict[int, float]]:
+    """Validation cross-entropy increase with one activation fake-quantized at 8 and at 16 bits, all else float."""
+    base, _ = _loss(model, fn, x, y)
+    out: dict[str, dict[int, float]] = {}
+    for point in readers:
+        out[point] = {}
+        for bits in (8, 16):
+            hooks = _pre_hooks(model, {point: readers[point]}, lambda p, v, b=bits: fake_quant_act(v, b, peaks[p]))
+            try:
+                out[point][bits] = _loss(model, fn, x, y)[0] - base
+            finally:
+                for h in hooks:
+                    h.remove()
+    return out
+
+
+def choose_act_bits(sens: dict[str, dict[int, float]], arena_of: Callable[[dict[str, int]], int],
+                    ram: int | None) -> dict[str, int]:
+    """Widths per activation: 16 for those worth it (validation loss gain > ACT_GAIN), largest gain first, each as
+    long as arena_of(the widths so far plus it) still fits `ram` (no budget: all of them); 8 for the rest."""
+    gains = {p: v[8] - v[16] for p, v in sens.items()}
+    bits = dict.fromkeys(sens, 8)
+    for p in sorted(gains, key=lambda p: -gains[p]):
+        if gains[p] <= ACT_GAIN:
+            break
+        trial = {**bits, p: 16}
+        if ram is None or arena_of(trial) <= ram:
+            bits = trial
+    return bits
+
+
 @dataclass
 class Step:
     bits: dict[str, int]
@@ -130,15 +201,18 @@ def evaluate(model: nn.Module, fn: LogitsFn, x: np.ndarray, y: np.ndarray, searc
         step.accuracy = _loss(with_bits(model, step.bits), fn, x, y)[1]
 
 
-def _quant_layer(m: nn.Module, bits: int) -> nn.Module:
-    """The brevitas twin of a Linear/Conv1d: weight-only, per output channel, narrow range, `bits` wide (the integer
-    model's rule exactly: brevitas' abs-max statistics give max|w| / (2^(b-1) - 1) per channel)."""
+def _quant_layer(m: nn.Module, bits: int, input_bits: int | None = None) -> nn.Module:
+    """The brevitas twin of a Linear/Conv1d: weights per output channel, narrow range, `bits` wide (the integer
+    model's rule exactly: brevitas' abs-max statistics give max|w| / (2^(b-1) - 1) per channel); with input_bits,
+    its input quantized per tensor at that width too (the activation it reads)."""
     from brevitas.nn import QuantConv1d, QuantLinear
-    from brevitas.quant import Int8WeightPerChannelFloat
+    from brevitas.quant import Int8ActPerTensorFloat, Int8WeightPerChannelFloat
 
     has_bias = getattr(m, "bias", None) is not None
-    kw = {"bias": has_bias, "weight_quant": Int8WeightPerChannelFloat, "weight_bit_width": bits,
-          "return_quant_tensor": False}
+    kw: dict[str, object] = {"bias": has_bias, "weight_quant": Int8WeightPerChannelFloat, "weight_bit_width": bits,
+                             "return_quant_tensor": False}
+    if input_bits is not None:
+        kw.update(input_quant=Int8ActPerTensorFloat, input_bit_width=input_bits)
     if isinstance(m, nn.Conv1d):
         q: nn.Module = QuantConv1d(m.in_channels, m.out_channels, m.kernel_size[0], stride=m.stride[0],  # type: ignore[index]
                                    padding=m.padding[0], dilation=m.dilation[0], groups=m.groups, **kw)  # type: ignore[index]
@@ -155,13 +229,16 @@ def _swap(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, attr, new)
 
 
-def quantization_aware(model: nn.Module, bits: dict[str, int]) -> nn.Module:
+def quantization_aware(model: nn.Module, bits: dict[str, int], input_bits: dict[str, int] | None = None
+                       ) -> nn.Module:
     """A copy of the model with each named layer replaced by its brevitas twin at its width (8 bits included, so that
-    fine-tuning sees every rounding the integer model will make)."""
+    fine-tuning sees every rounding the integer model will make); input_bits: layer -> width of the activation it
+    reads, quantized in the twin too."""
     q = copy.deepcopy(model)
+    input_bits = input_bits or {}
     for name in weight_layers(model):
         if name in bits:
-            _swap(q, name, _quant_layer(weight_layers(q)[name], bits[name]))
+            _swap(q, name, _quant_layer(weight_layers(q)[name], bits[name], input_bits.get(name)))
     return q
 
 

@@ -21,9 +21,10 @@ from edgemem.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from edgemem.errors import EdgememError
 from edgemem.models import registry
 from edgemem.quant import mixed
+from edgemem.quant.graph import NONE, DType, Graph, OpType
 from edgemem.quant.graph_ref import run_graph
 from edgemem.quant.intops import quantize
-from edgemem.quant.lower import lower
+from edgemem.quant.lower import Lowered, lower
 from edgemem.quant.lowering import packable
 from edgemem.train.loop import fit
 from edgemem.train.pipeline import load_windows, prepare, zoo_logits
@@ -46,17 +47,50 @@ def _widths(m: nn.Module) -> tuple[int, ...]:
     return tuple(b for b in (4, 2) if packable(row, b))
 
 
-def _int_accuracy(model: nn.Module, calib: np.ndarray, margin: float, bits: dict[str, int], x: np.ndarray,
-                  y: np.ndarray, readout: str) -> tuple[float, int, int]:
-    """(test accuracy of the integer graph, its weight bytes as stored, its arena as the exporter places it)."""
+def _arena(model: nn.Module, calib: np.ndarray, margin: float, bits: dict[str, int], act_bits: dict[str, int]
+           ) -> Lowered:
+    """The lowered graph, placed as the exporter places it (arena_size set)."""
     from edgemem.schedule.arena import place_by_lifetime
+
+    low = lower(model, calib, margin, bits, act_bits)
+    place_by_lifetime(low.graph)
+    return low
+
+
+def _int_accuracy(model: nn.Module, calib: np.ndarray, margin: float, bits: dict[str, int], x: np.ndarray,
+                  y: np.ndarray, readout: str, act_bits: dict[str, int] | None = None) -> tuple[float, int, Lowered]:
+    """(test accuracy of the integer graph, its weight bytes as stored, the placed graph)."""
     from edgemem.verify.run import predictions
 
-    low = lower(model, calib, margin, bits)
+    low = _arena(model, calib, margin, bits, act_bits or {})
     logits = run_graph(low.graph, quantize(x, low.input_scale))
     stored = sum(t.dtype.nbytes(t.data.size) for t in low.graph.tensors if t.name.endswith(".w"))
-    place_by_lifetime(low.graph)
-    return float((predictions(logits, readout) == y).mean()), int(stored), int(low.graph.arena_size)
+    return float((predictions(logits, readout) == y).mean()), int(stored), low
+
+
+def _act_readers(kind: str, model: nn.Module) -> dict[str, tuple[str, ...]]:
+    """The activations this model could keep at 16 bits, with the layers reading each (none but the ANN LMUFormer;
+    a GELU table writes int8, so e and z need ReLU)."""
+    cfg = getattr(model, "cfg", None)
+    if kind != "lmuformer" or cfg is None or cfg.spiking:
+        return {}
+    from edgemem.quant.lower_lmuformer import ACT16
+
+    return {p: r for p, r in ACT16.items() if cfg.activation == "relu" or p in ("y", "o")}
+
+
+def _widths_report(g: Graph, weight_ops: list[str]) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """Per weight layer its weight and input-activation widths, and per stateful op its state width, as the
+    integer graph stores them (spikes are int8 buffers of 0/1)."""
+    bits = {}
+    for op in g.ops:
+        if op.name in weight_ops:
+            w = g.tensors[op.t[0]].dtype
+            bits[op.name] = {"weight": {DType.S4: 4, DType.S2: 2}.get(w, 8),
+                             "activation": g.buffers[op.in0].dtype.bits}
+    state = {op.name: g.buffers[op.state0].dtype.bits for op in g.ops
+             if op.type in (OpType.LMU, OpType.LIF) and op.state0 != NONE}
+    return bits, state
 
 
 def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs: int = 5, out: Path | None = None,
@@ -88,16 +122,30 @@ def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs:
     mixed.evaluate(ckpt.model, fn, s.val.x, s.val.y, search)
     assert search.chosen is not None
     bits = search.chosen.bits
+    op_bits = {op_name(kind, n): b for n, b in bits.items() if b != 8}
+    readers = _act_readers(kind, ckpt.model)
+    act_bits: dict[str, int] = dict.fromkeys(readers, 8)
+    act_sens: dict[str, dict[int, float]] = {}
+    if readers:
+        say("activation sensitivity (8 vs 16 bits) and widths under the RAM budget")
+        peaks = mixed.act_peaks(ckpt.model, fn, calib, readers)
+        act_sens = mixed.act_sensitivity(ckpt.model, fn, s.val.x, s.val.y, readers, peaks)
+        act_bits = mixed.choose_act_bits(
+            act_sens, lambda trial: _arena(ckpt.model, calib, recipe.quant.margin, op_bits, trial).graph.arena_size,
+            ram)
+    input_bits = {r: act_bits[p] for p, names in readers.items() for r in names}
     say(f"quantization-aware fine-tuning, {epochs} epochs")
-    qat = mixed.quantization_aware(ckpt.model, bits)
+    qat = mixed.quantization_aware(ckpt.model, bits, input_bits)
     spec = dataclasses.replace(recipe.train, epochs=epochs, lr=recipe.train.lr / 10)
     fit(qat, fn, (s.train.x, s.train.y), (s.val.x, s.val.y), spec, label="QAT", quiet=progress is None)
     tuned = mixed.back_to_float(ckpt.model, qat)
-    op_bits = {op_name(kind, n): b for n, b in bits.items() if b != 8}
+    wide = {p: b for p, b in act_bits.items() if b != 8}
     say("integer models on the test split")
     acc8, bytes8, _ = _int_accuracy(ckpt.model, calib, recipe.quant.margin, {}, s.test.x, s.test.y, recipe.readout)
-    acc_mixed, bytes_mixed, arena = _int_accuracy(tuned, calib, recipe.quant.margin, op_bits, s.test.x, s.test.y,
-                                                  recipe.readout)
+    acc_mixed, bytes_mixed, low = _int_accuracy(tuned, calib, recipe.quant.margin, op_bits, s.test.x, s.test.y,
+                                                recipe.readout, wide)
+    arena = int(low.graph.arena_size)
+    widths, state_bits = _widths_report(low.graph, [op_name(kind, n) for n in bits])
     name = f"{recipe.name}_mixed"
     result = {
         "model": name,
@@ -108,7 +156,10 @@ def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs:
         "weight_bytes_ratio": bytes8 / bytes_mixed,
         "accuracy": acc_mixed,
         "accuracy_int8": acc8,
-        "bits": {op_name(kind, n): {"weight": b, "activation": 8} for n, b in bits.items()},
+        "bits": widths,
+        "state_bits": state_bits,
+        "activation_bits": act_bits,
+        "activation_sensitivity": {p: {str(b): v for b, v in d.items()} for p, d in act_sens.items()},
         "qat_epochs": epochs,
         "arena_bytes": arena,
         "ram_budget_bytes": ram,
@@ -117,15 +168,15 @@ def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs:
                             "bits": {op_name(kind, n): b for n, b in st.bits.items()}} for st in search.steps],
     }
     if out is not None:
-        _write(out, ckpt, tuned, recipe, name, op_bits, result, search)
+        _write(out, ckpt, tuned, recipe, name, op_bits, wide, result, search)
     return result
 
 
 def _write(out: Path, ckpt: Checkpoint, tuned: nn.Module, recipe: Recipe, name: str, op_bits: dict[str, int],
-           result: dict[str, Any], search: mixed.Search) -> None:
+           act_bits: dict[str, int], result: dict[str, Any], search: mixed.Search) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    new_recipe = dataclasses.replace(recipe, name=name, quant=dataclasses.replace(recipe.quant, weight_bits=op_bits),
-                                     path=str(out / "recipe.yaml"))
+    quant = dataclasses.replace(recipe.quant, weight_bits=op_bits, act_bits=act_bits)
+    new_recipe = dataclasses.replace(recipe, name=name, quant=quant, path=str(out / "recipe.yaml"))
     text = yaml.safe_dump(new_recipe.to_dict(), sort_keys=False)
     write_text_atomic(out / "recipe.yaml", f"# Written by `edgemem quantize` from {recipe.name}.\n{text}")
     save_checkpoint(out / "model.pt", dataclasses.replace(ckpt, model=tuned, recipe=new_recipe.to_dict(), name=name))

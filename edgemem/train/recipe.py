@@ -88,6 +88,7 @@ class QuantSpec:
     calib_windows: int = 256
     margin: float = 1.25  # headroom over the largest calibrated state value
     weight_bits: dict[str, int] = field(default_factory=dict)  # graph op -> 4 or 2 (8 where absent): `edgemem quantize`
+    act_bits: dict[str, int] = field(default_factory=dict)  # activation -> 16 (8 where absent): lower_lmuformer.ACT16
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,9 @@ class Recipe:
             d["data"].pop("params")
         if not d["train"]["baseline_lr"]:
             d["train"].pop("baseline_lr")
-        if not d["quant"]["weight_bits"]:
-            d["quant"].pop("weight_bits")
+        for key in ("weight_bits", "act_bits"):
+            if not d["quant"][key]:
+                d["quant"].pop(key)
         if isinstance(self.model, ZooModelSpec):
             d["model"] = self.model.to_dict()
         return d
