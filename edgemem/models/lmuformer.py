@@ -130,14 +130,27 @@ def _lif(n: int, cfg: LMUFormerConfig) -> snn.Leaky:
                      spike_grad=grad, learn_beta=True, learn_threshold=True, reset_mechanism="subtract")
 
 
-def _bn_eval(bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
-    """The deployed BatchNorm on one step x [b][C]: running statistics whatever the mode (export folds exactly this)."""
+def _bn_eval(bn: nn.BatchNorm1d | nn.Identity, x: torch.Tensor) -> torch.Tensor:
+    """The deployed BatchNorm on one step x [b][C]: running statistics whatever the mode (export folds exactly this).
+    An nn.Identity in its place (a BN already folded into the layer before it: edgemem/export/qcdq.py) passes x."""
+    if isinstance(bn, nn.Identity):
+        return x
     return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, training=False, eps=bn.eps)
 
 
-def _bn_seq(bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
+def _bn_seq(bn: nn.BatchNorm1d | nn.Identity, x: torch.Tensor) -> torch.Tensor:
     """BatchNorm over a sequence x [b][T][C] (statistics over batch and time in training)."""
     return bn(x.transpose(1, 2)).transpose(1, 2)
+
+
+def layer_weight(layer: nn.Module) -> torch.Tensor:
+    """The weight a layer computes with, for code that reads it directly instead of calling the layer: `.weight`, or
+    for a brevitas layer its quantized weight (edgemem/export/qcdq.py), so that such code never bypasses a quantizer."""
+    quant = getattr(layer, "quant_weight", None)
+    if quant is None:
+        return layer.weight  # type: ignore[return-value]
+    w = quant()
+    return w.value if hasattr(w, "value") else w  # a QuantTensor, or a plain tensor when brevitas skips wrapping it
 
 
 State = dict[str, torch.Tensor]
@@ -179,6 +192,17 @@ class LMUFormer(nn.Module):
     # ---- pieces shared by forward and step ---------------------------------------------------------------
     def _act(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(x) if self.cfg.activation == "relu" else F.gelu(x)
+
+    def _tap(self, name: str, v: torch.Tensor) -> torch.Tensor:
+        """Identity. The QCDQ export twin (edgemem/export/qcdq.py) hangs an activation quantizer on a name here through
+        an `act_quant` ModuleDict: the names are the integer graph's int8 buffers (lower_lmuformer's peak keys, with
+        `_pre` for `.pre`: a module name has no dots)."""
+        taps = self._modules.get("act_quant")
+        return taps[name](v) if taps is not None and name in taps else v  # type: ignore[index, operator]
+
+    def _act_step(self, name: str, z: torch.Tensor) -> torch.Tensor:
+        """The ANN activation in `step`, tapped before (`NAME_pre`: a GELU table's input) and after (`NAME`)."""
+        return self._tap(name, self._act(self._tap(f"{name}_pre", z)))
 
     def _fire(self, pop: str, cur: torch.Tensor, mem: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One LIF update with saturation, as l2mu: clamp the current, update, clamp the membrane.
@@ -270,11 +294,15 @@ class LMUFormer(nn.Module):
 
     def _conv_step(self, i: int, f: torch.Tensor, state: State, new: State) -> torch.Tensor:
         conv = self.convs[i]
+        weight = layer_weight(conv)
         if self.cfg.kernel == 1:
-            return f @ conv.weight[:, :, 0].T
-        window = torch.cat([state[f"conv{i}"], f.unsqueeze(1)], dim=1)  # [b][k][c_in], current frame last
-        new[f"conv{i}"] = window[:, 1:]
-        return torch.einsum("bkc,ock->bo", window, conv.weight)  # tap k-1 (the last) meets the current frame
+            out = f @ weight[:, :, 0].T
+        else:
+            window = torch.cat([state[f"conv{i}"], f.unsqueeze(1)], dim=1)  # [b][k][c_in], current frame last
+            new[f"conv{i}"] = window[:, 1:]
+            out = torch.einsum("bkc,ock->bo", window, weight)  # tap k-1 (the last) meets the current frame
+        # the convs have no bias (BN's shift is theirs); a twin with BN folded in (edgemem/export/qcdq.py) has one
+        return out if conv.bias is None else out + conv.bias
 
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """One frame x [b][n_in] -> logits [b][n_out], new state. Deployed semantics (BN running stats, no dropout)."""
@@ -288,19 +316,18 @@ class LMUFormer(nn.Module):
         f = x
         for i in range(cfg.n_conv):
             z = _bn_eval(self.conv_bns[i], self._conv_step(i, f, state, new))
-            f = fire(f"emb{i}", z) if cfg.spiking else self._act(z)
+            f = fire(f"emb{i}", z) if cfg.spiking else self._act_step(f"conv{i}", z)
         e = f
         u = _bn_eval(self.lmu_u_bn, self.lmu_u(e))
-        if cfg.spiking:
-            u = fire("u", u)
+        u = fire("u", u) if cfg.spiking else self._tap("u", u)
         m = self.memory.step(state["lmu_m"].view(-1, cfg.n_u, cfg.order), u)
         new["lmu_m"] = m = self._clamp_memory(m).flatten(1)
         cur_h = _bn_eval(self.lmu_bn, self.lmu_hm(m) + self.lmu_he(e))
-        y = fire("hid", cur_h + e) if cfg.spiking else e + self._act(cur_h)
+        y = fire("hid", cur_h + e) if cfg.spiking else self._tap("y", e + self._act_step("h", cur_h))
         cur_1 = _bn_eval(self.mix1_bn, self.mix1(y))
-        z = fire("mix1", cur_1) if cfg.spiking else self._act(cur_1)
+        z = fire("mix1", cur_1) if cfg.spiking else self._act_step("z", cur_1)
         cur_2 = _bn_eval(self.mix2_bn, self.mix2(z))
-        o = fire("mix2", cur_2 + y) if cfg.spiking else y + cur_2
+        o = fire("mix2", cur_2 + y) if cfg.spiking else self._tap("o", y + cur_2)
         return self.head(o), new
 
     # ---- cost -----------------------------------------------------------------------------------------------
