@@ -55,9 +55,14 @@ test-python: setup
 	$(VENV)/bin/ruff check edgemem tests
 	$(PY) -m pytest -q -p no:cacheprovider
 
-# Release artifacts of the shipped models, reproduced byte for byte from the committed checkpoints.
+# Release artifacts of the shipped models, reproduced byte for byte from the committed checkpoints; the QCDQ_MODELS
+# also get model_qcdq.onnx (their integer step as QCDQ ONNX, edgemem/export/qcdq.py; checked by `make verify`).
+QCDQ_MODELS := kws_lmuformer_mixed har_l2mu_mixed
 export: setup
-	for m in $(MODELS); do $(EDGEMEM) export models/$$m/model.pt --to onnx,c --out export/$$m || exit 1; done
+	for m in $(MODELS); do \
+	    to=onnx,c; for q in $(QCDQ_MODELS); do if [ $$m = $$q ]; then to=onnx,c,qcdq; fi; done; \
+	    $(EDGEMEM) export models/$$m/model.pt --to $$to --out export/$$m || exit 1; \
+	done
 	@# the patch schedule's plan blob (em_graph_patch_parse) for the models with a convolutional front
 	for m in $(PATCH_MODELS); do $(EDGEMEM) plan export/$$m --patch-out export/$$m/patch.bin >/dev/null || exit 1; done
 

@@ -53,11 +53,12 @@ def train(
 @app.command()
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="model.pt")],
-    to: Annotated[str, typer.Option("--to", help="comma-separated formats: onnx,c")] = "onnx,c",
+    to: Annotated[str, typer.Option("--to", help="comma-separated formats: onnx,c,qcdq")] = "onnx,c",
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("export/model"),
     name: Annotated[str | None, typer.Option(help="model name in C symbols (default: the checkpoint's)")] = None,
 ) -> None:
-    """Quantize a checkpoint and write ONNX, C arrays (model.h/model.c) and the model blob (model.bin)."""
+    """Quantize a checkpoint and write ONNX, C arrays (model.h/model.c) and the model blob (model.bin); qcdq adds
+    model_qcdq.onnx, the integer model's step as QCDQ ONNX (graph models)."""
     from edgemem.export.run import export as do_export
 
     meta = do_export(checkpoint, [f.strip() for f in to.split(",") if f.strip()], out_dir, name)
@@ -131,6 +132,11 @@ def _table(r: dict) -> Table:
     t.add_row("C host", f"{a['c_host']:.4f}", "bit-exact" if r["bit_exact_host"] else "DIFFERS from reference")
     m4 = f"{r['c_cortex_m4_windows']} windows, " + ("bit-exact" if r["bit_exact_cortex_m4"] else "DIFFERS")
     t.add_row("C Cortex-M4 (QEMU)", f"{a['c_cortex_m4']:.4f}", m4)
+    q = r.get("qcdq_onnx")
+    if q:
+        t.add_row("onnxruntime QCDQ", f"{q['accuracy_onnx_qcdq']:.4f}",
+                  f"{q['windows']} windows, class agreement {q['class_agreement']:.4f}, max |Δlogit| "
+                  f"{q['max_abs_logit_diff_lsb']:.0f} LSB, weight codes exact")
     t.caption = (f"bit_exact={r['bit_exact']} over {r['steps_compared']:,} steps · flash {r['flash_bytes']:,} B · "
                  f"RAM {r['ram_bytes']:,} B + stack {r['stack_bytes']} B · "
                  f"{r['instructions_per_step']:,.0f} instructions/step (M4, QEMU icount)")

@@ -1,4 +1,5 @@
-"""`edgemem export CKPT --to onnx,c --out DIR`: quantize a checkpoint and write its release artifacts."""
+"""`edgemem export CKPT --to onnx,c[,qcdq] --out DIR`: quantize a checkpoint and write its release artifacts (qcdq:
+model_qcdq.onnx, the integer graph's step as QCDQ ONNX, edgemem/export/qcdq.py; graph models only)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from edgemem.export.blob import build_blob
 from edgemem.export.c_arrays import model_c, model_h
 from edgemem.export.graph_blob import build_graph_blob
 from edgemem.export.onnx_export import export_onnx, state_names
+from edgemem.export.qcdq import check_exportable, export_qcdq
 from edgemem.models import registry
 from edgemem.quant.calibrate import quantize_l2mu
 from edgemem.quant.lower import Lowered, lower
@@ -28,7 +30,8 @@ from edgemem.train.pipeline import load_windows, prepare
 from edgemem.train.recipe import Recipe, _build
 from edgemem.train.run import calibration_windows
 
-FORMATS = ("onnx", "c")
+FORMATS = ("onnx", "c", "qcdq")
+QCDQ_FILE = "model_qcdq.onnx"
 META = "meta.json"
 
 
@@ -83,6 +86,9 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
     if not name.isidentifier():
         raise EdgememError(f"model name '{name}' must be a C identifier")
     kind = registry.kind_of(ckpt.model)
+    graph = kind != "l2mu" or bool(recipe_of(ckpt).quant.weight_bits)  # packed weights exist only in the graph format
+    if "qcdq" in formats:
+        check_exportable(kind, graph)
     files: dict[str, bytes] = {}  # everything is generated first; nothing is written until all succeeded
     if "onnx" in formats:
         with tempfile.TemporaryDirectory(prefix="edgemem-onnx-") as tmp:
@@ -90,8 +96,8 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
             files["model.onnx"] = (Path(tmp) / "model.onnx").read_bytes()
     else:
         names = state_names(ckpt.model)
-    if kind != "l2mu" or recipe_of(ckpt).quant.weight_bits:  # packed weights exist only in the graph format
-        return _export_graph(checkpoint, ckpt, out, name, files, names)
+    if graph:
+        return _export_graph(checkpoint, ckpt, out, name, files, names, "qcdq" in formats)
     q = quantize_checkpoint(ckpt)
     arena = arena_bytes(q)
     if "c" in formats:
@@ -129,7 +135,7 @@ def _write(out: Path, files: dict[str, bytes], meta: dict[str, Any]) -> dict[str
 
 
 def _export_graph(checkpoint: Path, ckpt: Checkpoint, out: Path, name: str, files: dict[str, bytes],
-                  names: list[str]) -> dict[str, Any]:
+                  names: list[str], qcdq: bool = False) -> dict[str, Any]:
     """Every model other than the L2MU: an integer graph (blob version 2, docs/graph.md)."""
     recipe = recipe_of(ckpt)
     low = lower_checkpoint(ckpt)
@@ -142,6 +148,10 @@ def _export_graph(checkpoint: Path, ckpt: Checkpoint, out: Path, name: str, file
         name, blob, low.input_scale, low.output_scale, ckpt.class_names, ckpt.normalizer.mean, ckpt.normalizer.std,
         recipe.data.downsample, readout=readout).encode()
     files["model.c"] = graph_c_arrays.model_c(name, blob).encode()
+    if qcdq:
+        with tempfile.TemporaryDirectory(prefix="edgemem-qcdq-") as tmp:
+            export_qcdq(ckpt.model, low, Path(tmp) / QCDQ_FILE)
+            files[QCDQ_FILE] = (Path(tmp) / QCDQ_FILE).read_bytes()
     meta = {
         "format": "edgemem-export",
         "version": 1,

@@ -96,6 +96,24 @@ def _deployment(dep: dict[str, Any], folder: str) -> list[str]:
         f"**{dep['instructions_per_step']:,.0f} instructions per step** (QEMU `-icount`, SysTick)"
         + (f"; {dep['spikes_per_step']:.1f} spikes per step in the integer model." if dep.get("spikes_per_step")
            else "."),
+        *_qcdq(dep.get("qcdq_onnx")),
+    ]
+
+
+def _qcdq(q: dict[str, Any] | None) -> list[str]:
+    """The QCDQ ONNX paragraph (edgemem/verify/qcdq.py), when the export has model_qcdq.onnx."""
+    if not q:
+        return []
+    return [
+        "",
+        "QCDQ ONNX (`model_qcdq.onnx`: brevitas QuantizeLinear/Clip/DequantizeLinear, onnxruntime with graph "
+        f"optimizations off): weight codes equal to the integer model's in every layer: **{q['weight_codes_exact']}**. "
+        f"Over {q['windows']:,} held-out sequences the predicted class agrees with the integer reference on "
+        f"**{100 * q['class_agreement']:.1f} %**; test accuracy {100 * q['accuracy_onnx_qcdq']:.1f} % (QCDQ) vs "
+        f"{100 * q['accuracy_int_reference']:.1f} % (integer); largest |logit difference| "
+        f"{q['max_abs_logit_diff_lsb']:,.0f} output LSB (mean {q['mean_abs_logit_diff_lsb']:,.0f}; the integer logits "
+        f"reach {q['int_logit_peak_lsb']:,}). Not bit-exact: "
+        "onnxruntime accumulates and requantizes in float, the integer model in fixed point.",
     ]
 
 

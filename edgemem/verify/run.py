@@ -1,5 +1,6 @@
 """`edgemem verify EXPORT_DIR`: one table across torch float, onnxruntime, the integer reference, C host and C on
-an emulated Cortex-M4, on the held-out test subjects of the model's recipe."""
+an emulated Cortex-M4, on the held-out test subjects of the model's recipe; with model_qcdq.onnx in the folder, also
+its weight codes and onnxruntime run against the integer reference (edgemem.verify.qcdq, the `qcdq_onnx` section)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,15 @@ from edgemem.errors import EdgememError
 from edgemem.export.blob import parse_blob
 from edgemem.export.graph_blob import blob_version, parse_graph_blob
 from edgemem.export.onnx_export import run_onnx, state_shapes
-from edgemem.export.run import load_meta, recipe_of
+from edgemem.export.run import QCDQ_FILE, load_meta, recipe_of
 from edgemem.models.registry import per_step_logits
 from edgemem.quant.graph_ref import lif_spikes, run_graph
 from edgemem.quant.intops import quantize
 from edgemem.quant.intref import run as run_int
 from edgemem.train.pipeline import load_windows
 from edgemem.verify import c_runtime
+
+QCDQ_WINDOWS = 2000  # held-out windows for the QCDQ check (onnxruntime streams them as one batch: seconds)
 
 
 @dataclass
@@ -129,7 +132,7 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
     stack = c_runtime.stack_bytes(export_dir)
     host_exact = bool(np.array_equal(ref, host))
     m4_exact = bool(np.array_equal(ref[:n_m4], m4.logits))
-    return {
+    report = {
         "model": meta["name"],
         "test_windows": int(len(ts.y)),
         "accuracy": {
@@ -155,3 +158,9 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
         "spikes_per_step": spikes,  # integer reference, all LIF populations, mean over the test steps
         "readout": readout,
     }
+    if (export_dir / QCDQ_FILE).is_file():
+        from edgemem.verify.qcdq import check_export
+
+        say("onnxruntime QCDQ")
+        report["qcdq_onnx"] = check_export(export_dir, QCDQ_WINDOWS, (meta, ckpt, ts))
+    return report
