@@ -70,7 +70,8 @@ def quantize_checkpoint(ckpt: Checkpoint) -> QuantL2MU:
 def lower_checkpoint(ckpt: Checkpoint) -> Lowered:
     """Any other zoo model: the integer graph, calibrated like the L2MU."""
     recipe, calib = _calibration(ckpt)
-    return lower(ckpt.model, calib, recipe.quant.margin, recipe.quant.weight_bits or None)
+    return lower(ckpt.model, calib, recipe.quant.margin, recipe.quant.weight_bits or None,
+                 recipe.quant.act_bits or None)
 
 
 def _sha(data: bytes) -> str:
