@@ -230,3 +230,17 @@ def test_activation_sensitivity_and_the_choice_under_a_ram_budget():
     assert choose_act_bits(fake, arena, None) == {"e": 16, "y": 16, "z": 8, "o": 16}  # z's gain is too small
     assert choose_act_bits(fake, arena, 1200) == {"e": 16, "y": 8, "z": 8, "o": 16}  # the two largest gains fit
     assert choose_act_bits(fake, arena, 999) == dict.fromkeys(fake, 8)
+
+
+def test_widths_report_reads_the_integer_graph():
+    """Per weight layer: its packed width and the width of the buffer it reads; per LMU/LIF op: its state width.
+    The conv layers share their names with the ACT ops after them: only FC/CONV1D ops count."""
+    from edgemem.quant.lower import lower
+    from edgemem.quant.mixed_run import _widths_report
+
+    calib = np.random.default_rng(0).normal(size=(8, 20, 6)).astype(np.float32)
+    g = lower(_tiny_lmuformer(), calib, 1.25, {"conv0": 4, "mix2": 2}, {"z": 16}).graph
+    bits, state = _widths_report(g, ["conv0", "conv1", "lmu_u", "lmu_hm", "mix2", "head"])
+    assert bits["conv0"] == {"weight": 4, "activation": 8} and bits["mix2"] == {"weight": 2, "activation": 16}
+    assert bits["lmu_hm"] == {"weight": 8, "activation": 16}  # it reads the int16 LMU memory
+    assert bits["head"]["activation"] == 8 and state == {"lmu": 16}

@@ -84,7 +84,7 @@ def _widths_report(g: Graph, weight_ops: list[str]) -> tuple[dict[str, dict[str,
     integer graph stores them (spikes are int8 buffers of 0/1)."""
     bits = {}
     for op in g.ops:
-        if op.name in weight_ops:
+        if op.type in (OpType.FC, OpType.CONV1D) and op.name in weight_ops:  # an ACT may share its layer's name
             w = g.tensors[op.t[0]].dtype
             bits[op.name] = {"weight": {DType.S4: 4, DType.S2: 2}.get(w, 8),
                              "activation": g.buffers[op.in0].dtype.bits}
