@@ -244,3 +244,14 @@ def test_widths_report_reads_the_integer_graph():
     assert bits["conv0"] == {"weight": 4, "activation": 8} and bits["mix2"] == {"weight": 2, "activation": 16}
     assert bits["lmu_hm"] == {"weight": 8, "activation": 16}  # it reads the int16 LMU memory
     assert bits["head"]["activation"] == 8 and state == {"lmu": 16}
+
+
+def test_greedy_final_step_reaches_the_budget_with_the_cheapest_move():
+    """Sizes and costs by hand: per byte, 'big' 8->4 is cheapest (1e-4/B) and would halve 1000 B; but 40 bytes over
+    the budget, 'small' 8->4 (50 B saved, cost 0.01) also reaches it, for less loss than 'big' (0.05)."""
+    sens = {"big": {4: 0.05, 2: 1.0}, "small": {4: 0.01, 2: 1.0}, "rest": {4: 5.0, 2: 9.0}}
+    sizes = {"big": 1000, "small": 100, "rest": 100}  # int8: 1200 B
+    search = mixed.greedy(sens, sizes, 1160)
+    assert search.chosen.bits == {"big": 8, "small": 4, "rest": 8} and search.chosen.weight_bytes == 1150
+    # far from the budget, the ratio rule still leads: big first
+    assert mixed.greedy(sens, sizes, 700).steps[1].bits["big"] == 4

@@ -86,6 +86,7 @@ class Act(IntEnum):
 
 FLAG_ACC = 1  # FC, CONV1D, ADD, ONOFF: add into out
 FLAG_CUBA = 2  # LIF
+FLAG_EVENTS = 8  # FC: event-driven (s8 input; scratch = s16 [d_in], the index list of its nonzero inputs)
 STATE = 1  # buffer flag
 
 
@@ -186,12 +187,14 @@ def lut_op_flags(act: Act, acc: bool = False) -> int:
 
 # Kernel variants (em_graph.h em_graph_kernel_t, bit k of EM_GRAPH_KERNELS): an op's type and dtypes pick one.
 KERNELS = ("FC_S8", "FC_S16", "FC_S8_PACKED", "FC_S16_PACKED", "CONV1D_S8", "CONV1D_PACKED", "ACT_S8", "ACT_S16",
-           "LIF", "LEAKY", "LMU", "ADD_S8", "ADD_S16", "ONOFF", "SPIKE")
+           "LIF", "LEAKY", "LMU", "ADD_S8", "ADD_S16", "ONOFF", "SPIKE", "FC_S8_EVENTS", "FC_S8_PACKED_EVENTS")
 
 
 def kernel_of(g: Graph, op: Op) -> str:
     """The C kernel variant op runs on (em_graph_kernel in firmware/src/em_graph_internal.h, the same rule)."""
     packed = op.type in (OpType.FC, OpType.CONV1D) and g.tensors[op.t[0]].dtype in (DType.S4, DType.S2)
+    if op.type == OpType.FC and op.flags & FLAG_EVENTS:
+        return "FC_S8_PACKED_EVENTS" if packed else "FC_S8_EVENTS"
     if op.type == OpType.FC:
         s8 = g.buffers[op.in0].dtype == DType.S8
         return ("FC_S8" if s8 else "FC_S16") + ("_PACKED" if packed else "")

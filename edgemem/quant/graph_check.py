@@ -18,6 +18,7 @@ from edgemem.errors import EdgememError
 from edgemem.quant.graph import (
     FLAG_ACC,
     FLAG_CUBA,
+    FLAG_EVENTS,
     MAX_BUFFERS,
     MAX_DIM,
     MAX_KERNEL,
@@ -40,8 +41,8 @@ PER_BYTE = {S4: 2, S2: 4}  # packed tensor dtypes: elements per byte
 TENSOR_DTYPES = (S8, S16, S32, S4, S2)
 BUFFER_FIELDS = ("in0", "in1", "out", "state0", "state1", "scratch")
 # which flag bits each op type may set
-OP_FLAGS = {OpType.FC: FLAG_ACC, OpType.CONV1D: FLAG_ACC, OpType.ACT: 6, OpType.LIF: FLAG_CUBA, OpType.LEAKY: 0,
-            OpType.LMU: 0, OpType.ADD: FLAG_ACC, OpType.ONOFF: FLAG_ACC,
+OP_FLAGS = {OpType.FC: FLAG_ACC | FLAG_EVENTS, OpType.CONV1D: FLAG_ACC, OpType.ACT: 6, OpType.LIF: FLAG_CUBA,
+            OpType.LEAKY: 0, OpType.LMU: 0, OpType.ADD: FLAG_ACC, OpType.ONOFF: FLAG_ACC,
             OpType.SPIKE: 0}
 
 
@@ -123,8 +124,11 @@ def op_spec(kind: OpType, flags: int, d: tuple[int, ...]) -> OpSpec:
     if kind in (OpType.FC, OpType.CONV1D):
         n_in, n_out = d[0], d[1]
         k = d[2] if kind == OpType.CONV1D else 1
-        bufs = [BufSpec("in0", (S8, S16) if kind == OpType.FC else (S8,), n_in, None, True, False),
+        events = kind == OpType.FC and bool(flags & FLAG_EVENTS)
+        bufs = [BufSpec("in0", (S8, S16) if kind == OpType.FC and not events else (S8,), n_in, None, True, False),
                 BufSpec("out", (S32,), n_out, None, acc, True)]
+        if events:  # the index list the C kernel builds (an FC reading spikes sums only the columns that spiked)
+            bufs.append(BufSpec("scratch", (S16,), n_in, False, False, True))
         if k > 1:
             bufs += [BufSpec("state0", (S8,), (k - 1) * n_in, True, True, True),
                      BufSpec("state1", (S32,), 1, True, True, True)]
@@ -167,6 +171,8 @@ def _used_fields(kind: OpType, flags: int, d: tuple[int, ...]) -> set[str]:
     base = {OpType.LMU: {"in0", "state0", "scratch"}}.get(kind, {"in0", "out"})
     if kind == OpType.CONV1D and d[2] != 1:
         base |= {"state0", "state1"}
+    if kind == OpType.FC and flags & FLAG_EVENTS:
+        base |= {"scratch"}
     if kind == OpType.LIF:
         base |= {"state0", "state1"} if flags & FLAG_CUBA else {"state0"}
     return base

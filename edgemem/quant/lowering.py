@@ -16,7 +16,7 @@ import torch
 
 from edgemem.errors import EdgememError
 from edgemem.quant.calibrate import quantize_fc
-from edgemem.quant.graph import FLAG_ACC, FLAG_CUBA, NONE, Act, DType, Graph, Op, OpType, lut_op_flags
+from edgemem.quant.graph import FLAG_ACC, FLAG_CUBA, FLAG_EVENTS, NONE, Act, DType, Graph, Op, OpType, lut_op_flags
 from edgemem.quant.intops import quantize_multiplier, to_q15
 from edgemem.quant.lut import lut_for
 
@@ -54,9 +54,14 @@ def packable(row: int, bits: int) -> bool:
 
 
 class Builder:
-    def __init__(self, n_in: int, n_out: int, input_scale: float, weight_bits: dict[str, int] | None = None) -> None:
-        """weight_bits: FC / CONV1D op name -> 8, 4 or 2 (8 where not named)."""
+    def __init__(self, n_in: int, n_out: int, input_scale: float, weight_bits: dict[str, int] | None = None,
+                 events: bool = True) -> None:
+        """weight_bits: FC / CONV1D op name -> 8, 4 or 2 (8 where not named). events: an FC reading spikes (a LIF or
+        SPIKE output) gets the EVENTS flag and an index-list scratch buffer, so C sums only the columns that spiked
+        (same integers as the dense kernel)."""
         self.weight_bits = dict(weight_bits or {})
+        self.events = events
+        self.spikes: set[int] = set()  # buffers written by LIF / SPIKE ops (0/1 values)
         bad = {k: v for k, v in self.weight_bits.items() if v not in WEIGHT_DTYPES}
         if bad:
             raise EdgememError(f"weight widths must be 8, 4 or 2 bits: {bad}")
@@ -97,7 +102,11 @@ class Builder:
             raise EdgememError(f"{name}: input has {self.g.buffers[src].count} values, the layer takes {d_in}")
         out, flags = self._out(name, out, d_out, s_out)
         t = self._params(name, w, b, self.scale[src], s_out)
-        self.g.op(Op(OpType.FC, name, in0=src, out=out, d=(d_in, d_out, 0, 0), t=t, flags=flags))
+        scratch = NONE
+        if self.events and src in self.spikes:
+            scratch = self._buf(f"{name}.events", DType.S16, d_in, 1.0)
+            flags |= FLAG_EVENTS
+        self.g.op(Op(OpType.FC, name, in0=src, out=out, scratch=scratch, d=(d_in, d_out, 0, 0), t=t, flags=flags))
         return out
 
     def conv1d(self, name: str, w: Array, b: Array | None, src: int, s_out: float, out: int | None = None) -> int:
@@ -152,6 +161,7 @@ class Builder:
         ta = g.tensor(f"{name}.alpha", to_q15(np.broadcast_to(alpha, (n,))), DType.S16) if alpha is not None else NONE
         tt = g.tensor(f"{name}.thr", thr, DType.S16)
         spk = self._buf(name, DType.S8, n, 1.0)
+        self.spikes.add(spk)
         g.op(Op(OpType.LIF, name, in0=cur, out=spk, state0=mem, state1=syn, d=(n, 0, 0, 0), t=(tb, ta, tt, NONE),
                 flags=FLAG_CUBA if alpha is not None else 0))
         return spk
@@ -170,6 +180,7 @@ class Builder:
             raise EdgememError(f"{name}: thresholds must be integers in the membrane's units")
         tt = self.g.tensor(f"{name}.thr", values, DType.S16)
         out = self._buf(name, DType.S8, n, 1.0)
+        self.spikes.add(out)
         self.g.op(Op(OpType.SPIKE, name, in0=mem, out=out, d=(n, 0, 0, 0), t=(tt, NONE, NONE, NONE)))
         return out
 

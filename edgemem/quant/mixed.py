@@ -7,7 +7,9 @@ layer stays float. It is the quantity a Hessian-trace criterion (HAWQ) estimates
 the models here are small enough to evaluate once per layer and width.
 
 Search: start with every layer at 8 bits; repeatedly take the single step (one layer to its next lower width) with the
-smallest sensitivity increase per weight byte saved, until the weights fit the budget. Every configuration on the way
+smallest sensitivity increase per weight byte saved, until the weights fit the budget; when some step would reach the
+budget, take the one of those with the smallest increase instead (the ratio rule alone overshoots: a big cheap layer
+can halve the bytes where a small step would have done). Every configuration on the way
 is kept: they form the accuracy-versus-bytes curve the report plots.
 
 Activations (the kinds whose lowering names activations it can keep at 16 bits: lower_lmuformer.ACT16): the same
@@ -175,7 +177,8 @@ def greedy(sens: dict[str, dict[int, float]], sizes: dict[str, int], budget_byte
     pred = 0.0
     search = Search([Step(dict(bits), config_bytes(sizes, bits), pred)])
     while config_bytes(sizes, bits) > budget_bytes:
-        best: tuple[float, str, int, float] | None = None
+        over = config_bytes(sizes, bits) - budget_bytes
+        moves: list[tuple[float, str, int, float, int]] = []
         for name, b in bits.items():
             lower = [w for w in WIDTHS if w < b and w in sens[name]]
             if not lower:
@@ -183,12 +186,14 @@ def greedy(sens: dict[str, dict[int, float]], sizes: dict[str, int], budget_byte
             nb = max(lower)
             saved = config_bytes({name: sizes[name]}, {name: b}) - config_bytes({name: sizes[name]}, {name: nb})
             cost = max(sens[name][nb] - sens[name].get(b, 0.0), 0.0)
-            if saved > 0 and (best is None or cost / saved < best[0]):
-                best = (cost / saved, name, nb, cost)
+            if saved > 0:
+                moves.append((cost / saved, name, nb, cost, saved))
+        finishing = [m for m in moves if m[4] >= over]
+        best = min(finishing, key=lambda m: (m[3], -m[4])) if finishing else min(moves, default=None)
         if best is None:
             raise EdgememError(f"the weights cannot fit {budget_bytes} bytes: every layer is at its lowest width "
                                f"({config_bytes(sizes, bits)} bytes)")
-        _, name, nb, cost = best
+        _, name, nb, cost, _ = best
         bits[name] = nb
         pred += cost
         search.steps.append(Step(dict(bits), config_bytes(sizes, bits), pred))

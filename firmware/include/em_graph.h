@@ -36,6 +36,7 @@ extern "C" {
 #define EM_GRAPH_BUF_STATE 1u          /* buffer flag: persists across steps, zeroed by reset */
 #define EM_GRAPH_OPF_ACC 1u            /* FC, CONV1D, ADD, ONOFF: add into out (int32 saturation) */
 #define EM_GRAPH_OPF_CUBA 2u           /* LIF: current-based synapse (state1 = syn) */
+#define EM_GRAPH_OPF_EVENTS 8u         /* FC: event-driven (s8 input, scratch = s16 [d_in] index list) */
 
 /* Kernel variants an op can run on (an op's type and its buffer/weight dtypes pick one: em_graph_kernel). A
  * firmware compiled with -DEM_GRAPH_KERNELS=<mask of EM_GRAPH_KERNEL_BIT(k)> links only those kernels, as TFLM's
@@ -57,7 +58,9 @@ typedef enum {
     EM_K_ADD_S16 = 12,
     EM_K_ONOFF = 13,
     EM_K_SPIKE = 14,
-    EM_K_COUNT = 15
+    EM_K_FC_S8_EVENTS = 15,
+    EM_K_FC_S8_PACKED_EVENTS = 16,
+    EM_K_COUNT = 17
 } em_graph_kernel_t;
 #define EM_GRAPH_KERNEL_BIT(k) (1u << (k))
 #ifndef EM_GRAPH_KERNELS

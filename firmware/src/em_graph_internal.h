@@ -54,13 +54,16 @@ static inline uint32_t em_graph_tensor_align(uint32_t dtype) {
     return em_graph_packed(dtype) ? 1u : em_graph_elsize(dtype);
 }
 
-/* The kernel variant of an op whose fields passed the op checks: its type, the dtype of its in0 buffer (FC, ADD),
+/* The kernel variant of an op whose fields passed the op checks: its type and flags (FC EVENTS), the dtype of its
+ * in0 buffer (FC, ADD),
  * its out buffer (ACT) and its weight tensor t0 (FC, CONV1D); -1 for an unknown type. One rule for the parser's
  * EM_GRAPH_KERNELS check and the dispatch. */
-static inline int em_graph_kernel(uint32_t type, uint32_t in_dtype, uint32_t out_dtype, uint32_t w_dtype) {
+static inline int em_graph_kernel(uint32_t type, uint32_t flags, uint32_t in_dtype, uint32_t out_dtype,
+                                  uint32_t w_dtype) {
     const int packed = em_graph_packed(w_dtype);
     switch (type) {
     case EM_OP_FC:
+        if (flags & EM_GRAPH_OPF_EVENTS) return packed ? EM_K_FC_S8_PACKED_EVENTS : EM_K_FC_S8_EVENTS;
         if (in_dtype == EM_DTYPE_S8) return packed ? EM_K_FC_S8_PACKED : EM_K_FC_S8;
         return packed ? EM_K_FC_S16_PACKED : EM_K_FC_S16;
     case EM_OP_CONV1D: return packed ? EM_K_CONV1D_PACKED : EM_K_CONV1D_S8;
@@ -84,7 +87,7 @@ static inline int em_graph_op_kernel(const uint8_t *buffers, const uint8_t *tens
                             : buffers[(size_t)EM_GRAPH_BUFFER_ENTRY_SIZE * op->buf[EM_F_OUT]];
     const uint32_t w_dt = (op->type == EM_OP_FC || op->type == EM_OP_CONV1D) && op->t[0] != EM_GRAPH_NONE
                           ? tensors[(size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * op->t[0] + 2] : 0u;
-    return em_graph_kernel(op->type, in_dt, out_dt, w_dt);
+    return em_graph_kernel(op->type, op->flags, in_dt, out_dt, w_dt);
 }
 
 /* Run one op of a parsed graph with its buffer fields at addr[field] (NULL where the field is NONE): the one

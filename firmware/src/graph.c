@@ -93,6 +93,14 @@ em_status_t em_graph_run_op(const em_graph_t *g, const em_op_rec_t *op, uint8_t 
         BUILT(EM_K_FC_S16_PACKED);
         return em_fc_s16_packed(B16(EM_F_IN0), TU8(0), tensor_wbits(g, op->t[0]), T32(1), T32(2), T8(3), n,
                                 op->d[1], mode, B32(EM_F_OUT));
+    case EM_K_FC_S8_EVENTS:
+        BUILT(EM_K_FC_S8_EVENTS);
+        return em_fc_s8_events(B8(EM_F_IN0), TU8(0), 8, T32(1), T32(2), T8(3), n, op->d[1], mode, B16(EM_F_SCRATCH),
+                               B32(EM_F_OUT));
+    case EM_K_FC_S8_PACKED_EVENTS:
+        BUILT(EM_K_FC_S8_PACKED_EVENTS);
+        return em_fc_s8_events(B8(EM_F_IN0), TU8(0), tensor_wbits(g, op->t[0]), T32(1), T32(2), T8(3), n, op->d[1],
+                               mode, B16(EM_F_SCRATCH), B32(EM_F_OUT));
     case EM_K_CONV1D_S8:
     case EM_K_CONV1D_PACKED: {
         const int kern = op->d[2];

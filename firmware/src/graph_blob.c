@@ -45,7 +45,7 @@ typedef struct {
 
 static uint32_t allowed_flags(uint32_t type) {
     switch (type) {
-    case EM_OP_FC:
+    case EM_OP_FC: return EM_GRAPH_OPF_ACC | EM_GRAPH_OPF_EVENTS;
     case EM_OP_CONV1D:
     case EM_OP_ADD:
     case EM_OP_ONOFF: return EM_GRAPH_OPF_ACC;
@@ -62,6 +62,7 @@ static unsigned used_fields(const em_op_rec_t *op) {
     unsigned m = op->type == EM_OP_LMU ? (1u << EM_F_IN0 | 1u << EM_F_STATE0 | 1u << EM_F_SCRATCH)
                                        : (1u << EM_F_IN0 | 1u << EM_F_OUT);
     if (op->type == EM_OP_CONV1D && op->d[2] != 1) m |= 1u << EM_F_STATE0 | 1u << EM_F_STATE1;
+    if (op->type == EM_OP_FC && (op->flags & EM_GRAPH_OPF_EVENTS)) m |= 1u << EM_F_SCRATCH;
     if (op->type == EM_OP_LIF) {
         m |= 1u << EM_F_STATE0;
         if (op->flags & EM_GRAPH_OPF_CUBA) m |= 1u << EM_F_STATE1;
@@ -134,8 +135,11 @@ static void op_spec(const em_op_rec_t *op, op_spec_t *s) {
     case EM_OP_FC:
     case EM_OP_CONV1D: {
         const uint32_t d_out = op->d[1], k = op->type == EM_OP_CONV1D ? op->d[2] : 1u;
-        add_buf(s, EM_F_IN0, op->type == EM_OP_FC ? (DT(EM_DTYPE_S8) | DT(EM_DTYPE_S16)) : DT(EM_DTYPE_S8), n, 0, 1);
+        const int events = op->type == EM_OP_FC && (op->flags & EM_GRAPH_OPF_EVENTS);
+        const uint8_t in_dt = op->type == EM_OP_FC && !events ? (DT(EM_DTYPE_S8) | DT(EM_DTYPE_S16)) : DT(EM_DTYPE_S8);
+        add_buf(s, EM_F_IN0, in_dt, n, 0, 1);
         add_buf(s, EM_F_OUT, DT(EM_DTYPE_S32), d_out, 0, (int)acc);
+        if (events) add_buf(s, EM_F_SCRATCH, DT(EM_DTYPE_S16), n, 2, 0); /* the index list */
         if (k > 1) {
             add_buf(s, EM_F_STATE0, DT(EM_DTYPE_S8), (k - 1) * n, 1, 1);
             add_buf(s, EM_F_STATE1, DT(EM_DTYPE_S32), 1, 1, 1);

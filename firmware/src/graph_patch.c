@@ -265,6 +265,8 @@ static em_status_t run_stage(const em_graph_patch_ctx_t *c, uint32_t n) {
                 uint8_t *addr[EM_F_COUNT] = {0};
                 addr[EM_F_IN0] = frame_at(c, op.buf[EM_F_IN0], src);
                 addr[EM_F_OUT] = dst;
+                if (op.buf[EM_F_SCRATCH] != EM_GRAPH_NONE) /* an event-driven FC's index list */
+                    addr[EM_F_SCRATCH] = frame_at(c, op.buf[EM_F_SCRATCH], j);
                 st = em_graph_run_op(g, &op, addr);
             }
             if (st != EM_OK) return st;

@@ -502,7 +502,55 @@ static void test_conv1d_packed(void) {
     CHECK_EQ(em_conv1d_causal_packed(&x, NULL, &h1, b4, 4, b1, m1, s1, 1, 1, 2, EM_OUT_ASSIGN, o1), EM_ERR_NULL);
 }
 
+/* Event-driven FC against ref_fc at 8, 4 and 2 bits: spike inputs (0/1) at rates from none to all, and arbitrary
+ * int8 (it must stay exact for any input: it skips zeros, it does not assume ones); the argument checks. */
+static void test_fc_events(void) {
+    enum { MAXI = 1024, MAXO = 6 };
+    static int8_t in8[MAXI], w[MAXO * MAXI], shift[MAXO];
+    static int16_t events[MAXI];
+    static uint8_t wp[MAXO * MAXI];
+    static int32_t in32[MAXI], bias[MAXO], mult[MAXO], out[MAXO], ref[MAXO];
+    for (int k = 0; k < 300; k++) {
+        const int wbits = k % 3 == 0 ? 8 : k % 3 == 1 ? 4 : 2, per = 8 / wbits, acc = (k / 3) % 2;
+        const int n_in = k % 29 == 0 ? MAXI : per * t_range(1, 17), n_out = t_range(1, MAXO);
+        const int lo = -(1 << (wbits - 1)) + (wbits == 8), hi = (1 << (wbits - 1)) - 1;
+        const int rate = k % 5 == 0 ? 0 : k % 5 == 1 ? 100 : t_range(1, 60); /* percent of inputs that spike */
+        for (int i = 0; i < n_in; i++)
+            in32[i] = in8[i] = (int8_t)(k % 7 == 0 ? t_range(-128, 127) : t_range(0, 99) < rate);
+        for (int i = 0; i < n_in * n_out; i++) w[i] = (int8_t)t_range(lo, hi);
+        if (wbits == 8) memcpy(wp, w, (size_t)(n_in * n_out));
+        else pack(w, n_in * n_out, wbits, wp);
+        for (int o = 0; o < n_out; o++) {
+            bias[o] = k % 4 == 0 ? t_range(INT32_MIN, INT32_MAX) : t_range(-50000, 50000);
+            mult[o] = t_range(1 << 30, INT32_MAX);
+            shift[o] = (int8_t)t_range(1, 62);
+            out[o] = ref[o] = t_range(INT32_MIN, INT32_MAX);
+        }
+        const em_out_mode_t mode = acc ? EM_OUT_ACC : EM_OUT_ASSIGN;
+        CHECK_EQ(em_fc_s8_events(in8, wp, wbits, bias, mult, shift, n_in, n_out, mode, events, out), EM_OK);
+        ref_fc(in32, w, bias, mult, shift, n_in, n_out, acc, ref);
+        CHECK(memcmp(out, ref, sizeof(int32_t) * (size_t)n_out) == 0);
+    }
+    CHECK_EQ(em_fc_events_buffer_size(48), 96);
+    CHECK_EQ(em_fc_events_buffer_size(0), 0);
+    const uint8_t w1[2] = {1, 2};
+    const int8_t x[2] = {1, 0};
+    int32_t b0[1] = {0}, m0[1] = {1 << 30}, o1[1];
+    int8_t s0[1] = {30};
+    int16_t ev[2];
+    CHECK_EQ(em_fc_s8_events(x, w1, 8, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_OK);
+    CHECK_EQ(o1[0], 1);
+    CHECK_EQ(em_fc_s8_events(x, w1, 8, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, NULL, o1), EM_ERR_NULL);
+    CHECK_EQ(em_fc_s8_events(x, w1, 3, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_PARAM);
+    CHECK_EQ(em_fc_s8_events(x, w1, 2, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_DIMS); /* row of 2 at 2 bits */
+    CHECK_EQ(em_fc_s8_events(x, w1, 8, b0, m0, s0, 0, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_DIMS);
+    CHECK_EQ(em_fc_s8_events(x, w1, 8, b0, m0, s0, 2, 1, (em_out_mode_t)2, ev, o1), EM_ERR_PARAM);
+    s0[0] = 0;
+    CHECK_EQ(em_fc_s8_events(x, w1, 8, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_PARAM);
+}
+
 void suite_graph_kernels(void) {
+    RUN(test_fc_events);
     RUN(test_fc_s8_mode);
     RUN(test_fc_s16);
     RUN(test_conv1d);
