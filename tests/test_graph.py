@@ -35,7 +35,7 @@ from edgemem.export.graph_blob import (
 )
 from edgemem.export.graph_c_arrays import write_graph_c
 from edgemem.quant import lut
-from edgemem.quant.graph import FLAG_ACC, FLAG_CUBA, NONE, Act, DType, Graph, Op, OpType, lut_op_flags
+from edgemem.quant.graph import FLAG_ACC, FLAG_CUBA, FLAG_EVENTS, NONE, Act, DType, Graph, Op, OpType, lut_op_flags
 from edgemem.quant.graph_check import GraphDefect
 from edgemem.quant.graph_ref import arena_image, init_state, lif_spikes, run_graph, step, validate
 from edgemem.quant.intops import Q15_ONE, quantize_multiplier
@@ -77,10 +77,13 @@ class _Builder:
         return (self.g.tensor(f"{name}_w", w, S8), self.g.tensor(f"{name}_b", bias, S32), *self.requant(name, real))
 
     def fc(self, name: str, src: int, dst: int, in_spread: float, target: float, acc: bool = False,
-           huge_bias: bool = False) -> None:
+           huge_bias: bool = False, events: bool = False) -> None:
+        """events: the event-driven kernel (an s16 [d_in] index-list scratch buffer, op flag EVENTS)."""
         d_in, d_out = self.g.buffers[src].count, self.g.buffers[dst].count
         t = self.weights(name, (d_out, d_in), in_spread, target, huge_bias)
-        self.g.op(Op(OpType.FC, name, in0=src, out=dst, d=(d_in, d_out, 0, 0), t=t, flags=FLAG_ACC if acc else 0))
+        scratch = self.g.buffer(f"{name}_events", S16, d_in) if events else NONE
+        flags = (FLAG_ACC if acc else 0) | (FLAG_EVENTS if events else 0)
+        self.g.op(Op(OpType.FC, name, in0=src, out=dst, scratch=scratch, d=(d_in, d_out, 0, 0), t=t, flags=flags))
 
     def conv(self, name: str, src: int, dst: int, k: int, in_spread: float, target: float, acc: bool) -> None:
         g = self.g
@@ -144,7 +147,7 @@ def random_graph(seed: int) -> Graph:
     c1 = buf("c1", S32, n_h)
     bld.conv("conv_a", x, c1, KS[seed % 4], 73, 1500, acc=False)
     bld.conv("conv_b", x, c1, KS[(seed + 1) % 4], 73, 800, acc=True)
-    bld.fc("rec", spk, c1, 0.5, 800, acc=True)
+    bld.fc("rec", spk, c1, 0.5, 800, acc=True, events=seed % 2 == 1)
     bld.lif("lif_h", c1, spk, cuba)
     u_cur = buf("u_cur", S32, n_u)
     bld.fc("enc", spk, u_cur, 0.5, 60)
@@ -162,7 +165,7 @@ def random_graph(seed: int) -> Graph:
     thr_m = g.tensor("lif_m_thr", thr_vals, S16)
     prev = buf("s_m_prev", S8, 2 * cells1)
     g.op(Op(OpType.SPIKE, "spike_m", in0=mem_m, out=prev, d=(2 * cells1, 0, 0, 0), t=(thr_m, NONE, NONE, NONE)))
-    bld.fc("rec_m", prev, on1, 0.5, 300, acc=True)
+    bld.fc("rec_m", prev, on1, 0.5, 300, acc=True, events=True)
     s_m = buf("s_m", S8, 2 * cells1)
     bld.lif("lif_m", on1, s_m, not cuba, mem=mem_m, thr=thr_m)
     m2 = bld.lmu("lmu2", s_m, order2, 0, 1500)  # spikes in, b_shift 0 (v1's memory)
@@ -179,7 +182,7 @@ def random_graph(seed: int) -> Graph:
     g.op(Op(OpType.LEAKY, "leaky", in0=hcur, out=trace, d=(n_z, 0, 0, 0), t=(beta, NONE, NONE, NONE)))
     z = buf("z", S32, n_z)
     bld.fc("z_tr", trace, z, 4000, 60, huge_bias=True)  # s16 input
-    bld.fc("z_x", x, z, 73, 40, acc=True)
+    bld.fc("z_x", x, z, 73, 40, acc=True, events=seed % 3 == 0)  # dense int8 input: events must stay exact
     relu_dt = S8 if seed % 2 else S16
     zr = buf("zr", relu_dt, n_z)
     bld.act("relu", z, zr, Act.RELU)
@@ -190,7 +193,7 @@ def random_graph(seed: int) -> Graph:
     bld.act("squash", z2, g8, Act.LUT, lut.sigmoid_lut() if seed % 2 else lut.gelu_lut())
     l32 = buf("l32", S32, n_out)
     bld.fc("head", g8, l32, 60, 3000)
-    bld.fc("head_spk", spk, l32, 0.5, 1000, acc=True)  # spk after the LIF wrote it: this step's spikes
+    bld.fc("head_spk", spk, l32, 0.5, 1000, acc=True, events=seed % 2 == 0)  # this step's spikes (after the LIF)
     g.out_buffer = out = buf("logits", S16, n_out)
     bld.act("out", l32, out, Act.SAT)
     g.place()
@@ -575,6 +578,14 @@ def _mutate(case: str) -> bytes:
         struct.pack_into("<H", b, op_at(fc, 3), 0)
     elif case == "op_flags":
         struct.pack_into("<H", b, op_at(lmu, 1), FLAG_ACC)
+    elif case == "events_conv":  # EVENTS is an FC flag
+        struct.pack_into("<H", b, op_at(conv, 1), FLAG_EVENTS)
+    elif case in ("events_no_scratch", "events_scratch_dtype"):
+        ev = next(i for i in range(lay["n_op"]) if struct.unpack_from("<H", good, op_at(i, 0))[0] == OpType.FC
+                  and struct.unpack_from("<H", good, op_at(i, 1))[0] & FLAG_EVENTS)
+        # no index list, or the s8 input buffer named as the s16 list
+        struct.pack_into("<H", b, op_at(ev, 7), NONE if case == "events_no_scratch" else
+                         struct.unpack_from("<H", good, 28)[0])
     elif case == "conv_k":
         struct.pack_into("<H", b, op_at(conv, 10), 17)
     elif case == "lmu_shift":
@@ -628,6 +639,8 @@ MALFORMED = [  # case, C status, words the Python message must hold
     ("tensor_id", "TENSOR", "id 7"), ("bounds", "BOUNDS", "outside"), ("align", "ALIGN", "misaligned"),
     ("mult", "PARAM", "multiplier"), ("beta", "PARAM", "negative decay"),
     ("spike_in0_dtype", "BUFFER", "(SPIKE) in0"), ("spike_thr_count", "TENSOR", "(SPIKE) t0"),
+    ("events_conv", "OP", "flags"), ("events_no_scratch", "OP", "scratch"),
+    ("events_scratch_dtype", "BUFFER", "scratch"),
 ]
 
 

@@ -32,7 +32,7 @@ from edgemem.export.graph_blob import build_graph_blob, pack_values, parse_graph
 from edgemem.models.elm import ELMConfig, ELMNet
 from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig
 from edgemem.quant.calibrate import quantize_fc
-from edgemem.quant.graph import FLAG_ACC, NONE, Act, DType, Graph, Op, OpType, lut_op_flags
+from edgemem.quant.graph import FLAG_ACC, FLAG_EVENTS, NONE, Act, DType, Graph, Op, OpType, lut_op_flags
 from edgemem.quant.graph_check import GraphDefect
 from edgemem.quant.graph_ref import run_graph, validate
 from edgemem.quant.intops import quantize, quantize_multiplier
@@ -61,10 +61,13 @@ class _Packed:
         return (g.tensor(f"{name}_w", w, wdt), g.tensor(f"{name}_b", bias, S32),
                 g.tensor(f"{name}_mult", [m for m, _ in pairs], S32), g.tensor(f"{name}_shift", [s for _, s in pairs], S8))
 
-    def fc(self, name: str, src: int, dst: int, wdt: DType, in_spread: float, target: float, acc: bool) -> None:
+    def fc(self, name: str, src: int, dst: int, wdt: DType, in_spread: float, target: float, acc: bool,
+           events: bool = False) -> None:
         d_in, d_out = self.g.buffers[src].count, self.g.buffers[dst].count
         t = self.params(name, (d_out, d_in), wdt, in_spread, target)
-        self.g.op(Op(OpType.FC, name, in0=src, out=dst, d=(d_in, d_out, 0, 0), t=t, flags=FLAG_ACC if acc else 0))
+        scratch = self.g.buffer(f"{name}_events", S16, d_in) if events else NONE
+        flags = (FLAG_ACC if acc else 0) | (FLAG_EVENTS if events else 0)
+        self.g.op(Op(OpType.FC, name, in0=src, out=dst, scratch=scratch, d=(d_in, d_out, 0, 0), t=t, flags=flags))
 
     def conv(self, name: str, src: int, dst: int, k: int, wdt: DType, in_spread: float, target: float,
              acc: bool) -> None:
@@ -111,6 +114,7 @@ def packed_graph(seed: int) -> Graph:
     bld.fc("head16_a", h16, l32, a, 1500, 2000, acc=False)
     bld.fc("head16_b", h16, l32, b, 1500, 2000, acc=True)
     bld.fc("head8", h8, l32, b, 60, 2000, acc=True)
+    bld.fc("head8_events", h8, l32, a, 60, 2000, acc=True, events=True)  # packed weights, event-driven
     bld.fc("head_odd", a8, l32, S8, 60, 500, acc=True)  # d_in = 3: s8 only (the malformed cases pack it)
     g.out_buffer = out = buf("logits", S16, 4)
     bld.sat("out", l32, out)
