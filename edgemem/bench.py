@@ -5,6 +5,8 @@ LMU block training at T = 784 (psMNIST's length): one training step (forward, lo
 LMU classifier by its closed-form last-step memory and of the LMUFormer by FFT, against the same models stepped
 through time (backpropagation through time).
 Value-driven precision per patch (QuantMCU) on the KWS models' conv front stage: BitOPs saved and accuracy.
+Event-driven kernels: per spiking model, Cortex-M4 instructions per step (QEMU -icount) with the dense and with the
+event-driven FC kernels on the same held-out steps, and the input spike rate of the FCs that read spikes.
 """
 
 from __future__ import annotations
@@ -136,6 +138,70 @@ def value_driven_patch_precision(root: Path, patch: int = 8, low_bits: int = 4) 
             for name in ("kws_lmuformer", "kws_lmuformer_mixed")}
 
 
+SPIKING = ("har_l2mu", "har_l2mu_mixed", "kws_slmuformer")
+
+
+def event_driven_kernels(root: Path, windows: int = 20) -> dict[str, object]:
+    """Dense vs event-driven FC kernels on each spiking model's integer graph (har_l2mu: its graph lowering; the
+    shipped firmware runs its version-1 blob), the first `windows` held-out windows streamed on the emulated M4.
+    Both must give the integer reference's logits (else this raises). input_spike_rate: the fraction of the FC
+    inputs that were nonzero, weighted by each FC's outputs (= the share of the dense MACs the events do)."""
+    import tempfile
+
+    import numpy as np
+
+    from edgemem.export.graph_blob import build_graph_blob
+    from edgemem.export.run import _calibration
+    from edgemem.quant.graph import FLAG_EVENTS, OpType
+    from edgemem.quant.graph_ref import run_graph
+    from edgemem.quant.intops import quantize
+    from edgemem.quant.lower import lower
+    from edgemem.schedule.arena import place_by_lifetime
+    from edgemem.verify.c_runtime import run_cortex_m4
+    from edgemem.verify.run import held_out_set
+
+    out: dict[str, object] = {}
+    for name in SPIKING:
+        _, ckpt, held = held_out_set(root / "export" / name)
+        recipe, calib = _calibration(ckpt)
+        q = recipe.quant
+        lows = {ev: lower(ckpt.model, calib, q.margin, q.weight_bits or None, q.act_bits or None, events=ev)
+                for ev in (False, True)}
+        g = lows[True].graph
+        x = quantize(held.x[:windows], lows[True].input_scale)
+        ev_ops = [op for op in g.ops if op.type == OpType.FC and op.flags & FLAG_EVENTS]
+        nnz_macs = dense_macs = spikes = 0.0
+
+        ins = [(g.buffers[op.in0].name, op.d[1]) for op in ev_ops]
+        lif_outs = [g.buffers[op.out].name for op in g.ops if op.type == OpType.LIF]
+
+        def count(_t: int, values: dict[str, np.ndarray], ins: list = ins, lif_outs: list = lif_outs) -> None:  # type: ignore[type-arg]
+            nonlocal nnz_macs, dense_macs, spikes
+            for buf, d_out in ins:
+                v = values[buf]
+                nnz_macs += float((v != 0).sum()) * d_out
+                dense_macs += v.size * d_out
+            spikes += sum(float(values[b].sum()) for b in lif_outs)
+
+        ref = run_graph(g, x, count)
+        entry: dict[str, object] = {"steps": int(x.shape[0] * x.shape[1]), "event_fc_ops": len(ev_ops),
+                                    "input_spike_rate": nnz_macs / dense_macs if dense_macs else None,
+                                    "spikes_per_step": spikes / (x.shape[0] * x.shape[1]),
+                                    "neurons": sum(op.d[0] for op in g.ops if op.type == OpType.LIF)}
+        for ev, low in lows.items():
+            place_by_lifetime(low.graph)
+            with tempfile.TemporaryDirectory(prefix="edgemem-bench-") as tmp:
+                path = Path(tmp) / "model.bin"
+                path.write_bytes(build_graph_blob(low.graph))
+                run = run_cortex_m4(path, x.astype(np.int8), g.n_out)
+            if not np.array_equal(run.logits, ref):
+                raise RuntimeError(f"{name}: the {'event-driven' if ev else 'dense'} C graph differs from the reference")
+            entry["instructions_per_step_" + ("events" if ev else "dense")] = run.instructions_per_step
+        entry["dense_over_events"] = entry["instructions_per_step_dense"] / entry["instructions_per_step_events"]  # type: ignore[operator]
+        out[name] = entry
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=Path("bench/results.json"))
@@ -154,6 +220,7 @@ def main() -> None:
     root = Path(__file__).resolve().parents[1]
     results.update(memory_and_bits(root))
     results["value_driven_patch_precision"] = value_driven_patch_precision(root)
+    results["event_driven_kernels"] = event_driven_kernels(root)
     for name, r in results["peak_ram_bytes_by_schedule"].items():
         ratio = r.get("layer_by_layer_over_streaming")
         print(f"peak RAM {name}: streaming {r['streaming']:,} B" + (
@@ -168,6 +235,10 @@ def main() -> None:
         print(f"value-driven patches ({v['patch_frames']} frames, {v['low_bits']} bits) {name}: BitOPs saved "
               f"{s['whole_model']:.1%} whole model, {s['front_stage']:.1%} front stage; accuracy int8 {a['int8']:.4f}, "
               f"value-driven {a['value_driven']:.4f}, every patch {v['low_bits']}-bit {a['uniform_low']:.4f}")
+    for name, e in results["event_driven_kernels"].items():
+        print(f"event-driven FCs {name}: {e['instructions_per_step_dense']:,.0f} -> {e['instructions_per_step_events']:,.0f}"
+              f" M4 instructions/step ({e['dense_over_events']:.2f}x) at input spike rate {e['input_spike_rate']:.1%}, "
+              f"{e['spikes_per_step']:.1f} spikes/step of {e['neurons']} neurons")
     for r in results["lmu_block_training_T784"]:
         print(f"training step, T=784, {r['model']}: recurrent {float(r['recurrent_s']) * 1e3:8.1f} ms, "
               f"parallel {float(r['parallel_s']) * 1e3:7.1f} ms, speed-up {float(r['speedup']):6.1f}x")

@@ -21,10 +21,12 @@ class Lowered:
 
 
 def lower(model: nn.Module, calib_x: np.ndarray, margin: float = 1.25,
-          weight_bits: dict[str, int] | None = None, act_bits: dict[str, int] | None = None) -> Lowered:
+          weight_bits: dict[str, int] | None = None, act_bits: dict[str, int] | None = None,
+          events: bool = True) -> Lowered:
     """calib_x [n][T][n_in]: normalized training sequences; the float model runs on them once to set every scale.
     weight_bits: graph op name (FC or CONV1D) -> 8, 4 or 2 bits per weight (8 where not named; lowering.Builder).
-    act_bits: activation name -> 8 or 16 bits, for the kinds that name activations (lower_lmuformer.ACT16)."""
+    act_bits: activation name -> 8 or 16 bits, for the kinds that name activations (lower_lmuformer.ACT16).
+    events: FCs reading spikes use the event-driven kernel (Builder); False gives the dense graph, for comparison."""
     kind = registry.kind_of(model)
     model.eval()
     if kind != "lmuformer" and any(v != 8 for v in (act_bits or {}).values()):
@@ -32,11 +34,11 @@ def lower(model: nn.Module, calib_x: np.ndarray, margin: float = 1.25,
     if kind == "l2mu":  # the graph form of the version-1 model: what packed weights need
         from edgemem.quant.lower_l2mu import lower_l2mu
 
-        return lower_l2mu(model, calib_x, margin, weight_bits)  # type: ignore[arg-type]
+        return lower_l2mu(model, calib_x, margin, weight_bits, events)  # type: ignore[arg-type]
     if kind == "lmuformer":
         from edgemem.quant.lower_lmuformer import lower_lmuformer
 
-        return lower_lmuformer(model, calib_x, margin, weight_bits, act_bits)  # type: ignore[arg-type]
+        return lower_lmuformer(model, calib_x, margin, weight_bits, act_bits, events)  # type: ignore[arg-type]
     if kind == "elm":
         from edgemem.quant.lower_elm import lower_elm
 

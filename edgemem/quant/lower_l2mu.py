@@ -20,12 +20,13 @@ from edgemem.quant.lower import Lowered
 from edgemem.quant.lowering import INT16_MAX, Builder, int8_scale, to_np
 
 
-def lower_l2mu(model: L2MU, calib_x: np.ndarray, margin: float, weight_bits: dict[str, int] | None = None) -> Lowered:
+def lower_l2mu(model: L2MU, calib_x: np.ndarray, margin: float, weight_bits: dict[str, int] | None = None,
+               events: bool = True) -> Lowered:
     cfg = model.cfg
     x_cal = torch.from_numpy(np.asarray(calib_x, dtype=np.float32))
     with torch.no_grad():
         peak_logits = float(model(x_cal)[0].abs().max())
-    b = Builder(cfg.n_in, cfg.n_out, int8_scale(float(x_cal.abs().max())), weight_bits)
+    b = Builder(cfg.n_in, cfg.n_out, int8_scale(float(x_cal.abs().max())), weight_bits, events)
     scale = {p: model.clip(p) / INT16_MAX for p in POPULATIONS}
     x = b.g.in_buffer
 

@@ -59,7 +59,8 @@ def _w(layer: torch.nn.Module, bn: torch.nn.Module | None) -> tuple[np.ndarray, 
 
 
 def lower_lmuformer(model: LMUFormer, calib_x: np.ndarray, margin: float,
-                    weight_bits: dict[str, int] | None = None, act_bits: dict[str, int] | None = None) -> Lowered:
+                    weight_bits: dict[str, int] | None = None, act_bits: dict[str, int] | None = None,
+                    events: bool = True) -> Lowered:
     cfg = model.cfg
     wide = {k for k, v in (act_bits or {}).items() if v == 16}
     bad = {k: v for k, v in (act_bits or {}).items() if k not in ACT16 or v not in (8, 16)}
@@ -74,7 +75,7 @@ def lower_lmuformer(model: LMUFormer, calib_x: np.ndarray, margin: float,
             peak = {"input": float(x.abs().max()), "logits": float(model(x).abs().max())}
     else:
         peak = _peaks(model, x)
-    b = Builder(cfg.n_in, cfg.n_out, int8_scale(peak["input"]), weight_bits)
+    b = Builder(cfg.n_in, cfg.n_out, int8_scale(peak["input"]), weight_bits, events)
     s_cur = cfg.state_clip / INT16_MAX
 
     def lif(name: str, cur: int) -> int:

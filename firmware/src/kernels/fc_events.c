@@ -21,17 +21,28 @@ em_status_t em_fc_s8_events(const int8_t *in, const uint8_t *w, int wbits, const
     for (int o = 0; o < out_dim; o++) {
         if (shift[o] < 1 || shift[o] > 62) return EM_ERR_PARAM;
     }
-    int n = 0;
-    for (int i = 0; i < in_dim; i++)
-        if (in[i] != 0) events[n++] = (int16_t)i;
+    int n = 0, binary = 1;
+    for (int i = 0; i < in_dim; i++) {
+        if (in[i] != 0) {
+            events[n++] = (int16_t)i;
+            binary &= in[i] == 1;
+        }
+    }
     const int acc = mode == EM_OUT_ACC;
     const size_t row_bytes = (size_t)in_dim * (size_t)wbits / 8u;
     for (int o = 0; o < out_dim; o++) {
         const uint8_t *row = w + (size_t)o * row_bytes;
         int32_t dot = 0; /* |dot| <= 1024 * 128 * 128 = 2^24 */
-        if (wbits == 8) {
+        if (wbits == 8 && binary) { /* spikes: every listed input is 1, the sum is the listed weights' */
+            const int8_t *r8 = (const int8_t *)row;
+            int k = 0;
+            for (; k + 2 <= n; k += 2) dot += (int32_t)r8[events[k]] + (int32_t)r8[events[k + 1]];
+            if (k < n) dot += r8[events[k]];
+        } else if (wbits == 8) {
             const int8_t *r8 = (const int8_t *)row;
             for (int k = 0; k < n; k++) dot += (int32_t)r8[events[k]] * in[events[k]];
+        } else if (binary) {
+            for (int k = 0; k < n; k++) dot += em_packed_get(row, (uint32_t)events[k], wbits);
         } else {
             for (int k = 0; k < n; k++) dot += em_packed_get(row, (uint32_t)events[k], wbits) * in[events[k]];
         }
