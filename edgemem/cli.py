@@ -73,6 +73,8 @@ def quantize(
     epochs: Annotated[int, typer.Option(help="quantization-aware fine-tuning epochs")] = 5,
     out_dir: Annotated[Path | None, typer.Option("--out", help="output folder (default: models/NAME_mixed)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    distill: Annotated[bool, typer.Option("--distill", help="fine-tune against the float model's logits too "
+                                          "(knowledge distillation)")] = False,
 ) -> None:
     """Choose weight widths (8/4/2 bits) per layer under a flash budget, fine-tune with brevitas QAT, and write
     NAME_mixed (model.pt, recipe.yaml, quantize.json, pareto.png); `edgemem export` then packs the weights."""
@@ -85,7 +87,7 @@ def quantize(
         raise EdgememError(f"--epochs must be >= 0, got {epochs}")
     folder = out_dir or checkpoint.resolve().parent.parent / f"{load_checkpoint(checkpoint).name}_mixed"
     progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]"))
-    r = quantize_mixed(checkpoint, budget, ram_budget, epochs, folder, progress)
+    r = quantize_mixed(checkpoint, budget, ram_budget, epochs, folder, progress, distill)
     if as_json:
         print(json.dumps({k: v for k, v in r.items() if k != "configurations"}, indent=2))
         return

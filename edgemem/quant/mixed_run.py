@@ -94,7 +94,8 @@ def _widths_report(g: Graph, weight_ops: list[str]) -> tuple[dict[str, dict[str,
 
 
 def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs: int = 5, out: Path | None = None,
-                   progress: Any = None) -> dict[str, Any]:
+                   progress: Any = None, distill: bool = False) -> dict[str, Any]:
+    """distill: fine-tune against the float model's logits as well as the labels (knowledge distillation)."""
     def say(msg: str) -> None:
         if progress:
             progress(msg)
@@ -137,7 +138,9 @@ def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs:
     say(f"quantization-aware fine-tuning, {epochs} epochs")
     qat = mixed.quantization_aware(ckpt.model, bits, input_bits)
     spec = dataclasses.replace(recipe.train, epochs=epochs, lr=recipe.train.lr / 10)
-    fit(qat, fn, (s.train.x, s.train.y), (s.val.x, s.val.y), spec, label="QAT", quiet=progress is None)
+    teacher = ckpt.model.eval() if distill else None
+    fit(qat, fn, (s.train.x, s.train.y), (s.val.x, s.val.y), spec, label="QAT", quiet=progress is None,
+        teacher=teacher)
     tuned = mixed.back_to_float(ckpt.model, qat)
     wide = {p: b for p, b in act_bits.items() if b != 8}
     say("integer models on the test split")
@@ -161,6 +164,7 @@ def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs:
         "activation_bits": act_bits,
         "activation_sensitivity": {p: {str(b): v for b, v in d.items()} for p, d in act_sens.items()},
         "qat_epochs": epochs,
+        "qat_distillation": distill,
         "arena_bytes": arena,
         "ram_budget_bytes": ram,
         "fits_ram": None if ram is None else arena <= ram,

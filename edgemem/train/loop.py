@@ -104,6 +104,8 @@ def _set_rng_state(s: dict, gen: torch.Generator) -> None:  # type: ignore[type-
     random.setstate((version, tuple(int(v) for v in internal.tolist()), gauss))
 
 
+KD_T = 2.0  # distillation temperature
+
 def fit(
     model: nn.Module,
     logits_fn: LogitsFn,
@@ -114,12 +116,15 @@ def fit(
     quiet: bool = False,
     state_path: Path | None = None,
     resume: bool = False,
+    teacher: nn.Module | None = None,
 ) -> History:
     """AdamW + one-cycle schedule. Keeps the weights of the best validation epoch (the last one without validation).
 
     With `state_path`, everything needed to continue (weights, optimizer, schedule, RNG streams, history) is saved
     atomically after every epoch; `resume` continues from that file, giving the same weights as an uninterrupted
-    run. Ctrl-C raises Interrupted after the last finished epoch was saved."""
+    run. Ctrl-C raises Interrupted after the last finished epoch was saved. With a `teacher` (quantization-aware
+    fine-tuning), the loss is knowledge distillation (Hinton et al. 2015): half cross-entropy, half the KL divergence
+    to the teacher's logits at temperature KD_T (times KD_T^2), on the same augmented batch."""
     seed_everything(spec.seed)
     torch.set_num_threads(spec.threads)
     gen = torch.Generator().manual_seed(spec.seed)
@@ -144,7 +149,8 @@ def fit(
         task = progress.add_task(label, total=spec.epochs, info="", completed=start)
         for epoch in range(start, spec.epochs):
             try:
-                score_info = _epoch(model, logits_fn, x_train, y_train, val, spec, opt, sched, gen, hist, epoch)
+                score_info = _epoch(model, logits_fn, x_train, y_train, val, spec, opt, sched, gen, hist, epoch,
+                                    teacher)
             except KeyboardInterrupt:
                 if state_path is None:
                     raise
@@ -167,6 +173,7 @@ def _epoch(
     model: nn.Module, logits_fn: LogitsFn, x_train: torch.Tensor, y_train: torch.Tensor,
     val: tuple[np.ndarray, np.ndarray] | None, spec: TrainSpec, opt: torch.optim.Optimizer,
     sched: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator, hist: History, epoch: int,
+    teacher: nn.Module | None = None,
 ) -> tuple[float, str]:
     """One pass over the training set, then validation; returns (selection score, progress text)."""
     model.train()
@@ -177,6 +184,12 @@ def _epoch(
         xb, yb = augment(x_train[idx], spec.augment, gen), y_train[idx]
         logits = logits_fn(model, xb)
         loss = nn.functional.cross_entropy(logits, yb)
+        if teacher is not None:
+            with torch.no_grad():
+                soft = nn.functional.log_softmax(logits_fn(teacher, xb) / KD_T, dim=1)
+            kd = nn.functional.kl_div(nn.functional.log_softmax(logits / KD_T, dim=1), soft, log_target=True,
+                                      reduction="batchmean")
+            loss = 0.5 * loss + 0.5 * KD_T**2 * kd
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
