@@ -8,6 +8,9 @@
 #define EM_MODEL_BLOB_SIZE 35294u
 /* bytes of arena the model's buffers occupy (the blob's arena_size) */
 #define EM_MODEL_ARENA_BYTES 952u
+/* the C kernels this model runs on: build the firmware with -DEM_GRAPH_KERNELS=EM_MODEL_GRAPH_KERNELS to
+ * link only those (em_graph.h em_graph_kernel_t; the patch schedule also needs FC_S8 / FC_S8_PACKED) */
+#define EM_MODEL_GRAPH_KERNELS 0x0cd3u
 #define EM_MODEL_N_IN 32
 #define EM_MODEL_N_OUT 10
 /* one step consumes the mean of this many consecutive sensor samples */

@@ -8,6 +8,9 @@
 #define EM_MODEL_BLOB_SIZE 18542u
 /* bytes of arena the model's buffers occupy (the blob's arena_size) */
 #define EM_MODEL_ARENA_BYTES 952u
+/* the C kernels this model runs on: build the firmware with -DEM_GRAPH_KERNELS=EM_MODEL_GRAPH_KERNELS to
+ * link only those (em_graph.h em_graph_kernel_t; the patch schedule also needs FC_S8 / FC_S8_PACKED) */
+#define EM_MODEL_GRAPH_KERNELS 0x0cecu
 #define EM_MODEL_N_IN 32
 #define EM_MODEL_N_OUT 10
 /* one step consumes the mean of this many consecutive sensor samples */
@@ -18,7 +21,7 @@
 #define EM_MODEL_INPUT_SCALE 0.03196921311025545f
 #define EM_MODEL_INPUT_ZERO_POINT 0
 /* float logit = int16 logit * EM_MODEL_OUTPUT_SCALE */
-#define EM_MODEL_OUTPUT_SCALE 0.0067069763543095235f
+#define EM_MODEL_OUTPUT_SCALE 0.0066168826976905f
 /* class = argmax of the logits summed over the sequence (SUM) or of the last step's (LAST) */
 #define EM_MODEL_READOUT_SUM 1
 #define EM_MODEL_CLASS_NAMES {"yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"}

@@ -5,9 +5,12 @@
 #include <stdint.h>
 
 #define EM_MODEL_FORMAT 2
-#define EM_MODEL_BLOB_SIZE 36574u
+#define EM_MODEL_BLOB_SIZE 36634u
 /* bytes of arena the model's buffers occupy (the blob's arena_size) */
 #define EM_MODEL_ARENA_BYTES 1544u
+/* the C kernels this model runs on: build the firmware with -DEM_GRAPH_KERNELS=EM_MODEL_GRAPH_KERNELS to
+ * link only those (em_graph.h em_graph_kernel_t; the patch schedule also needs FC_S8 / FC_S8_PACKED) */
+#define EM_MODEL_GRAPH_KERNELS 0x8d92u
 #define EM_MODEL_N_IN 32
 #define EM_MODEL_N_OUT 10
 /* one step consumes the mean of this many consecutive sensor samples */
