@@ -220,6 +220,24 @@ def _recipe_source(folder: Path) -> str:
     return str(yaml.safe_load((folder / "recipe.yaml").read_text())["data"]["source"])
 
 
+def _act_lines(q: dict[str, Any]) -> list[str]:
+    """The activation-width decision: each candidate's measured loss increase at 8 and 16 bits and its width."""
+    sens = q.get("activation_sensitivity") or {}
+    state = ", ".join(f"{k} {v} bits" for k, v in (q.get("state_bits") or {}).items())
+    lines = [f"State: {state}." if state else "", ""] if state else []
+    if not sens:
+        return lines
+    return lines + [
+        "Activations that may be 16-bit (validation loss increase with that activation alone quantized; 16 bits "
+        "only where 8-bit rounding costs more than 0.01 nats and the arena fits):",
+        "",
+        "| activation | +loss at 8 bits | +loss at 16 bits | chosen |",
+        "|---|---|---|---|",
+        *[f"| {p} | {v['8']:+.5f} | {v['16']:+.5f} | {q['activation_bits'][p]} |" for p, v in sens.items()],
+        "",
+    ]
+
+
 def mixed_card(folder: Path, deployment: dict[str, Any] | None) -> str:
     """The card of a model written by `edgemem quantize` (quantize.json, pareto.png, and a verify report)."""
     q = json.loads((folder / "quantize.json").read_text())
@@ -229,9 +247,11 @@ def mixed_card(folder: Path, deployment: dict[str, Any] | None) -> str:
         "Generated from `quantize.json` (`edgemem quantize`) and `verify.json`; numbers are measured.",
         "",
         f"Budget for the stored weights: **{q['flash_budget_bytes']:,} B**. Sensitivity: {q['sensitivity']}. "
-        "Greedy search from all-8-bit, one layer one width at a time (cheapest loss per byte saved), then "
-        f"{q['qat_epochs']} epochs of quantization-aware fine-tuning with brevitas (per-channel weights, the integer "
-        "model's own rounding).",
+        "Greedy search from all-8-bit, one layer one width at a time (cheapest loss per byte saved; the last step the "
+        f"cheapest that reaches the budget), then {q['qat_epochs']} epochs of quantization-aware fine-tuning with "
+        "brevitas (per-channel weights, the integer model's own rounding"
+        + (", inputs of the layers reading a chosen activation at its width" if q.get("activation_bits") else "")
+        + (", distilled from the float model" if q.get("qat_distillation") else "") + ").",
         "",
         "| | weight bytes | test accuracy (integer model) |",
         "|---|---|---|",
@@ -243,6 +263,7 @@ def mixed_card(folder: Path, deployment: dict[str, Any] | None) -> str:
         "|---|---|---|",
         *[f"| {k} | {v['weight']} | {v['activation']} |" for k, v in q["bits"].items()],
         "",
+        *_act_lines(q),
         f"Arena as the exporter places it: {q['arena_bytes']:,} B"
         + ("" if q.get("ram_budget_bytes") is None else
            f" (RAM budget {q['ram_budget_bytes']:,} B: {'fits' if q['fits_ram'] else 'does not fit'})") + ".",
