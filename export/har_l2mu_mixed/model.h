@@ -5,9 +5,12 @@
 #include <stdint.h>
 
 #define EM_MODEL_FORMAT 2
-#define EM_MODEL_BLOB_SIZE 6979u
+#define EM_MODEL_BLOB_SIZE 6415u
 /* bytes of arena the model's buffers occupy (the blob's arena_size) */
-#define EM_MODEL_ARENA_BYTES 768u
+#define EM_MODEL_ARENA_BYTES 824u
+/* the C kernels this model runs on: build the firmware with -DEM_GRAPH_KERNELS=EM_MODEL_GRAPH_KERNELS to
+ * link only those (em_graph.h em_graph_kernel_t; the patch schedule also needs FC_S8 / FC_S8_PACKED) */
+#define EM_MODEL_GRAPH_KERNELS 0x1e581u
 #define EM_MODEL_N_IN 6
 #define EM_MODEL_N_OUT 7
 /* one step consumes the mean of this many consecutive sensor samples */
@@ -18,7 +21,7 @@
 #define EM_MODEL_INPUT_SCALE 0.0644986310343104f
 #define EM_MODEL_INPUT_ZERO_POINT 0
 /* float logit = int16 logit * EM_MODEL_OUTPUT_SCALE */
-#define EM_MODEL_OUTPUT_SCALE 0.0008354265012364765f
+#define EM_MODEL_OUTPUT_SCALE 0.0008388500165309214f
 /* class = argmax of the logits summed over the sequence (SUM) or of the last step's (LAST) */
 #define EM_MODEL_READOUT_SUM 1
 #define EM_MODEL_CLASS_NAMES {"PEN", "ABD", "FEL", "IR", "ER", "TRAP", "ROW"}
