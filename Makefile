@@ -89,7 +89,7 @@ longstream: setup
 # `make export verify` packs and checks them.
 mixed: setup
 	$(EDGEMEM) quantize models/kws_lmuformer/model.pt --flash 14KiB --ram 4KiB
-	$(EDGEMEM) quantize models/har_l2mu/model.pt --flash 3236 --ram 4KiB --epochs 15
+	$(EDGEMEM) quantize models/har_l2mu/model.pt --flash 3236 --ram 4KiB --epochs 15 --distill
 
 bench: setup
 	$(PY) -m edgemem.bench --out bench/results.json
