@@ -215,19 +215,19 @@ static uint8_t *frame_at(const em_graph_patch_ctx_t *c, uint32_t b, uint32_t fra
     return c->arena + e.offset + (size_t)frame * frame_bytes(c->plan->graph, b);
 }
 
+static const uint8_t *tensor_entry(const em_graph_t *g, uint32_t t) {
+    return g->tensors + (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * t;
+}
+static const void *tensor_data(const em_graph_t *g, uint32_t t) { return g->blob + em_rd_u32(tensor_entry(g, t) + 4); }
+
 /* A stage CONV1D over frames: output frame j is an FC over the k input frames ending at the matching time, which
  * lie next to each other in the input buffer, in the weights' [k][c_in] order (same sums as the ring kernel). */
 static em_status_t conv_frame(const em_graph_t *g, const em_op_rec_t *op, const int8_t *window, int32_t *out) {
-    const uint8_t *tw = g->tensors + (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * op->t[0];
-    const void *w = g->blob + em_rd_u32(tw + 4);
-    const int32_t *bias = (const int32_t *)(const void *)(g->blob + em_rd_u32(g->tensors +
-                                                           (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * op->t[1] + 4));
-    const int32_t *mult = (const int32_t *)(const void *)(g->blob + em_rd_u32(g->tensors +
-                                                           (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * op->t[2] + 4));
-    const int8_t *shift = (const int8_t *)(g->blob + em_rd_u32(g->tensors +
-                                                               (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * op->t[3] + 4));
+    const void *w = tensor_data(g, op->t[0]);
+    const int32_t *bias = (const int32_t *)tensor_data(g, op->t[1]), *mult = (const int32_t *)tensor_data(g, op->t[2]);
+    const int8_t *shift = (const int8_t *)tensor_data(g, op->t[3]);
     const em_out_mode_t mode = (op->flags & EM_GRAPH_OPF_ACC) ? EM_OUT_ACC : EM_OUT_ASSIGN;
-    const int row = op->d[0] * op->d[2], wdt = tw[2];
+    const int row = op->d[0] * op->d[2], wdt = tensor_entry(g, op->t[0])[2];
     if (wdt == EM_DTYPE_S4 || wdt == EM_DTYPE_S2) {
         if (!((EM_GRAPH_KERNELS >> EM_K_FC_S8_PACKED) & 1u)) return EM_ERR_OP; /* constant: lets gc drop it */
         return em_fc_s8_packed(window, (const uint8_t *)w, wdt == EM_DTYPE_S4 ? 4 : 2, bias, mult, shift, row,
