@@ -134,6 +134,11 @@ def _table(r: dict) -> Table:
     t.add_row("C host", f"{a['c_host']:.4f}", "bit-exact" if r["bit_exact_host"] else "DIFFERS from reference")
     m4 = f"{r['c_cortex_m4_windows']} windows, " + ("bit-exact" if r["bit_exact_cortex_m4"] else "DIFFERS")
     t.add_row("C Cortex-M4 (QEMU)", f"{a['c_cortex_m4']:.4f}", m4)
+    p = r.get("patch_schedule")
+    if p:
+        t.add_row("C host, patch schedule", f"{a['c_host']:.4f}" if p["bit_exact_host"] else "–",
+                  f"{p['patch_frames']} frames a block, " + ("bit-exact" if p["bit_exact_host"] else "DIFFERS") +
+                  f", arena {p['arena_bytes']:,} B (plan {p['plan_peak_ram_bytes']:,} B)")
     q = r.get("qcdq_onnx")
     if q:
         t.add_row("onnxruntime QCDQ", f"{q['accuracy_onnx_qcdq']:.4f}",

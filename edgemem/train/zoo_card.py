@@ -96,7 +96,20 @@ def _deployment(dep: dict[str, Any], folder: str) -> list[str]:
         f"**{dep['instructions_per_step']:,.0f} instructions per step** (QEMU `-icount`, SysTick)"
         + (f"; {dep['spikes_per_step']:.1f} spikes per step in the integer model." if dep.get("spikes_per_step")
            else "."),
+        *_patch(dep.get("patch_schedule")),
         *_qcdq(dep.get("qcdq_onnx")),
+    ]
+
+
+def _patch(p: dict[str, Any] | None) -> list[str]:
+    """The patch schedule paragraph, when the export ships patch.bin."""
+    if not p:
+        return []
+    return [
+        "",
+        f"Patch schedule (`patch.bin`, {p['patch_frames']} frames a block, the conv front recomputing its halo): "
+        f"C host equal to the integer reference at every one of {p['steps_compared']:,} steps: "
+        f"**{p['bit_exact_host']}**; arena {p['arena_bytes']:,} B, the planner's peak {p['plan_peak_ram_bytes']:,} B.",
     ]
 
 

@@ -79,6 +79,22 @@ def run_host(blob: Path, x: np.ndarray, n_out: int) -> np.ndarray:
     return _io(blob, x, run, n_out)[0]
 
 
+def run_host_patch(blob: Path, plan: Path, x: np.ndarray, n_out: int) -> tuple[np.ndarray, int]:
+    """The patch schedule (em_run's PATCH.bin argument): (logits [N][T][n_out], the arena bytes it asked for)."""
+    exe = build_host()
+
+    def run(b: Path, inp: Path, out: Path, steps: int) -> str:
+        res = subprocess.run([str(exe), str(b), str(inp), str(out), str(steps), str(plan.resolve())],
+                             capture_output=True, text=True)
+        return _check(res, "C host run (patch schedule)")
+
+    logits, stdout = _io(blob, x, run, n_out)
+    m = re.search(r"arena_bytes=(\d+)", stdout)
+    if not m:
+        raise EdgememError(f"em_run printed no arena size for the patch schedule: {stdout.strip()[:200]}")
+    return logits, int(m.group(1))
+
+
 @dataclass
 class M4Run:
     logits: np.ndarray

@@ -91,6 +91,24 @@ def int_model(blob: bytes, meta: dict[str, Any]) -> IntModel:
     return IntModel(float(meta["input_scale"]), g.n_out, run)
 
 
+PATCH_FILE = "patch.bin"  # the patch schedule's plan (edgemem plan --patch-out), where the model has one
+
+
+def _check_patch(export_dir: Path, blob_path: Path, xq: np.ndarray, ref: np.ndarray, n_out: int) -> dict[str, Any]:
+    """The shipped patch plan run by C on the host over every held-out window: bit-exact with the streaming
+    reference, and the arena it asked for against the planner's figure for the same patch size."""
+    from edgemem.schedule.patch import HEADER
+    from edgemem.schedule.plan import load_export_graph, plan_graph
+
+    plan_blob = (export_dir / PATCH_FILE).read_bytes()
+    frames = int.from_bytes(plan_blob[20:22], "little") if len(plan_blob) >= HEADER else 0
+    g, steps = load_export_graph(export_dir)
+    planned = plan_graph(g, steps, patch_frames=frames).schedules["patch"].peak_ram_bytes
+    logits, arena = c_runtime.run_host_patch(blob_path, export_dir / PATCH_FILE, xq, n_out)
+    return {"patch_frames": frames, "bit_exact_host": bool(np.array_equal(logits, ref)), "arena_bytes": arena,
+            "plan_peak_ram_bytes": planned, "steps_compared": int(ref.shape[0] * ref.shape[1])}
+
+
 def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None) -> dict[str, Any]:
     """Runs every runtime; m4_windows limits the (slow) emulated run to the first N test windows."""
     def say(msg: str) -> None:
@@ -158,6 +176,9 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
         "spikes_per_step": spikes,  # integer reference, all LIF populations, mean over the test steps
         "readout": readout,
     }
+    if (export_dir / PATCH_FILE).is_file():
+        say("C host, patch schedule")
+        report["patch_schedule"] = _check_patch(export_dir, blob_path, xq, ref, n_out)
     if (export_dir / QCDQ_FILE).is_file():
         from edgemem.verify.qcdq import check_export
 
