@@ -53,15 +53,20 @@ def train(
 @app.command()
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="model.pt")],
-    to: Annotated[str, typer.Option("--to", help="comma-separated formats: onnx,c,qcdq")] = "onnx,c",
+    to: Annotated[str, typer.Option("--to", help="comma-separated formats: onnx,c,qcdq,nir")] = "onnx,c",
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("export/model"),
     name: Annotated[str | None, typer.Option(help="model name in C symbols (default: the checkpoint's)")] = None,
 ) -> None:
     """Quantize a checkpoint and write ONNX, C arrays (model.h/model.c) and the model blob (model.bin); qcdq adds
-    model_qcdq.onnx, the integer model's step as QCDQ ONNX (graph models)."""
+    model_qcdq.onnx, the integer model's step as QCDQ ONNX (graph models); nir adds model.nir, the float spiking model
+    as a NIR graph (l2mu, spiking lmuformer)."""
     from edgemem.export.run import export as do_export
 
     meta = do_export(checkpoint, [f.strip() for f in to.split(",") if f.strip()], out_dir, name)
+    if "arena_bytes" not in meta:  # --to nir alone
+        out.print(f"wrote {', '.join(meta['files'])} to {out_dir}; NIR cannot express {len(meta['unsupported'])} "
+                  "details (listed in the graph's metadata 'unsupported')")
+        return
     out.print(f"wrote {', '.join(meta['files'])} and meta.json to {out_dir} (arena {meta['arena_bytes']} B)")
 
 

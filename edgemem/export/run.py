@@ -1,5 +1,6 @@
-"""`edgemem export CKPT --to onnx,c[,qcdq] --out DIR`: quantize a checkpoint and write its release artifacts (qcdq:
-model_qcdq.onnx, the integer graph's step as QCDQ ONNX, edgemem/export/qcdq.py; graph models only)."""
+"""`edgemem export CKPT --to onnx,c[,qcdq][,nir] --out DIR`: quantize a checkpoint and write its release artifacts
+(qcdq: model_qcdq.onnx, the integer graph's step as QCDQ ONNX, edgemem/export/qcdq.py; graph models only; nir:
+model.nir, the float spiking model as a NIR graph, edgemem/export/nir_export.py; spiking models only)."""
 
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ from edgemem.train.pipeline import load_windows, prepare
 from edgemem.train.recipe import Recipe, _build
 from edgemem.train.run import calibration_windows
 
-FORMATS = ("onnx", "c", "qcdq")
+FORMATS = ("onnx", "c", "qcdq", "nir")
 QCDQ_FILE = "model_qcdq.onnx"
+NIR_FILE = "model.nir"
 META = "meta.json"
 
 
@@ -74,6 +76,15 @@ def lower_checkpoint(ckpt: Checkpoint) -> Lowered:
                  recipe.quant.act_bits or None)
 
 
+def nir_bytes(model: Any) -> tuple[bytes, list[str]]:
+    """The model's NIR file (an EdgememError for a model that is not spiking) and what NIR cannot express."""
+    from edgemem.export.nir_export import write_nir  # imports nir (h5py) only when asked for
+
+    with tempfile.TemporaryDirectory(prefix="edgemem-nir-") as tmp:
+        unsupported = write_nir(model, Path(tmp) / NIR_FILE)
+        return (Path(tmp) / NIR_FILE).read_bytes(), unsupported
+
+
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -91,6 +102,11 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
     if "qcdq" in formats:
         check_exportable(kind, graph)
     files: dict[str, bytes] = {}  # everything is generated first; nothing is written until all succeeded
+    if "nir" in formats:
+        files[NIR_FILE], unsupported = nir_bytes(ckpt.model)
+        if formats == ["nir"]:  # the float model alone: no quantization, no meta.json (it describes the C export)
+            write_bytes_atomic(out / NIR_FILE, files[NIR_FILE])
+            return {"files": {NIR_FILE: _sha(files[NIR_FILE])}, "unsupported": unsupported}
     if "onnx" in formats:
         with tempfile.TemporaryDirectory(prefix="edgemem-onnx-") as tmp:
             names = export_onnx(ckpt.model, Path(tmp) / "model.onnx")
