@@ -28,12 +28,28 @@ em_status_t em_conv1d_causal_s8(const int8_t *in, int8_t *ring, int32_t *head, c
         if (h < 0) h += past;
     }
     const size_t row = (size_t)k * (size_t)c_in; /* w[o] is [k][c_in] */
-    for (int o = 0; o < c_out; o++) {
-        const int8_t *wo = w + (size_t)o * row;
+    int o = 0;
+    for (; o + 2 <= c_out; o += 2) { /* two output channels a pass: each frame is read once for both */
+        const int8_t *w0 = w + (size_t)o * row, *w1 = w0 + row;
         /* each tap's dot is exact in int32 (<= 2^24), k <= 16 of them plus the bias in int64 */
+        int64_t sum0 = bias[o], sum1 = bias[o + 1];
+        int slot = h;
+        for (int j = 0; j <= past; j++) { /* tap j pairs with frame t-(k-1)+j: ring[(h+j) % (k-1)], then in */
+            const int8_t *f = j < past ? ring + (size_t)slot * (size_t)c_in : in;
+            int32_t d0, d1;
+            em_dot2_s8(w0 + (size_t)j * (size_t)c_in, w1 + (size_t)j * (size_t)c_in, f, c_in, &d0, &d1);
+            sum0 += d0;
+            sum1 += d1;
+            if (j < past && ++slot == past) slot = 0;
+        }
+        em_store32_i(&out[o], em_requant_i(em_sat32_i(sum0), mult[o], shift[o]), acc);
+        em_store32_i(&out[o + 1], em_requant_i(em_sat32_i(sum1), mult[o + 1], shift[o + 1]), acc);
+    }
+    for (; o < c_out; o++) {
+        const int8_t *wo = w + (size_t)o * row;
         int64_t sum = bias[o];
         int slot = h;
-        for (int j = 0; j < past; j++) { /* tap j pairs with frame t-(k-1)+j = ring[(h+j) % (k-1)] */
+        for (int j = 0; j < past; j++) {
             sum += em_dot_s8(wo + (size_t)j * (size_t)c_in, ring + (size_t)slot * (size_t)c_in, c_in);
             if (++slot == past) slot = 0;
         }

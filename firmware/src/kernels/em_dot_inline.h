@@ -30,6 +30,34 @@ static inline int32_t em_dot_s8(const int8_t *a, const int8_t *b, int n) {
     return acc;
 }
 
+/* Two rows against one input: *r0 = sum_i a0[i] * b[i], *r1 = sum_i a1[i] * b[i] (each exact in int32 as
+ * em_dot_s8). The input's words are loaded and widened once for both rows (CMSIS-NN's two-row kernels do the same),
+ * about 1.6 instead of 2.5 instructions a MAC on the M4. */
+static inline void em_dot2_s8(const int8_t *a0, const int8_t *a1, const int8_t *b, int n, int32_t *r0,
+                              int32_t *r1) {
+    int32_t acc0 = 0, acc1 = 0;
+    int i = 0;
+#ifdef EM_DOT_DSP
+    for (; i + 4 <= n; i += 4) {
+        uint32_t w0, w1, wb;
+        __builtin_memcpy(&w0, a0 + i, 4);
+        __builtin_memcpy(&w1, a1 + i, 4);
+        __builtin_memcpy(&wb, b + i, 4);
+        const int16x2_t be = __sxtb16(wb), bo = __sxtb16(em_ror8(wb));
+        acc0 = (int32_t)__smlad(__sxtb16(w0), be, (uint32_t)acc0);
+        acc0 = (int32_t)__smlad(__sxtb16(em_ror8(w0)), bo, (uint32_t)acc0);
+        acc1 = (int32_t)__smlad(__sxtb16(w1), be, (uint32_t)acc1);
+        acc1 = (int32_t)__smlad(__sxtb16(em_ror8(w1)), bo, (uint32_t)acc1);
+    }
+#endif
+    for (; i < n; i++) {
+        acc0 += (int32_t)a0[i] * (int32_t)b[i];
+        acc1 += (int32_t)a1[i] * (int32_t)b[i];
+    }
+    *r0 = acc0;
+    *r1 = acc1;
+}
+
 /* sum_j a[j] * b[j] over n int16 pairs in int64 (|sum| <= n * 2^30). */
 static inline int64_t em_dot_s16(const int16_t *a, const int16_t *b, int n) {
     int64_t acc = 0;
