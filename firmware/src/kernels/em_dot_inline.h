@@ -100,4 +100,34 @@ static inline int64_t em_dot_s8_s16(const int8_t *w, const int16_t *x, int n) {
     return acc;
 }
 
+/* Two rows of int8 weights against one int16 input, in int64 (as em_dot_s8_s16; the input read once for both). */
+static inline void em_dot2_s8_s16(const int8_t *w0, const int8_t *w1, const int16_t *x, int n, int64_t *r0,
+                                  int64_t *r1) {
+    int64_t acc0 = 0, acc1 = 0;
+    int i = 0;
+#ifdef EM_DOT_DSP
+    for (; i + 4 <= n; i += 4) {
+        uint32_t wa, wb;
+        int16x2_t x01, x23;
+        __builtin_memcpy(&wa, w0 + i, 4);
+        __builtin_memcpy(&wb, w1 + i, 4);
+        __builtin_memcpy(&x01, x + i, 4);
+        __builtin_memcpy(&x23, x + i + 2, 4);
+        uint32_t even = (uint32_t)__sxtb16(wa), odd = (uint32_t)__sxtb16(em_ror8(wa));
+        acc0 = __smlald((int16x2_t)((even & 0xFFFFu) | (odd << 16)), x01, acc0);
+        acc0 = __smlald((int16x2_t)((even >> 16) | (odd & 0xFFFF0000u)), x23, acc0);
+        even = (uint32_t)__sxtb16(wb);
+        odd = (uint32_t)__sxtb16(em_ror8(wb));
+        acc1 = __smlald((int16x2_t)((even & 0xFFFFu) | (odd << 16)), x01, acc1);
+        acc1 = __smlald((int16x2_t)((even >> 16) | (odd & 0xFFFF0000u)), x23, acc1);
+    }
+#endif
+    for (; i < n; i++) {
+        acc0 += (int32_t)w0[i] * (int32_t)x[i];
+        acc1 += (int32_t)w1[i] * (int32_t)x[i];
+    }
+    *r0 = acc0;
+    *r1 = acc1;
+}
+
 #endif /* EM_DOT_INLINE_H */
