@@ -100,6 +100,29 @@ static inline int64_t em_dot_s8_s16(const int8_t *w, const int16_t *x, int n) {
     return acc;
 }
 
+/* Two int16 rows against one int16 vector, in int64 (as em_dot_s16; the vector read once for both). */
+static inline void em_dot2_s16(const int16_t *a0, const int16_t *a1, const int16_t *b, int n, int64_t *r0,
+                               int64_t *r1) {
+    int64_t acc0 = 0, acc1 = 0;
+    int j = 0;
+#ifdef EM_DOT_DSP
+    for (; j + 2 <= n; j += 2) {
+        int16x2_t w0, w1, wb;
+        __builtin_memcpy(&w0, a0 + j, 4);
+        __builtin_memcpy(&w1, a1 + j, 4);
+        __builtin_memcpy(&wb, b + j, 4);
+        acc0 = __smlald(w0, wb, acc0);
+        acc1 = __smlald(w1, wb, acc1);
+    }
+#endif
+    for (; j < n; j++) {
+        acc0 += (int32_t)a0[j] * (int32_t)b[j];
+        acc1 += (int32_t)a1[j] * (int32_t)b[j];
+    }
+    *r0 = acc0;
+    *r1 = acc1;
+}
+
 /* Two rows of int8 weights against one int16 input, in int64 (as em_dot_s8_s16; the input read once for both). */
 static inline void em_dot2_s8_s16(const int8_t *w0, const int8_t *w1, const int16_t *x, int n, int64_t *r0,
                                   int64_t *r1) {

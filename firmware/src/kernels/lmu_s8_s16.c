@@ -14,12 +14,17 @@ em_status_t em_lmu_s8_s16(int16_t *m, const int8_t *u, const int16_t *a, int a_s
         /* the update reads every old m[c][j] for each i, so keep the old row aside */
         for (int j = 0; j < order; j++) scratch[j] = row[j];
         const int32_t uc = u[c];
-        for (int i = 0; i < order; i++) {
+        for (int i = 0; i < order; i += 2) { /* two rows of A a pass: the old row is read once for both */
+            const int pair = i + 1 < order;
             const int16_t *ai = a + (size_t)i * (size_t)order; /* a[i][:] */
-            int64_t acc = em_dot_s16(ai, scratch, order);    /* |acc| <= 1024 * 2^30 = 2^40 */
-            int64_t in = (int64_t)uc * b[i];                  /* |u * b| <= 2^38 */
-            if (b_shift > 0) in = em_rshift_round_bounded_i(in, b_shift);
-            row[i] = em_sat16_i(em_rshift_round_bounded_i(acc, a_shift) + in);
+            int64_t acc[2];                                    /* |acc| <= 1024 * 2^30 = 2^40 */
+            if (pair) em_dot2_s16(ai, ai + order, scratch, order, &acc[0], &acc[1]);
+            else acc[0] = em_dot_s16(ai, scratch, order);
+            for (int r = 0; r <= pair; r++) {
+                int64_t in = (int64_t)uc * b[i + r]; /* |u * b| <= 2^38 */
+                if (b_shift > 0) in = em_rshift_round_bounded_i(in, b_shift);
+                row[i + r] = em_sat16_i(em_rshift_round_bounded_i(acc[r], a_shift) + in);
+            }
         }
     }
     return EM_OK;
