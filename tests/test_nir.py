@@ -14,7 +14,6 @@ from pathlib import Path
 
 import nir
 import numpy as np
-import pytest
 import torch
 
 from conftest import CHECKPOINT, ROOT, SHIPPED
@@ -118,9 +117,7 @@ def test_cli_nir(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert nir.read(tmp_path / "l2mu" / "model.nir").metadata["model"] == "l2mu"
     assert not (tmp_path / "l2mu" / "meta.json").exists()
-    ann = ROOT / "models" / "kws_lmuformer" / "model.pt"
-    if not ann.is_file():
-        pytest.skip("models/kws_lmuformer is not shipped")
+    ann = ROOT / "models" / "kws_lmuformer" / "model.pt"  # shipped: a non-spiking model NIR export must refuse
     assert not load_checkpoint(ann).model.cfg.spiking
     res = subprocess.run([*EDGEMEM, "export", str(ann), "--to", "nir", "--out", str(tmp_path / "ann")],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
