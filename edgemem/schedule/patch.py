@@ -35,7 +35,8 @@ ENTRY = 8
 MAX_FRAMES = 1024
 
 
-def _fields(g: Graph, i: int) -> list[int]:
+def op_buffers(g: Graph, i: int) -> list[int]:
+    """The buffers op i names, in field order (in0, out, state0, state1, scratch)."""
     op = g.ops[i]
     return [b for b in (op.in0, op.out, op.state0, op.state1, op.scratch) if b != NONE]
 
@@ -103,7 +104,7 @@ def patch_layout(g: Graph, patch_frames: int) -> PatchLayout:
         lead[op.in0] = max(lead[op.in0], need)
     stage, rest, ring = set(), set(), set()
     for i, op in enumerate(g.ops):
-        for b in _fields(g, i):
+        for b in op_buffers(g, i):
             if i > end:
                 rest.add(b)
             elif b in (op.state0, op.state1):
@@ -157,7 +158,7 @@ def run_patch(g: Graph, lay: PatchLayout, x: np.ndarray) -> np.ndarray:
             _stage_op(g, lay, seq, fns[i], i, t0, n)
         for f in range(n):
             for i in range(lay.stage_ops, len(g.ops)):
-                named = _fields(g, i)
+                named = op_buffers(g, i)
                 at = {b: lay.lead[b] + f if lay.frames[b] > 1 or lay.lead[b] else 0 for b in named}
                 v: Values = [np.zeros((0, 0), dtype=np.int64)] * len(seq)
                 for b in named:

@@ -37,11 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from edgemem.errors import EdgememError
-from edgemem.quant.graph import NONE, Graph, OpType
+from edgemem.quant.graph import Graph, OpType
 from edgemem.quant.graph_check import live_ranges, tables_of
 from edgemem.schedule.arena import plan_arena
 from edgemem.schedule.patch import MAX_FRAMES as MAX_PATCH_FRAMES
-from edgemem.schedule.patch import extra_macs, front_stage, patch_layout
+from edgemem.schedule.patch import extra_macs, front_stage, op_buffers, patch_layout
 
 __all__ = ["TARGETS", "Report", "Schedule", "front_stage", "load_export_graph", "parse_size", "plan_graph", "plot"]
 
@@ -90,15 +90,10 @@ def _macs(g: Graph, i: int) -> int:
     return 0
 
 
-def _names(g: Graph, i: int) -> list[int]:
-    op = g.ops[i]
-    return [b for b in (op.in0, op.out, op.state0, op.state1, op.scratch) if b != NONE]
-
-
 def _users(g: Graph) -> list[set[int]]:
     users: list[set[int]] = [set() for _ in g.buffers]
     for i in range(len(g.ops)):
-        for b in _names(g, i):
+        for b in op_buffers(g, i):
             users[b].add(i)
     return users
 
@@ -112,7 +107,7 @@ def cross_op_recurrence(g: Graph) -> str | None:
         for i, op in enumerate(g.ops):
             if op.in0 == b:  # the only field through which an op reads another op's state
                 for j in range(i + 1, len(g.ops)):
-                    if b in _names(g, j) and g.ops[j].in0 != b:
+                    if b in op_buffers(g, j) and g.ops[j].in0 != b:
                         return f"op {i} ({op.type.name}) reads state buffer {b} that op {j} ({g.ops[j].type.name}) " \
                                "writes later in the step"
     return None
@@ -135,12 +130,12 @@ def streaming(g: Graph) -> Schedule:
                     {"state_bytes": sum(s for s, b in zip(plan.sizes, g.buffers) if b.state)})
 
 
-def _layered(g: Graph, steps: int, first: int, frames: dict[int, int], state: int, live: list[tuple[int, int] | None],
-             carry: list[bool]) -> list[int]:
-    """Bytes live at points first-1 .. n_ops, each carrying buffer at frames.get(b, steps) frames."""
+def _layered(g: Graph, steps: int, state: int, live: list[tuple[int, int] | None], carry: list[bool]) -> list[int]:
+    """Bytes live at the window start (index 0), after each op, and at the end: carrying buffers hold `steps`
+    frames."""
     sizes = [b.count * b.dtype.size for b in g.buffers]
     line = []
-    for p in range(first - 1, len(g.ops) + 1):
+    for p in range(-1, len(g.ops) + 1):
         total = state
         for b, buf in enumerate(g.buffers):
             r = live[b]
@@ -148,7 +143,7 @@ def _layered(g: Graph, steps: int, first: int, frames: dict[int, int], state: in
                 continue
             if r is None or not r[0] <= p <= r[1]:
                 continue
-            total += sizes[b] * (frames.get(b, steps) if carry[b] else 1)
+            total += sizes[b] * (steps if carry[b] else 1)
         line.append(total)
     return line
 
@@ -162,7 +157,7 @@ def layer_by_layer(g: Graph, steps: int) -> Schedule | str:
     carry = _carrying(g, users)
     live = _seq_ranges(g, users)
     state = sum(b.count * b.dtype.size for b in g.buffers if b.state)
-    line = _layered(g, steps, 0, {}, state, live, carry)
+    line = _layered(g, steps, state, live, carry)
     return Schedule("layer_by_layer", max(line), 0.0, line)
 
 
