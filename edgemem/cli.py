@@ -53,7 +53,7 @@ def train(
 @app.command()
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="model.pt")],
-    to: Annotated[str, typer.Option("--to", help="comma-separated formats: onnx,c,qcdq,nir")] = "onnx,c",
+    to: Annotated[str, typer.Option("--to", help="comma-separated formats: onnx,c,qcdq,nir,tflite")] = "onnx,c",
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("export/model"),
     name: Annotated[str | None, typer.Option(help="model name in C symbols (default: the checkpoint's)")] = None,
 ) -> None:

@@ -22,6 +22,7 @@ from edgemem.export.c_arrays import model_c, model_h
 from edgemem.export.graph_blob import build_graph_blob
 from edgemem.export.onnx_export import export_onnx, state_names
 from edgemem.export.qcdq import check_exportable, export_qcdq
+from edgemem.export.tflite_export import to_tflite
 from edgemem.models import registry
 from edgemem.quant.calibrate import quantize_l2mu
 from edgemem.quant.lower import Lowered, lower
@@ -31,7 +32,9 @@ from edgemem.train.pipeline import load_windows, prepare
 from edgemem.train.recipe import Recipe, _build
 from edgemem.train.run import calibration_windows
 
-FORMATS = ("onnx", "c", "qcdq", "nir")
+FORMATS = ("onnx", "c", "qcdq", "nir", "tflite")
+TFLITE_FILE = "model.tflite"  # one step, states as inputs and outputs (edgemem.export.tflite_export)
+TFLITE_VARS_FILE = "model_vars.tflite"  # the same step with its state in resource variables
 QCDQ_FILE = "model_qcdq.onnx"
 NIR_FILE = "model.nir"
 META = "meta.json"
@@ -113,8 +116,15 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
             files["model.onnx"] = (Path(tmp) / "model.onnx").read_bytes()
     else:
         names = state_names(ckpt.model)
+    tflite_states: list[list[Any]] = []
+    if "tflite" in formats:  # the graph form, also of the version-1 L2MU (same integers: test_tflite)
+        low = lower_checkpoint(ckpt)
+        files[TFLITE_FILE] = to_tflite(low, name).data
+        files[TFLITE_VARS_FILE] = to_tflite(low, name, variables=True).data
+        tflite_states = [[st.name, st.dtype, st.count, st.scale] for st in to_tflite(low, name).states]
     if graph:
-        return _export_graph(checkpoint, ckpt, out, name, files, names, "qcdq" in formats)
+        meta = _export_graph(checkpoint, ckpt, out, name, files, names, "qcdq" in formats, tflite_states)
+        return meta
     q = quantize_checkpoint(ckpt)
     arena = arena_bytes(q)
     if "c" in formats:
@@ -140,6 +150,8 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
         "a_shift": q.a_shift,
         "population_scales": {p: q.pops[p].scale for p in POP_NAMES},
     }
+    if tflite_states:
+        meta["tflite_states"] = tflite_states
     return _write(out, files, meta)
 
 
@@ -152,7 +164,7 @@ def _write(out: Path, files: dict[str, bytes], meta: dict[str, Any]) -> dict[str
 
 
 def _export_graph(checkpoint: Path, ckpt: Checkpoint, out: Path, name: str, files: dict[str, bytes],
-                  names: list[str], qcdq: bool = False) -> dict[str, Any]:
+                  names: list[str], qcdq: bool = False, tflite_states: list[list[Any]] | None = None) -> dict[str, Any]:
     """Every model other than the L2MU: an integer graph (blob version 2, docs/graph.md)."""
     recipe = recipe_of(ckpt)
     low = lower_checkpoint(ckpt)
@@ -188,6 +200,8 @@ def _export_graph(checkpoint: Path, ckpt: Checkpoint, out: Path, name: str, file
         "weight_bytes": low.graph.weight_bytes(),
         "ops": len(low.graph.ops),
     }
+    if tflite_states:
+        meta["tflite_states"] = tflite_states  # [name, dtype, count, scale] of each state input, in order
     return _write(out, files, meta)
 
 

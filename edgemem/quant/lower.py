@@ -18,6 +18,9 @@ class Lowered:
     input_scale: float
     output_scale: float
     info: dict[str, float] = field(default_factory=dict)  # calibrated peaks, for the report
+    scales: dict[str, float] = field(default_factory=dict)  # buffer name -> real value of one unit (Builder.extras)
+    w_scales: dict[str, np.ndarray] = field(default_factory=dict)  # FC / CONV1D op -> per-channel weight scales
+    act_fns: dict[str, str] = field(default_factory=dict)  # ACT LUT op -> "tanh", "gelu", ...
 
 
 def lower(model: nn.Module, calib_x: np.ndarray, margin: float = 1.25,

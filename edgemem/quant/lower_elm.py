@@ -61,4 +61,4 @@ def lower_elm(model: ELMNet, calib_x: np.ndarray, margin: float,
         logits = b.fc(f"readout{k}", f["W_y"], bias, m, s_logits, out=logits)  # type: ignore[arg-type]
     assert logits is not None
     g = b.output(logits)
-    return Lowered(g, b.scale[g.in_buffer], b.output_scale, peak)
+    return Lowered(g, b.scale[g.in_buffer], b.output_scale, peak, **b.extras())

@@ -63,4 +63,4 @@ def lower_l2mu(model: L2MU, calib_x: np.ndarray, margin: float, weight_bits: dic
     logits = b.fc("out", *w("out"), s_h, margin * peak_logits / INT16_MAX)
     g = b.output(logits)
     return Lowered(g, b.scale[g.in_buffer], b.output_scale, {"input": float(x_cal.abs().max()),
-                                                             "logits": peak_logits})
+                                                             "logits": peak_logits}, **b.extras())

@@ -71,4 +71,4 @@ def lower_lmu(model: LMURNN, calib_x: np.ndarray, margin: float,
     logits = b.fc("out", to_np(model.out.weight), to_np(model.out.bias), h,  # type: ignore[arg-type]
                   margin * peak["logits"] / INT16_MAX)
     g = b.output(logits)
-    return Lowered(g, b.scale[g.in_buffer], b.output_scale, peak)
+    return Lowered(g, b.scale[g.in_buffer], b.output_scale, peak, **b.extras())

@@ -145,4 +145,4 @@ def lower_lmuformer(model: LMUFormer, calib_x: np.ndarray, margin: float,
     logits = b.fc("head", to_np(model.head.weight), to_np(model.head.bias), o,  # type: ignore[arg-type]
                   margin * peak["logits"] / INT16_MAX)
     g = b.output(logits)
-    return Lowered(g, b.scale[g.in_buffer], b.output_scale, peak)
+    return Lowered(g, b.scale[g.in_buffer], b.output_scale, peak, **b.extras())

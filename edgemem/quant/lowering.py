@@ -17,7 +17,7 @@ import torch
 from edgemem.errors import EdgememError
 from edgemem.quant.calibrate import quantize_fc
 from edgemem.quant.graph import FLAG_ACC, FLAG_CUBA, FLAG_EVENTS, NONE, Act, DType, Graph, Op, OpType, lut_op_flags
-from edgemem.quant.intops import quantize_multiplier, to_q15
+from edgemem.quant.intops import tflite_exact_scale, tflite_multiplier, to_q15
 from edgemem.quant.lut import lut_for
 
 INT8_MAX, INT16_MAX = 127, 32767
@@ -68,6 +68,8 @@ class Builder:
         self.g = Graph(n_in, n_out)
         self.g.in_buffer = self.g.buffer("input", DType.S8, n_in)
         self.scale: dict[int, float] = {self.g.in_buffer: input_scale}
+        self.w_scales: dict[str, Array] = {}  # FC / CONV1D op name -> per-channel weight scales (TFLite export)
+        self.act_fns: dict[str, str] = {}  # ACT LUT op name -> the function its table holds (float TFLite export)
 
     # ---- helpers ----
     def _buf(self, name: str, dtype: DType, count: int, scale: float, state: bool = False) -> int:
@@ -83,6 +85,7 @@ class Builder:
                                f"must fill whole bytes)")
         q = quantize_fc(torch.from_numpy(rows), None if b is None else torch.from_numpy(np.asarray(b, dtype=np.float64)),
                         s_in, s_out, bits)
+        self.w_scales[name] = q.w_scale
         g = self.g
         return (g.tensor(f"{name}.w", q.w, WEIGHT_DTYPES[bits]), g.tensor(f"{name}.bias", q.bias, DType.S32),
                 g.tensor(f"{name}.mult", q.mult, DType.S32), g.tensor(f"{name}.shift", q.shift, DType.S8))
@@ -129,6 +132,7 @@ class Builder:
         if func == "lut":
             assert fn is not None and s_out is not None
             table = lut_for(fn, self.scale[src], s_out)
+            self.act_fns[name] = getattr(fn, "__name__", "lut").lstrip("_")
             out = self._buf(name, DType.S8, n, s_out, state) if out is None else out
             t0 = self.g.tensor(f"{name}.lut", table, DType.S8)
             self.g.op(Op(OpType.ACT, name, in0=src, out=out, d=(n, 0, 0, 0), t=(t0, NONE, NONE, NONE),
@@ -212,8 +216,11 @@ class Builder:
         a_shift = 15 - (math.floor(math.log2(np.abs(a).max())) + 1)
         a_q = np.clip(np.round(a * (1 << a_shift)), -32768, 32767)
         real_b = b * self.scale[u] / s_m
-        if b_shift is None:  # as fine as int32 allows; 0 reproduces the version-1 L2MU's whole-unit B exactly
-            b_shift = int(np.clip(24 - (math.floor(math.log2(max(np.abs(real_b).max(), 1e-30))) + 1), 0, 30))
+        if b_shift is None:  # 15 bits, so that B is an int16 operand in TFLite (BATCH_MATMUL int16); 0 reproduces
+            # the version-1 L2MU's whole-unit B exactly
+            b_shift = int(np.clip(15 - (math.floor(math.log2(max(np.abs(real_b).max(), 1e-30))) + 1), 0, 30))
+            while b_shift > 0 and np.abs(np.round(real_b * (1 << b_shift))).max() > INT16_MAX:
+                b_shift -= 1  # the largest value rounded up to 2^15
         b_q = np.round(real_b * (1 << b_shift))
         if m is None:
             m = self._buf(f"{name}.m", DType.S16, n_u * order, s_m, state=True)
@@ -239,7 +246,10 @@ class Builder:
             out, flags = self._buf(f"{name}.acc", DType.S32, n, s_out), 0
         else:
             flags = FLAG_ACC
-        mult, shift = quantize_multiplier(self.scale[src] / self.scale[out])
+        # a 1x1 depthwise conv of weight 1 in TFLite: its scale makes the multiplier exact there (tflite_exact_scale)
+        w = tflite_exact_scale(self.scale[src], 1.0, self.scale[out])
+        self.w_scales[name] = np.array([w])
+        mult, shift = tflite_multiplier(self.scale[src], w, self.scale[out])
         tm = self.g.tensor(f"{name}.mult", np.array([mult]), DType.S32)
         ts = self.g.tensor(f"{name}.shift", np.array([shift]), DType.S8)
         self.g.op(Op(OpType.ADD, name, in0=src, out=out, d=(n, 0, 0, 0), t=(tm, ts, NONE, NONE), flags=flags))
@@ -256,6 +266,12 @@ class Builder:
             raise EdgememError(f"the model's last layer has {n} outputs, the graph {self.g.n_out}")
         self.g.place()
         return self.g
+
+    def extras(self) -> dict[str, dict]:
+        """What the graph blob leaves out but a TFLite file carries: the real scale of every buffer by name, the
+        per-channel weight scales and the functions of the LUT ops (Lowered's fields of the same names)."""
+        return {"scales": {b.name: self.scale[i] for i, b in enumerate(self.g.buffers)},
+                "w_scales": dict(self.w_scales), "act_fns": dict(self.act_fns)}
 
     @property
     def output_scale(self) -> float:

@@ -1,0 +1,422 @@
+"""An integer graph (edgemem.quant.graph) as one streaming step in a .tflite file, with edgemem's own scales.
+
+Each graph op becomes TFLite builtin ops (docs/tflite.md has the table):
+
+| graph op        | TFLite ops                                                                  |
+|-----------------|-----------------------------------------------------------------------------|
+| FC              | FULLY_CONNECTED: int8, or 16x8 (int16 input, int64 bias) where the sum is int16 |
+| CONV1D (causal) | CONCATENATION of the last k-1 frames (a state) and the input, FULLY_CONNECTED, SLICE |
+| ACT sat / relu  | QUANTIZE int16 -> int8 (a clamp at equal scales), RELU                      |
+| ACT lut         | CAST int8 -> int32, ADD 128, GATHER from the 256-entry table               |
+| LIF / SPIKE     | MUL (decay), GREATER, SELECT_V2 (reset), SUB, ADD, spikes by SELECT_V2      |
+| LEAKY           | MUL, ADD                                                                    |
+| LMU             | BATCH_MATMUL int16 (A m), BATCH_MATMUL (B u), ADD; RESHAPEs read the memory in raw units (scale 1) |
+| ADD (residual)  | ADD (TFLite rescales the input)                                             |
+| ONOFF           | SUB from zero, CONCATENATION                                                |
+
+A graph's int32 sums become int16 tensors at the sum's scale, except a sum written by one int8 FC and read only as
+int8 (then the FC writes int8 directly). The state is explicit: the file's inputs are the step input and every
+state, its outputs the logits and every next state, in the same order (names `state:X` and `next:X`). With
+`variables=True` the state lives in resource variables instead (VAR_HANDLE / READ_VARIABLE / ASSIGN_VARIABLE,
+zeroed by a CALL_ONCE subgraph), and the file has one input and one output.
+
+The float32 file has the same structure in float: weights dequantized from the int8 codes, LUTs replaced by the
+functions they tabulate, no saturation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgemem.errors import EdgememError
+from edgemem.export.tflite_writer import Model, Op, SubGraph, options
+from edgemem.quant.graph import FLAG_CUBA, Act, DType, OpType
+from edgemem.quant.lower import Lowered
+
+Q15 = 2.0**-15
+
+
+@dataclass
+class StateTensor:
+    """One state of the TFLite step: graph buffer `name`, dtype, count and scale (the conv window's layout is
+    oldest frame first, unlike the C runtime's ring)."""
+
+    name: str
+    dtype: str
+    count: int
+    scale: float
+
+
+@dataclass
+class TfliteModel:
+    data: bytes
+    states: list[StateTensor] = field(default_factory=list)
+    ops: dict[str, int] = field(default_factory=dict)  # TFLite builtin name -> count
+
+
+def _f32(x: float) -> float:
+    return float(np.float32(x))
+
+
+class _Lowering:
+    def __init__(self, low: Lowered, variables: bool, name: str) -> None:
+        if not low.scales:
+            raise EdgememError("this Lowered has no buffer scales (made before TFLite export existed): lower again")
+        self.low, self.g, self.variables = low, low.graph, variables
+        self.model = Model(f"edgemem {name}: one streaming step, int8 I/O, 16x8 inside")
+        self.sg: SubGraph = self.model.subgraph("step")
+        self.cur: dict[int, int] = {}  # graph buffer -> TFLite tensor holding its value now
+        self.cast16: dict[int, int] = {}
+        self.cast8: dict[int, int] = {}
+        self.states: list[StateTensor] = []
+        self.state_in: dict[int, int] = {}
+        self.counter = 0
+
+    # ---- tensors ----
+    def scale(self, buf: int) -> float:
+        return self.low.scales[self.g.buffers[buf].name]
+
+    def _name(self, base: str) -> str:
+        self.counter += 1
+        return f"{base}#{self.counter}"
+
+    def tensor(self, base: str, n: int | tuple[int, ...], dtype: str, scale: float | None) -> int:
+        shape = (1, n) if isinstance(n, int) else n
+        return self.sg.tensor(self._name(base), shape, dtype, None if scale is None else _f32(scale))
+
+    def const(self, base: str, values: np.ndarray, dtype: str, scale: float | list[float] | None,
+              axis: int = 0) -> int:
+        sc = None if scale is None else ([_f32(v) for v in scale] if isinstance(scale, list) else _f32(scale))
+        return self.sg.const(self._name(base), np.asarray(values), dtype, sc, 0 if sc is None else 0, axis)
+
+    def dtype_of(self, tid: int) -> str:
+        from edgemem.export.tflite_writer import TYPES
+
+        t = self.sg.tensors[tid].type
+        return next(k for k, v in TYPES.items() if v == t)
+
+    def op(self, code: int, inputs: list[int], outputs: list[int], opts: tuple | None = None) -> None:
+        if opts is None:
+            self.sg.op(code, inputs, outputs)
+        else:
+            self.sg.op(code, inputs, outputs, *opts)
+
+    # ---- value access ----
+    def value(self, buf: int) -> int:
+        if buf not in self.cur:
+            raise EdgememError(f"TFLite export: buffer {self.g.buffers[buf].name} is read before it is written")
+        return self.cur[buf]
+
+    def as16(self, buf: int) -> int:
+        t = self.value(buf)
+        if self.dtype_of(t) == "int16":
+            return t
+        if t not in self.cast16:
+            out = self.tensor(self.g.buffers[buf].name + ".s16", self.g.buffers[buf].count, "int16", self.scale(buf))
+            self.op(Op.QUANTIZE, [t], [out])
+            self.cast16[t] = out
+        return self.cast16[t]
+
+    def as8(self, buf: int) -> int:
+        t = self.value(buf)
+        if self.dtype_of(t) == "int8":
+            return t
+        if t not in self.cast8:
+            out = self.tensor(self.g.buffers[buf].name + ".s8", self.g.buffers[buf].count, "int8", self.scale(buf))
+            self.op(Op.QUANTIZE, [t], [out])  # equal scales: a clamp to [-128, 127]
+            self.cast8[t] = out
+        return self.cast8[t]
+
+    def store(self, buf: int, t: int, acc: bool) -> None:
+        if acc:
+            out = self.tensor(self.g.buffers[buf].name, self.g.buffers[buf].count, self.dtype_of(self.value(buf)),
+                              self.scale(buf))
+            self.op(Op.ADD, [self.value(buf), t], [out], options("Add"))
+            t = out
+        self.cur[buf] = t
+
+    # ---- states ----
+    def add_state(self, buf: int, dtype: str, count: int, scale: float) -> None:
+        name = self.g.buffers[buf].name
+        self.states.append(StateTensor(name, dtype, count, scale))
+        if self.variables:
+            t = self.tensor(f"state:{name}", count, dtype, scale)
+        else:
+            t = self.sg.tensor(f"state:{name}", (1, count), dtype, _f32(scale))
+        self.state_in[buf] = t
+        self.cur[buf] = t
+
+    def declare_states(self) -> None:
+        g = self.g
+        for op in g.ops:
+            if op.type == OpType.CONV1D and op.d[2] > 1:
+                self.add_state(op.state0, "int8", (op.d[2] - 1) * op.d[0], self.scale(op.in0))
+        done = {s.name for s in self.states}
+        heads = {op.state1 for op in g.ops if op.type == OpType.CONV1D}
+        for i, b in enumerate(g.buffers):
+            if b.state and b.name not in done and i not in heads:
+                self.add_state(i, {DType.S8: "int8", DType.S16: "int16"}[b.dtype], b.count, self.scale(i))
+
+    # ---- ops ----
+    def fc(self, op, src: int, d_in: int, weights: np.ndarray) -> None:
+        """16x8 FULLY_CONNECTED: int16 input (an int8 one widened at its scale, exact), int8 weights per channel,
+        int64 bias, int16 output at the sum's scale; TFLite's multiplier is edgemem's (tflite_exact_scale)."""
+        d_out = op.d[1]
+        s_in = self.scale(op.in0)
+        ws = [float(v) for v in self.low.w_scales[op.name]]
+        if self.dtype_of(src) != "int16":
+            x = self.tensor(op.name + ".in16", d_in, "int16", s_in)
+            self.op(Op.QUANTIZE, [src], [x])
+            src = x
+        w = self.const(op.name + ".w", weights.reshape(d_out, d_in), "int8", ws, axis=0)
+        b = self.const(op.name + ".bias", self.g.tensors[op.t[1]].data, "int64", [_f32(s_in) * _f32(v) for v in ws])
+        out = self.tensor(op.name, d_out, "int16", self.scale(op.out))
+        self.op(Op.FULLY_CONNECTED, [src, w, b], [out], options("FullyConnected"))
+        self.store(op.out, out, op.acc)
+
+    def conv1d(self, op) -> None:
+        c_in, _, k, _ = op.d
+        w = self.g.tensors[op.t[0]].data  # [o][tap][c]: the window's order, oldest frame first
+        x = self.value(op.in0)
+        if k == 1:
+            return self.fc(op, x, c_in, w)
+        win = self.tensor(op.name + ".window", k * c_in, "int8", self.scale(op.in0))
+        self.op(Op.CONCATENATION, [self.value(op.state0), x], [win], options("Concatenation", axis=1))
+        nxt = self.tensor(op.name + ".ring", (k - 1) * c_in, "int8", self.scale(op.in0))
+        begin = self.const(op.name + ".begin", np.array([0, c_in]), "int32", None)
+        size = self.const(op.name + ".size", np.array([1, (k - 1) * c_in]), "int32", None)
+        self.op(Op.SLICE, [win, begin, size], [nxt])
+        self.cur[op.state0] = nxt
+        self.fc(op, win, k * c_in, w)
+
+    def act(self, op) -> None:
+        out_dt = self.g.buffers[op.out].dtype
+        n = op.d[0]
+        if op.act == Act.LUT:
+            s_out = self.scale(op.out)
+            i32 = self.tensor(op.name + ".index", n, "int32", None)
+            self.op(Op.CAST, [self.as8(op.in0)], [i32])
+            idx = self.tensor(op.name + ".index", n, "int32", None)
+            self.op(Op.ADD, [i32, self.const(op.name + ".offset", np.array([128]), "int32", None)], [idx],
+                    options("Add"))
+            table = self.const(op.name + ".lut", self.g.tensors[op.t[0]].data, "int8", s_out)
+            y = self.tensor(op.name, n, "int8", s_out)
+            self.op(Op.GATHER, [table, idx], [y], options("Gather", axis=0))
+            self.cur[op.out] = y
+            return
+        src = self.as8(op.in0) if out_dt == DType.S8 else self.as16(op.in0)
+        if op.act == Act.RELU:
+            y = self.tensor(op.name, n, self.dtype_of(src), self.scale(op.out))
+            self.op(Op.RELU, [src], [y])
+            src = y
+        self.cur[op.out] = src
+
+    def reshape(self, name: str, x: int, shape: tuple[int, ...], dtype: str, scale: float) -> int:
+        """A view with other dims and, possibly, another scale: RESHAPE copies the integers unchanged."""
+        y = self.tensor(name, shape, dtype, scale)
+        self.op(Op.RESHAPE, [x, self.const(name + ".shape", np.array(shape), "int32", None)], [y],
+                options("Reshape", newShape=list(shape)))
+        return y
+
+    def channel_scale(self, name: str, x: int, n: int, w_scales: np.ndarray, codes: np.ndarray, s_in: float,
+                      s_out: float) -> int:
+        """y[c] = requant(x[c] * codes[c]) with per-channel weight scales: a 1x1 16x8 DEPTHWISE_CONV_2D (int16 in,
+        int16 out), the one TFLite op that multiplies each channel by its own exact fixed-point factor."""
+        x4 = self.reshape(name + ".nhwc", x, (1, 1, 1, n), "int16", s_in)
+        w = self.const(name + ".w", np.asarray(codes).reshape(1, 1, 1, n), "int8", [float(v) for v in w_scales],
+                       axis=3)
+        b = self.const(name + ".bias", np.zeros(n, dtype=np.int64), "int64",
+                       [_f32(s_in) * _f32(v) for v in w_scales])
+        y4 = self.tensor(name, (1, 1, 1, n), "int16", s_out)
+        self.op(Op.DEPTHWISE_CONV_2D, [x4, w, b], [y4],
+                options("DepthwiseConv2D", padding=1, strideW=1, strideH=1, depthMultiplier=1,
+                        dilationWFactor=1, dilationHFactor=1))
+        return self.reshape(name + ".flat", y4, (1, n), "int16", s_out)
+
+    def decay(self, name: str, x: int, q15: np.ndarray, n: int, s: float) -> int:
+        """rshift_round(q15 * x, 15): weight 1 at scale q15 / 2^15 (exact in float32; a zero factor is weight 0)."""
+        q = np.asarray(q15).reshape(-1)
+        scales = np.where(q > 0, q, 1) * Q15
+        return self.channel_scale(name, x, n, scales, (q > 0).astype(np.int64), s, s)
+
+    def above(self, name: str, mem: int, thr: int, n: int, s: float) -> int:
+        """(mem > thr) as int16 0/1 at scale 1: sat16(mem - thr) clamped to [0, 1] (the sign survives saturation).
+        TFLM's GREATER on int16 does not give this (measured), so no comparison op is used."""
+        d = self.tensor(name + ".margin", n, "int16", s)
+        self.op(Op.SUB, [mem, thr], [d], options("Sub"))
+        raw = self.reshape(name + ".margin_raw", d, (1, n), "int16", 1.0)
+        lo = self.tensor(name + ".pos", n, "int16", 1.0)
+        self.op(Op.MAXIMUM, [raw, self.const(name + ".zero", np.zeros((1, 1)), "int16", 1.0)], [lo])
+        y = self.tensor(name + ".above", n, "int16", 1.0)
+        self.op(Op.MINIMUM, [lo, self.const(name + ".one", np.ones((1, 1)), "int16", 1.0)], [y])
+        return y
+
+    def spikes8(self, name: str, above: int, n: int) -> int:
+        y = self.tensor(name, n, "int8", 1.0)
+        self.op(Op.QUANTIZE, [above], [y])
+        return y
+
+    def add16(self, name: str, a: int, b: int, n: int, s: float, sub: bool = False) -> int:
+        y = self.tensor(name, n, "int16", s)
+        self.op(Op.SUB if sub else Op.ADD, [a, b], [y], options("Sub" if sub else "Add"))
+        return y
+
+    def lif(self, op) -> None:
+        g = self.g
+        n = op.d[0]
+        s = self.scale(op.state0)
+        cur = self.as16(op.in0)
+        mem = self.value(op.state0)
+        thr = self.const(op.name + ".thr", g.tensors[op.t[2]].data.reshape(1, n), "int16", s)
+        reset = self.tensor(op.name + ".reset", n, "int16", s)  # thr where the old membrane was above it: 1 * thr
+        self.op(Op.MUL, [self.above(op.name + ".old", mem, thr, n, s), thr], [reset], options("Mul"))
+        decayed = self.decay(op.name + ".decay", mem, g.tensors[op.t[0]].data, n, s)
+        if op.flags & FLAG_CUBA:
+            syn_decay = self.decay(op.name + ".syn_decay", self.value(op.state1), g.tensors[op.t[1]].data, n, s)
+            cur = self.add16(op.name + ".syn", syn_decay, cur, n, s)
+            self.cur[op.state1] = cur
+        mem_next = self.add16(op.name + ".mem", self.add16(op.name + ".kept", decayed, reset, n, s, sub=True), cur,
+                              n, s)
+        self.cur[op.state0] = mem_next
+        self.cur[op.out] = self.spikes8(op.name, self.above(op.name, mem_next, thr, n, s), n)
+
+    def spike(self, op) -> None:
+        n = op.d[0]
+        s = self.scale(op.in0)
+        thr = self.const(op.name + ".thr", self.g.tensors[op.t[0]].data.reshape(1, n), "int16", s)
+        self.cur[op.out] = self.spikes8(op.name, self.above(op.name, self.value(op.in0), thr, n, s), n)
+
+    def leaky(self, op) -> None:
+        n = op.d[0]
+        s = self.scale(op.out)
+        decayed = self.decay(op.name + ".decay", self.value(op.out), self.g.tensors[op.t[0]].data, n, s)
+        self.cur[op.out] = self.add16(op.name, decayed, self.as16(op.in0), n, s)
+
+    def lmu(self, op) -> None:
+        g = self.g
+        n_u, order, a_shift, b_shift = op.d
+        s_m = self.scale(op.state0)
+        a = g.tensors[op.t[0]].data.reshape(order, order)
+        b = g.tensors[op.t[1]].data
+        if np.abs(b).max(initial=0) > 32767:
+            raise EdgememError(f"{op.name}: B does not fit int16 (lowered before B was 15-bit): lower again")
+        # the memory runs in raw units (scale 1), so both multipliers are powers of two, exact in float32
+        m = self.reshape(op.name + ".m_raw", self.value(op.state0), (n_u, order), "int16", 1.0)
+        am = self.tensor(op.name + ".Am", (n_u, order), "int16", 1.0)
+        self.op(Op.BATCH_MATMUL, [m, self.const(op.name + ".A_T", a.T, "int16", 2.0**-a_shift)], [am],
+                options("BatchMatMul"))
+        u = self.reshape(op.name + ".u_raw", self.as16(op.in0), (n_u, 1), "int16", 1.0)
+        drive = self.tensor(op.name + ".Bu", (n_u, order), "int16", 1.0)
+        self.op(Op.BATCH_MATMUL, [u, self.const(op.name + ".B", b.reshape(1, order), "int16", 2.0**-b_shift)],
+                [drive], options("BatchMatMul"))
+        nxt = self.add16(op.name + ".m_next_raw", am, drive, n_u * order, 1.0)
+        self.sg.tensors[nxt].shape = [n_u, order]
+        self.cur[op.state0] = self.reshape(op.name + ".m", nxt, (1, n_u * order), "int16", s_m)
+
+    def onoff(self, op) -> None:
+        n = op.d[0]
+        s = self.scale(op.in0)
+        x = self.as16(op.in0)
+        neg = self.add16(op.name + ".neg", self.const(op.name + ".zero", np.zeros((1, n)), "int16", s), x, n, s,
+                         sub=True)
+        y = self.tensor(op.name, 2 * n, "int16", s)
+        self.op(Op.CONCATENATION, [x, neg], [y], options("Concatenation", axis=1))
+        self.store(op.out, y, op.acc)
+
+    def residual(self, op) -> None:
+        """ADD: src rescaled to the sum's scale by the graph's own multiplier (a 1x1 depthwise conv of weight 1)."""
+        n = op.d[0]
+        y = self.channel_scale(op.name, self.as16(op.in0), n, np.repeat(self.low.w_scales[op.name], n),
+                               np.ones(n, dtype=np.int64), self.scale(op.in0), self.scale(op.out))
+        self.store(op.out, y, op.acc)
+
+    # ---- whole graph ----
+    def build(self) -> TfliteModel:
+        g = self.g
+        x = self.sg.tensor("input", (1, g.n_in), "int8", _f32(self.low.input_scale))
+        self.cur[g.in_buffer] = x
+        self.declare_states()
+        for op in g.ops:
+            {OpType.FC: lambda o: self.fc(o, self.value(o.in0), o.d[0], g.tensors[o.t[0]].data),
+             OpType.CONV1D: self.conv1d, OpType.ACT: self.act, OpType.LIF: self.lif, OpType.SPIKE: self.spike,
+             OpType.LEAKY: self.leaky, OpType.LMU: self.lmu, OpType.ONOFF: self.onoff,
+             OpType.ADD: self.residual}[op.type](op)
+        logits = self.value(g.out_buffer)
+        state_bufs = list(self.state_in)
+        if self.variables:
+            self._variables(x, logits, state_bufs)
+        else:
+            outs = []
+            for b in state_bufs:
+                outs.append(self._named_copy(self.cur[b], f"next:{g.buffers[b].name}"))
+            self.sg.inputs = [x] + [self.state_in[b] for b in state_bufs]
+            self.sg.outputs = [logits] + outs
+        counts: dict[str, int] = {}
+        names = {v: k for k, v in vars(Op).items() if isinstance(v, int)}
+        for sg in self.model.subgraphs:
+            for o in sg.operators:
+                nm = names[self.model.codes[o.opcodeIndex]]
+                counts[nm] = counts.get(nm, 0) + 1
+        return TfliteModel(self.model.to_bytes(), self.states, counts)
+
+    def _named_copy(self, t: int, name: str) -> int:
+        """An output tensor must be its own tensor with the given name (a state may be unchanged, i.e. an input)."""
+        if t in self.sg.inputs or any(t == self.state_in[b] for b in self.state_in):
+            src = self.sg.tensors[t]
+            y = self.sg.tensor(name, tuple(src.shape), self.dtype_of(t),
+                               None if src.quantization is None else src.quantization.scale[0])
+            self.op(Op.RESHAPE, [t, self.const(name + ".shape", np.array(src.shape), "int32", None)], [y],
+                    options("Reshape", newShape=list(src.shape)))
+            return y
+        self.sg.tensors[t].name = name
+        return t
+
+    def _variables(self, x: int, logits: int, state_bufs: list[int]) -> None:
+        """State in resource variables: read at the start, assigned at the end, zeroed once by CALL_ONCE."""
+        g = self.g
+        init = self.model.subgraph("init")
+        handles = []
+        for b in state_bufs:
+            st = next(s for s in self.states if s.name == g.buffers[b].name)
+            h = self.sg.tensor(f"var:{st.name}", (), "resource")
+            handles.append((h, st))
+            hi = init.tensor(f"var:{st.name}", (), "resource")
+            init.op(Op.VAR_HANDLE, [], [hi], *options("VarHandle", sharedName=st.name))
+            zero = init.const(f"zero:{st.name}", np.zeros((1, st.count)), st.dtype, _f32(st.scale))
+            init.op(Op.ASSIGN_VARIABLE, [hi, zero], [])
+        # the step: CALL_ONCE(init), VAR_HANDLE + READ_VARIABLE before the ops that read the state, ASSIGN at the end
+        pre = []
+        from edgemem.export.tflite_writer import fb
+
+        o = fb.OperatorT()
+        o.opcodeIndex = self.model.opcode(Op.CALL_ONCE)
+        o.inputs, o.outputs = [], []
+        o.builtinOptionsType, o.builtinOptions = options("CallOnce", initSubgraphIndex=1)[::-1]
+        pre.append(o)
+        for h, st in handles:
+            for code, ins, outs, opts in ((Op.VAR_HANDLE, [], [h], options("VarHandle", sharedName=st.name)),):
+                v = fb.OperatorT()
+                v.opcodeIndex = self.model.opcode(code)
+                v.inputs, v.outputs = ins, outs
+                v.builtinOptionsType, v.builtinOptions = opts[1], opts[0]
+                pre.append(v)
+        for (h, _st), b in zip(handles, state_bufs):
+            r = fb.OperatorT()
+            r.opcodeIndex = self.model.opcode(Op.READ_VARIABLE)
+            r.inputs, r.outputs = [h], [self.state_in[b]]
+            pre.append(r)
+        self.sg.operators[:0] = pre
+        for (h, _), b in zip(handles, state_bufs):
+            self.op(Op.ASSIGN_VARIABLE, [h, self.cur[b]], [])
+        self.sg.inputs, self.sg.outputs = [x], [logits]
+
+
+def to_tflite(low: Lowered, name: str = "model", variables: bool = False) -> TfliteModel:
+    """The graph's streaming step as a .tflite file: int8 input, int16 logits, states as I/O (or, with
+    `variables`, in resource variables)."""
+    if not math.isfinite(low.input_scale) or low.input_scale <= 0:
+        raise EdgememError(f"bad input scale {low.input_scale}")
+    return _Lowering(low, variables, name).build()
