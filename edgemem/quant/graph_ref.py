@@ -137,7 +137,8 @@ def _compile(g: Graph, op: Op) -> Callable[[Values], None]:
             b = v[op.in0].shape[0]
             m = v[op.state0].reshape(b, n_u, order)
             drive = _rshift_round(v[op.in0][:, :, None] * bvec, b_shift)  # |u * B| < 2^39: exact
-            v[op.state0] = sat(rshift_round(_matmul(m, a.T), a_shift) + drive, 16).reshape(b, -1)
+            # int16 terms, then their saturated sum (as TFLite's BATCH_MATMULs and ADD: docs/tflite.md)
+            v[op.state0] = sat(sat(rshift_round(_matmul(m, a.T), a_shift), 16) + sat(drive, 16), 16).reshape(b, -1)
             # the kernel keeps each old row aside in scratch; the last channel's is what remains
             v[op.scratch] = m[:, -1, :]
         return lmu

@@ -34,9 +34,9 @@ def neuron_step(p: QuantPop, cur: np.ndarray, mem: np.ndarray, syn: np.ndarray |
     c = sat(cur, 16)
     if p.cuba:
         assert syn is not None
-        c = rshift_round(p.alpha * syn, 15) + c  # the membrane integrates the unsaturated synaptic current
-        syn = sat(c, 16)
-    mem = sat(rshift_round(p.beta * mem, 15) + c - reset, 16)
+        syn = c = sat(rshift_round(p.alpha * syn, 15) + c, 16)  # the membrane integrates the stored (saturated) syn
+    # int16 at every step, as TFLite's SUB and ADD: sat16(sat16(decay - reset) + c)
+    mem = sat(sat(rshift_round(p.beta * mem, 15) - reset, 16) + c, 16)
     return (mem > p.thr).astype(np.int64), mem, syn
 
 
@@ -68,7 +68,8 @@ def step(q: QuantL2MU, x: np.ndarray, st: IntState) -> tuple[np.ndarray, dict[st
 
     s_u = fire("encoder", add32(fc(q.fc["enc_x"], x), fc(q.fc["enc_h"], s_h_prev), fc(q.fc["enc_m"], s_m_prev)))
     acc = st.m @ q.lmu_a.T  # [b][n_u][order], exact in int64
-    st.m = sat(rshift_round(acc, q.a_shift) + s_u[:, :, None] * q.lmu_b, 16)
+    # int16 terms, then their saturated sum (as TFLite computes it: docs/tflite.md)
+    st.m = sat(sat(rshift_round(acc, q.a_shift), 16) + sat(s_u[:, :, None] * q.lmu_b, 16), 16)
     flat = st.m.reshape(st.m.shape[0], -1)
     s_m = fire("memory", np.concatenate([flat, -flat], axis=1))
     fire("hidden", add32(fc(q.fc["hid_x"], x), fc(q.fc["hid_h"], s_h_prev), fc(q.fc["hid_m"], s_m)))

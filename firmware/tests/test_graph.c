@@ -190,11 +190,10 @@ static void ref_lif(const int32_t *cur, int16_t *mem, int16_t *syn, int beta, in
     for (int i = 0; i < NC; i++) {
         int64_t reset = mem[i] > V(thr)[i] ? V(thr)[i] : 0, c = gref_sat(cur[i], 16);
         if (syn) {
-            int64_t s = gref_rsr((int64_t)V(alpha)[i] * syn[i], 15) + c;
-            syn[i] = (int16_t)gref_sat(s, 16);
-            c = s;
+            c = gref_sat(gref_rsr((int64_t)V(alpha)[i] * syn[i], 15) + c, 16);
+            syn[i] = (int16_t)c;
         }
-        mem[i] = (int16_t)gref_sat(gref_rsr((int64_t)V(beta)[i] * mem[i], 15) + c - reset, 16);
+        mem[i] = (int16_t)gref_sat(gref_sat(gref_rsr((int64_t)V(beta)[i] * mem[i], 15) - reset, 16) + c, 16);
         spk[i] = mem[i] > V(thr)[i];
     }
 }
@@ -225,7 +224,8 @@ static void ref_step(ref_state_t *st, const int8_t *x, int16_t *y) {
         for (int i = 0; i < ORD; i++) {
             int64_t acc = 0;
             for (int j = 0; j < ORD; j++) acc += (int64_t)V(B.la)[i * ORD + j] * old[c * ORD + j];
-            st->m[c * ORD + i] = (int16_t)gref_sat(gref_rsr(acc, 12) + gref_rsr((int64_t)h[c] * V(B.lb)[i], 4), 16);
+            st->m[c * ORD + i] = (int16_t)gref_sat(gref_sat(gref_rsr(acc, 12), 16) +
+                                                   gref_sat(gref_rsr((int64_t)h[c] * V(B.lb)[i], 4), 16), 16);
         }
     for (int i = 0; i < NU * ORD; i++) {
         q[i] = st->m[i];

@@ -268,7 +268,8 @@ static void test_lmu_s8(void) {
             for (int i = 0; i < d; i++) {
                 int64_t acc = 0;
                 for (int j = 0; j < d; j++) acc += (int64_t)a[i * d + j] * m[c * d + j];
-                ref[c * d + i] = (int16_t)gref_sat(gref_rsr(acc, a_shift) + gref_rsr((int64_t)u[c] * b[i], b_shift), 16);
+                ref[c * d + i] = (int16_t)gref_sat(gref_sat(gref_rsr(acc, a_shift), 16) +
+                                                   gref_sat(gref_rsr((int64_t)u[c] * b[i], b_shift), 16), 16);
             }
         const int16_t last_old = m[(nu - 1) * d];
         CHECK_EQ(em_lmu_s8_s16(m, u, a, a_shift, b, b_shift, nu, d, scratch), EM_OK);

@@ -137,11 +137,10 @@ static void ref_lif(const int32_t *cur, int16_t *mem, int16_t *syn, const int16_
         int64_t reset = mem[i] > thr[i] ? thr[i] : 0;
         int64_t c = ref_sat(cur[i], 16);
         if (syn) {
-            int64_t s = ref_rshift_round((int64_t)alpha[i] * syn[i], 15) + c;
-            syn[i] = (int16_t)ref_sat(s, 16);
-            c = s; /* the membrane sees the unsaturated synaptic current */
+            c = ref_sat(ref_rshift_round((int64_t)alpha[i] * syn[i], 15) + c, 16);
+            syn[i] = (int16_t)c; /* the membrane sees the stored, saturated synaptic current (as TFLite) */
         }
-        mem[i] = (int16_t)ref_sat(ref_rshift_round((int64_t)beta[i] * mem[i], 15) + c - reset, 16);
+        mem[i] = (int16_t)ref_sat(ref_sat(ref_rshift_round((int64_t)beta[i] * mem[i], 15) - reset, 16) + c, 16);
         spk[i] = mem[i] > thr[i];
     }
 }
@@ -177,17 +176,23 @@ static void test_lif_hand(void) {
     CHECK_EQ(syn4[0], 540);
     CHECK_EQ(mem4[0], 150 + 540 - 200);
     CHECK_EQ(spk[0], 1);
-    /* syn saturates when stored, but the membrane integrates the unsaturated value: 16000 + 32767 = 48767 */
+    /* syn saturates, and the membrane integrates the saturated value (int16 after each op, as TFLite) */
     int16_t syn5[1] = {32000}, mem5[1] = {-20000};
     int32_t cur5[1] = {40000};
     CHECK_EQ(em_lif_s16(cur5, mem5, syn5, beta4, alpha4, thr4, 1, spk), EM_OK);
-    CHECK_EQ(syn5[0], 32767);
-    CHECK_EQ(mem5[0], 32767); /* -10000 + 48767 = 38767, saturated */
+    CHECK_EQ(syn5[0], 32767); /* 16000 + 32767 (the current saturates first) */
+    CHECK_EQ(mem5[0], -10000 + 32767);
     int16_t syn6[1] = {32000}, mem6[1] = {-40000 / 2};
     int32_t cur6[1] = {20000};
     CHECK_EQ(em_lif_s16(cur6, mem6, syn6, beta4, alpha4, thr4, 1, spk), EM_OK);
     CHECK_EQ(syn6[0], 32767);          /* 16000 + 20000 = 36000 -> saturated */
-    CHECK_EQ(mem6[0], -10000 + 36000); /* not -10000 + 32767 */
+    CHECK_EQ(mem6[0], -10000 + 32767); /* the saturated syn, not 36000 */
+    /* decay - reset saturates before the current is added: thr -30000 fires at rest; a full membrane decays to
+     * 32767 - (-30000) -> 32767, then + (-20000) = 12767 (not 32767 + 30000 - 20000 -> 32767) */
+    int16_t mem7[1] = {32767}, b7[1] = {32767}, t7[1] = {-30000};
+    int32_t cur7[1] = {-20000};
+    CHECK_EQ(em_lif_s16(cur7, mem7, NULL, b7, NULL, t7, 1, spk), EM_OK);
+    CHECK_EQ(mem7[0], 12767);
     CHECK_EQ(em_lif_s16(cur5, mem5, syn5, beta4, NULL, thr4, 1, spk), EM_ERR_NULL);
     CHECK_EQ(em_lif_s16(cur5, mem5, NULL, beta4, NULL, thr4, 0, spk), EM_ERR_DIMS);
 }
@@ -234,7 +239,7 @@ static void test_lmu_memory(void) {
             for (int i = 0; i < D; i++) {
                 int64_t acc = 0;
                 for (int j = 0; j < D; j++) acc += (int64_t)a[i * D + j] * m[c * D + j];
-                ref[c * D + i] = (int16_t)ref_sat(ref_rshift_round(acc, a_shift) + (u[c] ? b[i] : 0), 16);
+                ref[c * D + i] = (int16_t)ref_sat(ref_sat(ref_rshift_round(acc, a_shift), 16) + ref_sat(u[c] ? b[i] : 0, 16), 16);
             }
         CHECK_EQ(em_lmu_memory_s16(m, u, a, a_shift, b, NU, D, scratch), EM_OK);
         CHECK(memcmp(m, ref, sizeof(int16_t) * (size_t)(NU * D)) == 0);
@@ -249,7 +254,7 @@ static void test_lmu_memory(void) {
     bb[0] = -70000;
     uu[1] = 1;
     CHECK_EQ(em_lmu_memory_s16(mm, uu, aa, 14, bb, 2, 1, sc), EM_OK);
-    CHECK_EQ(mm[0], 32767 - 70000 < -32768 ? -32768 : 32767 - 70000);
+    CHECK_EQ(mm[0], 32767 - 32768); /* the B term saturates on its own first: 32767 + sat16(-70000) */
     CHECK_EQ(mm[1], -32768);
     CHECK_EQ(em_lmu_memory_s16(mm, uu, aa, 0, bb, 2, 1, sc), EM_ERR_PARAM);
     CHECK_EQ(em_lmu_memory_s16(mm, uu, aa, 14, bb, 0, 1, sc), EM_ERR_DIMS);

@@ -13,14 +13,13 @@ em_status_t em_lif_s16(const int32_t *cur, int16_t *mem, int16_t *syn, const int
         int32_t reset = m > thr[i] ? thr[i] : 0; /* from the previous membrane, as snntorch does */
         int32_t c = em_sat16_32i(cur[i]);
         if (syn) {
-            /* |alpha * syn| <= 2^30: exact in int32, and |decay + c| <= 2^16. The membrane integrates the
-             * unsaturated synaptic current; only the stored syn saturates (snntorch: update, then clamp). */
-            int32_t s = em_rshift_round32_i((int32_t)alpha[i] * syn[i], 15) + c;
-            syn[i] = (int16_t)em_sat16_32i(s);
-            c = s;
+            /* |alpha * syn| <= 2^30: exact in int32. The membrane integrates the stored, saturated syn: int16
+             * after every operation, as TFLite's ADD and SUB compute it (docs/tflite.md). */
+            c = em_sat16_32i(em_rshift_round32_i((int32_t)alpha[i] * syn[i], 15) + c);
+            syn[i] = (int16_t)c;
         }
-        /* |decay| <= 2^15, |c| <= 2^16, |reset| <= 2^15: the sum fits int32 */
-        m = em_sat16_32i(em_rshift_round32_i((int32_t)beta[i] * m, 15) + c - reset);
+        /* sat16(sat16(decay - reset) + c); |decay|, |reset|, |c| <= 2^15: every sum fits int32 */
+        m = em_sat16_32i(em_sat16_32i(em_rshift_round32_i((int32_t)beta[i] * m, 15) - reset) + c);
         mem[i] = (int16_t)m;
         spk[i] = (int8_t)(m > thr[i]);
     }

@@ -18,7 +18,8 @@ em_status_t em_lmu_memory_s16(int16_t *m, const int8_t *u, const int16_t *a, int
         for (int i = 0; i < order; i++) {
             const int16_t *ai = a + (size_t)i * (size_t)order; /* a[i][:] */
             int64_t acc = em_dot_s16(ai, scratch, order); /* |acc| <= 1024 * 2^30 = 2^40 */
-            int64_t v = em_rshift_round_bounded_i(acc, a_shift) + (u[c] ? b[i] : 0);
+            /* int16 terms, then their saturated sum: as TFLite's BATCH_MATMULs and ADD (docs/tflite.md) */
+            int64_t v = (int64_t)em_sat16_i(em_rshift_round_bounded_i(acc, a_shift)) + em_sat16_i(u[c] ? b[i] : 0);
             row[i] = em_sat16_i(v);
         }
     }

@@ -23,7 +23,9 @@ em_status_t em_lmu_s8_s16(int16_t *m, const int8_t *u, const int16_t *a, int a_s
             for (int r = 0; r <= pair; r++) {
                 int64_t in = (int64_t)uc * b[i + r]; /* |u * b| <= 2^38 */
                 if (b_shift > 0) in = em_rshift_round_bounded_i(in, b_shift);
-                row[i + r] = em_sat16_i(em_rshift_round_bounded_i(acc[r], a_shift) + in);
+                /* int16 terms, then their saturated sum: as TFLite's BATCH_MATMULs and ADD (docs/tflite.md) */
+                row[i + r] = em_sat16_i((int64_t)em_sat16_i(em_rshift_round_bounded_i(acc[r], a_shift)) +
+                                        em_sat16_i(in));
             }
         }
     }
