@@ -60,7 +60,7 @@ test-python: setup
 QCDQ_MODELS := kws_lmuformer_mixed har_l2mu_mixed
 export: setup
 	for m in $(MODELS); do \
-	    to=onnx,c; for q in $(QCDQ_MODELS); do if [ $$m = $$q ]; then to=onnx,c,qcdq; fi; done; \
+	    to=onnx,c,tflite; for q in $(QCDQ_MODELS); do if [ $$m = $$q ]; then to=onnx,c,qcdq,tflite; fi; done; \
 	    $(EDGEMEM) export models/$$m/model.pt --to $$to --out export/$$m || exit 1; \
 	done
 	@# the patch schedule's plan blob (em_graph_patch_parse) for the models with a convolutional front
