@@ -17,7 +17,7 @@ from edgemem.errors import EdgememError
 from edgemem.export.blob import parse_blob
 from edgemem.export.graph_blob import blob_version, parse_graph_blob
 from edgemem.export.onnx_export import run_onnx, state_shapes
-from edgemem.export.run import QCDQ_FILE, load_meta, recipe_of
+from edgemem.export.run import QCDQ_FILE, TFLITE_FILE, load_meta, recipe_of
 from edgemem.models.registry import per_step_logits
 from edgemem.quant.graph_ref import lif_spikes, run_graph
 from edgemem.quant.intops import quantize
@@ -184,4 +184,9 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
 
         say("onnxruntime QCDQ")
         report["qcdq_onnx"] = check_export(export_dir, QCDQ_WINDOWS, (meta, ckpt, ts))
+    if (export_dir / TFLITE_FILE).is_file():
+        from edgemem.verify import tflite
+
+        say(f"TFLite: TFLM, LiteRT (reference and optimized kernels), {tflite.STEPS} held-out steps")
+        report["tflite"] = tflite.check_export(export_dir)
     return report

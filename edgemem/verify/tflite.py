@@ -1,0 +1,57 @@
+"""The shipped .tflite of an export against its integer model: the gate of docs/tflite.md.
+
+The held-out recordings are streamed end to end (`steps` steps from reset, real input) through TFLite Micro, LiteRT's
+reference kernels and LiteRT's optimized kernels, and through the integer reference of model.bin; every logit of every
+step is compared. The resource-variable file is run in TFLM too. A folder without the files is an error naming them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgemem.errors import EdgememError
+from edgemem.export.run import TFLITE_FILE, TFLITE_VARS_FILE, load_meta
+from edgemem.export.tflite_run import BACKENDS, open_session, run_sequence
+
+STEPS = 2000
+
+
+def _states(meta: dict[str, Any]) -> list[tuple[str, int]]:
+    st = meta.get("tflite_states")
+    if not isinstance(st, list) or not all(isinstance(s, list) and len(s) == 4 for s in st):
+        raise EdgememError("meta.json has no 'tflite_states'; re-export with --to tflite")
+    return [(str(s[1]), int(s[2])) for s in st]
+
+
+def compare(ref: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Logits [T][n_out] of an interpreter against the reference's."""
+    eq = (y == ref).all(axis=1)
+    return {"bit_exact": bool(eq.all()), "exact_steps": float(eq.mean()),
+            "first_difference_step": None if eq.all() else int(np.argmin(eq)),
+            "max_abs_difference": int(np.abs(y.astype(np.int64) - ref).max(initial=0)),
+            "argmax_agreement": float((y.argmax(axis=1) == ref.argmax(axis=1)).mean())}
+
+
+def check_export(export_dir: Path, steps: int = STEPS) -> dict[str, Any]:
+    from edgemem.verify.run import int_model
+    from edgemem.verify.stress import real_stream
+
+    for f in (TFLITE_FILE, TFLITE_VARS_FILE):
+        if not (export_dir / f).is_file():
+            raise EdgememError(f"{export_dir} has no {f}; export with --to tflite")
+    meta = load_meta(export_dir)
+    states = _states(meta)
+    data = (export_dir / TFLITE_FILE).read_bytes()
+    x = real_stream(export_dir, steps).astype(np.int8)
+    q = int_model((export_dir / "model.bin").read_bytes(), meta)
+    ref = np.asarray(q.run(x[None].astype(np.int64))[0])[0].astype(np.int64)
+    out: dict[str, Any] = {"steps": int(steps), "file_bytes": len(data), "states": len(states)}
+    for backend in BACKENDS:
+        out[backend] = compare(ref, run_sequence(data, x, states, backend).astype(np.int64))
+    out["tflm_resource_variables"] = compare(
+        ref, run_sequence((export_dir / TFLITE_VARS_FILE).read_bytes(), x, [], "tflm").astype(np.int64))
+    out["tflm_arena_bytes"] = open_session(data, "tflm").arena_bytes
+    return out
