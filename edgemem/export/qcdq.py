@@ -119,13 +119,16 @@ def _graph_codes(low: Lowered, op: str, torch_shape: tuple[int, ...]) -> tuple[n
     return codes.reshape(torch_shape), t.dtype.bits
 
 
-def _on_grid(w: np.ndarray, codes: np.ndarray, bits: int, op: str) -> np.ndarray:
-    """codes x the per-channel scale quantize_fc gives w (an all-zero row borrows the layer's range), after checking
-    that the scale reproduces the codes: the twin's weights are then the graph's to float32 precision."""
+def _on_grid(w: np.ndarray, codes: np.ndarray, bits: int, op: str, scale: np.ndarray | None = None) -> np.ndarray:
+    """codes x the per-channel scale quantize_fc gave w (`scale`: the lowering's, which tflite_exact_scale may have
+    nudged up; else max|row| / qmax, an all-zero row borrowing the layer's range), after checking that the scale
+    reproduces the codes: the twin's weights are then the graph's to float32 precision."""
     qmax = float((1 << (bits - 1)) - 1)
     rows = w.reshape(w.shape[0], -1)
-    maxabs = np.abs(rows).max(axis=1)
-    scale = np.where(maxabs > 0, maxabs, max(float(np.abs(rows).max()), 1e-12)) / qmax
+    if scale is None:
+        maxabs = np.abs(rows).max(axis=1)
+        scale = np.where(maxabs > 0, maxabs, max(float(np.abs(rows).max()), 1e-12)) / qmax
+    scale = np.asarray(scale, dtype=np.float64)
     if not np.array_equal(quantize(rows / scale[:, None], 1.0, bits), codes.reshape(rows.shape)):
         raise EdgememError(f"{op}: the folded float weights do not reproduce the integer graph's codes (the lowering "
                            "and edgemem/export/qcdq.py fold BatchNorm differently)")
@@ -146,7 +149,8 @@ def quant_twin(model: nn.Module, low: Lowered) -> nn.Module:
                 b = None
         codes, bits[f.module] = _graph_codes(low, f.op, tuple(w.shape))  # type: ignore[union-attr]
         new = copy.deepcopy(layer)
-        new.weight = nn.Parameter(torch.from_numpy(_on_grid(w, codes, bits[f.module], f.op)).float())  # type: ignore[arg-type]
+        grid = _on_grid(w, codes, bits[f.module], f.op, low.w_scales.get(f.op))  # type: ignore[arg-type]
+        new.weight = nn.Parameter(torch.from_numpy(grid).float())
         new.bias = None if b is None else nn.Parameter(torch.from_numpy(np.asarray(b)).float())
         _set(plain, f.module, new)
     for bn in {f.bn for f in folds(model) if f.bn is not None}:
