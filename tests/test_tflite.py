@@ -7,6 +7,8 @@ from zero where TFLM and edgemem round them up, so LiteRT may differ by one unit
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -19,7 +21,7 @@ from edgemem.models.elm import ELMConfig, ELMNet
 from edgemem.models.lmu_rnn import LMURNN, LMURNNConfig
 from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig
 from edgemem.quant.graph_ref import run_graph
-from edgemem.quant.intops import tflite_exact_scale, tflite_multiplier
+from edgemem.quant.intops import quantize_multiplier15
 from edgemem.quant.lower import lower
 
 STEPS = 200
@@ -61,19 +63,20 @@ def test_tflm_runs_the_integer_graph_exactly(name):
     assert np.array_equal(run_sequence(tv.data, x, [], "tflm").astype(np.int64), ref)
 
 
-def test_exact_scale_gives_a_15_bit_multiplier():
+def test_multipliers_have_15_bits_and_are_float32_exact():
     rng = np.random.default_rng(0)
-    found = 0
-    for _ in range(200):
-        s_in, s_w, s_out = np.exp(rng.uniform(-9, 1, 3))
-        w = tflite_exact_scale(s_in, s_w, s_out)
-        m, _ = tflite_multiplier(s_in, w, s_out)
-        assert 1 << 30 <= m < 1 << 31
-        assert s_w * (1 - 2**-23) <= w <= s_w * 1.07  # never smaller (no weight saturates), barely larger
-        found += m & 0xFFFF == 0
-    assert found >= 190  # measured 195 of 200; a miss falls back to float32(s_w)
-    with pytest.raises(EdgememError, match="scales must be positive"):
-        tflite_exact_scale(0.0, 1.0, 1.0)
+    for real in np.exp(rng.uniform(-25, 10, 2000)):  # 2^-36 .. 2^14: shifts 17 .. 67
+        if real < 2.0**-32 * (1 - 2**-16):  # shift > 62
+            with pytest.raises(EdgememError, match="out of the representable range"):
+                quantize_multiplier15(float(real))
+            continue
+        m, s = quantize_multiplier15(float(real))
+        assert m & 0xFFFF == 0 and 1 << 30 <= m < 1 << 31
+        assert abs(m * 2.0**-s / real - 1) <= 2**-15
+        assert float(np.float32(math.ldexp(m, -s))) == math.ldexp(m, -s)  # the weight scale a .tflite stores
+    assert quantize_multiplier15(1 - 2**-20) == (1 << 30, 30)  # rounds up to the next power of two
+    with pytest.raises(EdgememError, match="must be positive"):
+        quantize_multiplier15(0.0)
 
 
 def test_a_graph_lowered_without_scales_is_refused():

@@ -120,9 +120,9 @@ def _graph_codes(low: Lowered, op: str, torch_shape: tuple[int, ...]) -> tuple[n
 
 
 def _on_grid(w: np.ndarray, codes: np.ndarray, bits: int, op: str, scale: np.ndarray | None = None) -> np.ndarray:
-    """codes x the per-channel scale quantize_fc gave w (`scale`: the lowering's, which tflite_exact_scale may have
-    nudged up; else max|row| / qmax, an all-zero row borrowing the layer's range), after checking that the scale
-    reproduces the codes: the twin's weights are then the graph's to float32 precision."""
+    """codes x the per-channel scale quantize_fc gave w (`scale`, else max|row| / qmax, an all-zero row borrowing
+    the layer's range), after checking that the scale reproduces the codes: the twin's weights are then the graph's
+    to float32 precision."""
     qmax = float((1 << (bits - 1)) - 1)
     rows = w.reshape(w.shape[0], -1)
     if scale is None:
@@ -149,7 +149,7 @@ def quant_twin(model: nn.Module, low: Lowered) -> nn.Module:
                 b = None
         codes, bits[f.module] = _graph_codes(low, f.op, tuple(w.shape))  # type: ignore[union-attr]
         new = copy.deepcopy(layer)
-        grid = _on_grid(w, codes, bits[f.module], f.op, low.w_scales.get(f.op))  # type: ignore[arg-type]
+        grid = _on_grid(w, codes, bits[f.module], f.op)  # type: ignore[arg-type]
         new.weight = nn.Parameter(torch.from_numpy(grid).float())
         new.bias = None if b is None else nn.Parameter(torch.from_numpy(np.asarray(b)).float())
         _set(plain, f.module, new)

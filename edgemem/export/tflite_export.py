@@ -161,21 +161,32 @@ class _Lowering:
                 self.add_state(i, {DType.S8: "int8", DType.S16: "int16"}[b.dtype], b.count, self.scale(i))
 
     # ---- ops ----
+    def multipliers(self, op) -> list[float]:
+        """Each channel's requant multiplier M * 2^-s: exactly a float32 (M has 15 significant bits)."""
+        mult, shift = self.g.tensors[op.t[2]].data, self.g.tensors[op.t[3]].data
+        return [math.ldexp(int(m), -int(s)) for m, s in zip(mult, shift)]
+
+    def raw16(self, name: str, src: int, n: int) -> int:
+        """src as an int16 view of scale 1 (raw integer units): RESHAPE relabels, QUANTIZE widens int8 exactly."""
+        view = self.reshape(name + ".raw", src, (1, n), self.dtype_of(src), 1.0)
+        if self.dtype_of(src) == "int16":
+            return view
+        y = self.tensor(name + ".raw16", n, "int16", 1.0)
+        self.op(Op.QUANTIZE, [view], [y])
+        return y
+
     def fc(self, op, src: int, d_in: int, weights: np.ndarray) -> None:
-        """16x8 FULLY_CONNECTED: int16 input (an int8 one widened at its scale, exact), int8 weights per channel,
-        int64 bias, int16 output at the sum's scale; TFLite's multiplier is edgemem's (tflite_exact_scale)."""
+        """16x8 FULLY_CONNECTED in raw units: int16 input of scale 1, int8 weights whose per-channel scale is the
+        graph's multiplier M * 2^-s exactly, int64 bias, int16 output of scale 1, relabelled to the sum's scale.
+        TFLite then derives edgemem's own multiplier and rounds as edgemem does (docs/tflite.md)."""
         d_out = op.d[1]
-        s_in = self.scale(op.in0)
-        ws = [float(v) for v in self.low.w_scales[op.name]]
-        if self.dtype_of(src) != "int16":
-            x = self.tensor(op.name + ".in16", d_in, "int16", s_in)
-            self.op(Op.QUANTIZE, [src], [x])
-            src = x
+        ws = self.multipliers(op)
+        x = self.raw16(op.name + ".in", src, d_in)
         w = self.const(op.name + ".w", weights.reshape(d_out, d_in), "int8", ws, axis=0)
-        b = self.const(op.name + ".bias", self.g.tensors[op.t[1]].data, "int64", [_f32(s_in) * _f32(v) for v in ws])
-        out = self.tensor(op.name, d_out, "int16", self.scale(op.out))
-        self.op(Op.FULLY_CONNECTED, [src, w, b], [out], options("FullyConnected"))
-        self.store(op.out, out, op.acc)
+        b = self.const(op.name + ".bias", self.g.tensors[op.t[1]].data, "int64", ws)
+        y = self.tensor(op.name + ".raw", d_out, "int16", 1.0)
+        self.op(Op.FULLY_CONNECTED, [x, w, b], [y], options("FullyConnected"))
+        self.store(op.out, self.reshape(op.name, y, (1, d_out), "int16", self.scale(op.out)), op.acc)
 
     def conv1d(self, op) -> None:
         c_in, _, k, _ = op.d
@@ -224,7 +235,8 @@ class _Lowering:
     def channel_scale(self, name: str, x: int, n: int, w_scales: np.ndarray, codes: np.ndarray, s_in: float,
                       s_out: float) -> int:
         """y[c] = requant(x[c] * codes[c]) with per-channel weight scales: a 1x1 16x8 DEPTHWISE_CONV_2D (int16 in,
-        int16 out), the one TFLite op that multiplies each channel by its own exact fixed-point factor."""
+        int16 out), the one TFLite op that multiplies each channel by its own exact fixed-point factor. x is
+        relabelled to s_in on the way in (RESHAPE), the result carries s_out."""
         x4 = self.reshape(name + ".nhwc", x, (1, 1, 1, n), "int16", s_in)
         w = self.const(name + ".w", np.asarray(codes).reshape(1, 1, 1, n), "int8", [float(v) for v in w_scales],
                        axis=3)
@@ -329,9 +341,10 @@ class _Lowering:
     def residual(self, op) -> None:
         """ADD: src rescaled to the sum's scale by the graph's own multiplier (a 1x1 depthwise conv of weight 1)."""
         n = op.d[0]
-        y = self.channel_scale(op.name, self.as16(op.in0), n, np.repeat(self.low.w_scales[op.name], n),
-                               np.ones(n, dtype=np.int64), self.scale(op.in0), self.scale(op.out))
-        self.store(op.out, y, op.acc)
+        m, s = self.g.tensors[op.t[0]].data[0], self.g.tensors[op.t[1]].data[0]
+        y = self.channel_scale(op.name, self.as16(op.in0), n, np.full(n, math.ldexp(int(m), -int(s))),
+                               np.ones(n, dtype=np.int64), 1.0, 1.0)  # raw units in and out
+        self.store(op.out, self.reshape(op.name + ".real", y, (1, n), "int16", self.scale(op.out)), op.acc)
 
     # ---- whole graph ----
     def build(self) -> TfliteModel:

@@ -9,7 +9,7 @@ import torch
 
 from edgemem.errors import EdgememError
 from edgemem.models.l2mu import L2MU
-from edgemem.quant.intops import quantize, tflite_exact_scale, tflite_multiplier, to_q15
+from edgemem.quant.intops import quantize, quantize_multiplier15, to_q15
 from edgemem.quant.model import FC_NAMES, POP_NAMES, QuantFC, QuantL2MU, QuantPop
 
 INT16_MAX = 32767
@@ -50,15 +50,14 @@ def quantize_fc(weight: torch.Tensor, bias: torch.Tensor | None, s_in: float, s_
     w = weight.detach().double().numpy()
     maxabs = np.abs(w).max(axis=1)
     fallback = max(float(np.abs(w).max()), 1e-12)  # an all-zero row borrows the layer's range
-    # float32 scales whose TFLite multipliers are exact in every TFLite interpreter (tflite_exact_scale), so an
-    # exported .tflite computes edgemem's integers
-    w_scale = np.array([tflite_exact_scale(s_in, v, s_out) for v in np.where(maxabs > 0, maxabs, fallback) / qmax])
+    w_scale = np.where(maxabs > 0, maxabs, fallback) / qmax
     wq = quantize(w / w_scale[:, None] * 1.0, 1.0, bits)  # |w / w_scale| <= qmax: the saturation never bites
     b = np.zeros(w.shape[0]) if bias is None else bias.detach().double().numpy()
     bq = np.round(b / (s_in * w_scale)).astype(np.int64)
     if np.abs(bq).max(initial=0) >= 2**31:
         raise EdgememError("a bias does not fit int32 at its accumulator scale")
-    ms = [tflite_multiplier(s_in, ws, s_out) for ws in w_scale]
+    # 15-bit multipliers: what every TFLite interpreter computes exactly (quantize_multiplier15, docs/tflite.md)
+    ms = [quantize_multiplier15(s_in * ws / s_out) for ws in w_scale]
     return QuantFC(wq, bq, np.array([m for m, _ in ms]), np.array([s for _, s in ms]), w_scale)
 
 

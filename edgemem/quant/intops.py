@@ -51,37 +51,23 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return m, shift
 
 
-def f32(x: float) -> float:
-    return float(np.float32(x))
-
-
-def tflite_multiplier(s_in: float, s_w: float, s_out: float) -> tuple[int, int]:
-    """quantize_multiplier of s_in * s_w / s_out computed as TFLite computes it from the float32 scales a .tflite
-    file stores (double product and quotient of the float32 values), so that a TFLite interpreter derives the same
-    integer multiplier from edgemem's exported scales."""
-    return quantize_multiplier(f32(s_in) * f32(s_w) / f32(s_out))
-
-
-def tflite_exact_scale(s_in: float, s_w: float, s_out: float, search: int = 1 << 20) -> float:
-    """The smallest float32 weight scale >= s_w (within `search` float32 steps, about 6 %) whose TFLite
-    multiplier (tflite_multiplier) has its low 16 bits zero; float32(s_w) where there is none.
+def quantize_multiplier15(real: float) -> tuple[int, int]:
+    """quantize_multiplier with the mantissa rounded to 15 bits (M's low 16 bits zero), relative error <= 2^-15.
 
     TFLite's 16x8 kernels (int16 activations, int64 accumulators) keep only the top 15 bits of a multiplier in
-    TFLM and all 31 in LiteRT; with the low 16 bits zero both equal edgemem's single-rounding requant with the
-    same multiplier: every interpreter then computes the same integers (ties aside: LiteRT rounds them away from
-    zero, TFLM and edgemem up; an odd M >> 16 is preferred because it leaves the fewest exact ties).
+    TFLM and all 31 in LiteRT; with the low 16 bits zero both equal edgemem's single-rounding requant with the same
+    multiplier, and M * 2^-s is exactly a float32, the weight scale a .tflite stores (docs/tflite.md).
     """
-    if not (s_in > 0 and s_out > 0 and s_w > 0):
-        raise EdgememError(f"scales must be positive (s_in {s_in}, s_w {s_w}, s_out {s_out})")
-    start = np.array([s_w], dtype=np.float32).view(np.int32)[0]
-    w = (start + np.arange(search, dtype=np.int64)).astype(np.int32).view(np.float32)
-    real = f32(s_in) * w.astype(np.float64) / f32(s_out)
-    mant, _ = np.frexp(real)
-    m = np.floor(mant * 2.0**31 + 0.5).astype(np.int64)
-    ok = m < 1 << 31
-    odd = np.nonzero(ok[: 1 << 16] & ((m[: 1 << 16] & 0x1FFFF) == 0x10000))[0]  # within ~0.4 %
-    hit = odd if odd.size else np.nonzero(ok & ((m & 0xFFFF) == 0))[0]
-    return float(w[hit[0]]) if hit.size else f32(s_w)
+    if not math.isfinite(real) or real <= 0:
+        raise EdgememError(f"cannot quantize the rescale factor {real} (it must be positive and finite)")
+    mant, exp = math.frexp(real)  # real = mant * 2^exp, mant in [0.5, 1)
+    r = math.floor(mant * (1 << 15) + 0.5)
+    if r == 1 << 15:
+        r, exp = r // 2, exp + 1
+    shift = 31 - exp
+    if not 1 <= shift <= 62:
+        raise EdgememError(f"rescale factor {real:g} is out of the representable range (shift {shift})")
+    return r << 16, shift
 
 
 def round_half_away(x: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ import torch
 from edgemem.errors import EdgememError
 from edgemem.quant.calibrate import quantize_fc
 from edgemem.quant.graph import FLAG_ACC, FLAG_CUBA, FLAG_EVENTS, NONE, Act, DType, Graph, Op, OpType, lut_op_flags
-from edgemem.quant.intops import tflite_exact_scale, tflite_multiplier, to_q15
+from edgemem.quant.intops import quantize_multiplier15, to_q15
 from edgemem.quant.lut import lut_for
 
 INT8_MAX, INT16_MAX = 127, 32767
@@ -246,10 +246,7 @@ class Builder:
             out, flags = self._buf(f"{name}.acc", DType.S32, n, s_out), 0
         else:
             flags = FLAG_ACC
-        # a 1x1 depthwise conv of weight 1 in TFLite: its scale makes the multiplier exact there (tflite_exact_scale)
-        w = tflite_exact_scale(self.scale[src], 1.0, self.scale[out])
-        self.w_scales[name] = np.array([w])
-        mult, shift = tflite_multiplier(self.scale[src], w, self.scale[out])
+        mult, shift = quantize_multiplier15(self.scale[src] / self.scale[out])  # exact in TFLite (docs/tflite.md)
         tm = self.g.tensor(f"{name}.mult", np.array([mult]), DType.S32)
         ts = self.g.tensor(f"{name}.shift", np.array([shift]), DType.S8)
         self.g.op(Op(OpType.ADD, name, in0=src, out=out, d=(n, 0, 0, 0), t=(tm, ts, NONE, NONE), flags=flags))
