@@ -23,6 +23,7 @@ from edgemem.export.graph_blob import build_graph_blob
 from edgemem.export.onnx_export import export_onnx, state_names
 from edgemem.export.qcdq import check_exportable, export_qcdq
 from edgemem.export.tflite_export import to_tflite
+from edgemem.export.tflite_float import to_tflite_float
 from edgemem.models import registry
 from edgemem.quant.calibrate import quantize_l2mu
 from edgemem.quant.lower import Lowered, lower
@@ -35,6 +36,7 @@ from edgemem.train.run import calibration_windows
 FORMATS = ("onnx", "c", "qcdq", "nir", "tflite")
 TFLITE_FILE = "model.tflite"  # one step, states as inputs and outputs (edgemem.export.tflite_export)
 TFLITE_VARS_FILE = "model_vars.tflite"  # the same step with its state in resource variables
+TFLITE_FLOAT_FILE = "model_float.tflite"  # the same step in float32 (edgemem.export.tflite_float)
 QCDQ_FILE = "model_qcdq.onnx"
 NIR_FILE = "model.nir"
 META = "meta.json"
@@ -121,6 +123,7 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
         low = lower_checkpoint(ckpt)
         files[TFLITE_FILE] = to_tflite(low, name).data
         files[TFLITE_VARS_FILE] = to_tflite(low, name, variables=True).data
+        files[TFLITE_FLOAT_FILE] = to_tflite_float(low, name).data
         tflite_states = [[st.name, st.dtype, st.count, st.scale] for st in to_tflite(low, name).states]
     if graph:
         meta = _export_graph(checkpoint, ckpt, out, name, files, names, "qcdq" in formats, tflite_states)

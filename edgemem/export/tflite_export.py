@@ -145,7 +145,7 @@ class _Lowering:
         if self.variables:
             t = self.tensor(f"state:{name}", count, dtype, scale)
         else:
-            t = self.sg.tensor(f"state:{name}", (1, count), dtype, _f32(scale))
+            t = self.sg.tensor(f"state:{name}", (1, count), dtype, None if dtype == "float32" else _f32(scale))
         self.state_in[buf] = t
         self.cur[buf] = t
 
@@ -347,9 +347,12 @@ class _Lowering:
         self.store(op.out, self.reshape(op.name + ".real", y, (1, n), "int16", self.scale(op.out)), op.acc)
 
     # ---- whole graph ----
+    def input_tensor(self) -> int:
+        return self.sg.tensor("input", (1, self.g.n_in), "int8", _f32(self.low.input_scale))
+
     def build(self) -> TfliteModel:
         g = self.g
-        x = self.sg.tensor("input", (1, g.n_in), "int8", _f32(self.low.input_scale))
+        x = self.input_tensor()
         self.cur[g.in_buffer] = x
         self.declare_states()
         for op in g.ops:

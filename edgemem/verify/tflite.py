@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgemem.errors import EdgememError
-from edgemem.export.run import TFLITE_FILE, TFLITE_VARS_FILE, load_meta
+from edgemem.export.run import TFLITE_FILE, TFLITE_FLOAT_FILE, TFLITE_VARS_FILE, load_meta
 from edgemem.export.tflite_run import BACKENDS, open_session, run_sequence
 
 STEPS = 2000
@@ -54,4 +54,12 @@ def check_export(export_dir: Path, steps: int = STEPS) -> dict[str, Any]:
     out["tflm_resource_variables"] = compare(
         ref, run_sequence((export_dir / TFLITE_VARS_FILE).read_bytes(), x, [], "tflm").astype(np.int64))
     out["tflm_arena_bytes"] = open_session(data, "tflm").arena_bytes
+    if (export_dir / TFLITE_FLOAT_FILE).is_file():  # the float32 twin: close, not exact
+        xf = (x.astype(np.float64) * float(meta["input_scale"])).astype(np.float32)
+        states_f = [("float32", n) for _, n in states]
+        y = run_sequence((export_dir / TFLITE_FLOAT_FILE).read_bytes(), xf, states_f, "litert-ref")
+        real = ref * float(meta["output_scale"])
+        out["float32"] = {"argmax_agreement": float((y.argmax(axis=1) == ref.argmax(axis=1)).mean()),
+                          "max_abs_logit_difference": float(np.abs(y - real).max()),
+                          "logit_range": float(np.abs(real).max())}
     return out
