@@ -19,8 +19,8 @@ FUZZ_SECONDS ?= 60
 
 setup: apt $(STAMP)
 
-# The Cortex-M toolchain, QEMU and espeak-ng (the synthetic keyword-spotting voices) come from Debian; installed
-# only when missing.
+# The Cortex-M toolchain, QEMU, espeak-ng (the synthetic keyword-spotting voices) and valgrind (make bench) come from
+# Debian; installed only when missing.
 apt:
 	@if ! command -v arm-none-eabi-gcc >/dev/null || ! command -v qemu-system-arm >/dev/null \
 	    || ! command -v clang >/dev/null || [ -z "$$(find /usr/lib/llvm-14 -name "libclang_rt.fuzzer*" 2>/dev/null)" ] \
