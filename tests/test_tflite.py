@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import random_l2mu
+from conftest import SHIPPED, random_l2mu
 from edgemem.errors import EdgememError
 from edgemem.export.tflite_export import to_tflite
 from edgemem.export.tflite_float import to_tflite_float
@@ -24,6 +24,7 @@ from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig
 from edgemem.quant.graph_ref import run_graph
 from edgemem.quant.intops import quantize_multiplier15
 from edgemem.quant.lower import lower
+from edgemem.verify.tflite import check_export
 
 STEPS = 200
 FLOAT_AGREEMENT: dict[str, float] = {}  # per-step argmax, float32 file vs the int8 model (printed by -s)
@@ -93,3 +94,19 @@ def test_a_graph_lowered_without_scales_is_refused():
     low.scales = {}
     with pytest.raises(EdgememError, match="no buffer scales"):
         to_tflite(low)
+
+
+@pytest.mark.parametrize("name", ["har_elm", "har_l2mu_mixed"])
+def test_shipped_tflite_gate(name):
+    """The shipped files against model.bin on 1,000 held-out steps: TFLM bit-exact, in both the state-I/O and the
+    resource-variable form; the float32 twin agrees with the int8 model on most steps' top class."""
+    r = check_export(SHIPPED.parent / name, steps=1000)
+    assert r["steps"] == 1000 and r["tflm"]["bit_exact"] and r["tflm_resource_variables"]["bit_exact"], r
+    assert r["litert-ref"]["max_abs_difference"] <= 1 or r["litert-ref"]["argmax_agreement"] >= 0.9, r
+    assert r["float32"]["argmax_agreement"] >= 0.8, r["float32"]
+    assert r["tflm_arena_bytes"] > 0
+
+
+def test_a_folder_without_tflite_files_is_refused(tmp_path):
+    with pytest.raises(EdgememError, match="has no model.tflite; export with --to tflite"):
+        check_export(tmp_path)

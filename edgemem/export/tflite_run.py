@@ -55,8 +55,7 @@ def open_session(data: bytes, backend: str, arena_size: int = 1 << 20) -> Sessio
             it = runtime.Interpreter.from_bytes(data, arena_size=arena_size)
         except Exception as e:  # noqa: BLE001 - the package raises a bare RuntimeError
             raise EdgememError(f"TFLM cannot load the model: {str(e).splitlines()[0]}") from None
-        n_in = _count(it, "input")
-        n_out = _count(it, "output")
+        n_in, n_out = _io_counts(data)
         return Session(lambda i, x: it.set_input(x, i), it.invoke, it.get_output, n_in, n_out,
                        tflm_arena_bytes(it))
     interp_cls, resolver = _litert(backend)
@@ -71,14 +70,12 @@ def open_session(data: bytes, backend: str, arena_size: int = 1 << 20) -> Sessio
                    len(outs))
 
 
-def _count(it: Any, kind: str) -> int:
-    n = 0
-    while True:
-        try:
-            getattr(it, f"get_{kind}_details")(n)
-        except Exception:  # noqa: BLE001 - TFLM raises on an index past the end
-            return n
-        n += 1
+def _io_counts(data: bytes) -> tuple[int, int]:
+    """Inputs and outputs of the main subgraph, read from the file (TFLM's Python API has no count)."""
+    from ai_edge_litert import schema_py_generated as fb
+
+    sg = fb.Model.GetRootAs(data, 0).Subgraphs(0)
+    return sg.InputsLength(), sg.OutputsLength()
 
 
 def tflm_arena_bytes(it: Any) -> int | None:
