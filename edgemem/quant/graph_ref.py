@@ -56,7 +56,9 @@ def _rshift_round(x: np.ndarray, s: int) -> np.ndarray:
 
 
 def _store(v: Values, out: int, r: np.ndarray, acc: bool) -> None:
-    v[out] = sat(v[out] + r, 32) if acc else r
+    """A contribution into a sum buffer: int16 each and an int16 sum (docs/graph.md), as TFLite computes it."""
+    r = sat(r, 16)
+    v[out] = sat(v[out] + r, 16) if acc else r
 
 
 def _compile(g: Graph, op: Op) -> Callable[[Values], None]:

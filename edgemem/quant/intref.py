@@ -18,13 +18,13 @@ from edgemem.quant.model import QuantFC, QuantL2MU, QuantPop
 def fc(q: QuantFC, x: np.ndarray) -> np.ndarray:
     """x [b][in] int -> requantized int32 currents [b][out]."""
     acc = x.astype(np.int64) @ q.w.T.astype(np.int64) + q.bias
-    return requant(acc, q.mult, q.shift)
+    return sat(requant(acc, q.mult, q.shift), 16)  # int16 contributions and sums, as TFLite (docs/tflite.md)
 
 
 def add32(*parts: np.ndarray) -> np.ndarray:
     total = parts[0]
     for p in parts[1:]:
-        total = sat(total + p, 32)
+        total = sat(total + p, 16)
     return total
 
 

@@ -85,7 +85,7 @@ uint8_t *gb_tensor_data(uint8_t *blob, int i);
 int64_t gref_sat(int64_t x, int bits);
 int64_t gref_rsr(int64_t x, int s); /* rshift_round; s = 0: x */
 int32_t gref_requant(int64_t acc, int32_t mult, int shift); /* requant(acc) = sat32(rsr(sat32(acc) * M, s)) */
-void gref_store(int32_t *out, int64_t r, int acc);            /* assign, or out = sat32(out + r) */
+void gref_store(int32_t *out, int64_t r, int acc);            /* sat16(r), or out = sat16(out + sat16(r)) */
 
 void suite_kernels(void);
 void suite_blob(void);

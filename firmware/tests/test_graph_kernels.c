@@ -33,18 +33,18 @@ static void test_fc_s8_mode(void) {
         ref_fc(in32, w, bias, mult, shift, n_in, n_out, acc, ref);
         CHECK(memcmp(out, ref, sizeof(int32_t) * (size_t)n_out) == 0);
     }
-    /* sat32 before the requant: bias INT32_MAX + 127*127 saturates to INT32_MAX, then x 0.5 (M 2^30, s 31) */
+    /* a hostile bias: the int64 sum saturates to int32, the requantized value to int16 (no overflow anywhere) */
     in[0] = 127;
     w[0] = 127;
     bias[0] = INT32_MAX;
     mult[0] = 1 << 30;
     shift[0] = 31;
     CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1, EM_OUT_ASSIGN, out), EM_OK);
-    CHECK_EQ(out[0], 1 << 30); /* (2^31 - 1) / 2 = 2^30 - 0.5 -> 2^30; without sat32: (2^31 + 16128) / 2 */
+    CHECK_EQ(out[0], 32767);
     bias[0] = INT32_MIN;
     in[0] = -128;
     CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1, EM_OUT_ASSIGN, out), EM_OK);
-    CHECK_EQ(out[0], -(1 << 30)); /* -2^31 / 2 exactly */
+    CHECK_EQ(out[0], -32768);
     /* ties: 3 * 0.5 = 1.5 -> 2, -3 * 0.5 = -1.5 -> -1 (half up) */
     in[0] = 3;
     w[0] = 1;
@@ -54,10 +54,10 @@ static void test_fc_s8_mode(void) {
     in[0] = -3;
     CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1, EM_OUT_ASSIGN, out), EM_OK);
     CHECK_EQ(out[0], -1);
-    /* ACC: saturating add into out */
-    out[0] = INT32_MIN + 1;
+    /* ACC: int16 saturating add into out */
+    out[0] = -32768 + 1;
     CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1, EM_OUT_ACC, out), EM_OK);
-    CHECK_EQ(out[0], INT32_MIN);
+    CHECK_EQ(out[0], -32768);
     CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1, (em_out_mode_t)2, out), EM_ERR_PARAM);
     shift[0] = 0;
     CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1, EM_OUT_ASSIGN, out), EM_ERR_PARAM);
@@ -99,10 +99,15 @@ static void test_fc_s16(void) {
     mult[0] = 1 << 30;
     shift[0] = 31;
     CHECK_EQ(em_fc_s16(in, w, bias, mult, shift, MAXI, 1, EM_OUT_ASSIGN, out), EM_OK);
-    CHECK_EQ(out[0], 1 << 30);
+    CHECK_EQ(out[0], 32767); /* 2^30, stored as int16 */
     w[0] = 127; /* 1023 * 2^22 - 127 * 32768, still above INT32_MAX */
     CHECK_EQ(em_fc_s16(in, w, bias, mult, shift, MAXI, 1, EM_OUT_ASSIGN, out), EM_OK);
-    CHECK_EQ(out[0], 1 << 30);
+    CHECK_EQ(out[0], 32767);
+    shift[0] = 46; /* x 2^-16: 2^31 - 1 (sat32) -> 32768 - 2^-16 -> 32768 -> 32767; -2^31 -> -32768 */
+    for (int i = 0; i < MAXI; i++) w[i] = 127;
+    CHECK_EQ(em_fc_s16(in, w, bias, mult, shift, MAXI, 1, EM_OUT_ASSIGN, out), EM_OK);
+    CHECK_EQ(out[0], -32768);
+    shift[0] = 31;
     /* hand-computed small case: 1000*3 + (-2000)*(-5) + 7*127 = 13889, bias -1 -> 13888, x 0.5 -> 6944 */
     int16_t x3[3] = {1000, -2000, 7};
     int8_t w3[3] = {3, -5, 127};
@@ -321,11 +326,11 @@ static void test_add(void) {
     CHECK(memcmp(out, want, sizeof want) == 0);
     /* s16, shift 1 (x 2^29), accumulate with saturation */
     const int16_t x16[3] = {-32768, 32767, 4};
-    int32_t acc[3] = {0, INT32_MAX - 10, INT32_MIN};
+    int32_t acc[3] = {0, 32767 - 10, -32768};
     CHECK_EQ(em_add_requant_s16(x16, 3, half, 1, EM_OUT_ACC, acc), EM_OK);
-    CHECK_EQ(acc[0], INT32_MIN); /* -2^15 * 2^29 = -2^44 -> saturated */
-    CHECK_EQ(acc[1], INT32_MAX);
-    CHECK_EQ(acc[2], -1); /* 4 * 2^29 = 2^31 saturates to 2^31 - 1 first, then INT32_MIN + 2^31 - 1 */
+    CHECK_EQ(acc[0], -32768); /* -2^15 * 2^29 = -2^44 -> saturated */
+    CHECK_EQ(acc[1], 32767);
+    CHECK_EQ(acc[2], -1); /* 4 * 2^29 = 2^31 saturates to 32767 first, then -32768 + 32767 */
     for (int k = 0; k < 2000; k++) {
         int16_t x = (int16_t)t_range(-32768, 32767);
         int32_t m = t_range(1 << 30, INT32_MAX), o = t_range(INT32_MIN, INT32_MAX), r = o;
@@ -343,15 +348,15 @@ static void test_onoff(void) {
     const int16_t x[3] = {-32768, 0, 32767};
     int32_t out[6];
     CHECK_EQ(em_onoff_s16(x, 3, EM_OUT_ASSIGN, out), EM_OK);
-    const int32_t want[6] = {-32768, 0, 32767, 32768, 0, -32767};
+    const int32_t want[6] = {-32768, 0, 32767, 32767, 0, -32767}; /* -(-32768) saturates to 32767 */
     CHECK(memcmp(out, want, sizeof want) == 0);
-    int32_t acc[6] = {INT32_MIN, 5, INT32_MAX, INT32_MAX, -5, INT32_MIN};
+    int32_t acc[6] = {-32768, 5, 32767, 32767, -5, -32768};
     CHECK_EQ(em_onoff_s16(x, 3, EM_OUT_ACC, acc), EM_OK);
-    const int32_t want_acc[6] = {INT32_MIN, 5, INT32_MAX, INT32_MAX, -5, INT32_MIN};
+    const int32_t want_acc[6] = {-32768, 5, 32767, 32767, -5, -32768};
     CHECK(memcmp(acc, want_acc, sizeof want_acc) == 0);
     int32_t acc2[2] = {100, 100};
     CHECK_EQ(em_onoff_s16(x + 2, 1, EM_OUT_ACC, acc2), EM_OK);
-    CHECK_EQ(acc2[0], 100 + 32767);
+    CHECK_EQ(acc2[0], 32767); /* 100 + 32767, saturated to int16 */
     CHECK_EQ(acc2[1], 100 - 32767);
     CHECK_EQ(em_onoff_s16(x, 0, EM_OUT_ASSIGN, out), EM_ERR_DIMS);
     CHECK_EQ(em_onoff_s16(NULL, 3, EM_OUT_ASSIGN, out), EM_ERR_NULL);
@@ -433,12 +438,14 @@ static void test_fc_packed(void) {
     CHECK_EQ(em_fc_s8_packed(x4, b2, 2, b0, m0, s0, 4, 1, EM_OUT_ASSIGN, o1), EM_OK);
     CHECK_EQ(o1[0], 0 - 5 + 7 - 22);
     CHECK_EQ(em_fc_s16_packed(x16, b2, 2, b0, m0, s0, 4, 1, EM_OUT_ASSIGN, o1), EM_OK);
-    CHECK_EQ(o1[0], 0 - 1000 + 3 - 60000);
+    CHECK_EQ(o1[0], -32768); /* 0 - 1000 + 3 - 60000, stored as int16 */
     /* the extreme sum: 1024 x (-8) x (-32768) = 2^28, exact (requant by 2^30 / 2^30 returns it unchanged) */
     for (int i = 0; i < MAXI; i++) in16[i] = -32768;
     for (int i = 0; i < MAXI / 2; i++) wp[i] = 0x88;
+    s0[0] = 45; /* x 2^-15 to see it within int16: 2^28 / 2^15 = 8192 */
     CHECK_EQ(em_fc_s16_packed(in16, wp, 4, b0, m0, s0, MAXI, 1, EM_OUT_ASSIGN, o1), EM_OK);
-    CHECK_EQ(o1[0], 1 << 28);
+    CHECK_EQ(o1[0], 1 << 13);
+    s0[0] = 30;
     /* argument checks */
     CHECK_EQ(em_fc_s8_packed(x4, b4, 3, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, o1), EM_ERR_PARAM);
     CHECK_EQ(em_fc_s8_packed(x4, b4, 8, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, o1), EM_ERR_PARAM);

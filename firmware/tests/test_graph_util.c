@@ -125,4 +125,6 @@ int32_t gref_requant(int64_t acc, int32_t mult, int shift) {
     return (int32_t)gref_sat(gref_rsr(gref_sat(acc, 32) * mult, shift), 32);
 }
 
-void gref_store(int32_t *out, int64_t r, int acc) { *out = (int32_t)(acc ? gref_sat((int64_t)*out + r, 32) : r); }
+void gref_store(int32_t *out, int64_t r, int acc) {
+    *out = (int32_t)(acc ? gref_sat((int64_t)*out + gref_sat(r, 16), 16) : gref_sat(r, 16));
+}

@@ -86,7 +86,7 @@ static void ref_fc(const int8_t *in, const int8_t *w, const int32_t *bias, const
     for (int o = 0; o < out_dim; o++) {
         int64_t dot = bias[o];
         for (int i = 0; i < in_dim; i++) dot += (int64_t)w[o * in_dim + i] * in[i];
-        acc[o] = (int32_t)ref_sat((int64_t)acc[o] + ref_requant(dot, mult[o], shift[o]), 32);
+        acc[o] = (int32_t)ref_sat((int64_t)acc[o] + ref_sat(ref_requant(dot, mult[o], shift[o]), 16), 16);
     }
 }
 
@@ -108,19 +108,22 @@ static void test_fc_s8(void) {
         ref_fc(in, w, bias, mult, shift, n_in, n_out, ref);
         CHECK(memcmp(acc, ref, sizeof(int32_t) * (size_t)n_out) == 0);
     }
-    /* the add into acc_out saturates */
+    /* the contribution and the add into acc_out saturate to int16 (as TFLite's int16 FC output and ADD) */
     in[0] = 127;
     w[0] = 127;
     bias[0] = 0;
     mult[0] = 1 << 30;
     shift[0] = 1;
-    acc[0] = INT32_MAX - 5;
+    acc[0] = 32767 - 5;
     CHECK_EQ(em_fc_s8(in, w, bias, mult, shift, 1, 1, acc), EM_OK);
-    CHECK_EQ(acc[0], INT32_MAX);
+    CHECK_EQ(acc[0], 32767);
     in[0] = -128;
-    acc[0] = INT32_MIN + 5;
+    acc[0] = -32768 + 5;
     CHECK_EQ(em_fc_s8(in, w, bias, mult, shift, 1, 1, acc), EM_OK);
-    CHECK_EQ(acc[0], INT32_MIN);
+    CHECK_EQ(acc[0], -32768);
+    acc[0] = 40000; /* a contribution of -2^31 saturates to -32768 first: 40000 - 32768 = 7232 */
+    CHECK_EQ(em_fc_s8(in, w, bias, mult, shift, 1, 1, acc), EM_OK);
+    CHECK_EQ(acc[0], 7232);
     /* contract violations come back as statuses */
     CHECK_EQ(em_fc_s8(NULL, w, bias, mult, shift, 1, 1, acc), EM_ERR_NULL);
     CHECK_EQ(em_fc_s8(in, w, bias, mult, shift, 0, 1, acc), EM_ERR_DIMS);

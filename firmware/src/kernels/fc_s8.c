@@ -1,4 +1,4 @@
-/* Fully connected int8 layer: s8 x s8 -> s32 accumulate -> requant -> saturating add into acc_out. */
+/* Fully connected int8 layer: s8 x s8 -> s32 accumulate -> requant -> int16 saturating add into acc_out. */
 #include "em_kernels.h"
 #include "em_intops_inline.h"
 #include "em_dot_inline.h"
@@ -17,7 +17,7 @@ em_status_t em_fc_s8(const int8_t *in, const int8_t *w, const int32_t *bias, con
         int32_t dot = em_dot_s8(row, in, in_dim);
         /* bias + dot in int64: a hostile bias near INT32_MAX must not overflow (Python ints don't wrap). */
         int32_t r = em_requant_i((int64_t)bias[o] + dot, mult[o], shift[o]);
-        acc_out[o] = em_sat32_i((int64_t)acc_out[o] + r);
+        acc_out[o] = em_sat16_i((int64_t)acc_out[o] + em_sat16_i(r)); /* int16 sums, as TFLite (em_store32_i) */
     }
     return EM_OK;
 }
