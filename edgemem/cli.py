@@ -274,6 +274,31 @@ def _print_value_driven(v: dict) -> None:
     out.print(f"outlier: {v['outlier_rule']} ({v['calibration_windows']} windows)", highlight=False)
 
 
+@app.command()
+def demo(
+    what: Annotated[str, typer.Argument(help="the demo: har")] = "har",
+    serve: Annotated[bool, typer.Option("--serve", help="the browser demo on http://127.0.0.1:PORT")] = False,
+    port: Annotated[int, typer.Option(help="port for --serve (0: any free one)")] = 8765,
+    export_dir: Annotated[Path, typer.Option("--export", help="the exported model")] = Path("export/har_l2mu"),
+    speed: Annotated[float, typer.Option(help="terminal demo: times real time (0: no waiting)")] = 16.0,
+    recordings: Annotated[int | None, typer.Option(help="terminal demo: play only the first N recordings")] = None,
+) -> None:
+    """The HAR demo on held-out smartwatch recordings: a live terminal view, or (--serve) the browser page with the
+    C runtime in WebAssembly."""
+    if what != "har":
+        raise EdgememError(f"unknown demo '{what}' (available: har)")
+    if serve:
+        from edgemem.demo.serve import serve_site
+
+        serve_site(export_dir, port, say=lambda m: out.print(m, highlight=False, soft_wrap=True))
+        return
+    from edgemem.demo.terminal import run
+
+    correct, total = run(export_dir, speed, recordings)
+    out.print(f"{correct} of {total} held-out windows right ({100 * correct / max(total, 1):.1f} %), "
+              f"C runtime on the host; the browser version: `edgemem demo har --serve`", highlight=False)
+
+
 def entry() -> None:
     """Console-script entry: user errors become one line and exit status 2, never a traceback.
 

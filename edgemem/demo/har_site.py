@@ -1,0 +1,93 @@
+"""The browser demo's files: the static page (edgemem/demo/web), the C runtime as WebAssembly, the model blob,
+vendored uPlot and data.json with the held-out watch recordings.
+
+data.json carries each held-out recording's raw samples (for the chart) and its windows exactly as `edgemem verify`
+feeds them (normalized, quantized to int8 by edgemem.quant.intops.quantize), so the page runs the same int8 inputs
+as the C host; it also carries what the page needs to quantize an uploaded CSV itself (normalizer, input scale).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgemem.errors import EdgememError
+
+WEB = Path(__file__).resolve().parent / "web"
+ROOT = Path(__file__).resolve().parents[2]
+VENDOR = ROOT / "build" / "vendor" / "uplot"  # `make vendor`: uPlot from the npm registry
+VENDOR_FILES = ("uPlot.iife.min.js", "uPlot.min.css")
+PINETIME = {"name": "PineTime (nRF52832)", "flash_bytes": 512 * 1024, "ram_bytes": 64 * 1024, "mhz": 64}
+CSV_COLUMNS = ("ax", "ay", "az", "gx", "gy", "gz")  # accelerometer in g, gyroscope in rad/s, 50 Hz
+
+
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode()
+
+
+def site_data(export_dir: Path) -> dict[str, Any]:
+    from edgemem.data.sources import load_source
+    from edgemem.export.run import recipe_of
+    from edgemem.quant.intops import quantize
+    from edgemem.verify.run import held_out_set
+
+    meta, ckpt, held = held_out_set(export_dir)
+    recipe = recipe_of(ckpt)
+    d = recipe.data
+    rec = load_source(d.source, recipe.folder / d.path if d.path else None, d.params)
+    xq = quantize(held.x, float(meta["input_scale"])).astype(np.int8)  # what verify feeds the runtimes
+    verify_path = ROOT / "models" / str(meta["name"]) / "verify.json"
+    verify = json.loads(verify_path.read_text()) if verify_path.is_file() else {}
+    recordings = []
+    for r in np.unique(held.recording):
+        idx = np.nonzero(held.recording == r)[0]
+        idx = idx[np.argsort(held.start[idx], kind="stable")]
+        recordings.append({
+            "id": int(r), "subject": int(rec.subjects[r]), "label": int(rec.labels[r]),
+            "samples": int(rec.series[r].shape[0]),
+            "raw": _b64(rec.series[r].astype("<f4")),  # [T][6] float32, the chart
+            "starts": [int(s) for s in held.start[idx]],
+            "labels": [int(y) for y in held.y[idx]],
+            "x": _b64(xq[idx].astype(np.int8)),  # [windows][steps][n_in] int8, the model's input
+        })
+    return {
+        "model": meta["name"], "class_names": ckpt.class_names, "rate_hz": rec.sample_rate_hz,
+        "window_samples": d.window, "hop_samples": d.hop, "downsample": d.downsample,
+        "steps_per_window": d.window // d.downsample, "n_in": int(held.x.shape[2]),
+        "input_scale": meta["input_scale"], "output_scale": meta["output_scale"],
+        "normalizer": {"mean": [float(v) for v in np.ravel(ckpt.normalizer.mean)],
+                       "std": [float(v) for v in np.ravel(ckpt.normalizer.std)]},
+        "csv_columns": list(CSV_COLUMNS),
+        "footprint": {k: verify.get(k) for k in ("flash_bytes", "ram_bytes", "arena_bytes", "stack_bytes",
+                                                 "instructions_per_step")},
+        "accuracy_c_host": (verify.get("accuracy") or {}).get("c_host"),
+        "budget": PINETIME,
+        "recordings": recordings,
+    }
+
+
+def build_site(export_dir: Path, out: Path) -> Path:
+    """Write the page, edgemem.wasm, model.bin, uPlot and data.json into `out` (made fresh); returns `out`."""
+    from edgemem.verify.c_runtime import FIRMWARE, _make, require
+
+    missing = [f for f in VENDOR_FILES if not (VENDOR / f).is_file()]
+    if missing:
+        raise EdgememError(f"uPlot is not vendored ({VENDOR} lacks {', '.join(missing)}): run `make vendor`")
+    if not (export_dir / "model.bin").is_file():
+        raise EdgememError(f"{export_dir} has no model.bin; export the model first")
+    require("clang-14")
+    _make("wasm")
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(WEB, out)
+    for f in VENDOR_FILES:
+        shutil.copy2(VENDOR / f, out / f)
+    shutil.copy2(FIRMWARE / "build" / "wasm" / "edgemem.wasm", out / "edgemem.wasm")
+    shutil.copy2(export_dir / "model.bin", out / "model.bin")
+    (out / "data.json").write_text(json.dumps(site_data(export_dir)))
+    return out

@@ -1,0 +1,63 @@
+"""The C runtime on the host through ctypes: the same one-model glue (firmware/targets/app/em_app.c) the browser
+runs as WebAssembly, built as a shared library (`make -C firmware shared`). Same integers as `em_run`.
+
+The glue holds one model in static buffers, so a process runs one model at a time (opening another replaces it).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import numpy as np
+
+from edgemem.errors import EdgememError
+
+
+def build_shared() -> Path:
+    from edgemem.verify.c_runtime import FIRMWARE, _make, require
+
+    require("gcc")
+    _make("shared")
+    return FIRMWARE / "build" / "host" / "libedgemem_app.so"
+
+
+class AppRuntime:
+    def __init__(self, blob: bytes, lib: Path | None = None) -> None:
+        self.lib = ctypes.CDLL(str(lib or build_shared()))
+        for name in ("em_app_blob", "em_app_in", "em_app_out"):
+            getattr(self.lib, name).restype = ctypes.c_void_p
+        self.lib.em_app_blob_cap.restype = ctypes.c_uint32
+        self.lib.em_app_arena_bytes.restype = ctypes.c_uint32
+        if len(blob) > self.lib.em_app_blob_cap():
+            raise EdgememError(f"model blob of {len(blob)} bytes exceeds the glue's {self.lib.em_app_blob_cap()}")
+        ctypes.memmove(self.lib.em_app_blob(), blob, len(blob))
+        st = self.lib.em_app_open(ctypes.c_uint32(len(blob)))
+        if st != 0:
+            raise EdgememError(f"the C runtime refused the model blob (status {st})")
+        self.n_in, self.n_out = self.lib.em_app_n_in(), self.lib.em_app_n_out()
+        self.arena_bytes = int(self.lib.em_app_arena_bytes())
+        self._in = (ctypes.c_int8 * self.n_in).from_address(self.lib.em_app_in())
+        self._out = (ctypes.c_int16 * self.n_out).from_address(self.lib.em_app_out())
+
+    def reset(self) -> None:
+        if self.lib.em_app_reset() != 0:
+            raise EdgememError("em_app_reset failed")
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        """x [n_in] int8 -> logits [n_out] int16."""
+        ctypes.memmove(self._in, np.ascontiguousarray(x, dtype=np.int8).ctypes.data, self.n_in)
+        st = self.lib.em_app_step()
+        if st != 0:
+            raise EdgememError(f"em_app_step failed (status {st})")
+        return np.frombuffer(bytes(self._out), dtype=np.int16).copy()
+
+    def run(self, x: np.ndarray, steps_per_reset: int = 0) -> np.ndarray:
+        """x [T][n_in] int8 -> logits [T][n_out], from reset, reset again every steps_per_reset steps (0: never)."""
+        self.reset()
+        out = np.zeros((x.shape[0], self.n_out), dtype=np.int16)
+        for t in range(x.shape[0]):
+            if steps_per_reset and t and t % steps_per_reset == 0:
+                self.reset()
+            out[t] = self.step(x[t])
+        return out
