@@ -80,3 +80,6 @@ har-demo-overflow: $(HAR_DEPS) $(HAR_M4_SRC) targets/nrf52/nrf52_common.ld
 # The QEMU image on a prepared data file: har-demo-run HAR_DATA=path (paths without spaces: semihosting).
 har-demo-run: $(BUILD)/m4/har_demo.elf
 	@QEMU=$(QEMU) sh targets/cortex_m4/run_qemu.sh $< $(HAR_DATA)
+
+# `make test` also proves the fit (links only: no data file, no Python needed)
+test: har-demo-fit
