@@ -133,3 +133,17 @@ def test_data_file_header(demo: dict[str, Any]) -> None:
     assert (rate, ds) == (50, 2) and steps * ds == 100  # 2 s windows of the 50 Hz watch data
     assert len(raw) == hf.HEADER.size + n * (hf.RECORD.size + steps * n_in)
     assert n == json.loads(VERIFY.read_text())["test_windows"]
+
+
+def test_graph_model_demo(tmp_path: Path) -> None:
+    """The same demo source with a graph export compiled in (HAR_DIR=export/har_elm, blob version 2), on the first
+    100 held-out windows: every prediction equals the graph integer reference's."""
+    need("make", "arm-none-eabi-gcc", "qemu-system-arm")
+    export = ROOT / "export" / "har_elm"
+    data = hf.held_out_data(export, windows=100)
+    res = hf.run_demo(hf.write_data(data, tmp_path / "elm.bin"), export_dir=export)
+    assert res["returncode"] == 0, res["stderr"]
+    ref = hf.reference_predictions(export, data)
+    assert res["correct"] == int((ref == data.y).sum()) and res["windows"] == 100
+    np.testing.assert_array_equal(hf.predictions_from_changes(res["changes"], 100, data.class_names), ref)
+    assert res["instructions_per_step"] > 0

@@ -28,9 +28,13 @@ HAR_DEPS = $(HAR_SRC) $(HAR_DIR)/model.h apps/har_demo/har_demo_platform.h apps/
 # raw semihosting I/O; nano + nosys only for memset/memcpy, no stdio
 HAR_M4_SRC = $(HAR_SRC) targets/cortex_m4/startup.c targets/cortex_m4/har_demo_semihost.c
 HAR_M4_CFLAGS = $(M4_CFLAGS) -DEM_STARTUP_NO_EXIT $(HAR_CFLAGS)
-HAR_NRF_LDFLAGS = $(M4_ARCH) -nostartfiles -Wl,--gc-sections -Ltargets/nrf52 --specs=nano.specs --specs=nosys.specs
+# stack reserved on the nRF52 maps (bytes): em_step needs 136 (README "Stack"), the demo's own frames far less
+# than the rest; 4 KiB leaves room for exception stacking and a caller's frames
+HAR_STACK ?= 4096
+HAR_NRF_LDFLAGS = $(M4_ARCH) -nostartfiles -Wl,--gc-sections -Ltargets/nrf52 -Wl,--defsym=__stack_size__=$(HAR_STACK) \
+                  --specs=nano.specs --specs=nosys.specs
 
-.PHONY: har-demo har-demo-host har-demo-fit har-demo-overflow har-demo-run
+.PHONY: har-demo har-demo-host har-demo-fit har-demo-overflow har-demo-run har-demo-vars-force
 
 har-demo: $(BUILD)/m4/har_demo.elf
 har-demo-host: $(BUILD)/host/har_demo
@@ -44,9 +48,16 @@ $(BUILD)/m4/har_demo.elf: $(HAR_DEPS) $(HAR_M4_SRC) targets/cortex_m4/mps2_an386
 	$(ARM_CC) $(HAR_M4_CFLAGS) $(M4_LDFLAGS) --specs=nano.specs --specs=nosys.specs \
 	    -Wl,-Map=$(BUILD)/m4/har_demo.map -o $@ $(HAR_M4_SRC)
 
+# HAR_STACK and HAR_DIR as a file that changes only when they do, so the nRF images relink when either changes
+HAR_NRF_VARS = $(BUILD)/har_demo/nrf_vars
+$(HAR_NRF_VARS): har-demo-vars-force
+	@mkdir -p $(@D)
+	@echo '$(HAR_STACK) $(abspath $(HAR_DIR))' | cmp -s - $@ || echo '$(HAR_STACK) $(abspath $(HAR_DIR))' > $@
+har-demo-vars-force:
+
 # The same sources linked for the two watch chips (linked only, never run: QEMU has no nRF52 board).
 $(BUILD)/nrf52832/har_demo.elf $(BUILD)/nrf52840/har_demo.elf: $(BUILD)/%/har_demo.elf: $(HAR_DEPS) $(HAR_M4_SRC) \
-        targets/nrf52/%.ld targets/nrf52/nrf52_common.ld
+        targets/nrf52/%.ld targets/nrf52/nrf52_common.ld $(HAR_NRF_VARS)
 	@mkdir -p $(@D)
 	$(ARM_CC) $(HAR_M4_CFLAGS) $(HAR_NRF_LDFLAGS) -T targets/nrf52/$*.ld -Wl,-Map=$(@D)/har_demo.map \
 	    -o $@ $(HAR_M4_SRC)
