@@ -16,7 +16,8 @@ MODELS := har_l2mu kws_lmuformer kws_slmuformer psmnist_lmu har_elm kws_lmuforme
 PATCH_MODELS := kws_lmuformer kws_slmuformer kws_lmuformer_mixed
 FUZZ_SECONDS ?= 60
 
-.PHONY: setup apt demo vendor test test-python test-firmware fuzz longstream export verify mixed firmware bench lint clean
+.PHONY: setup apt demo vendor test test-python test-firmware fuzz longstream export verify mixed firmware firmware-demo \
+        bench lint clean
 
 setup: apt $(STAMP)
 
@@ -100,6 +101,14 @@ verify: setup
 firmware: apt
 	$(MAKE) -C firmware host m4
 	$(MAKE) -C firmware footprint MODEL_DIR=$(CURDIR)/export/$(MODEL)
+
+# The firmware HAR demo (firmware/apps/har_demo): the held-out windows `edgemem verify` uses, streamed into the
+# Cortex-M4 build under QEMU (activity changes with timestamps, accuracy, instructions per window and step), then the
+# same demo linked for nRF52832 (PineTime) and nRF52840 (Bangle.js 2) with sizes and margins; a map too small for it
+# must fail the link. HAR_MODEL=har_elm runs the graph model instead.
+HAR_MODEL ?= har_l2mu
+firmware-demo: setup apt
+	$(PY) -m edgemem.demo.har_firmware export/$(HAR_MODEL) --fit
 
 # 10^6 steps of real and adversarial input, C vs the integer reference at every step, saturation counted.
 longstream: setup
