@@ -74,8 +74,9 @@ def test_blob_and_model_c_hold_identical_integers(rng):
 
 
 def test_shipped_export_is_reproduced_byte_for_byte(tmp_path):
-    export_run.export(CHECKPOINT, ["onnx", "c"], tmp_path, name="har_l2mu")
-    for f in ("model.onnx", "model.bin", "model.c", "model.h"):
+    export_run.export(CHECKPOINT, ["onnx", "c", "tflite"], tmp_path, name="har_l2mu")
+    for f in ("model.onnx", "model.bin", "model.c", "model.h", "model.tflite", "model_vars.tflite",
+              "model_float.tflite"):
         assert (tmp_path / f).read_bytes() == (SHIPPED / f).read_bytes(), f
     meta_new = export_run.load_meta(tmp_path)
     meta_old = export_run.load_meta(SHIPPED)

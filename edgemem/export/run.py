@@ -242,6 +242,11 @@ _L2MU_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {  # the version-1 
     "population_scales": (f"a mapping of {', '.join(POP_NAMES)} to positive numbers",
                           lambda v: isinstance(v, dict) and all(_is_num(v.get(p)) for p in POP_NAMES)),
 }
+_TFLITE_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "tflite_states": ("a list of [name, dtype, count, scale]", lambda v: isinstance(v, list) and all(
+        isinstance(s, list) and len(s) == 4 and isinstance(s[0], str) and s[1] in ("int8", "int16")
+        and _is_int(s[2]) and _is_num(s[3]) for s in v)),
+}
 _GRAPH_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "readout": ("'sum' or 'last'", lambda v: v in registry.READOUTS),
 }
@@ -263,6 +268,8 @@ def load_meta(folder: Path) -> dict[str, Any]:
         raise EdgememError(f"{path} is not an edgemem export of format version 1")
     # a graph export has a readout (an L2MU too, once mixed precision moved it to the graph format)
     extra = _L2MU_FIELDS if meta.get("kind") == "l2mu" and "readout" not in meta else _GRAPH_FIELDS
+    if TFLITE_FILE in (meta.get("files") or {}):  # a TFLite export says what its state inputs are
+        extra = {**extra, **_TFLITE_FIELDS}
     for key, (what, ok) in {**_META_FIELDS, **extra}.items():
         if key not in meta:
             raise EdgememError(f"{path} has no '{key}' field; re-export with `edgemem export`")

@@ -80,17 +80,19 @@ def _io_counts(data: bytes) -> tuple[int, int]:
 
 def tflm_arena_bytes(it: Any) -> int | None:
     """TFLM's arena use, read from print_allocations() (C++ prints it to stderr; no Python call returns it)."""
-    fd = sys.stderr.fileno()
-    saved = os.dup(fd)
+    # file descriptors 1 and 2 themselves, not sys.stdout/sys.stderr (pytest or a notebook may have replaced those)
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
     with tempfile.TemporaryFile() as f:
+        sys.stdout.flush()
         sys.stderr.flush()
-        os.dup2(f.fileno(), fd)
+        for fd in saved:
+            os.dup2(f.fileno(), fd)
         try:
             it.print_allocations()
         finally:
-            sys.stderr.flush()
-            os.dup2(saved, fd)
-            os.close(saved)
+            for fd, keep in saved.items():
+                os.dup2(keep, fd)
+                os.close(keep)
         f.seek(0)
         text = f.read().decode(errors="replace")
     m = re.search(r"Arena allocation total (\d+) bytes", text)
