@@ -14,23 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 from pathlib import Path
 
 import torch
 
 from edgemem.atomic import write_text_atomic
+from edgemem.bench_runtimes import best_time
 from edgemem.models.lmu import LMUMemory
 
 
 def _time(fn, repeats: int) -> float:  # noqa: ANN001
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return best_time(fn, repeats)  # warm-up, then the fastest of `repeats`
 
 
 def lmu_parallel_vs_recurrent(steps: int, batch: int = 32, channels: int = 4, order: int = 8,

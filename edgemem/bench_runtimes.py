@@ -88,7 +88,9 @@ def tflm_instructions(model: Path, x: np.ndarray) -> float:
         return _per_step(count, x.shape[0] - 1)
 
 
-def _best(fn: Any, repeats: int = REPEATS) -> float:
+def best_time(fn: Any, repeats: int = REPEATS) -> float:
+    """Seconds of fn's fastest run of `repeats`, after one warm-up run."""
+    fn()
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -106,7 +108,7 @@ def edgemem_us_per_step(exe: Path, blob: Path, x: np.ndarray) -> float:
         out = Path(tmp) / "out.bin"
 
         def run(n: int) -> float:
-            return _best(lambda: subprocess.run([str(exe), str(blob), str(files[n]), str(out), str(n)], check=True,
+            return best_time(lambda: subprocess.run([str(exe), str(blob), str(files[n]), str(out), str(n)], check=True,
                                                 capture_output=True))
 
         return (run(x.shape[0]) - run(1)) / (x.shape[0] - 1) * 1e6
@@ -127,7 +129,7 @@ def litert_us_per_step(model: Path, x: np.ndarray) -> float:
             it.invoke()
             it.get_tensor(i_out)
 
-    return _best(run) / x.shape[0] * 1e6
+    return best_time(run) / x.shape[0] * 1e6
 
 
 def onnxruntime_us_per_step(model: Path, x_float: np.ndarray) -> float:
@@ -148,7 +150,7 @@ def onnxruntime_us_per_step(model: Path, x_float: np.ndarray) -> float:
             res = sess.run(outs, {ins[0].name: r, **state})
             state = dict(zip(shapes, res[1:]))
 
-    return _best(run) / x_float.shape[0] * 1e6
+    return best_time(run) / x_float.shape[0] * 1e6
 
 
 def bench_model(root: Path, name: str) -> dict[str, Any]:
