@@ -69,8 +69,7 @@ class _Lowering:
         self.model = Model(f"edgemem {name}: one streaming step, int8 I/O, 16x8 inside")
         self.sg: SubGraph = self.model.subgraph("step")
         self.cur: dict[int, int] = {}  # graph buffer -> TFLite tensor holding its value now
-        self.cast16: dict[int, int] = {}
-        self.cast8: dict[int, int] = {}
+        self.casts: dict[tuple[int, str], int] = {}  # (tensor, dtype) -> its QUANTIZE'd copy
         self.states: list[StateTensor] = []
         self.state_in: dict[int, int] = {}
         self.counter = 0
@@ -110,25 +109,24 @@ class _Lowering:
             raise EdgememError(f"TFLite export: buffer {self.g.buffers[buf].name} is read before it is written")
         return self.cur[buf]
 
-    def as16(self, buf: int) -> int:
+    def _as(self, buf: int, dtype: str) -> int:
+        """buf's value as `dtype` at its own scale: QUANTIZE widens int8 exactly and narrows int16 by a clamp to
+        [-128, 127]; made once per tensor and type."""
         t = self.value(buf)
-        if self.dtype_of(t) == "int16":
+        if self.dtype_of(t) == dtype:
             return t
-        if t not in self.cast16:
-            out = self.tensor(self.g.buffers[buf].name + ".s16", self.g.buffers[buf].count, "int16", self.scale(buf))
-            self.op(Op.QUANTIZE, [t], [out])
-            self.cast16[t] = out
-        return self.cast16[t]
+        key = (t, dtype)
+        if key not in self.casts:
+            b = self.g.buffers[buf]
+            self.casts[key] = self.tensor(f"{b.name}.s{dtype[3:]}", b.count, dtype, self.scale(buf))
+            self.op(Op.QUANTIZE, [t], [self.casts[key]])
+        return self.casts[key]
+
+    def as16(self, buf: int) -> int:
+        return self._as(buf, "int16")
 
     def as8(self, buf: int) -> int:
-        t = self.value(buf)
-        if self.dtype_of(t) == "int8":
-            return t
-        if t not in self.cast8:
-            out = self.tensor(self.g.buffers[buf].name + ".s8", self.g.buffers[buf].count, "int8", self.scale(buf))
-            self.op(Op.QUANTIZE, [t], [out])  # equal scales: a clamp to [-128, 127]
-            self.cast8[t] = out
-        return self.cast8[t]
+        return self._as(buf, "int8")
 
     def store(self, buf: int, t: int, acc: bool) -> None:
         if acc:
