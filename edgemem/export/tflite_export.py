@@ -1,27 +1,25 @@
-"""An integer graph (edgemem.quant.graph) as one streaming step in a .tflite file, with edgemem's own scales.
+"""An integer graph (edgemem.quant.graph) as one streaming step in a .tflite file that TFLite Micro runs to the
+same integers as edgemem (docs/tflite.md: the interpreters' rules as measured, and why this form).
 
-Each graph op becomes TFLite builtin ops (docs/tflite.md has the table):
+| graph op          | TFLite ops                                                                              |
+|-------------------|-----------------------------------------------------------------------------------------|
+| FC                | 16x8 FULLY_CONNECTED in raw units: RESHAPE relabels input and output as scale 1, each    |
+|                   | channel's weight scale is its multiplier M * 2^-s (15-bit M: exact in float32), int64 bias |
+| CONV1D (causal)   | CONCATENATION of the last k-1 frames (a state) and the input, the FC above, SLICE        |
+| ACT sat / relu    | QUANTIZE int16 -> int8 (a clamp at equal scales), RELU                                   |
+| ACT lut           | CAST int8 -> int32, ADD 128, GATHER from the graph's 256-entry table                     |
+| LIF / CuBa, SPIKE | decays as 1x1 16x8 DEPTHWISE_CONV_2D (weight 1 at scale beta / 2^15); spikes and the     |
+|                   | reset from SUB, MAXIMUM, MINIMUM and MUL by 0 or 1; SUB and ADD                          |
+| LEAKY             | the decay above, ADD                                                                     |
+| LMU               | int16 BATCH_MATMULs (A m, B u) in raw units, ADD                                         |
+| ADD (residual)    | a 1x1 16x8 DEPTHWISE_CONV_2D with the graph's multiplier, ADD                            |
+| ONOFF             | SUB from zero, CONCATENATION                                                             |
 
-| graph op        | TFLite ops                                                                  |
-|-----------------|-----------------------------------------------------------------------------|
-| FC              | FULLY_CONNECTED: int8, or 16x8 (int16 input, int64 bias) where the sum is int16 |
-| CONV1D (causal) | CONCATENATION of the last k-1 frames (a state) and the input, FULLY_CONNECTED, SLICE |
-| ACT sat / relu  | QUANTIZE int16 -> int8 (a clamp at equal scales), RELU                      |
-| ACT lut         | CAST int8 -> int32, ADD 128, GATHER from the 256-entry table               |
-| LIF / SPIKE     | MUL (decay), GREATER, SELECT_V2 (reset), SUB, ADD, spikes by SELECT_V2      |
-| LEAKY           | MUL, ADD                                                                    |
-| LMU             | BATCH_MATMUL int16 (A m), BATCH_MATMUL (B u), ADD; RESHAPEs read the memory in raw units (scale 1) |
-| ADD (residual)  | ADD (TFLite rescales the input)                                             |
-| ONOFF           | SUB from zero, CONCATENATION                                                |
-
-A graph's int32 sums become int16 tensors at the sum's scale, except a sum written by one int8 FC and read only as
-int8 (then the FC writes int8 directly). The state is explicit: the file's inputs are the step input and every
-state, its outputs the logits and every next state, in the same order (names `state:X` and `next:X`). With
-`variables=True` the state lives in resource variables instead (VAR_HANDLE / READ_VARIABLE / ASSIGN_VARIABLE,
-zeroed by a CALL_ONCE subgraph), and the file has one input and one output.
-
-The float32 file has the same structure in float: weights dequantized from the int8 codes, LUTs replaced by the
-functions they tabulate, no saturation.
+A graph's sums are int16 tensors at the sum's scale, as edgemem's are int16 values. The state is explicit: the file's
+inputs are the step input and every state, its outputs the logits and every next state, in the same order (names
+`state:X` and `next:X`). With `variables=True` the state lives in resource variables instead (VAR_HANDLE /
+READ_VARIABLE / ASSIGN_VARIABLE, zeroed by a CALL_ONCE subgraph), and the file has one input and one output. The
+float32 twin is edgemem.export.tflite_float.
 """
 
 from __future__ import annotations
