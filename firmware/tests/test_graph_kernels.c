@@ -396,6 +396,42 @@ static void pack(const int8_t *v, int n, int wbits, uint8_t *out) {
         out[e / per] = (uint8_t)(out[e / per] | (((unsigned)v[e] & ((1u << wbits) - 1u)) << ((e % per) * wbits)));
 }
 
+/* Packed causal conv against the int8 conv on the same weights unpacked, over several steps (the ring advances):
+ * taps on byte boundaries (the offset form) and inside bytes (c_in not a multiple of 8 / wbits), odd and even c_out,
+ * every weight value and full-scale inputs. */
+static void test_conv_packed(void) {
+    enum { MAXC = 40, MAXK = 5, MAXO = 7, STEPS = 6 };
+    static int8_t w[MAXO * MAXK * MAXC], shift[MAXO], in[MAXC], ring_p[MAXK * MAXC], ring_r[MAXK * MAXC];
+    static uint8_t wp[MAXO * MAXK * MAXC / 2 + 1];
+    static int32_t bias[MAXO], mult[MAXO], out_p[MAXO], out_r[MAXO];
+    for (int k = 0; k < 300; k++) {
+        const int wbits = k % 2 ? 4 : 2, per = 8 / wbits, kk = t_range(1, MAXK), c_out = t_range(1, MAXO);
+        int c_in = t_range(1, MAXC);
+        while ((kk * c_in) % per) c_in = t_range(1, MAXC); /* rows must fill whole bytes */
+        const int lo = -(1 << (wbits - 1)), hi = (1 << (wbits - 1)) - 1;
+        for (int i = 0; i < c_out * kk * c_in; i++) w[i] = (int8_t)(k % 7 == 0 ? lo : t_range(lo, hi));
+        pack(w, c_out * kk * c_in, wbits, wp);
+        for (int o = 0; o < c_out; o++) {
+            bias[o] = t_range(-5000, 5000);
+            mult[o] = t_range(1 << 30, INT32_MAX);
+            shift[o] = (int8_t)t_range(20, 40);
+        }
+        for (int i = 0; i < MAXK * MAXC; i++) ring_p[i] = ring_r[i] = 0;
+        int32_t head_p = 0, head_r = 0;
+        for (int t = 0; t < STEPS; t++) {
+            for (int c = 0; c < c_in; c++) in[c] = (int8_t)(k % 5 == 0 ? (t_range(0, 1) ? 127 : -128) : t_range(-128, 127));
+            const em_out_mode_t mode = t % 2 ? EM_OUT_ACC : EM_OUT_ASSIGN;
+            for (int o = 0; o < c_out; o++) out_p[o] = out_r[o] = t_range(-1000, 1000);
+            CHECK_EQ(em_conv1d_causal_packed(in, ring_p, &head_p, wp, wbits, bias, mult, shift, c_in, c_out, kk, mode,
+                                             out_p), EM_OK);
+            CHECK_EQ(em_conv1d_causal_s8(in, ring_r, &head_r, w, bias, mult, shift, c_in, c_out, kk, mode, out_r),
+                     EM_OK);
+            CHECK(memcmp(out_p, out_r, sizeof(int32_t) * (size_t)c_out) == 0);
+            CHECK_EQ(head_p, head_r);
+        }
+    }
+}
+
 /* Packed FC (s8 and s16 input) against ref_fc on the same weights unpacked: every value of the range, odd rows of
  * bytes, full-scale inputs; the sign extension by hand; the argument checks. */
 static void test_fc_packed(void) {
@@ -563,6 +599,7 @@ void suite_graph_kernels(void) {
     RUN(test_fc_s16);
     RUN(test_conv1d);
     RUN(test_fc_packed);
+    RUN(test_conv_packed);
     RUN(test_conv1d_packed);
     RUN(test_act);
     RUN(test_leaky);

@@ -1,6 +1,7 @@
 /* FC and causal CONV1D with packed sub-byte weights (S4 / S2, docs/graph.md "Packed weights"): the same formulas
- * as em_fc_s8_mode, em_fc_s16 and em_conv1d_causal_s8, the weights unpacked on the fly (no scratch). Scalar only:
- * the unpacking, not the MACs, dominates, and the M4 runs the same code as the host. */
+ * as em_fc_s8_mode, em_fc_s16 and em_conv1d_causal_s8, the weights unpacked on the fly (no scratch), two rows a pass
+ * in the offset form of em_packed_inline.h (the input's sum, taken once, removes the weights' offset). Scalar: the
+ * unpacking, not the MACs, dominates, and the M4 runs the same code as the host. */
 #include "em_kernels.h"
 #include "em_intops_inline.h"
 #include "em_packed_inline.h"
@@ -26,9 +27,15 @@ em_status_t em_fc_s8_packed(const int8_t *in, const uint8_t *w, int wbits, const
     if (st != EM_OK) return st;
     const int acc = mode == EM_OUT_ACC;
     const size_t row_bytes = (size_t)in_dim * (size_t)wbits / 8u;
-    for (int o = 0; o < out_dim; o++) {
-        const int32_t dot = em_dot_packed_s8(w + (size_t)o * row_bytes, 0u, wbits, in, in_dim);
-        em_store32_i(&out[o], em_requant_i(em_sat32_i((int64_t)bias[o] + dot), mult[o], shift[o]), acc);
+    const int32_t off = em_packed_half(wbits) * em_sum_s8(in, in_dim); /* rows are whole bytes (checked) */
+    for (int o = 0; o < out_dim; o += 2) {
+        const int pair = o + 1 < out_dim; /* an odd last row pairs with itself */
+        int32_t d[2];
+        em_dot2_packed_u_int8_t(w + (size_t)o * row_bytes, w + (size_t)(o + pair) * row_bytes, wbits, in, in_dim,
+                                &d[0], &d[1]);
+        for (int r = 0; r <= pair; r++)
+            em_store32_i(&out[o + r], em_requant_i(em_sat32_i((int64_t)bias[o + r] + (d[r] - off)), mult[o + r],
+                                                   shift[o + r]), acc);
     }
     return EM_OK;
 }
@@ -41,9 +48,15 @@ em_status_t em_fc_s16_packed(const int16_t *in, const uint8_t *w, int wbits, con
     if (st != EM_OK) return st;
     const int acc = mode == EM_OUT_ACC;
     const size_t row_bytes = (size_t)in_dim * (size_t)wbits / 8u;
-    for (int o = 0; o < out_dim; o++) {
-        const int64_t dot = em_dot_packed_s16(w + (size_t)o * row_bytes, 0u, wbits, in, in_dim);
-        em_store32_i(&out[o], em_requant_i(em_sat32_i(bias[o] + dot), mult[o], shift[o]), acc);
+    const int64_t off = em_packed_half(wbits) * em_sum_s16(in, in_dim);
+    for (int o = 0; o < out_dim; o += 2) {
+        const int pair = o + 1 < out_dim;
+        int64_t d[2];
+        em_dot2_packed_u_int16_t(w + (size_t)o * row_bytes, w + (size_t)(o + pair) * row_bytes, wbits, in, in_dim,
+                                 &d[0], &d[1]);
+        for (int r = 0; r <= pair; r++)
+            em_store32_i(&out[o + r], em_requant_i(em_sat32_i(bias[o + r] + (d[r] - off)), mult[o + r],
+                                                   shift[o + r]), acc);
     }
     return EM_OK;
 }
@@ -63,16 +76,41 @@ em_status_t em_conv1d_causal_packed(const int8_t *in, int8_t *ring, int32_t *hea
         if (h < 0) h += past;
     }
     const size_t row_bytes = (size_t)k * (size_t)c_in * (size_t)wbits / 8u;
-    for (int o = 0; o < c_out; o++) {
-        const uint8_t *wo = w + (size_t)o * row_bytes;
-        int64_t sum = bias[o];
-        int slot = h;
-        for (int j = 0; j < past; j++) { /* tap j starts at element j * c_in of the row, maybe inside a byte */
-            sum += em_dot_packed_s8(wo, (uint32_t)(j * c_in), wbits, ring + (size_t)slot * (size_t)c_in, c_in);
-            if (++slot == past) slot = 0;
+    const int per = 8 / wbits;
+    if (c_in % per == 0) { /* every tap starts on a byte: the offset form, two rows a pass */
+        const size_t tap_bytes = (size_t)c_in / (size_t)per;
+        /* the window is the ring (every slot, in any order) and the input: its sum removes the weights' offset */
+        const int32_t window = em_sum_s8(in, c_in) + (past > 0 ? em_sum_s8(ring, past * c_in) : 0);
+        const int32_t off = em_packed_half(wbits) * window;
+        for (int o = 0; o < c_out; o += 2) {
+            const int pair = o + 1 < c_out;
+            const uint8_t *w0 = w + (size_t)o * row_bytes, *w1 = w + (size_t)(o + pair) * row_bytes;
+            int32_t s[2] = {0, 0}, d[2];
+            int slot = h;
+            for (int j = 0; j <= past; j++) { /* tap j: frame t - past + j, the ring's oldest first; tap past: in */
+                const int8_t *x = j < past ? ring + (size_t)slot * (size_t)c_in : in;
+                em_dot2_packed_u_int8_t(w0 + (size_t)j * tap_bytes, w1 + (size_t)j * tap_bytes, wbits, x, c_in, &d[0],
+                                        &d[1]);
+                s[0] += d[0];
+                s[1] += d[1];
+                if (j < past && ++slot == past) slot = 0;
+            }
+            for (int r = 0; r <= pair; r++)
+                em_store32_i(&out[o + r], em_requant_i(em_sat32_i((int64_t)bias[o + r] + (s[r] - off)), mult[o + r],
+                                                       shift[o + r]), acc);
         }
-        sum += em_dot_packed_s8(wo, (uint32_t)(past * c_in), wbits, in, c_in);
-        em_store32_i(&out[o], em_requant_i(em_sat32_i(sum), mult[o], shift[o]), acc);
+    } else {
+        for (int o = 0; o < c_out; o++) {
+            const uint8_t *wo = w + (size_t)o * row_bytes;
+            int64_t sum = bias[o];
+            int slot = h;
+            for (int j = 0; j < past; j++) { /* tap j starts at element j * c_in of the row, maybe inside a byte */
+                sum += em_dot_packed_s8(wo, (uint32_t)(j * c_in), wbits, ring + (size_t)slot * (size_t)c_in, c_in);
+                if (++slot == past) slot = 0;
+            }
+            sum += em_dot_packed_s8(wo, (uint32_t)(past * c_in), wbits, in, c_in);
+            em_store32_i(&out[o], em_requant_i(em_sat32_i(sum), mult[o], shift[o]), acc);
+        }
     }
     if (past > 0) {
         int8_t *dst = ring + (size_t)h * (size_t)c_in;
