@@ -52,14 +52,25 @@ static inline int32_t em_packed_half(int wbits) { return wbits == 4 ? 8 : 2; }
                                             ACC *a0, ACC *a1) {                                                    \
         ACC s0 = 0, s1 = 0;                                                                                        \
         if (wbits == 4) {                                                                                          \
-            for (int i = 0; i + 2 <= n; i += 2) {                                                                  \
+            int i = 0;                                                                                             \
+            for (; i + 4 <= n; i += 4, w0 += 2, w1 += 2) { /* two bytes a pass: half the loop overhead */          \
+                const uint32_t b0 = ((uint32_t)w0[0] | (uint32_t)w0[1] << 8) ^ 0x8888u;                            \
+                const uint32_t b1 = ((uint32_t)w1[0] | (uint32_t)w1[1] << 8) ^ 0x8888u;                            \
+                const ACC x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];                                  \
+                s0 += (ACC)(b0 & 0xFu) * x0 + (ACC)((b0 >> 4) & 0xFu) * x1 + (ACC)((b0 >> 8) & 0xFu) * x2 +      \
+                      (ACC)(b0 >> 12) * x3;                                                                        \
+                s1 += (ACC)(b1 & 0xFu) * x0 + (ACC)((b1 >> 4) & 0xFu) * x1 + (ACC)((b1 >> 8) & 0xFu) * x2 +      \
+                      (ACC)(b1 >> 12) * x3;                                                                        \
+            }                                                                                                      \
+            for (; i + 2 <= n; i += 2) {                                                                           \
                 const uint32_t b0 = (uint32_t)*w0++ ^ 0x88u, b1 = (uint32_t)*w1++ ^ 0x88u;                        \
                 const ACC x0 = x[i], x1 = x[i + 1];                                                                \
                 s0 += (ACC)(b0 & 0xFu) * x0 + (ACC)(b0 >> 4) * x1;                                                 \
                 s1 += (ACC)(b1 & 0xFu) * x0 + (ACC)(b1 >> 4) * x1;                                                 \
             }                                                                                                      \
         } else {                                                                                                   \
-            for (int i = 0; i + 4 <= n; i += 4) {                                                                  \
+            int i = 0;                                                                                             \
+            for (; i + 4 <= n; i += 4) {                                                                           \
                 const uint32_t b0 = (uint32_t)*w0++ ^ 0xAAu, b1 = (uint32_t)*w1++ ^ 0xAAu;                         \
                 const ACC x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];                                  \
                 s0 += (ACC)(b0 & 3u) * x0 + (ACC)((b0 >> 2) & 3u) * x1 + (ACC)((b0 >> 4) & 3u) * x2 +             \
