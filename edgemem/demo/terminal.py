@@ -47,10 +47,8 @@ def run(export_dir: Path, speed: float = 16.0, recordings: int | None = None) ->
     """Play the held-out recordings (all, or the first `recordings`) at `speed` x real time (0: no waiting);
     returns (correct, total) windows."""
     from edgemem.demo.har_site import site_data
-    from edgemem.verify.run import held_out_set
 
-    data = site_data(export_dir)
-    meta, _, _ = held_out_set(export_dir)
+    data = site_data(export_dir)  # the held-out windows verify uses, and the scales
     rt = AppRuntime((export_dir / "model.bin").read_bytes())
     classes, steps, n_in = data["class_names"], data["steps_per_window"], data["n_in"]
     hop_s = data["hop_samples"] / data["rate_hz"]
@@ -66,7 +64,7 @@ def run(export_dir: Path, speed: float = 16.0, recordings: int | None = None) ->
                 label = rec["labels"][i]
                 correct += pred == label
                 total += 1
-                live.update(_view(name, i, len(x), _probabilities(total_logits, float(meta["output_scale"]), steps),
+                live.update(_view(name, i, len(x), _probabilities(total_logits, float(data["output_scale"]), steps),
                                   pred, label, classes, correct, total))
                 if speed > 0:
                     time.sleep(hop_s / speed)
