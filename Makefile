@@ -65,6 +65,7 @@ test-firmware: apt
 
 test-python: setup vendor
 	$(VENV)/bin/ruff check edgemem tests
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # Release artifacts of the shipped models, reproduced byte for byte from the committed checkpoints; the QCDQ_MODELS
@@ -100,10 +101,15 @@ HAR_MODEL ?= har_l2mu
 firmware-demo: setup apt
 	$(PY) -m edgemem.demo.har_firmware export/$(HAR_MODEL) --fit
 
-# 10^6 steps of real and adversarial input, C vs the integer reference at every step, saturation counted.
+# 10^6 steps of real and adversarial input per shipped model, C vs the integer reference at every step, saturation
+# of every int16 state counted: bench/longstream_NAME.json (LONGSTREAM_MODELS=NAME for one).
+LONGSTREAM_MODELS ?= $(MODELS)
 longstream: setup
 	mkdir -p bench
-	$(EDGEMEM) stress export/$(MODEL) --steps 1000000 | tee bench/longstream_$(MODEL).json
+	for m in $(LONGSTREAM_MODELS); do \
+	    $(EDGEMEM) stress export/$$m --steps 1000000 > bench/longstream_$$m.json.tmp \
+	        && mv bench/longstream_$$m.json.tmp bench/longstream_$$m.json && cat bench/longstream_$$m.json || exit 1; \
+	done
 
 # The shipped mixed-precision models, re-made from their int8 parents (about 10 and 15 minutes on one core); then
 # `make export verify` packs and checks them.
@@ -114,8 +120,10 @@ mixed: setup
 bench: setup
 	$(PY) -m edgemem.bench --out bench/results.json
 
+# ruff, and import-linter's contracts in pyproject.toml (the pipeline's layers; no import cycles)
 lint: setup
 	$(VENV)/bin/ruff check edgemem tests
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	$(MAKE) -C firmware clean

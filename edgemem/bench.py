@@ -99,8 +99,6 @@ def memory_and_bits(root: Path) -> dict[str, object]:
 
     schedules = {}
     for meta in sorted((root / "export").glob("*/meta.json")):
-        if json.loads(meta.read_text()).get("kind") == "l2mu":
-            continue  # version-1 blob: no graph to plan
         g, steps = load_export_graph(meta.parent)
         rep = plan_graph(g, steps).to_json()["schedules"]
         entry: dict[str, object] = {k: v["peak_ram_bytes"] for k, v in rep.items()}
@@ -137,28 +135,29 @@ SHIPPED = ("har_l2mu", "kws_lmuformer", "kws_slmuformer", "psmnist_lmu", "har_el
 
 
 def event_driven_kernels(root: Path, windows: int = 20) -> dict[str, object]:
-    """Dense vs event-driven FC kernels on each spiking model's integer graph (har_l2mu: its graph lowering; the
-    shipped firmware runs its version-1 blob), the first `windows` held-out windows streamed on the emulated M4.
-    Both must give the integer reference's logits (else this raises). input_spike_rate: the fraction of the FC
-    inputs that were nonzero, weighted by each FC's outputs (= the share of the dense MACs the events do)."""
+    """Dense vs event-driven FC kernels on each spiking model's integer graph, the first `windows` held-out
+    windows streamed on the emulated M4. Both must give the integer reference's logits (else this raises).
+    input_spike_rate: the fraction of the FC inputs that were nonzero, weighted by each FC's outputs (= the share
+    of the dense MACs the events do)."""
     import tempfile
 
     import numpy as np
 
-    from edgemem.export.graph_blob import build_graph_blob
-    from edgemem.export.run import _calibration
-    from edgemem.quant.graph import FLAG_EVENTS, OpType
-    from edgemem.quant.graph_ref import run_graph
-    from edgemem.quant.intops import quantize
+    from edgemem.graph.arena import place_by_lifetime
+    from edgemem.graph.blob import build_graph_blob
+    from edgemem.graph.intops import quantize
+    from edgemem.graph.ir import FLAG_EVENTS, OpType
+    from edgemem.graph.ref import run_graph
     from edgemem.quant.lower import lower
-    from edgemem.schedule.arena import place_by_lifetime
+    from edgemem.train.sets import data_sets
     from edgemem.verify.c_runtime import run_cortex_m4
-    from edgemem.verify.run import held_out_set
+    from edgemem.verify.held_out import held_out_set
 
     out: dict[str, object] = {}
     for name in SPIKING:
         _, ckpt, held = held_out_set(root / "export" / name)
-        recipe, calib = _calibration(ckpt)
+        sets = data_sets(ckpt)
+        recipe, calib = sets.recipe, sets.calibration
         q = recipe.quant
         lows = {ev: lower(ckpt.model, calib, q.margin, q.weight_bits or None, q.act_bits or None, events=ev)
                 for ev in (False, True)}

@@ -156,7 +156,7 @@ def onnxruntime_us_per_step(model: Path, x_float: np.ndarray) -> float:
 def bench_model(root: Path, name: str) -> dict[str, Any]:
     import json
 
-    from edgemem.export.run import TFLITE_VARS_FILE, load_meta
+    from edgemem.export.folder import TFLITE_VARS_FILE, load_meta
     from edgemem.export.tflite_run import open_session
     from edgemem.verify import c_runtime
     from edgemem.verify.stress import real_stream

@@ -29,9 +29,9 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted training")] = False,
 ) -> None:
     """Train a recipe's model and its baselines; write model.pt, metrics.json, curves.png, confusion.png, README.md."""
+    from edgemem.commands.train import train_recipe, with_overrides, write_card
     from edgemem.train.loop import Interrupted
     from edgemem.train.recipe import load_recipe
-    from edgemem.train.run import train_recipe, with_overrides, write_card
 
     r = with_overrides(load_recipe(recipe), epochs)
     folder = out_dir or r.folder
@@ -72,7 +72,7 @@ def export(
 
 @app.command()
 def quantize(
-    checkpoint: Annotated[Path, typer.Argument(help="model.pt of a graph model (any zoo kind but l2mu)")],
+    checkpoint: Annotated[Path, typer.Argument(help="model.pt of a trained model")],
     flash: Annotated[str, typer.Option("--flash", help="budget for the stored weights, e.g. 16KiB")],
     ram: Annotated[str | None, typer.Option("--ram", help="arena budget, e.g. 4KiB (checked, reported)")] = None,
     epochs: Annotated[int, typer.Option(help="quantization-aware fine-tuning epochs")] = 5,
@@ -109,8 +109,8 @@ def card(
     verify_json: Annotated[Path | None, typer.Option("--verify", help="a saved `edgemem verify --json` report")] = None,
 ) -> None:
     """Regenerate the model card (README.md) from metrics.json and, if given, a verify report."""
+    from edgemem.commands.train import write_card
     from edgemem.train.recipe import load_recipe
-    from edgemem.train.run import write_card
 
     r = load_recipe(recipe)
     deployment = None

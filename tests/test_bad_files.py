@@ -20,8 +20,16 @@ import pytest
 from conftest import CHECKPOINT, ROOT, SHIPPED, need
 from edgemem.checkpoint import load_checkpoint
 from edgemem.errors import EdgememError
-from edgemem.export.blob import ENTRY_SIZE, HEADER_SIZE, parse_blob
-from edgemem.export.run import load_meta
+from edgemem.export.folder import load_meta
+from edgemem.graph.blob import (
+    BUFFER_SIZE,
+    HEADER_SIZE,
+    OP_SIZE,
+    RETIRED_VERSION_MESSAGE,
+    TENSOR_SIZE,
+    parse_graph_blob,
+)
+from edgemem.graph.check import GraphDefect
 
 EDGEMEM = [sys.executable, "-m", "edgemem.cli"]
 
@@ -174,6 +182,9 @@ def test_every_damaged_onnx_model_is_a_one_line_error(tmp_path):
 # ---------------------------------------------------------------------------------------------------- model.bin
 
 BLOB = (SHIPPED / "model.bin").read_bytes()
+# graph blob layout (docs/graph.md): buffer table, op table, then the tensor table
+_N_B, _N_OP = struct.unpack_from("<HH", BLOB, 22)
+TENSORS_AT = HEADER_SIZE + BUFFER_SIZE * _N_B + OP_SIZE * _N_OP
 
 
 def with_crc(blob: bytes) -> bytes:
@@ -183,25 +194,24 @@ def with_crc(blob: bytes) -> bytes:
     return bytes(b)
 
 
-def _entry(blob: bytes, i: int) -> tuple[int, ...]:
-    return struct.unpack_from("<HBBII", blob, HEADER_SIZE + ENTRY_SIZE * i)
-
-
-def _edit_entry(blob: bytes, i: int, *, dtype: int | None = None, offset: int | None = None,
-                count: int | None = None) -> bytes:
-    tid, dt, pad, off, n = _entry(blob, i)
+def _edit_offset(blob: bytes, i: int, offset: int) -> bytes:
     b = bytearray(blob)
-    struct.pack_into("<HBBII", b, HEADER_SIZE + ENTRY_SIZE * i, tid, dt if dtype is None else dtype, pad,
-                     off if offset is None else offset, n if count is None else count)
+    struct.pack_into("<I", b, TENSORS_AT + TENSOR_SIZE * i + 4, offset)
     return with_crc(bytes(b))
 
 
-# (python message words, em_run message words)
+def _version_1(blob: bytes) -> bytes:
+    """A blob as the retired fixed-L2MU format wrote it: magic, version 1, a 64-byte header."""
+    return blob[:4] + struct.pack("<H", 1) + blob[6:]
+
+
+# (python message words, em_run message words); every other malformed graph blob: tests/test_graph.py MALFORMED
 BAD_BLOBS = {
     "truncated": (BLOB[: len(BLOB) // 2], "truncated", "blob truncated"),
     "crc": (flipped(BLOB, len(BLOB) - 7), "CRC-32", "CRC-32 mismatch"),
     "version": (BLOB[:4] + struct.pack("<H", 3) + BLOB[6:], "version 3", "unsupported blob version"),
-    "offset": (_edit_entry(BLOB, 5, offset=len(BLOB) + 64), "outside the blob", "tensor outside the blob"),
+    "offset": (_edit_offset(BLOB, 5, len(BLOB) + 64), "outside the blob", "tensor outside the blob"),
+    "version 1": (_version_1(BLOB), "version 1 is no longer supported", "version 1 is no longer supported"),
 }
 
 
@@ -216,53 +226,12 @@ def test_verify_rejects_a_damaged_blob(tmp_path, damage):
     assert listing(folder) == before
 
 
-def _more_bad_blobs() -> dict[str, tuple[bytes, str, str]]:
-    cases = dict(BAD_BLOBS)
-    data_start = HEADER_SIZE + ENTRY_SIZE * 39
-    n_out_offset = 28
-    cases.update({
-        "empty": (b"", "truncated", "blob truncated"),
-        "header only": (BLOB[:HEADER_SIZE], "truncated", "blob truncated"),
-        "bad magic": (b"EMMX" + BLOB[4:], "magic", "bad magic"),
-        "header size": (BLOB[:6] + struct.pack("<H", 96) + BLOB[8:], "header size 96", "unsupported blob version"),
-        "kind": (BLOB[:16] + struct.pack("<H", 7) + BLOB[18:], "kind 7", "unknown model kind"),
-        "dims 0": (BLOB[:n_out_offset] + struct.pack("<H", 0) + BLOB[n_out_offset + 2 :], "n_out = 0",
-                   "bad dimensions"),
-        "dims disagree with tensors": (BLOB[:n_out_offset] + struct.pack("<H", 8) + BLOB[n_out_offset + 2 :],
-                                       "expected dtype", "malformed tensor"),
-        "tensor count": (BLOB[:32] + struct.pack("<H", 38) + BLOB[34:], "38 tensors", "malformed tensor"),
-        "huge tensor count": (BLOB[:32] + struct.pack("<H", 65535) + BLOB[34:], "truncated", "blob truncated"),
-        "dtype": (_edit_entry(BLOB, 0, dtype=9), "dtype 9", "malformed tensor"),
-        "count": (_edit_entry(BLOB, 0, count=2**32 - 1), "4294967295 elements", "malformed tensor"),
-        "duplicate id": (with_crc(BLOB[:HEADER_SIZE + ENTRY_SIZE] + BLOB[HEADER_SIZE:HEADER_SIZE + 2]
-                                  + BLOB[HEADER_SIZE + ENTRY_SIZE + 2 :]), "duplicate id 0", "malformed tensor"),
-        "offset into the table": (_edit_entry(BLOB, 5, offset=data_start - 4), "outside the blob", "outside the blob"),
-        "offset wraps": (_edit_entry(BLOB, 38, offset=2**32 - 4), "outside the blob", "outside the blob"),
-        "misaligned": (_edit_entry(BLOB, 38, offset=_entry(BLOB, 38)[3] - 2), "misaligned", "misaligned tensor"),
-        "shift 0": (_poke(BLOB, 3, 0, "<b"), "shift", "quantization parameter out of range"),
-        "negative beta": (_poke(BLOB, 28, -5, "<h"), "negative decay", "quantization parameter out of range"),
-    })
-    return cases
-
-
-def _poke(blob: bytes, entry: int, value: int, fmt: str) -> bytes:
-    """Overwrite the first element of a tensor and re-seal the blob."""
-    b = bytearray(blob)
-    struct.pack_into(fmt, b, _entry(blob, entry)[3], value)
-    return with_crc(bytes(b))
-
-
-def test_parse_blob_names_every_defect():
-    for what, (blob, words, _) in _more_bad_blobs().items():
-        with pytest.raises(EdgememError) as e:
-            parse_blob(blob)
-        msg = str(e.value)
-        assert msg.startswith("model blob") and words in msg and "\n" not in msg, (what, msg)
-    for n in range(len(BLOB)):  # every truncation point
-        with pytest.raises(EdgememError, match="truncated"):
-            parse_blob(BLOB[:n])
-    with pytest.raises(EdgememError, match="after its declared size"):
-        parse_blob(BLOB + b"\0")
+def test_a_version_1_blob_says_how_to_re_export():
+    with pytest.raises(GraphDefect) as e:
+        parse_graph_blob(_version_1(BLOB))
+    assert e.value.status == "VERSION" and str(e.value) == RETIRED_VERSION_MESSAGE
+    with pytest.raises(GraphDefect, match="version 1 is no longer supported"):
+        parse_graph_blob(_version_1(BLOB)[:10])  # refused before any size check, as the runtime does
 
 
 def test_em_run_rejects_the_same_blobs(tmp_path):
@@ -273,14 +242,14 @@ def test_em_run_rejects_the_same_blobs(tmp_path):
     inp = tmp_path / "in.bin"
     inp.write_bytes(bytes(6 * 10))
     out = tmp_path / "out.bin"
-    for what, (blob, _, words) in _more_bad_blobs().items():
-        bad = tmp_path / "model.bin"
+    bad = tmp_path / "model.bin"
+    for what, (blob, _, words) in BAD_BLOBS.items():
         bad.write_bytes(blob)
         res = subprocess.run([str(exe), str(bad), str(inp), str(out), "10"], capture_output=True, text=True,
                              timeout=60)
         assert res.returncode == 2, (what, res.returncode, res.stderr)
         line = one_line(res.stderr)
-        assert line.startswith("em_run: bad model blob") and words in line, (what, line)
+        assert line.startswith("em_run:") and words in line, (what, line)
         assert not out.exists(), what
     bad.write_bytes(BLOB)  # the intact blob still runs
     res = subprocess.run([str(exe), str(bad), str(inp), str(out), "10"], capture_output=True, text=True, timeout=60)
@@ -294,9 +263,9 @@ def test_verify_rejects_a_damaged_meta_json(tmp_path, damage):
     folder = export_copy(tmp_path)
     if damage == "missing_field":
         meta = json.loads((folder / "meta.json").read_text())
-        del meta["population_scales"]
+        del meta["readout"]
         (folder / "meta.json").write_text(json.dumps(meta))
-        words = "has no 'population_scales' field"
+        words = "has no 'readout' field"
     else:
         (folder / "meta.json").write_text((folder / "meta.json").read_text()[:-40])
         words = "is not valid JSON"
@@ -322,7 +291,7 @@ def test_load_meta_names_every_missing_or_mistyped_field(tmp_path):
             continue
         check(json.dumps({k: v for k, v in good.items() if k != key}), f"has no '{key}' field")
     for key, value in (("input_scale", "0.06"), ("input_scale", -1.0), ("output_scale", None), ("window", 1.5),
-                       ("state_names", "mem_encoder"), ("checkpoint", 3), ("population_scales", {"encoder": 1.0}),
+                       ("state_names", "mem_encoder"), ("checkpoint", 3), ("readout", "mean"),
                        ("arena_bytes", True), ("class_names", [1, 2])):
         check(json.dumps({**good, key: value}), f"field '{key}' must be")
     check(json.dumps({**good, "input_scale": float("nan")}), "field 'input_scale' must be")  # NaN: JSON extension
@@ -330,3 +299,7 @@ def test_load_meta_names_every_missing_or_mistyped_field(tmp_path):
         check(text, "is not an edgemem export of format version 1")
     for text in ("", "{", "{'format': 1}", b"\xff\xfe\x00garbage", "[" * 100_000):
         check(text, "is not valid JSON")
+    # an export of the retired blob version 1: its meta.json had population_scales and no readout
+    v1 = {k: v for k, v in good.items() if k != "readout"}
+    check(json.dumps({**v1, "population_scales": {"encoder": 1.0, "memory": 1.0, "hidden": 1.0}}),
+          "version 1 is no longer supported")

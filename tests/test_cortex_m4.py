@@ -9,20 +9,18 @@ import sys
 import numpy as np
 
 from conftest import ROOT, SHIPPED, need
-from edgemem.export.blob import parse_blob
-from edgemem.export.run import load_meta
-from edgemem.quant.intops import quantize
-from edgemem.quant.intref import run as run_int
+from edgemem.export.folder import load_meta
+from edgemem.graph.intops import quantize
 from edgemem.verify import c_runtime
-from edgemem.verify.run import held_out_set
+from edgemem.verify.held_out import held_out_set, int_model
 
 
 def test_cortex_m4_is_bit_exact_on_real_test_windows():
     need("arm-none-eabi-gcc", "qemu-system-arm", "make")
     meta, _, ts = held_out_set(SHIPPED)
-    q = parse_blob((SHIPPED / "model.bin").read_bytes())
+    q = int_model((SHIPPED / "model.bin").read_bytes(), meta)
     x = quantize(ts.x[::25], meta["input_scale"]).astype(np.int8)  # 41 windows over both test subjects
-    ref, _ = run_int(q, x)
+    ref, _ = q.run(x)
     m4 = c_runtime.run_cortex_m4(SHIPPED / "model.bin", x, q.n_out)
     assert np.array_equal(ref, m4.logits)
     assert m4.instructions_per_step > 0

@@ -19,7 +19,7 @@ from edgemem.verify import c_runtime
 
 def test_ctypes_runtime_equals_em_run_on_both_blob_formats(rng):
     need("gcc")
-    for name in ("har_l2mu", "har_elm"):  # version-1 blob, graph blob
+    for name in ("har_l2mu", "har_elm"):  # the spiking flagship and the ELM
         blob = ROOT / "export" / name / "model.bin"
         rt = AppRuntime(blob.read_bytes())
         x = rng.integers(-128, 128, (3, 40, rt.n_in)).astype(np.int8)

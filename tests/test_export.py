@@ -1,8 +1,6 @@
-"""Export: ONNX step vs torch, the blob and model.c hold the same integers, atomic writes, reproducibility."""
+"""Export: ONNX step vs torch, atomic writes, reproducibility (model.c against the blob: tests/test_graph.py)."""
 
 from __future__ import annotations
-
-import re
 
 import numpy as np
 import onnx
@@ -13,11 +11,9 @@ from conftest import CHECKPOINT, SHIPPED, random_l2mu
 from edgemem.checkpoint import load_checkpoint
 from edgemem.errors import EdgememError
 from edgemem.export import run as export_run
-from edgemem.export.blob import build_blob, parse_blob, tensors
-from edgemem.export.c_arrays import model_c
+from edgemem.export.folder import load_meta
 from edgemem.export.onnx_export import export_onnx, run_onnx
-from edgemem.quant.calibrate import quantize_l2mu
-from edgemem.verify.run import held_out_set
+from edgemem.verify.held_out import held_out_set
 
 
 def _onnx_vs_torch(model, x: np.ndarray, path) -> None:
@@ -58,28 +54,13 @@ def test_onnx_step_matches_torch_on_the_shipped_model_and_real_windows(tmp_path)
     _onnx_vs_torch(ckpt.model, ts.x[::50][:16], tmp_path / "har.onnx")
 
 
-def test_blob_and_model_c_hold_identical_integers(rng):
-    model = random_l2mu(3)
-    q = quantize_l2mu(model, rng.normal(size=(8, 40, 6)).astype(np.float32))
-    blob = build_blob(q)
-    source = model_c("t", q)
-    back = parse_blob(blob)
-    for t in tensors(q):
-        m = re.search(rf"{t.name}\[{t.data.size}\] = \{{(.*?)\}};", source, re.S)
-        assert m, t.name
-        values = np.array([int(v) for v in m.group(1).replace("\n", " ").split(",")])
-        np.testing.assert_array_equal(values, t.data)
-    np.testing.assert_array_equal(back.fc["hid_m"].w, q.fc["hid_m"].w)
-    np.testing.assert_array_equal(back.lmu_a, q.lmu_a)
-
-
 def test_shipped_export_is_reproduced_byte_for_byte(tmp_path):
     export_run.export(CHECKPOINT, ["onnx", "c", "tflite"], tmp_path, name="har_l2mu")
     for f in ("model.onnx", "model.bin", "model.c", "model.h", "model.tflite", "model_vars.tflite",
               "model_float.tflite"):
         assert (tmp_path / f).read_bytes() == (SHIPPED / f).read_bytes(), f
-    meta_new = export_run.load_meta(tmp_path)
-    meta_old = export_run.load_meta(SHIPPED)
+    meta_new = load_meta(tmp_path)
+    meta_old = load_meta(SHIPPED)
     assert meta_new["files"] == meta_old["files"]
 
 
@@ -87,7 +68,7 @@ def test_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
     def boom(*_a, **_k):
         raise RuntimeError("simulated failure while generating C")
 
-    monkeypatch.setattr(export_run, "model_c", boom)
+    monkeypatch.setattr(export_run.graph_c_arrays, "model_c", boom)
     out = tmp_path / "out"
     with pytest.raises(RuntimeError):
         export_run.export(CHECKPOINT, ["onnx", "c"], out)

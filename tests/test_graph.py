@@ -2,7 +2,7 @@
 
 Random graphs use every op type and flag with realistic quantization (per-channel multipliers from
 quantize_multiplier, Q15 decays, LUTs from edgemem.quant.lut) and recurrence through state buffers; the C runtime
-(em_run, on the host and on the emulated Cortex-M4) must equal edgemem.quant.graph_ref bit for bit, and both parsers
+(em_run, on the host and on the emulated Cortex-M4) must equal edgemem.graph.ref bit for bit, and both parsers
 must reject the same malformed blobs with the same status.
 """
 
@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from conftest import SHIPPED, need
 from edgemem.errors import EdgememError
-from edgemem.export.blob import parse_blob
-from edgemem.export.graph_blob import (
+from edgemem.export.graph_c_arrays import write_graph_c
+from edgemem.graph.blob import (
     BUFFER_SIZE,
     HEADER_SIZE,
     OP_SIZE,
@@ -33,12 +33,11 @@ from edgemem.export.graph_blob import (
     build_graph_blob,
     parse_graph_blob,
 )
-from edgemem.export.graph_c_arrays import write_graph_c
+from edgemem.graph.check import GraphDefect
+from edgemem.graph.intops import Q15_ONE, quantize_multiplier
+from edgemem.graph.ir import FLAG_ACC, FLAG_CUBA, FLAG_EVENTS, NONE, Act, DType, Graph, Op, OpType, lut_op_flags
+from edgemem.graph.ref import arena_image, init_state, lif_spikes, run_graph, step, validate
 from edgemem.quant import lut
-from edgemem.quant.graph import FLAG_ACC, FLAG_CUBA, FLAG_EVENTS, NONE, Act, DType, Graph, Op, OpType, lut_op_flags
-from edgemem.quant.graph_check import GraphDefect
-from edgemem.quant.graph_ref import arena_image, init_state, lif_spikes, run_graph, step, validate
-from edgemem.quant.intops import Q15_ONE, quantize_multiplier
 from edgemem.verify import c_runtime
 
 S8, S16, S32 = DType.S8, DType.S16, DType.S32
@@ -384,7 +383,7 @@ def _single_conv(k: int, c_in: int, c_out: int, seed: int) -> Graph:
 @pytest.mark.parametrize("k", KS)
 def test_conv1d_is_the_causal_convolution_of_torch(k):
     """Against the definition (past frames zero after reset), not the ring: tap k-1 is the current frame."""
-    from edgemem.quant.intops import requant, sat
+    from edgemem.graph.intops import requant, sat
 
     g = _single_conv(k, 3, 4, k)
     x = np.random.default_rng(k).integers(-128, 128, size=(2, 12, 3))
@@ -468,15 +467,15 @@ def test_blob_round_trip(seed):
     assert np.array_equal(run_graph(g, x), run_graph(back, x))
 
 
-def test_unplaced_graph_is_placed_and_versions_dispatch():
+def test_unplaced_graph_is_placed_and_the_retired_version_is_refused():
     g = random_graph(1)
     for b in g.buffers:
         b.offset = -1
     blob = build_graph_blob(g)
     assert all(b.offset >= 0 for b in g.buffers) and g.arena_size == parse_graph_blob(blob).arena_size
-    assert blob_version((SHIPPED / "model.bin").read_bytes()) == 1
-    with pytest.raises(GraphDefect, match="version 1"):
-        parse_graph_blob((SHIPPED / "model.bin").read_bytes())
+    assert blob_version((SHIPPED / "model.bin").read_bytes()) == 2
+    with pytest.raises(GraphDefect, match="version 1 is no longer supported: re-export"):
+        parse_graph_blob(blob[:4] + b"\x01\x00" + blob[6:])
     with pytest.raises(GraphDefect, match="truncated"):
         blob_version(b"EMMB\x02")
 
@@ -644,23 +643,12 @@ MALFORMED = [  # case, C status, words the Python message must hold
 ]
 
 
-V1_STATUS = (("truncated", "TRUNCATED"), ("magic", "MAGIC"), ("has version", "VERSION"),
-             ("after its declared size", "TRAILING"), ("CRC-32", "CRC"), ("model kind", "KIND"),
-             ("a_shift", "PARAM"), ("out-of-range", "PARAM"), ("negative decay", "PARAM"), ("outside [1,", "DIMS"),
-             ("n_m =", "DIMS"), ("data area", "BOUNDS"), ("misaligned", "ALIGN"), ("tensor", "TENSOR"))
-
-
 def _python_verdict(blob: bytes) -> tuple[str, str, Graph | None]:
-    """(status, message, graph) as em_run decides: version field 2 -> the graph parser, anything else -> version 1's."""
+    """(status, message, graph) as the graph parser decides (the only parser: blob version 1 is refused)."""
     try:
-        if len(blob) >= 6 and blob_version(blob) == 2:
-            return "OK", "", parse_graph_blob(blob)
-        parse_blob(blob)
-        return "OK", "", None
+        return "OK", "", parse_graph_blob(blob)
     except GraphDefect as e:
         return e.status, str(e), None
-    except EdgememError as e:  # version 1's parser: its message names the check
-        return next(status for words, status in V1_STATUS if words in str(e)), str(e), None
 
 
 def assert_rejected_alike(exe: Path, blob: bytes, x: np.ndarray, status: str, words: str) -> None:

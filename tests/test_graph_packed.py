@@ -28,16 +28,15 @@ from test_zoo import _warm
 
 from conftest import need
 from edgemem.errors import EdgememError
-from edgemem.export.graph_blob import build_graph_blob, pack_values, parse_graph_blob, unpack_values
+from edgemem.graph.blob import build_graph_blob, pack_values, parse_graph_blob, unpack_values
+from edgemem.graph.check import GraphDefect
+from edgemem.graph.intops import quantize, quantize_multiplier, quantize_multiplier15
+from edgemem.graph.ir import FLAG_ACC, FLAG_EVENTS, NONE, Act, DType, Graph, Op, OpType, lut_op_flags
+from edgemem.graph.ref import run_graph, validate
 from edgemem.models.elm import ELMConfig, ELMNet
 from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig
-from edgemem.quant.calibrate import quantize_fc
-from edgemem.quant.graph import FLAG_ACC, FLAG_EVENTS, NONE, Act, DType, Graph, Op, OpType, lut_op_flags
-from edgemem.quant.graph_check import GraphDefect
-from edgemem.quant.graph_ref import run_graph, validate
-from edgemem.quant.intops import quantize, quantize_multiplier, quantize_multiplier15
 from edgemem.quant.lower import lower
-from edgemem.quant.lowering import Builder
+from edgemem.quant.lowering import Builder, quantize_fc
 from edgemem.verify import c_runtime
 
 S8, S16, S32, S4, S2 = DType.S8, DType.S16, DType.S32, DType.S4, DType.S2

@@ -1,4 +1,5 @@
-"""The integer reference and the C runtime, bit for bit: random models, random and extreme input, real data."""
+"""The integer rules, and the L2MU's integer graph against the C runtime bit for bit: random models, random and
+extreme input, every real held-out window."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import numpy as np
 import pytest
 
 from conftest import need, random_l2mu
-from edgemem.export.blob import build_blob, parse_blob
-from edgemem.quant.calibrate import quantize_l2mu
-from edgemem.quant.intops import quantize, quantize_multiplier, requant, rshift_round, sat
-from edgemem.quant.intref import run as run_int
+from edgemem.graph.arena import place_by_lifetime
+from edgemem.graph.blob import build_graph_blob
+from edgemem.graph.intops import quantize, quantize_multiplier, requant, rshift_round, sat
+from edgemem.quant.lower import lower
 from edgemem.verify import c_runtime
+from edgemem.verify.held_out import int_model
 
 
 def test_requant_rounds_half_up_and_saturates():
@@ -41,16 +43,17 @@ def test_c_host_matches_integer_reference_over_10000_steps(name, model, rng, tmp
     need("gcc", "make")
     n_in = model.cfg.n_in
     calib = rng.normal(size=(32, 60, n_in)).astype(np.float32)
-    q = quantize_l2mu(model, calib)
+    low = lower(model, calib)
+    place_by_lifetime(low.graph)
     blob = tmp_path / "model.bin"
-    blob.write_bytes(build_blob(q))
-    q = parse_blob(blob.read_bytes())  # run exactly what the C runtime reads
+    blob.write_bytes(build_graph_blob(low.graph))
+    q = int_model(blob.read_bytes(), {"input_scale": low.input_scale})  # run exactly what the C runtime reads
     random_in = quantize(rng.normal(scale=1.5, size=(80, 100, n_in)), calib.std() * 3 / 127)
     extreme = rng.choice(np.array([-128, 127, 0]), size=(20, 100, n_in))  # full scale: saturation paths
     constant = np.full((10, 100, n_in), 127)
     for x in (random_in, extreme, constant):
         x = x.astype(np.int8)
-        ref, spikes = run_int(q, x)
+        ref, spikes = q.run(x)
         host = c_runtime.run_host(blob, x, q.n_out)
         assert spikes > 0.5, "the test model must spike"
         mismatch = np.argwhere(ref != host)
@@ -61,12 +64,12 @@ def test_c_host_matches_integer_reference_over_10000_steps(name, model, rng, tmp
 def test_c_host_matches_integer_reference_on_every_real_test_window():
     need("gcc", "make")
     from conftest import SHIPPED
-    from edgemem.verify.run import held_out_set
+    from edgemem.verify.held_out import held_out_set
 
     meta, _, ts = held_out_set(SHIPPED)
-    q = parse_blob((SHIPPED / "model.bin").read_bytes())
+    q = int_model((SHIPPED / "model.bin").read_bytes(), meta)
     x = quantize(ts.x, meta["input_scale"]).astype(np.int8)
-    ref, _ = run_int(q, x)
+    ref, _ = q.run(x)
     host = c_runtime.run_host(SHIPPED / "model.bin", x, q.n_out)
     assert x.shape[0] * x.shape[1] >= 10_000
     assert np.array_equal(ref, host)

@@ -11,7 +11,7 @@ from edgemem.errors import EdgememError
 from edgemem.models.elm import ELMConfig, ELMNet
 from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig
 from edgemem.quant import mixed
-from edgemem.quant.calibrate import quantize_fc
+from edgemem.quant.lowering import quantize_fc
 from edgemem.train.pipeline import zoo_logits
 
 
@@ -116,28 +116,6 @@ def test_quantize_end_to_end_packs_weights_and_stays_bit_exact(tmp_path):
     assert report["accuracy"]["int_reference"] == r["accuracy"]  # quantize's figure is the exported model's
 
 
-def test_l2mu_graph_lowering_equals_the_version_1_integer_model():
-    """The L2MU lowered to the graph format (what its packed weights need) is the version-1 integer model, exactly:
-    same scales, same B, the previous spikes recomputed from the membranes (negative thresholds fire after a reset)."""
-    from conftest import CHECKPOINT
-    from edgemem.checkpoint import load_checkpoint
-    from edgemem.export.run import _calibration, quantize_checkpoint
-    from edgemem.quant.graph_ref import run_graph
-    from edgemem.quant.intops import quantize
-    from edgemem.quant.intref import run as run_v1
-    from edgemem.quant.lower import lower
-
-    ckpt = load_checkpoint(CHECKPOINT)
-    recipe, calib = _calibration(ckpt)
-    q = quantize_checkpoint(ckpt)
-    low = lower(ckpt.model, calib, recipe.quant.margin)
-    assert low.input_scale == q.input_scale and low.output_scale == q.output_scale
-    thr = q.pops["memory"].thr
-    assert (thr < 0).any()  # the case a zero-initialized spike state would get wrong at the first step
-    x = quantize(calib[:64], q.input_scale)
-    np.testing.assert_array_equal(run_graph(low.graph, x), run_v1(q, x)[0])
-
-
 # ------------------------------------------------------------------------------ activation widths (8 or 16 bits)
 
 def _tiny_lmuformer(activation: str = "relu"):
@@ -161,13 +139,13 @@ def test_16_bit_activations_lower_to_int16_buffers_and_run_bit_exact_in_c(em_run
     outputs as the integer reference, and closer to the float model than all-int8 activations."""
     from test_graph import _em_run_verdict
 
-    from edgemem.export.graph_blob import build_graph_blob
-    from edgemem.quant.graph import DType, kernel_of
-    from edgemem.quant.graph_ref import run_graph
-    from edgemem.quant.intops import quantize
+    from edgemem.graph.arena import place_by_lifetime
+    from edgemem.graph.blob import build_graph_blob
+    from edgemem.graph.intops import quantize
+    from edgemem.graph.ir import DType, kernel_of
+    from edgemem.graph.ref import run_graph
     from edgemem.quant.lower import lower
     from edgemem.quant.lower_lmuformer import ACT16
-    from edgemem.schedule.arena import place_by_lifetime
 
     model = _tiny_lmuformer()
     rng = np.random.default_rng(0)

@@ -62,7 +62,7 @@ def _check(model: torch.nn.Module, graph: nir.NIRGraph, x: torch.Tensor, names: 
 
 
 def test_har_l2mu_roundtrip(tmp_path: Path) -> None:
-    from edgemem.verify.run import held_out_set
+    from edgemem.verify.held_out import held_out_set
 
     _, ckpt, held = held_out_set(SHIPPED)
     model = ckpt.model.eval()

@@ -17,9 +17,9 @@ import pytest
 from test_graph import _inputs
 
 from conftest import ROOT, need
-from edgemem.export.graph_blob import build_graph_blob
-from edgemem.quant.graph import Graph, kernel_mask, kernel_of
-from edgemem.quant.graph_ref import run_graph
+from edgemem.graph.blob import build_graph_blob
+from edgemem.graph.ir import Graph, kernel_mask, kernel_of
+from edgemem.graph.ref import run_graph
 from edgemem.quant.lowering import Builder
 from edgemem.schedule.patch import HEADER, build_patch_blob, extra_macs, patch_layout, run_patch
 from edgemem.schedule.plan import _macs, load_export_graph, plan_graph

@@ -1,9 +1,8 @@
 """Property tests (hypothesis, derandomized so CI is reproducible).
 
-- Random L2MU architectures: the model blob round-trips every array, and the C host runtime equals the integer
-  reference bit for bit on random and full-scale int8 input.
-- Random edits of a valid blob: parse_blob and the C parser accept and reject the same blobs, and whatever both
-  accept still runs bit-exact.
+- Random L2MU architectures: the lowered graph's blob round-trips, and the C host runtime equals the graph's integer
+  reference bit for bit on random and full-scale int8 input. (Random edits of graph blobs, Python parser against C:
+  tests/test_graph.py.)
 - Random recipes with one bad field: load_recipe raises EdgememError, one line naming the field.
 """
 
@@ -11,12 +10,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
-import struct
 import subprocess
 import sys
 import tempfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +23,11 @@ from hypothesis import strategies as st
 
 from conftest import ROOT, random_l2mu
 from edgemem.errors import EdgememError
-from edgemem.export.blob import ENTRY_SIZE, HEADER_SIZE, build_blob, parse_blob
-from edgemem.quant.calibrate import quantize_l2mu
-from edgemem.quant.intref import run as run_int
-from edgemem.quant.model import FC_NAMES, POP_NAMES, QuantL2MU
+from edgemem.graph.arena import place_by_lifetime
+from edgemem.graph.blob import build_graph_blob, parse_graph_blob
+from edgemem.graph.ir import Graph
+from edgemem.graph.ref import lif_spikes, run_graph
+from edgemem.quant.lower import lower
 from edgemem.train import recipe as recipe_mod
 from edgemem.train.recipe import load_recipe
 from edgemem.verify import c_runtime
@@ -57,13 +54,16 @@ def architectures(draw: st.DrawFn) -> dict:
     }
 
 
-def _quantized(arch: dict) -> tuple[QuantL2MU, np.random.Generator]:
+def _lowered(arch: dict) -> tuple[Graph, np.random.Generator]:
+    """A random L2MU of this architecture, lowered to its integer graph and placed as export places it."""
     arch = dict(arch)
     seed, neurons = arch.pop("seed"), arch.pop("neurons")
     model = random_l2mu(seed, neurons, **arch)
     rng = np.random.default_rng(seed)
     calib = rng.normal(size=(8, 30, arch["n_in"])).astype(np.float32)
-    return quantize_l2mu(model, calib), rng
+    low = lower(model, calib)
+    place_by_lifetime(low.graph)
+    return low.graph, rng
 
 
 def _inputs(rng: np.random.Generator, n_in: int, steps: int = 48) -> np.ndarray:
@@ -74,93 +74,29 @@ def _inputs(rng: np.random.Generator, n_in: int, steps: int = 48) -> np.ndarray:
     return np.concatenate([uniform, extreme, const]).astype(np.int8)
 
 
-def _assert_same_model(a: QuantL2MU, b: QuantL2MU) -> None:
-    assert (a.n_in, a.n_u, a.order, a.n_h, a.n_out, a.a_shift) == (b.n_in, b.n_u, b.order, b.n_h, b.n_out, b.a_shift)
-    for name in FC_NAMES:
-        for f in ("w", "bias", "mult", "shift"):
-            x, y = getattr(a.fc[name], f), getattr(b.fc[name], f)
-            assert x.shape == y.shape and np.array_equal(x, y), f"{name}.{f}"
-    for name in POP_NAMES:
-        assert a.pops[name].cuba == b.pops[name].cuba, name
-        for f in ("beta", "alpha", "thr"):
-            assert np.array_equal(getattr(a.pops[name], f), getattr(b.pops[name], f)), f"{name}.{f}"
-    assert a.lmu_a.shape == b.lmu_a.shape and np.array_equal(a.lmu_a, b.lmu_a)
-    assert np.array_equal(a.lmu_b, b.lmu_b)
-
-
 @FEW
 @given(arch=architectures())
 def test_random_architectures_round_trip_and_run_bit_exact_in_c(em_run, arch):
-    q, rng = _quantized(arch)
-    blob = build_blob(q)
-    back = parse_blob(blob)
-    _assert_same_model(q, back)
-    assert build_blob(back) == blob
-    x = _inputs(rng, q.n_in)
-    ref, spikes = run_int(back, x)
-    assert spikes > 0.5, "the test model must spike"
-    event(f"spikes per step: {'0' if spikes == 0 else '<1' if spikes < 1 else '<10' if spikes < 10 else '>=10'}")
+    g, rng = _lowered(arch)
+    blob = build_graph_blob(g)
+    back = parse_graph_blob(blob)
+    assert build_graph_blob(back) == blob
+    x = _inputs(rng, g.n_in)
+    spikes = [0]
+
+    def count(_t: int, values: dict[str, np.ndarray]) -> None:
+        spikes[0] += int(lif_spikes(back, values).sum())
+
+    ref = run_graph(back, x, count)
+    per_step = spikes[0] / (x.shape[0] * x.shape[1])
+    assert per_step > 0.5, "the test model must spike"
+    event(f"spikes per step: {'<1' if per_step < 1 else '<10' if per_step < 10 else '>=10'}")
     with tempfile.TemporaryDirectory(prefix="edgemem-prop-") as tmp:
         path = Path(tmp) / "model.bin"
         path.write_bytes(blob)
-        host = c_runtime.run_host(path, x, q.n_out)
+        host = c_runtime.run_host(path, x, g.n_out)
     mismatch = np.argwhere(ref != host)
     assert mismatch.size == 0, f"{arch}: first mismatch at window/step/logit {mismatch[0]}"
-
-
-# ------------------------------------------------------------------------------- random edits: Python == C parser
-
-_SHIPPED_LIKE = {"n_in": 3, "n_u": 2, "order": 3, "n_h": 5, "n_out": 3, "neurons": ("lif", "cuba", "cuba"),
-                 "state_clip": 4.0, "memory_clip": 1.0, "seed": 7}
-
-
-@st.composite
-def blob_edits(draw: st.DrawFn) -> list[tuple[int, int, int]]:
-    """(region, position, value) byte edits: header fields, tensor table entries, or parameter tensors."""
-    return draw(st.lists(st.tuples(st.sampled_from(["header", "table", "data"]), st.integers(0, 2**16),
-                                   st.integers(0, 255)), min_size=1, max_size=3))
-
-
-def _em_run_verdict(exe: Path, blob: bytes, x: np.ndarray) -> tuple[int, str, np.ndarray | None]:
-    with tempfile.TemporaryDirectory(prefix="edgemem-prop-") as tmp:
-        b, i, o = Path(tmp) / "m.bin", Path(tmp) / "in.bin", Path(tmp) / "out.bin"
-        b.write_bytes(blob)
-        x.tofile(i)
-        res = subprocess.run([str(exe), str(b), str(i), str(o), str(x.shape[1])], capture_output=True, text=True,
-                             timeout=60)
-        out = np.fromfile(o, dtype="<i2") if res.returncode == 0 else None
-        return res.returncode, res.stderr, out
-
-
-@functools.cache
-def _small_blob_and_input() -> tuple[bytes, np.ndarray]:
-    q, rng = _quantized(_SHIPPED_LIKE)
-    return build_blob(q), _inputs(rng, q.n_in, steps=16)
-
-
-@settings(FEW, max_examples=200)  # ~10 ms an example: cheap enough for many
-@given(edits=blob_edits())
-def test_python_and_c_parsers_agree_on_edited_blobs(em_run, edits):
-    good, x = _small_blob_and_input()
-    n_t = struct.unpack_from("<H", good, 32)[0]
-    table_end = HEADER_SIZE + ENTRY_SIZE * n_t
-    b = bytearray(good)
-    for region, pos, value in edits:
-        lo, hi = {"header": (4, 36), "table": (HEADER_SIZE, table_end), "data": (table_end, len(good))}[region]
-        b[lo + pos % (hi - lo)] = value
-    struct.pack_into("<I", b, 12, zlib.crc32(bytes(b[HEADER_SIZE:])))  # re-sealed: the edit reaches every check
-    rc, stderr, host = _em_run_verdict(em_run, bytes(b), x)
-    try:
-        parsed = parse_blob(bytes(b))
-    except EdgememError as e:
-        event(f"rejected: {stderr.strip().removeprefix('em_run: bad model blob: ')}")
-        assert "\n" not in str(e)
-        assert rc == 2 and len(stderr.strip().splitlines()) == 1, (str(e), rc, stderr)
-        return
-    event("accepted")
-    assert rc == 0, f"Python accepts, C rejects: {stderr.strip()}"
-    ref, _ = run_int(parsed, x)
-    assert np.array_equal(ref.reshape(-1), host), "accepted edited blob is not bit-exact"
 
 
 # ---------------------------------------------------------------------------------------------- bad recipes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 import subprocess
 import sys
@@ -13,12 +14,12 @@ import pytest
 from test_graph import C_STATUS, _em_run_verdict, _inputs, _layout, random_graph
 
 from conftest import ROOT
-from edgemem.export.graph_blob import HEADER_SIZE, build_graph_blob, parse_graph_blob
-from edgemem.export.run import load_meta
-from edgemem.quant.graph import NONE, Act, DType, Graph, Op, OpType, lut_op_flags
-from edgemem.quant.graph_check import GraphDefect
-from edgemem.quant.graph_ref import run_graph, validate
-from edgemem.schedule.arena import packed_arena, place_by_lifetime, plan_arena
+from edgemem.export.folder import load_meta
+from edgemem.graph.arena import packed_arena, place_by_lifetime, plan_arena
+from edgemem.graph.blob import HEADER_SIZE, build_graph_blob, parse_graph_blob
+from edgemem.graph.check import GraphDefect
+from edgemem.graph.ir import NONE, Act, DType, Graph, Op, OpType, lut_op_flags
+from edgemem.graph.ref import run_graph, validate
 
 EDGEMEM = [sys.executable, "-m", "edgemem.cli"]
 GRAPH_MODELS = ("kws_lmuformer", "kws_slmuformer", "psmnist_lmu", "har_elm")
@@ -193,10 +194,19 @@ def test_plan_cli_says_why_a_schedule_is_missing():
 @pytest.mark.parametrize("args,words", [
     (("export/kws_lmuformer", "--ram", "4 parsecs"), "bad size"),
     (("export/kws_lmuformer", "--target", "arduino"), "unknown target"),
-    (("export/har_l2mu",), "not a graph blob"),
     (("docs",), "not an edgemem export"),
 ])
 def test_plan_cli_bad_input_is_one_line_exit_2(args, words):
     res = cli("plan", *args)
     lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
     assert res.returncode == 2 and len(lines) == 1 and words in lines[0] and "Traceback" not in res.stderr, res.stderr
+
+
+def test_plan_of_a_retired_version_1_blob_says_how_to_re_export(tmp_path):
+    folder = tmp_path / "old"
+    shutil.copytree(ROOT / "export" / "har_elm", folder)
+    blob = (folder / "model.bin").read_bytes()
+    (folder / "model.bin").write_bytes(blob[:4] + b"\x01\x00" + blob[6:])
+    res = cli("plan", str(folder))
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1 and "version 1 is no longer supported: re-export" in lines[0]

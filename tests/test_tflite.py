@@ -18,11 +18,11 @@ from edgemem.errors import EdgememError
 from edgemem.export.tflite_export import to_tflite
 from edgemem.export.tflite_float import to_tflite_float
 from edgemem.export.tflite_run import run_sequence
+from edgemem.graph.intops import quantize_multiplier15
+from edgemem.graph.ref import run_graph
 from edgemem.models.elm import ELMConfig, ELMNet
 from edgemem.models.lmu_rnn import LMURNN, LMURNNConfig
 from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig
-from edgemem.quant.graph_ref import run_graph
-from edgemem.quant.intops import quantize_multiplier15
 from edgemem.quant.lower import lower
 from edgemem.verify.tflite import check_export
 

@@ -10,8 +10,8 @@ import torch
 
 from conftest import ROOT
 from edgemem.checkpoint import load_checkpoint
+from edgemem.commands.train import train_recipe
 from edgemem.train.recipe import load_recipe
-from edgemem.train.run import train_recipe
 
 RECIPE = """name: smoke
 data: {source: basic_motions, window: 50, hop: 25, train_subjects: [1], val_subjects: [], test_subjects: [2]}

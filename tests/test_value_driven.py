@@ -13,8 +13,8 @@ from test_graph import _inputs, random_graph
 
 from conftest import ROOT
 from edgemem.errors import EdgememError
-from edgemem.quant.graph import DType, Graph
-from edgemem.quant.graph_ref import init_state, run_graph
+from edgemem.graph.ir import DType, Graph
+from edgemem.graph.ref import init_state, run_graph
 from edgemem.quant.lowering import Builder
 from edgemem.schedule import value_driven as vd
 from edgemem.schedule.plan import load_export_graph
@@ -217,7 +217,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     (("export/kws_lmuformer", "--value-driven", "--low-bits", "3"), "--low-bits must be 4 or 2"),
     (("export/kws_lmuformer", "--low-bits", "2"), "--value-driven only"),
     (("export/psmnist_lmu", "--value-driven"), "convolutional front stage"),
-    (("export/har_l2mu", "--value-driven"), "not a graph blob"),
+    (("export/har_l2mu", "--value-driven"), "convolutional front stage"),
 ])
 def test_plan_value_driven_bad_input_is_one_line_exit_2(args, words):
     res = cli("plan", *args)

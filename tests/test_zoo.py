@@ -22,20 +22,19 @@ import torch
 import yaml
 from torch import nn
 
-from conftest import ROOT, need
+from conftest import ROOT, need, random_l2mu
 from edgemem.checkpoint import load_checkpoint
-from edgemem.export.blob import parse_blob
-from edgemem.export.graph_blob import blob_version, build_graph_blob, parse_graph_blob
-from edgemem.export.run import load_meta
+from edgemem.export.folder import check_hashes, load_meta
+from edgemem.graph.blob import blob_version, build_graph_blob, parse_graph_blob
+from edgemem.graph.intops import quantize
+from edgemem.graph.ir import DType, OpType
+from edgemem.graph.ref import run_graph
 from edgemem.models.elm import ELMConfig, ELMNet
 from edgemem.models.lmu_rnn import LMURNN, LMURNNConfig
 from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig
-from edgemem.quant.graph import DType, OpType
-from edgemem.quant.graph_ref import run_graph
-from edgemem.quant.intops import quantize
 from edgemem.quant.lower import Lowered, lower
 from edgemem.verify import c_runtime
-from edgemem.verify.run import check_hashes, held_out_set, int_model
+from edgemem.verify.held_out import held_out_set, int_model
 
 EDGEMEM = [sys.executable, "-m", "edgemem.cli"]
 C_TOOLS = ("gcc", "make")
@@ -77,6 +76,11 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
     "lmu_recurrent_tanh": lambda: LMURNN(LMURNNConfig(**LM, recurrent=True, memory_clip=8.0)),
     "lmu_recurrent_relu": lambda: LMURNN(LMURNNConfig(**LM, recurrent=True, act="relu", memory_clip=8.0)),
     "lmu_relu_clamp_acts": lambda: LMURNN(LMURNNConfig(**LM, act="relu", memory_clip=0.5)),
+    # the L2MU: LIF and CuBa populations in every role, and a wider one (the retired version-1 tests' architectures)
+    "l2mu_lif": lambda: random_l2mu(0, ("lif", "lif", "lif"), n_in=N_IN, n_out=N_OUT),
+    "l2mu_cuba": lambda: random_l2mu(1, ("cuba", "cuba", "cuba"), n_u=2, order=4, n_h=9, n_in=N_IN, n_out=N_OUT),
+    "l2mu_mixed_wide": lambda: random_l2mu(2, ("lif", "cuba", "lif"), n_u=5, order=10, n_h=20, n_in=N_IN,
+                                           n_out=N_OUT),
 }
 
 
@@ -140,7 +144,7 @@ def test_lowered_blob_round_trips_and_lowering_is_deterministic(name):
     # the same model and calibration data give the same bytes (export must be reproducible)
     rng = np.random.default_rng(list(MODELS).index(name))
     assert build_graph_blob(lower(c.model, rng.normal(size=(16, STEPS, N_IN)).astype(np.float32)).graph) == c.blob
-    spiking = getattr(c.model.cfg, "spiking", False)
+    spiking = getattr(c.model.cfg, "spiking", False) or name.startswith("l2mu")
     has_lif = any(op.type == OpType.LIF for op in g.ops)
     assert has_lif == spiking, "LIF ops in the graph exactly when the model is spiking"
 
@@ -151,7 +155,7 @@ def _float_logits(c: Case) -> np.ndarray:
     return _stream(c.model, x).double().numpy()
 
 
-@pytest.mark.parametrize("name", [n for n in MODELS if "spiking" not in n])
+@pytest.mark.parametrize("name", [n for n in MODELS if "spiking" not in n and not n.startswith("l2mu")])
 def test_quantized_model_tracks_the_float_model(name):
     """Measured with these seeds: per-step logit correlation >= 0.996 (LMUFormer), >= 0.999 (ELM, LMU, clamps acting
     or not), summed logits >= 0.999; RMS error relative to the float logits' RMS <= 0.085 per step and <= 0.047 summed
@@ -251,7 +255,7 @@ def test_c_host_equals_the_integer_reference(name, tmp_path):
     assert np.array_equal(run_graph(c.low.graph, extreme), c_runtime.run_host(path, extreme, N_OUT))
 
 
-@pytest.mark.parametrize("name", ["lmuformer_spiking", "elm_tanh_branches_2neurons"])
+@pytest.mark.parametrize("name", ["lmuformer_spiking", "elm_tanh_branches_2neurons", "l2mu_cuba"])
 def test_cortex_m4_equals_the_integer_reference(name, tmp_path):
     need(*M4_TOOLS)
     c = _case(name)
@@ -431,12 +435,9 @@ def check_export(folder: Path, n: int) -> None:
     meta, ckpt, held = held_out_set(folder)
     check_hashes(folder, meta)
     blob = (folder / "model.bin").read_bytes()
-    if blob_version(blob) == 2:
-        g = parse_graph_blob(blob)
-        assert build_graph_blob(g) == blob
-        assert meta["readout"] in ("sum", "last") and meta["arena_bytes"] == g.arena_size
-    else:
-        parse_blob(blob, meta["input_scale"], meta["output_scale"], meta["population_scales"])
+    g = parse_graph_blob(blob)
+    assert build_graph_blob(g) == blob
+    assert meta["readout"] in ("sum", "last") and meta["arena_bytes"] == g.arena_size
     q = int_model(blob, meta)
     assert q.n_out == len(meta["class_names"]) == len(ckpt.class_names)
     xq = quantize(held.x[:n], meta["input_scale"]).astype(np.int8)

@@ -59,9 +59,9 @@ def held_out_data(export_dir: Path = DEFAULT_EXPORT, windows: int | None = None)
     runtimes (same split, normalization and quantize). The stream is the test recordings back to back, each cut
     after its last full window; a window's timestamp is the stream time at its end."""
     from edgemem.data.sources import load_source
-    from edgemem.export.run import recipe_of
-    from edgemem.quant.intops import quantize
-    from edgemem.verify.run import held_out_set, int_model
+    from edgemem.graph.intops import quantize
+    from edgemem.train.sets import recipe_of
+    from edgemem.verify.held_out import held_out_set, int_model
 
     meta, ckpt, ts = held_out_set(export_dir)
     q = int_model((export_dir / "model.bin").read_bytes(), meta)
@@ -101,7 +101,9 @@ def write_data(data: DemoData, path: Path) -> Path:
 
 def reference_predictions(export_dir: Path, data: DemoData) -> np.ndarray:
     """Class per window from the integer reference (verify's int_model and predictions), for comparison."""
-    from edgemem.verify.run import int_model, load_meta, predictions
+    from edgemem.export.folder import load_meta
+    from edgemem.models.readout import predictions
+    from edgemem.verify.held_out import int_model
 
     q = int_model((export_dir / "model.bin").read_bytes(), load_meta(export_dir))
     logits, _ = q.run(data.xq)

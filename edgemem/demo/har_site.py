@@ -2,7 +2,7 @@
 vendored uPlot and data.json with the held-out watch recordings.
 
 data.json carries each held-out recording's raw samples (for the chart) and its windows exactly as `edgemem verify`
-feeds them (normalized, quantized to int8 by edgemem.quant.intops.quantize), so the page runs the same int8 inputs
+feeds them (normalized, quantized to int8 by edgemem.graph.intops.quantize), so the page runs the same int8 inputs
 as the C host; it also carries what the page needs to quantize an uploaded CSV itself (normalizer, input scale).
 """
 
@@ -32,9 +32,9 @@ def _b64(a: np.ndarray) -> str:
 
 def site_data(export_dir: Path) -> dict[str, Any]:
     from edgemem.data.sources import load_source
-    from edgemem.export.run import recipe_of
-    from edgemem.quant.intops import quantize
-    from edgemem.verify.run import held_out_set
+    from edgemem.graph.intops import quantize
+    from edgemem.train.sets import recipe_of
+    from edgemem.verify.held_out import held_out_set
 
     meta, ckpt, held = held_out_set(export_dir)
     recipe = recipe_of(ckpt)

@@ -14,8 +14,8 @@ import numpy as np
 
 from edgemem.atomic import write_text_atomic
 from edgemem.errors import EdgememError
-from edgemem.export.graph_blob import HEADER_SIZE, VERSION, blob_version, parse_graph_blob
-from edgemem.quant.graph import kernel_mask
+from edgemem.graph.blob import HEADER_SIZE, VERSION, blob_version, parse_graph_blob
+from edgemem.graph.ir import kernel_mask
 
 
 def _floats(values: Sequence[float]) -> str:

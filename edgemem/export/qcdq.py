@@ -38,11 +38,11 @@ from torch import nn
 from edgemem.atomic import write_atomic
 from edgemem.errors import EdgememError
 from edgemem.export.onnx_export import OPSET, StepModule, state_names, state_shapes
+from edgemem.graph.intops import quantize
+from edgemem.graph.ir import DType, OpType
 from edgemem.models import registry
 from edgemem.models.l2mu import L2MU, L2MUStep
 from edgemem.quant import mixed
-from edgemem.quant.graph import DType, OpType
-from edgemem.quant.intops import quantize
 from edgemem.quant.lower import Lowered
 from edgemem.quant.lowering import fold_bn, int8_scale, to_np
 
@@ -50,11 +50,8 @@ KINDS = ("lmuformer", "l2mu")  # the graph kinds whose step reads its weights th
 WEIGHTS_KEY = "edgemem.weights"
 
 
-def check_exportable(kind: str, graph: bool) -> None:
+def check_exportable(kind: str) -> None:
     """One-line error for a model this exporter cannot write (before any work is done)."""
-    if not graph:
-        raise EdgememError("qcdq export needs a graph model: this is a version-1 L2MU (an L2MU recipe with "
-                           "quant.weight_bits exports through the graph format)")
     if kind not in KINDS:
         raise EdgememError(f"qcdq export supports {' and '.join(KINDS)} models, not {kind}")
 
@@ -218,7 +215,7 @@ def export_qcdq(model: nn.Module, low: Lowered, path: Path) -> list[str]:
     """Write the QCDQ step of the model whose integer graph is `low` (checked with onnx.checker, written
     atomically); returns the state names in input/output order."""
     kind = registry.kind_of(model)
-    check_exportable(kind, True)
+    check_exportable(kind)
     with warnings.catch_warnings():  # brevitas warns on import that an optional kernel package is missing
         warnings.simplefilter("ignore")
         from brevitas.export import export_onnx_qcdq

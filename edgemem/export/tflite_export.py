@@ -1,4 +1,4 @@
-"""An integer graph (edgemem.quant.graph) as one streaming step in a .tflite file that TFLite Micro runs to the
+"""An integer graph (edgemem.graph.ir) as one streaming step in a .tflite file that TFLite Micro runs to the
 same integers as edgemem (docs/tflite.md: the interpreters' rules as measured, and why this form).
 
 | graph op          | TFLite ops                                                                              |
@@ -31,7 +31,7 @@ import numpy as np
 
 from edgemem.errors import EdgememError
 from edgemem.export.tflite_writer import Model, Op, SubGraph, options
-from edgemem.quant.graph import FLAG_CUBA, Act, DType, OpType
+from edgemem.graph.ir import FLAG_CUBA, Act, DType, OpType
 from edgemem.quant.lower import Lowered
 
 Q15 = 2.0**-15

@@ -13,7 +13,7 @@ import numpy as np
 from edgemem.errors import EdgememError
 from edgemem.export.tflite_export import StateTensor, TfliteModel, _Lowering
 from edgemem.export.tflite_writer import Op, options
-from edgemem.quant.graph import FLAG_CUBA, Act
+from edgemem.graph.ir import FLAG_CUBA, Act
 from edgemem.quant.lower import Lowered
 
 Q15 = 2.0**-15

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from edgemem.errors import EdgememError
+from edgemem.models.readout import READOUTS
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,6 @@ KINDS = {
         Kind("lmu", "edgemem.models.lmu_rnn", "LMURNNConfig", "LMURNN", "a parallelizable LMU"),
     )
 }
-READOUTS = ("sum", "last")
 DERIVED = ("n_in", "n_out", "readout")  # from the data and the recipe's model.readout, never a config field
 
 

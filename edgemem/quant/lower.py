@@ -1,26 +1,15 @@
-"""Post-training quantization of any zoo model (other than the version-1 L2MU) into an integer graph."""
+"""Post-training quantization of any zoo model into its integer graph (docs/graph.md)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import numpy as np
 from torch import nn
 
 from edgemem.errors import EdgememError
 from edgemem.models import registry
-from edgemem.quant.graph import Graph
+from edgemem.quant.lowering import Lowered
 
-
-@dataclass
-class Lowered:
-    graph: Graph
-    input_scale: float
-    output_scale: float
-    info: dict[str, float] = field(default_factory=dict)  # calibrated peaks, for the report
-    scales: dict[str, float] = field(default_factory=dict)  # buffer name -> real value of one unit (Builder.extras)
-    w_scales: dict[str, np.ndarray] = field(default_factory=dict)  # FC / CONV1D op -> per-channel weight scales
-    act_fns: dict[str, str] = field(default_factory=dict)  # ACT LUT op -> "tanh", "gelu", ...
+__all__ = ["Lowered", "lower"]
 
 
 def lower(model: nn.Module, calib_x: np.ndarray, margin: float = 1.25,
@@ -34,7 +23,7 @@ def lower(model: nn.Module, calib_x: np.ndarray, margin: float = 1.25,
     model.eval()
     if kind != "lmuformer" and any(v != 8 for v in (act_bits or {}).values()):
         raise EdgememError(f"model kind '{kind}' keeps its activations at 8 bits (16-bit activations: lmuformer)")
-    if kind == "l2mu":  # the graph form of the version-1 model: what packed weights need
+    if kind == "l2mu":
         from edgemem.quant.lower_l2mu import lower_l2mu
 
         return lower_l2mu(model, calib_x, margin, weight_bits, events)  # type: ignore[arg-type]

@@ -1,10 +1,9 @@
-"""L2MU -> integer graph, in the step order of docs/architecture.md ("One L2MU step") and with the scales of the
-version-1 quantizer (edgemem/quant/calibrate.py), so that the graph can carry what version 1 cannot: packed 4- and
-2-bit weights (`edgemem quantize`).
+"""L2MU -> integer graph, in the step order of docs/architecture.md ("One L2MU step"). Every population's int16
+full scale is its float clip (so saturation is the float model's clamp); FCs reading spikes are event-driven.
 
-    s_h_prev = SPIKE(mem_hidden), s_m_prev = SPIKE(mem_memory)       previous spikes from the membranes, as v1 does
+    s_h_prev = SPIKE(mem_hidden), s_m_prev = SPIKE(mem_memory)       previous spikes from the membranes
     s_u = LIF_enc(FC(enc_x, x) + FC(enc_h, s_h_prev) + FC(enc_m, s_m_prev))
-    m   = LMU(A, B; s_u)                                              int16 at memory_clip / 32767, B unshifted as v1
+    m   = LMU(A, B; s_u)                                              int16 at memory_clip / 32767, B unshifted
     s_m = LIF_mem(ONOFF(m))                                           the on/off cells, at the memory's scale
     s_h = LIF_hid(FC(hid_x, x) + FC(hid_h, s_h_prev) + FC(hid_m, s_m))
     logits = FC(out, s_h)                                             int16 at margin * peak / 32767
@@ -16,8 +15,7 @@ import numpy as np
 import torch
 
 from edgemem.models.l2mu import L2MU, POPULATIONS
-from edgemem.quant.lower import Lowered
-from edgemem.quant.lowering import INT16_MAX, Builder, int8_scale, to_np
+from edgemem.quant.lowering import INT16_MAX, Builder, Lowered, int8_scale, to_np
 
 
 def lower_l2mu(model: L2MU, calib_x: np.ndarray, margin: float, weight_bits: dict[str, int] | None = None,

@@ -12,8 +12,7 @@ import numpy as np
 import torch
 
 from edgemem.models.lmu_rnn import LMURNN
-from edgemem.quant.lower import Lowered
-from edgemem.quant.lowering import INT16_MAX, Builder, int8_scale, to_np
+from edgemem.quant.lowering import INT16_MAX, Builder, Lowered, int8_scale, to_np
 from edgemem.quant.lut import TANH_SCALES, tanh
 
 

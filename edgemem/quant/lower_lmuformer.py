@@ -13,10 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from edgemem.errors import EdgememError
+from edgemem.graph.ir import DType
 from edgemem.models.lmuformer import LMUFormer, _bn_seq
-from edgemem.quant.graph import DType
-from edgemem.quant.lower import Lowered
-from edgemem.quant.lowering import INT16_MAX, Builder, fold_bn, int8_scale, to_np
+from edgemem.quant.lowering import INT16_MAX, Builder, Lowered, fold_bn, int8_scale, to_np
 
 # ANN activations the graph may keep at 16 bits (every op reading them takes int16: FC and ADD), with the torch
 # layers that read them: `edgemem quantize` measures and chooses their width (e: the last conv's output).

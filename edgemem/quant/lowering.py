@@ -1,7 +1,7 @@
 """Building integer graphs from float layers: the shared half of every model's lowering.
 
 A Builder tracks the real value of one integer unit (the scale) of every buffer it creates, quantizes each layer's
-weights per output channel to int8 (edgemem.quant.calibrate.quantize_fc), and appends the op of docs/graph.md.
+weights per output channel to int8 (quantize_fc), and appends the op of docs/graph.md.
 Model files (lower_*.py) only say which layer feeds which, at which scale. FC and CONV1D weights may instead be
 stored in 4 or 2 bits (packed s4 / s2 tensors): `weight_bits` maps op names to widths.
 """
@@ -10,18 +10,61 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from edgemem.errors import EdgememError
-from edgemem.quant.calibrate import quantize_fc
-from edgemem.quant.graph import FLAG_ACC, FLAG_CUBA, FLAG_EVENTS, NONE, Act, DType, Graph, Op, OpType, lut_op_flags
-from edgemem.quant.intops import quantize_multiplier15, to_q15
+from edgemem.graph.intops import quantize, quantize_multiplier15, to_q15
+from edgemem.graph.ir import FLAG_ACC, FLAG_CUBA, FLAG_EVENTS, NONE, Act, DType, Graph, Op, OpType, lut_op_flags
 from edgemem.quant.lut import lut_for
 
 INT8_MAX, INT16_MAX = 127, 32767
 Array = np.ndarray
+
+
+@dataclass
+class Lowered:
+    """A model lowered to its integer graph, with the scales it was built at."""
+
+    graph: Graph
+    input_scale: float
+    output_scale: float
+    info: dict[str, float] = field(default_factory=dict)  # calibrated peaks, for the report
+    scales: dict[str, float] = field(default_factory=dict)  # buffer name -> real value of one unit (Builder.extras)
+    w_scales: dict[str, np.ndarray] = field(default_factory=dict)  # FC / CONV1D op -> per-channel weight scales
+    act_fns: dict[str, str] = field(default_factory=dict)  # ACT LUT op -> "tanh", "gelu", ...
+
+
+class QuantFC(NamedTuple):
+    w: Array  # [out][in] integer codes
+    bias: Array  # [out] int32 values at scale s_in * s_w
+    mult: Array  # [out] in [2^30, 2^31), low 16 bits zero
+    shift: Array  # [out] in [1, 62]
+    w_scale: Array  # [out] float weight scales
+
+
+def quantize_fc(weight: torch.Tensor, bias: torch.Tensor | None, s_in: float, s_out: float,
+                bits: int = 8) -> QuantFC:
+    """Weights per output channel, symmetric narrow range [-qmax, qmax] with qmax = 2^(bits-1) - 1 (127, 7 or 1:
+    the most negative code is left out so that w and -w quantize alike); bias and requantization from that scale."""
+    if bits not in (8, 4, 2):
+        raise EdgememError(f"weights can be stored in 8, 4 or 2 bits, not {bits}")
+    qmax = float((1 << (bits - 1)) - 1)
+    w = weight.detach().double().numpy()
+    maxabs = np.abs(w).max(axis=1)
+    fallback = max(float(np.abs(w).max()), 1e-12)  # an all-zero row borrows the layer's range
+    w_scale = np.where(maxabs > 0, maxabs, fallback) / qmax
+    wq = quantize(w / w_scale[:, None] * 1.0, 1.0, bits)  # |w / w_scale| <= qmax: the saturation never bites
+    b = np.zeros(w.shape[0]) if bias is None else bias.detach().double().numpy()
+    bq = np.round(b / (s_in * w_scale)).astype(np.int64)
+    if np.abs(bq).max(initial=0) >= 2**31:
+        raise EdgememError("a bias does not fit int32 at its accumulator scale")
+    # 15-bit multipliers: what every TFLite interpreter computes exactly (quantize_multiplier15, docs/tflite.md)
+    ms = [quantize_multiplier15(s_in * ws / s_out) for ws in w_scale]
+    return QuantFC(wq, bq, np.array([m for m, _ in ms]), np.array([s for _, s in ms]), w_scale)
 
 
 def to_np(t: torch.Tensor | Array | None) -> Array | None:

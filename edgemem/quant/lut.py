@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from edgemem.errors import EdgememError
-from edgemem.quant.intops import round_half_away, sat
+from edgemem.graph.intops import round_half_away, sat
 
 TANH_SCALES = (4 / 128, 1 / 127)
 SIGMOID_SCALES = (8 / 128, 1 / 127)  # sigmoid needs |x| <= 8 to come within 3.4e-4 of 0 and 1

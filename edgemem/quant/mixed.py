@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from edgemem.errors import EdgememError
-from edgemem.quant.intops import round_half_away
+from edgemem.graph.intops import round_half_away
 
 WIDTHS = (8, 4, 2)
 ACT_GAIN = 0.01  # nats of validation loss a 16-bit activation must win to be worth its RAM

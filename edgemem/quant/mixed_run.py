@@ -19,16 +19,17 @@ from torch import nn
 from edgemem.atomic import write_atomic, write_text_atomic
 from edgemem.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from edgemem.errors import EdgememError
+from edgemem.graph.intops import quantize
+from edgemem.graph.ir import NONE, DType, Graph, OpType
+from edgemem.graph.ref import run_graph
 from edgemem.models import registry
 from edgemem.quant import mixed
-from edgemem.quant.graph import NONE, DType, Graph, OpType
-from edgemem.quant.graph_ref import run_graph
-from edgemem.quant.intops import quantize
 from edgemem.quant.lower import Lowered, lower
 from edgemem.quant.lowering import packable
 from edgemem.train.loop import fit
-from edgemem.train.pipeline import load_windows, prepare, zoo_logits
-from edgemem.train.recipe import Recipe, _build
+from edgemem.train.pipeline import zoo_logits
+from edgemem.train.recipe import Recipe
+from edgemem.train.sets import data_sets
 
 
 def op_name(kind: str, module: str) -> str:
@@ -50,7 +51,7 @@ def _widths(m: nn.Module) -> tuple[int, ...]:
 def _arena(model: nn.Module, calib: np.ndarray, margin: float, bits: dict[str, int], act_bits: dict[str, int]
            ) -> Lowered:
     """The lowered graph, placed as the exporter places it (arena_size set)."""
-    from edgemem.schedule.arena import place_by_lifetime
+    from edgemem.graph.arena import place_by_lifetime
 
     low = lower(model, calib, margin, bits, act_bits)
     place_by_lifetime(low.graph)
@@ -60,7 +61,7 @@ def _arena(model: nn.Module, calib: np.ndarray, margin: float, bits: dict[str, i
 def _int_accuracy(model: nn.Module, calib: np.ndarray, margin: float, bits: dict[str, int], x: np.ndarray,
                   y: np.ndarray, readout: str, act_bits: dict[str, int] | None = None) -> tuple[float, int, Lowered]:
     """(test accuracy of the integer graph, its weight bytes as stored, the placed graph)."""
-    from edgemem.verify.run import predictions
+    from edgemem.models.readout import predictions
 
     low = _arena(model, calib, margin, bits, act_bits or {})
     logits = run_graph(low.graph, quantize(x, low.input_scale))
@@ -102,16 +103,11 @@ def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs:
 
     ckpt = load_checkpoint(checkpoint)
     kind = registry.kind_of(ckpt.model)
-    recipe: Recipe = _build(Recipe, ckpt.recipe, "")
-    d = recipe.data
-    windows, names = load_windows(recipe)
-    prep = prepare(windows, names, d.train_subjects, d.val_subjects, d.test_subjects)
-    s = prep.split
+    sets = data_sets(ckpt, checkpoint)
+    recipe, s = sets.recipe, sets.split
     if not len(s.val):
         raise EdgememError("mixed precision needs a validation split (the search must not look at the test split)")
-    from edgemem.train.run import calibration_windows
-
-    calib = calibration_windows(s.train.x, recipe.quant.calib_windows, 0)
+    calib = sets.calibration
     fn = zoo_logits(recipe.readout)
     layers = mixed.weight_layers(ckpt.model)
     sizes = {n: mixed.weight_count(m) for n, m in layers.items()}

@@ -7,7 +7,7 @@ produces P + sum(k_j - 1) frames. The rest of the graph then runs one frame at a
 input is kept between blocks (its last `lead` frames): the stage's rings are gone, the rest keeps its state.
 
 Layout: each buffer gets `frames` copies (stage buffers P + lead, the rest's 1, stage rings 0) placed by
-lifetime (edgemem.schedule.arena.greedy_place) with the input and the rest's state fixed. The C runtime reads the
+lifetime (edgemem.graph.arena.greedy_place) with the input and the rest's state fixed. The C runtime reads the
 placement from the plan blob (docs/graph.md "Patch schedule"), checks it is safe, and asks for exactly its
 arena_size: the number `edgemem plan` reports as the schedule's peak RAM.
 """
@@ -21,11 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgemem.errors import EdgememError
-from edgemem.quant.graph import NONE, Graph, OpType
-from edgemem.quant.graph_check import live_ranges, tables_of
-from edgemem.quant.graph_ref import Values, _compile, _matmul, _store, validate
-from edgemem.quant.intops import requant
-from edgemem.schedule.arena import greedy_place
+from edgemem.graph.arena import greedy_place
+from edgemem.graph.check import live_ranges, tables_of
+from edgemem.graph.intops import requant
+from edgemem.graph.ir import NONE, Graph, OpType
+from edgemem.graph.ref import Values, _compile, _matmul, _store, validate
 
 STAGE_OPS = (OpType.CONV1D, OpType.ACT, OpType.FC, OpType.ADD, OpType.ONOFF)
 MAGIC = b"EMPS"

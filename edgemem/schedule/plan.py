@@ -4,7 +4,7 @@ A window is T = window / downsample steps. Every schedule holds all state buffer
 run; what differs is how much of the activations it keeps.
 
 - ``streaming``: one step at a time through every op (what the C runtime does). Peak = the lifetime-planned arena
-  (edgemem.schedule.arena), state included; independent of T.
+  (edgemem.graph.arena), state included; independent of T.
 - ``layer_by_layer``: each op runs over the whole window before the next starts (the usual schedule of a CNN
   runtime applied to a sequence). A buffer that carries data between ops becomes a sequence tensor of T copies,
   resident over the same op-index live range as in the step (from the op that first writes it to the last op that
@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from edgemem.errors import EdgememError
-from edgemem.quant.graph import Graph, OpType
-from edgemem.quant.graph_check import live_ranges, tables_of
-from edgemem.schedule.arena import plan_arena
+from edgemem.graph.arena import plan_arena
+from edgemem.graph.check import live_ranges, tables_of
+from edgemem.graph.ir import Graph, OpType
 from edgemem.schedule.patch import MAX_FRAMES as MAX_PATCH_FRAMES
 from edgemem.schedule.patch import extra_macs, front_stage, op_buffers, patch_layout
 
@@ -253,7 +253,7 @@ def load_export_graph(folder: Path) -> tuple[Graph, int]:
 
     Reads meta.json's window and downsample itself rather than through export.run.load_meta, which imports torch:
     `edgemem plan` is a quick look at a folder and starts in a fraction of the time."""
-    from edgemem.export.graph_blob import blob_version, parse_graph_blob
+    from edgemem.graph.blob import parse_graph_blob
 
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
@@ -271,10 +271,7 @@ def load_export_graph(folder: Path) -> tuple[Graph, int]:
     blob_path = folder / "model.bin"
     if not blob_path.is_file():
         raise EdgememError(f"{folder} has no model.bin; run `edgemem export` first")
-    blob = blob_path.read_bytes()
-    if len(blob) < 6 or blob_version(blob) != 2:
-        raise EdgememError(f"{blob_path} is not a graph blob (version 2); `edgemem plan` needs a graph model")
-    return parse_graph_blob(blob), max(1, meta["window"] // meta["downsample"])
+    return parse_graph_blob(blob_path.read_bytes()), max(1, meta["window"] // meta["downsample"])
 
 
 def plot(report: Report, path: Path) -> None:

@@ -29,7 +29,7 @@ tensor's dtype: s8 8, s4 4, s2 2; activation bits from the input buffer's dtype,
 ADD's multiplies are not counted, they are the same in every variant). Each multiply of a front-stage op is charged
 the bits of the input frame it reads (a conv's tap into the causal zero padding is charged to frame 0).
 
-Calibration windows: the ones `edgemem export` calibrated the int8 scales on (edgemem.train.run.calibration_windows:
+Calibration windows: the ones `edgemem export` calibrated the int8 scales on (edgemem.train.sets:
 recipe.quant.calib_windows training windows, seed 0); the scored windows are the held-out test subjects, as in
 `edgemem verify`. The training and test subjects are disjoint, so no scored window sets a threshold.
 """
@@ -45,10 +45,10 @@ from typing import Any
 import numpy as np
 
 from edgemem.errors import EdgememError
-from edgemem.quant.graph import NONE, DType, Graph, OpType
-from edgemem.quant.graph_check import live_ranges, tables_of
-from edgemem.quant.graph_ref import GraphState, init_state
-from edgemem.quant.intops import round_half_away, sat
+from edgemem.graph.check import live_ranges, tables_of
+from edgemem.graph.intops import round_half_away, sat
+from edgemem.graph.ir import NONE, DType, Graph, OpType
+from edgemem.graph.ref import GraphState, init_state
 from edgemem.schedule.plan import front_stage
 
 LOW_BITS = (4, 2)
@@ -251,7 +251,7 @@ def _act_bits(keep8: np.ndarray, patch: int, steps: int, low_bits: int) -> np.nd
 def value_driven_report(g: Graph, calib: np.ndarray, test: np.ndarray, y: np.ndarray, readout: str, patch: int = 8,
                         low_bits: int = 4, k: float = DEFAULT_K) -> dict[str, Any]:
     """The report on int8 codes: calibration windows calib, scored windows test with labels y ([B][T][n_in])."""
-    from edgemem.verify.run import predictions  # imports torch: only here, so the simulation itself needs none
+    from edgemem.models.readout import predictions  # imports torch: only here, so the simulation itself needs none
 
     check_args(patch, low_bits)
     end = stage_end(g)
@@ -314,11 +314,10 @@ def evaluate_export(folder: Path, patch: int = 8, low_bits: int = 4, k: float = 
     """value_driven_report of an export folder: its graph, the export's calibration windows, its held-out test set
     (as `edgemem verify` builds it) at the export's input scale."""
     from edgemem.checkpoint import load_checkpoint
-    from edgemem.export.run import load_meta, recipe_of
-    from edgemem.quant.intops import quantize
+    from edgemem.export.folder import load_meta
+    from edgemem.graph.intops import quantize
     from edgemem.schedule.plan import load_export_graph
-    from edgemem.train.pipeline import load_windows, prepare
-    from edgemem.train.run import calibration_windows
+    from edgemem.train.sets import data_sets
 
     check_args(patch, low_bits)
     g, _ = load_export_graph(folder)
@@ -326,16 +325,13 @@ def evaluate_export(folder: Path, patch: int = 8, low_bits: int = 4, k: float = 
     meta = load_meta(folder)
     if progress:
         progress("loading the calibration and held-out windows")
-    ckpt = load_checkpoint((folder / meta["checkpoint"]).resolve())
-    recipe = recipe_of(ckpt)
-    d = recipe.data
-    windows, names = load_windows(recipe)
-    prep = prepare(windows, names, d.train_subjects, d.val_subjects, d.test_subjects)
-    calib = calibration_windows(prep.split.train.x, recipe.quant.calib_windows, 0)  # what export calibrated on
-    test = windows.of_subjects(d.test_subjects)  # edgemem.verify.run.held_out_set's windows and normalization
+    ckpt_path = (folder / meta["checkpoint"]).resolve()
+    ckpt = load_checkpoint(ckpt_path)
+    sets = data_sets(ckpt, ckpt_path)
+    calib, test = sets.calibration, sets.held_out  # what export calibrated on, what verify scores
     scale = float(meta["input_scale"])
     xc = quantize(calib, scale)
-    xt = quantize(ckpt.normalizer(test.x), scale)
+    xt = quantize(test.x, scale)
     if progress:
         progress("simulating int8, value-driven and uniform low-width activations")
     return value_driven_report(g, xc, xt, test.y, meta.get("readout", "sum"), patch, low_bits, k)

@@ -220,3 +220,13 @@ def load_recipe(path: Path) -> Recipe:
     recipe = _build(Recipe, raw, "")
     _check_types(recipe, "")
     return dataclasses.replace(recipe, path=str(path))
+
+
+def recipe_from_dict(raw: dict[str, Any], path: Path | None = None) -> Recipe:
+    """A recipe stored inside a checkpoint, type-checked like a file; `path` (the recipe file it stands for, e.g.
+    the checkpoint's folder / recipe.yaml) is what a relative `data.path` is resolved against."""
+    if not isinstance(raw, dict):
+        raise EdgememError("the recipe stored in the checkpoint is not a mapping")
+    recipe = _build(Recipe, raw, "")
+    _check_types(recipe, "")
+    return dataclasses.replace(recipe, path=str(path) if path else None)

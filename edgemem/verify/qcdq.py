@@ -27,9 +27,9 @@ from onnx import numpy_helper
 
 from edgemem.errors import EdgememError
 from edgemem.export.qcdq import WEIGHTS_KEY
-from edgemem.quant.graph import Graph, OpType
-from edgemem.quant.graph_ref import run_graph
-from edgemem.quant.intops import quantize
+from edgemem.graph.intops import quantize
+from edgemem.graph.ir import Graph, OpType
+from edgemem.graph.ref import run_graph
 
 FILE = "model_qcdq.onnx"
 
@@ -106,7 +106,7 @@ def compare(path: Path, g: Graph, input_scale: float, output_scale: float, x: np
     """Weight codes (exact, or EdgememError), then onnxruntime vs the integer reference on windows x [n][T][n_in]
     (normalized float; quantized at input_scale for both) with labels y."""
     from edgemem.export.onnx_export import run_onnx
-    from edgemem.verify.run import predictions
+    from edgemem.models.readout import predictions
 
     widths = check_weight_codes(onnx.load(str(path)), g)
     xq = quantize(x, input_scale).astype(np.int8)
@@ -139,17 +139,15 @@ def subset(n: int, windows: int | None) -> np.ndarray:
 def check_export(export_dir: Path, windows: int | None = None, held: Any = None) -> dict[str, Any]:
     """The QCDQ file of an export folder against its model.bin on the recipe's held-out windows (`held`: what
     verify.held_out_set returned, when the caller has it already)."""
-    from edgemem.export.graph_blob import blob_version, parse_graph_blob
     from edgemem.export.onnx_export import state_shapes
-    from edgemem.verify.run import held_out_set
+    from edgemem.graph.blob import parse_graph_blob
+    from edgemem.verify.held_out import held_out_set
 
     path = export_dir / FILE
     if not path.is_file():
         raise EdgememError(f"{export_dir} has no {FILE}; export with --to qcdq")
     meta, ckpt, ts = held if held is not None else held_out_set(export_dir)
     blob = (export_dir / "model.bin").read_bytes()
-    if blob_version(blob) != 2:
-        raise EdgememError(f"{export_dir}/model.bin is not a graph blob: a QCDQ ONNX belongs to graph models only")
     idx = subset(len(ts.y), windows)
     return compare(path, parse_graph_blob(blob), float(meta["input_scale"]), float(meta["output_scale"]), ts.x[idx],
                    ts.y[idx], meta.get("readout", "sum"), meta["state_names"], state_shapes(ckpt.model))

@@ -4,91 +4,22 @@ its weight codes and onnxruntime run against the integer reference (edgemem.veri
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from edgemem.checkpoint import load_checkpoint
 from edgemem.errors import EdgememError
-from edgemem.export.blob import parse_blob
-from edgemem.export.graph_blob import blob_version, parse_graph_blob
+from edgemem.export.folder import QCDQ_FILE, TFLITE_FILE, check_hashes
 from edgemem.export.onnx_export import run_onnx, state_shapes
-from edgemem.export.run import QCDQ_FILE, TFLITE_FILE, load_meta, recipe_of
+from edgemem.graph.intops import quantize
+from edgemem.models.readout import predictions
 from edgemem.models.registry import per_step_logits
-from edgemem.quant.graph_ref import lif_spikes, run_graph
-from edgemem.quant.intops import quantize
-from edgemem.quant.intref import run as run_int
-from edgemem.train.pipeline import load_windows
 from edgemem.verify import c_runtime
+from edgemem.verify.held_out import held_out_set, int_model
 
 QCDQ_WINDOWS = 2000  # held-out windows for the QCDQ check (onnxruntime streams them as one batch: seconds)
-
-
-@dataclass
-class HeldOut:
-    x: np.ndarray  # [n][T][c] normalized float
-    y: np.ndarray
-    recording: np.ndarray
-    start: np.ndarray
-
-
-def held_out_set(export_dir: Path) -> tuple[dict[str, Any], Any, HeldOut]:
-    meta = load_meta(export_dir)
-    ckpt_path = (export_dir / meta["checkpoint"]).resolve()
-    ckpt = load_checkpoint(ckpt_path)
-    recipe = recipe_of(ckpt)
-    windows, _ = load_windows(recipe)
-    test = windows.of_subjects(recipe.data.test_subjects)
-    return meta, ckpt, HeldOut(ckpt.normalizer(test.x), test.y, test.recording, test.start)
-
-
-def check_hashes(export_dir: Path, meta: dict[str, Any]) -> None:
-    """Every artifact must be the one `edgemem export` wrote (damage a loader cannot see, e.g. an ONNX weight)."""
-    for name, digest in meta["files"].items():
-        path = export_dir / name
-        if not path.is_file():
-            raise EdgememError(f"{export_dir} has no {name}; export with --to onnx,c")
-        if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
-            raise EdgememError(f"{path} does not match meta.json (sha256 differs): it was edited or damaged; "
-                               "re-run `edgemem export`")
-
-
-def predictions(logits: np.ndarray, readout: str) -> np.ndarray:
-    """Class per sequence from per-step logits [n][T][n_out]: argmax of their sum, or of the last step's."""
-    if readout == "last":
-        return logits[:, -1].argmax(axis=1)
-    return logits.astype(np.float64).sum(axis=1).argmax(axis=1)
-
-
-@dataclass
-class IntModel:
-    """The integer reference of an exported blob, whatever its version."""
-
-    input_scale: float
-    n_out: int
-    run: Any  # x [n][T][n_in] int8 -> (logits [n][T][n_out], spikes per step)
-
-
-def int_model(blob: bytes, meta: dict[str, Any]) -> IntModel:
-    if blob_version(blob) != 2:  # as em_run: anything but a graph goes to the version-1 parser, which names it
-        q = parse_blob(blob, meta["input_scale"], meta["output_scale"], meta["population_scales"])
-        return IntModel(q.input_scale, q.n_out, lambda x: run_int(q, x))
-    g = parse_graph_blob(blob)
-
-    def run(x: np.ndarray) -> tuple[np.ndarray, float]:
-        spikes = [0]
-
-        def count(_: int, values: dict[str, np.ndarray]) -> None:
-            spikes[0] += int(lif_spikes(g, values).sum())
-
-        logits = run_graph(g, x, count)
-        return logits, spikes[0] / max(1, x.shape[0] * x.shape[1])
-
-    return IntModel(float(meta["input_scale"]), g.n_out, run)
 
 
 PATCH_FILE = "patch.bin"  # the patch schedule's plan (edgemem plan --patch-out), where the model has one

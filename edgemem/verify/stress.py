@@ -1,5 +1,6 @@
-"""Long streams: millions of steps of real and adversarial input through the C runtime and the integer reference,
-compared at every step, with the saturation of every state counted (nothing overflows silently)."""
+"""Long streams: millions of steps of real and adversarial input through the C runtime and the graph's integer
+reference, compared at every step, with the saturation of every int16 state buffer counted (nothing overflows
+silently). Works for every model: all of them are op graphs (docs/graph.md)."""
 
 from __future__ import annotations
 
@@ -8,33 +9,57 @@ from typing import Any
 
 import numpy as np
 
-from edgemem.export.blob import parse_blob
-from edgemem.export.run import load_meta, recipe_of
-from edgemem.quant.intops import quantize
-from edgemem.quant.intref import init_state, step
+from edgemem.checkpoint import load_checkpoint
+from edgemem.data.sources import load_source
+from edgemem.export.folder import BLOB_FILE, load_meta
+from edgemem.graph.blob import parse_graph_blob
+from edgemem.graph.intops import quantize
+from edgemem.graph.ir import DType, Graph, OpType
+from edgemem.graph.ref import run_graph
+from edgemem.train.sets import recipe_of
 from edgemem.verify import c_runtime
 
 PATTERNS = ("real", "full_scale_random", "constant_max", "constant_min", "alternating", "zeros")
+INT16_MIN, INT16_MAX = -32768, 32767
 
 
 def real_stream(export_dir: Path, steps: int) -> np.ndarray:
     """The held-out test subjects' recordings end to end (decimated and normalized like training), looped."""
-    from edgemem.checkpoint import load_checkpoint
-    from edgemem.data.sources import load_source
-
     meta = load_meta(export_dir)
-    ckpt = load_checkpoint((export_dir / meta["checkpoint"]).resolve())
-    recipe = recipe_of(ckpt)
+    ckpt_path = (export_dir / meta["checkpoint"]).resolve()
+    ckpt = load_checkpoint(ckpt_path)
+    recipe = recipe_of(ckpt, ckpt_path)
     d = recipe.data
-    rec = load_source(d.source, recipe.folder / d.path if d.path else None)
+    rec = load_source(d.source, recipe.folder / d.path if d.path else None, d.params)
     parts = []
     for series, subject in zip(rec.series, rec.subjects):
         if subject in d.test_subjects:
             n = series.shape[0] // d.downsample * d.downsample
             parts.append(series[:n].reshape(-1, d.downsample, series.shape[1]).mean(axis=1))
+            if sum(len(p) for p in parts) >= steps:  # enough: a long test set (psMNIST: 7.8M steps) is not read whole
+                break
     x = quantize(ckpt.normalizer(np.concatenate(parts)), meta["input_scale"])
     reps = -(-steps // len(x))
     return np.tile(x, (reps, 1))[:steps]
+
+
+# what an op keeps in its int16 state buffers, by field (LEAKY's trace is its out buffer)
+_STATE_ROLES = {OpType.LIF: {"state0": "mem", "state1": "syn"}, OpType.LMU: {"state0": "memory"},
+                OpType.LEAKY: {"out": "trace"}}
+
+
+def state_names(g: Graph) -> dict[int, str]:
+    """Each int16 state buffer's name by the op that owns it, e.g. 'op7_lif.mem' (a blob keeps no buffer names)."""
+    names: dict[int, str] = {}
+    for i, op in enumerate(g.ops):
+        for field, role in _STATE_ROLES.get(op.type, {}).items():
+            b = getattr(op, field)
+            if b >= 0 and b < len(g.buffers) and g.buffers[b].state and g.buffers[b].dtype == DType.S16:
+                names.setdefault(b, f"op{i}_{op.type.name.lower()}.{role}")
+    for b, buf in enumerate(g.buffers):
+        if buf.state and buf.dtype == DType.S16:
+            names.setdefault(b, f"buffer{b}")
+    return names
 
 
 def pattern_stream(name: str, steps: int, n_in: int, rng: np.random.Generator) -> np.ndarray:
@@ -53,10 +78,10 @@ def stress(export_dir: Path, steps: int = 1_000_000, streams: int = 10, check_ev
            seed: int = 0) -> dict[str, Any]:
     """Run `steps` steps in `streams` long independent streams (no reset inside a stream), half real input and the
     rest split over the adversarial patterns; compare C host and the integer reference at every `check_every`-th
-    step; count, per state, how many (neuron, step) values sit at int16 full scale."""
+    step; count, per int16 state buffer, how many (value, step) pairs sit at int16 full scale."""
     meta = load_meta(export_dir)
-    blob = export_dir / "model.bin"
-    q = parse_blob(blob.read_bytes())
+    blob = export_dir / BLOB_FILE
+    g = parse_graph_blob(blob.read_bytes())
     per = steps // streams
     rng = np.random.default_rng(seed)
     kinds = ["real"] * (streams // 2) + [PATTERNS[1 + k % (len(PATTERNS) - 1)] for k in range(streams - streams // 2)]
@@ -67,35 +92,32 @@ def stress(export_dir: Path, steps: int = 1_000_000, streams: int = 10, check_ev
             xs.append(real[r * per : (r + 1) * per])
             r += 1
         else:
-            xs.append(pattern_stream(kind, per, q.n_in, rng))
+            xs.append(pattern_stream(kind, per, g.n_in, rng))
     x = np.stack(xs).astype(np.int8)  # [streams][per][n_in]
-    host = c_runtime.run_host(blob, x, q.n_out)
-    st = init_state(q, streams)
-    mismatched, checked = 0, 0
-    at_bound: dict[str, np.ndarray] = {}  # state -> values at full scale, per stream
-    for t in range(per):
-        logits, _ = step(q, x[:, t].astype(np.int64), st)
-        if t % check_every == 0:
-            mismatched += int((logits != host[:, t]).any(axis=1).sum())
-            checked += streams
-        states = {**{f"mem_{p}": v for p, v in st.mem.items()},
-                  **{f"syn_{p}": v for p, v in st.syn.items() if q.pops[p].cuba}, "lmu_m": st.m}
-        for k, v in states.items():
-            pinned = ((v == 32767) | (v == -32768)).reshape(streams, -1).sum(axis=1)
-            at_bound[k] = at_bound.get(k, 0) + pinned
+    host = c_runtime.run_host(blob, x, g.n_out)  # one reset at the start of each stream
+    names = state_names(g)
+    at_bound = {name: np.zeros(streams, dtype=np.int64) for name in names.values()}
+
+    def count(_t: int, values: dict[str, np.ndarray]) -> None:
+        for b, name in names.items():
+            v = values[g.buffers[b].name]
+            at_bound[name] += ((v == INT16_MAX) | (v == INT16_MIN)).sum(axis=1)
+
+    ref = run_graph(g, x, count)
+    checked = ref[:, ::check_every]
+    mismatched = int((checked != host[:, ::check_every]).any(axis=2).sum())
     real_sel = np.array([k == "real" for k in kinds])
-    sizes = {**{f"mem_{p}": n for p, n in (("encoder", q.n_u), ("memory", q.n_m), ("hidden", q.n_h))},
-             **{f"syn_{p}": q.pops[p].thr.size for p in q.pops if q.pops[p].cuba}, "lmu_m": q.n_u * q.order}
+    sizes = {name: g.buffers[b].count for b, name in names.items()}
     return {
         "model": meta["name"],
         "steps": per * streams,
         "streams": dict(zip([f"{i}:{k}" for i, k in enumerate(kinds)], [per] * streams)),
-        "steps_checked": checked,
+        "steps_checked": int(checked.shape[0] * checked.shape[1]),
         "steps_mismatched": mismatched,
-        # share of (neuron, step) values pinned at int16 full scale (= the float model's clamp), by input kind
+        # share of (value, step) pairs of each int16 state buffer pinned at full scale (= the float model's clamp)
         "saturated_fraction": {
             group: {k: float(v[sel].sum()) / (sizes[k] * per * int(sel.sum())) for k, v in at_bound.items()}
-            for group, sel in (("real", real_sel), ("adversarial", ~real_sel))
+            for group, sel in (("real", real_sel), ("adversarial", ~real_sel)) if sel.any()
         },
         "saturated_values": {k: int(v.sum()) for k, v in at_bound.items()},
     }

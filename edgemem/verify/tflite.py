@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgemem.errors import EdgememError
-from edgemem.export.run import TFLITE_FILE, TFLITE_FLOAT_FILE, TFLITE_VARS_FILE, load_meta
+from edgemem.export.folder import TFLITE_FILE, TFLITE_FLOAT_FILE, TFLITE_VARS_FILE, load_meta
 from edgemem.export.tflite_run import BACKENDS, open_session, run_sequence
 
 STEPS = 2000
@@ -36,7 +36,7 @@ def compare(ref: np.ndarray, y: np.ndarray) -> dict[str, Any]:
 
 
 def check_export(export_dir: Path, steps: int = STEPS) -> dict[str, Any]:
-    from edgemem.verify.run import int_model
+    from edgemem.verify.held_out import int_model
     from edgemem.verify.stress import real_stream
 
     for f in (TFLITE_FILE, TFLITE_VARS_FILE):

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgemem.quant.graph import Graph
-from edgemem.quant.graph_check import live_ranges, tables_of
+from edgemem.graph.check import live_ranges, tables_of
+from edgemem.graph.ir import Graph
 
 
 def _align4(n: int) -> int:

@@ -1,7 +1,7 @@
 """The pure-integer reference of a Graph (docs/graph.md): the specification the C graph runtime matches bit for bit.
 
 Vectorized over a batch of independent sequences: every buffer holds an int64 array [batch][count] of values of its
-dtype, and every op is an exact int64 computation of the rules in edgemem.quant.intops, run in list order. The
+dtype, and every op is an exact int64 computation of the rules in edgemem.graph.intops, run in list order. The
 arrays are laid out as the C arena holds them (arena_image), so a state dump of either side compares byte for byte.
 
 An op replaces the arrays it writes instead of changing them in place, so the dict that step() returns stays a
@@ -16,11 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgemem.errors import EdgememError
-from edgemem.quant.graph import FLAG_CUBA, NONE, Act, Graph, Op, OpType
-from edgemem.quant.graph_check import tables_of, validate
-from edgemem.quant.intops import requant, rshift_round, sat
-from edgemem.quant.intref import neuron_step
-from edgemem.quant.model import QuantPop
+from edgemem.graph.check import tables_of, validate
+from edgemem.graph.intops import requant, rshift_round, sat
+from edgemem.graph.ir import FLAG_CUBA, NONE, Act, Graph, Op, OpType
 
 __all__ = ["GraphState", "arena_image", "init_state", "lif_spikes", "reset", "run_graph", "step", "validate"]
 
@@ -53,6 +51,19 @@ def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _rshift_round(x: np.ndarray, s: int) -> np.ndarray:
     """rshift_round with docs/graph.md's s = 0 case (identity), which intops leaves out (1 << -1 is undefined)."""
     return x if s == 0 else rshift_round(x, s)
+
+
+def lif_step(beta: np.ndarray, alpha: np.ndarray | None, thr: np.ndarray, cur: np.ndarray, mem: np.ndarray,
+             syn: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """One LIF (alpha None) or CuBa step with reset by subtraction (docs/graph.md LIF): spikes, mem, syn.
+    Every intermediate is int16, as TFLite's SUB and ADD compute it; the membrane integrates the stored syn."""
+    reset = np.where(mem > thr, thr, 0)
+    c = sat(cur, 16)
+    if alpha is not None:
+        assert syn is not None
+        syn = c = sat(rshift_round(alpha * syn, 15) + c, 16)
+    mem = sat(sat(rshift_round(beta * mem, 15) - reset, 16) + c, 16)
+    return (mem > thr).astype(np.int64), mem, syn
 
 
 def _store(v: Values, out: int, r: np.ndarray, acc: bool) -> None:
@@ -115,10 +126,10 @@ def _compile(g: Graph, op: Op) -> Callable[[Values], None]:
 
     if op.type == OpType.LIF:
         cuba = bool(op.flags & FLAG_CUBA)
-        pop = QuantPop(t[0], t[1] if cuba else np.zeros_like(t[0]), t[2], cuba, 1.0)
+        beta, alpha, thr = t[0], t[1] if cuba else None, t[2]
 
         def lif(v: Values) -> None:
-            spk, mem, syn = neuron_step(pop, v[op.in0], v[op.state0], v[op.state1] if cuba else None)
+            spk, mem, syn = lif_step(beta, alpha, thr, v[op.in0], v[op.state0], v[op.state1] if cuba else None)
             v[op.out], v[op.state0] = spk, mem
             if cuba:
                 v[op.state1] = syn

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgemem.errors import EdgememError
-from edgemem.quant.graph import (
+from edgemem.graph.ir import (
     FLAG_ACC,
     FLAG_CUBA,
     FLAG_EVENTS,

@@ -1,9 +1,9 @@
 """The graph model blob (version 2, docs/graph.md): header, buffer, op and tensor tables, aligned data, CRC-32.
 
 parse_graph_blob checks what the C parser checks, in its order (docs/graph.md "Parse order"), so both reject the
-same blobs for the same reason; the structural checks are edgemem.quant.graph_check, shared with validate(g). As in
-version 1 (edgemem/export/blob.py), bytes after the declared total size are an error here while C ignores them:
-edgemem never writes them, so they mean a damaged file.
+same blobs for the same reason; the structural checks are edgemem.graph.check, shared with validate(g). Bytes after the
+declared total size are an error here while C ignores them: edgemem never writes them, so they mean a damaged file.
+A version-1 blob (the retired fixed-L2MU format) is refused first, with a line that says how to re-export it.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import zlib
 
 import numpy as np
 
-from edgemem.quant.graph import Buffer, DType, Graph, Op, OpType, Tensor
-from edgemem.quant.graph_check import (
+from edgemem.graph.check import (
     PER_BYTE,
     TENSOR_DTYPES,
     GraphDefect,
@@ -29,6 +28,7 @@ from edgemem.quant.graph_check import (
     tensor_bytes,
     validate,
 )
+from edgemem.graph.ir import Buffer, DType, Graph, Op, OpType, Tensor
 
 MAGIC = b"EMMB"
 VERSION = 2
@@ -41,15 +41,21 @@ _OP = "<16H"
 _TENSOR = "<HBBII"  # id, dtype, pad, offset, count
 
 
-def blob_version(blob: bytes) -> int:
-    """The version field of a model blob, to pick a parser: 2 is a graph (parse_graph_blob), anything else goes to
-    version 1's parse_blob (edgemem/export/blob.py), which names a wrong version or a bad magic itself.
+RETIRED_VERSION_MESSAGE = ("model blob version 1 is no longer supported: re-export it with "
+                           "`edgemem export CHECKPOINT --to c`")
 
-    em_run dispatches the same way (on this field alone), so Python and C check every blob with the same parser.
-    """
+
+def blob_version(blob: bytes) -> int:
+    """The version field of a model blob (2: the graph format, the only one this runtime reads)."""
     if len(blob) < 6:
         raise GraphDefect("TRUNCATED", f"model blob is truncated ({len(blob)} bytes, too short to hold a version)")
     return struct.unpack_from("<H", blob, 4)[0]
+
+
+def refuse_retired(blob: bytes) -> None:
+    """Blob version 1 (the fixed L2MU format) was retired: it gets its own line before any other check, as in C."""
+    if len(blob) >= 6 and bytes(blob[:4]) == MAGIC and blob_version(blob) == 1:
+        raise GraphDefect("VERSION", RETIRED_VERSION_MESSAGE)
 
 
 def pack_values(values: np.ndarray, dtype: DType) -> bytes:
@@ -110,6 +116,7 @@ def parse_graph_blob(blob: bytes) -> Graph:
         return GraphDefect(status, f"model blob {why}")
 
     blob = bytes(blob)
+    refuse_retired(blob)
     size = len(blob)
     if size < HEADER_SIZE:
         raise bad("TRUNCATED", f"is truncated ({size} bytes, shorter than its {HEADER_SIZE}-byte header)")

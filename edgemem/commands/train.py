@@ -1,4 +1,4 @@
-"""`edgemem train RECIPE`: train the L2MU and its baselines, quantize, write model.pt, metrics, plots, card."""
+"""`edgemem train RECIPE`: train the recipe's model and its baselines, quantize, write model.pt, metrics, plots, card."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ import torch
 
 from edgemem.checkpoint import Checkpoint, save_checkpoint
 from edgemem.errors import EdgememError
-from edgemem.quant.calibrate import quantize_l2mu
-from edgemem.quant.intops import quantize
-from edgemem.quant.intref import run as run_int
-from edgemem.quant.intref import window_predictions
+from edgemem.graph.intops import quantize
+from edgemem.graph.ref import run_graph
+from edgemem.models.readout import predictions
+from edgemem.quant.lower import lower
 from edgemem.train import report
 from edgemem.train.cv import cross_validate, current_entries
 from edgemem.train.pipeline import Trained, load_windows, prepare, train_model
 from edgemem.train.recipe import Recipe
+from edgemem.train.sets import calibration_windows
 
 
 def _metrics(t: Trained, zoo: bool) -> dict[str, Any]:
@@ -37,23 +38,12 @@ def _metrics(t: Trained, zoo: bool) -> dict[str, Any]:
 
 
 def int_accuracy(recipe: Recipe, model: Any, calib: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
-    """Accuracy of the post-training-quantized integer model (the integer reference C reproduces) on x."""
-    if recipe.model.kind == "l2mu":
-        q = quantize_l2mu(model, calib, recipe.quant.margin)
-        logits, _ = run_int(q, quantize(x, q.input_scale))
-        return float((window_predictions(logits) == y).mean())
-    from edgemem.quant.graph_ref import run_graph
-    from edgemem.quant.lower import lower
-    from edgemem.verify.run import predictions
-
-    low = lower(model, calib, recipe.quant.margin)
+    """Accuracy of the post-training-quantized integer model (the integer reference C reproduces) on x, at the
+    recipe's weight and activation widths (what `edgemem export` will deploy)."""
+    q = recipe.quant
+    low = lower(model, calib, q.margin, q.weight_bits or None, q.act_bits or None)
     logits = run_graph(low.graph, quantize(x, low.input_scale))
     return float((predictions(logits, recipe.readout) == y).mean())
-
-
-def calibration_windows(x: np.ndarray, n: int, seed: int) -> np.ndarray:
-    idx = np.random.default_rng(seed).permutation(len(x))[:n]
-    return x[np.sort(idx)]
 
 
 STATE_FILE = ".train_state.pt"  # per-epoch L2MU training state; removed once training finished
@@ -79,7 +69,8 @@ def train_recipe(recipe: Recipe, out: Path | None = None, cv: bool = False, jobs
 
     zoo = main != "l2mu"
     metrics = _metrics(trained, zoo)
-    calib = calibration_windows(prep.split.train.x, recipe.quant.calib_windows, 0)
+    # the windows export calibrates on, normalized with the checkpoint's statistics (edgemem.train.sets)
+    calib = calibration_windows(prep.split.train.x, recipe.quant.calib_windows)
     metrics["int8"] = {"test_accuracy": int_accuracy(recipe, trained.model, calib, prep.split.test.x, prep.split.test.y)}
     metrics["baselines"] = {}
     for name in recipe.baselines:

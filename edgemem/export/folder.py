@@ -1,0 +1,119 @@
+"""An export folder, written once: its file names, meta.json (what every consumer reads, checked field by field),
+the sha256 of every artifact, and the all-or-nothing write."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edgemem.atomic import write_bytes_atomic
+from edgemem.errors import EdgememError
+from edgemem.graph.blob import RETIRED_VERSION_MESSAGE
+from edgemem.models import registry
+
+FORMATS = ("onnx", "c", "qcdq", "nir", "tflite")
+BLOB_FILE = "model.bin"  # the graph blob (docs/graph.md)
+HEADER_FILE, SOURCE_FILE = "model.h", "model.c"  # the blob as a C array, with the model's constants
+ONNX_FILE = "model.onnx"  # one float step, state in and out
+TFLITE_FILE = "model.tflite"  # one step, states as inputs and outputs (edgemem.export.tflite_export)
+TFLITE_VARS_FILE = "model_vars.tflite"  # the same step with its state in resource variables
+TFLITE_FLOAT_FILE = "model_float.tflite"  # the same step in float32 (edgemem.export.tflite_float)
+QCDQ_FILE = "model_qcdq.onnx"
+NIR_FILE = "model.nir"
+META = "meta.json"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_export(out: Path, files: dict[str, bytes], meta: dict[str, Any]) -> dict[str, Any]:
+    """meta.json (with every file's sha256) and the files; each file is written to a temporary name and renamed."""
+    meta["files"] = {k: sha256(v) for k, v in sorted(files.items())}
+    files[META] = (json.dumps(meta, indent=2) + "\n").encode()
+    for fname, data in files.items():
+        write_bytes_atomic(out / fname, data)
+    return meta
+
+
+def check_hashes(export_dir: Path, meta: dict[str, Any]) -> None:
+    """Every artifact must be the one `edgemem export` wrote (damage a loader cannot see, e.g. an ONNX weight)."""
+    for name, digest in meta["files"].items():
+        path = export_dir / name
+        if not path.is_file():
+            raise EdgememError(f"{export_dir} has no {name}; export with --to onnx,c")
+        if sha256(path.read_bytes()) != digest:
+            raise EdgememError(f"{path} does not match meta.json (sha256 differs): it was edited or damaged; "
+                               "re-run `edgemem export`")
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(s, str) for s in v)
+
+
+# Every key `export` writes, with what its value must be; the consumers (verify, stress, the tests)
+# index these directly, so a missing or mistyped one is reported here by name instead of as a KeyError later.
+_META_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "name": ("a string", lambda v: isinstance(v, str) and v != ""),
+    "kind": (f"one of {', '.join(registry.KINDS)}", lambda v: v in registry.KINDS),
+    "checkpoint": ("a path string", lambda v: isinstance(v, str) and v != ""),
+    "checkpoint_sha256": ("a string", lambda v: isinstance(v, str)),
+    "class_names": ("a list of strings", _is_str_list),
+    "window": ("an integer", _is_int),
+    "downsample": ("an integer", _is_int),
+    "input_scale": ("a positive number", _is_num),
+    "output_scale": ("a positive number", _is_num),
+    "normalizer": ("a mapping", lambda v: isinstance(v, dict)),
+    "state_names": ("a list of strings", _is_str_list),
+    "arena_bytes": ("an integer", _is_int),
+    "files": ("a mapping", lambda v: isinstance(v, dict)),
+}
+_TFLITE_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "tflite_states": ("a list of [name, dtype, count, scale]", lambda v: isinstance(v, list) and all(
+        isinstance(s, list) and len(s) == 4 and isinstance(s[0], str) and s[1] in ("int8", "int16")
+        and _is_int(s[2]) and _is_num(s[3]) for s in v)),
+}
+_GRAPH_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "readout": ("'sum' or 'last'", lambda v: v in registry.READOUTS),
+    "weight_bytes": ("an integer", _is_int),
+    "ops": ("an integer", _is_int),
+}
+
+
+def load_meta(folder: Path) -> dict[str, Any]:
+    path = folder / META
+    if not path.is_file():
+        raise EdgememError(f"{folder} is not an edgemem export (no {META}); run `edgemem export` first")
+    try:
+        meta = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise EdgememError(f"{path} is not valid JSON (not UTF-8 text: {e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise EdgememError(f"{path} is not valid JSON ({e})") from None
+    except RecursionError:
+        raise EdgememError(f"{path} is not valid JSON (nested too deeply)") from None
+    if not isinstance(meta, dict) or meta.get("format") != "edgemem-export" or meta.get("version") != 1:
+        raise EdgememError(f"{path} is not an edgemem export of format version 1")
+    if "readout" not in meta and "population_scales" in meta:  # an export of the retired blob version 1
+        raise EdgememError(f"{folder}: {RETIRED_VERSION_MESSAGE}")
+    extra = _GRAPH_FIELDS
+    if TFLITE_FILE in (meta.get("files") or {}):  # a TFLite export says what its state inputs are
+        extra = {**extra, **_TFLITE_FIELDS}
+    for key, (what, ok) in {**_META_FIELDS, **extra}.items():
+        if key not in meta:
+            raise EdgememError(f"{path} has no '{key}' field; re-export with `edgemem export`")
+        if not ok(meta[key]):
+            raise EdgememError(f"{path} field '{key}' must be {what}, got {json.dumps(meta[key])[:60]}")
+    return meta
