@@ -21,10 +21,13 @@ REQUIREMENTS=(
   "npm                     npm"
 )
 
+# APT_PROBE_ROOT prefixes the absolute probes (tests point it at a fake root; empty on a real machine)
+root=${APT_PROBE_ROOT:-}
+
 present() {  # probe -> status 0 when the tool or file is there
   local probe=$1
   if [[ $probe == /* ]]; then
-    compgen -G "$probe" >/dev/null
+    compgen -G "$root$probe" >/dev/null
   else
     command -v "$probe" >/dev/null
   fi
