@@ -1,15 +1,37 @@
-/* Internal to the graph runtime (graph_blob.c, graph.c): little-endian table readers and the decoded op record. */
+/* Internal to the graph runtime (graph_blob.c, graph_bind.c, graph.c, graph_patch.c): little-endian table readers,
+ * the decoded op record, the kernel of an op. */
 #ifndef EM_GRAPH_INTERNAL_H
 #define EM_GRAPH_INTERNAL_H
 
 #include "em_graph.h"
 
-#define EM_GRAPH_VALID 0x47525056u /* "VPRG": set in em_graph_t.valid by a successful parse */
+#define EM_GRAPH_VALID 0x47525056u /* "VPRG": set in em_graph_t.valid by a successful parse or bind */
 
 /* Byte assembly: no alignment needed, no unaligned casts, host endianness irrelevant. */
 static inline uint32_t em_rd_u16(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
 static inline uint32_t em_rd_u32(const uint8_t *p) {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+/* Point g into a blob whose header was checked (or is trusted): the header's counts and sizes, the three tables
+ * in place (docs/graph.md "Blob layout"), and the mark em_graph_init looks for. The one fill of em_graph_parse and
+ * em_graph_bind. */
+static inline void em_graph_set(em_graph_t *g, const uint8_t *blob) {
+    const uint32_t n_b = em_rd_u16(blob + 22), n_op = em_rd_u16(blob + 24);
+    g->blob = blob;
+    g->buffers = blob + EM_HEADER_SIZE;
+    g->ops = g->buffers + EM_GRAPH_BUFFER_ENTRY_SIZE * n_b;
+    g->tensors = g->ops + EM_GRAPH_OP_SIZE * n_op;
+    g->total_size = em_rd_u32(blob + 8);
+    g->arena_size = em_rd_u32(blob + 32);
+    g->n_in = (uint16_t)em_rd_u16(blob + 18);
+    g->n_out = (uint16_t)em_rd_u16(blob + 20);
+    g->n_buffers = (uint16_t)n_b;
+    g->n_ops = (uint16_t)n_op;
+    g->n_tensors = (uint16_t)em_rd_u16(blob + 26);
+    g->in_buffer = (uint16_t)em_rd_u16(blob + 28);
+    g->out_buffer = (uint16_t)em_rd_u16(blob + 30);
+    g->valid = EM_GRAPH_VALID;
 }
 
 /* Buffer fields of an op record, in record order (after type, flags). */

@@ -45,7 +45,7 @@ em_status_t em_graph_init(em_graph_ctx_t *ctx, const em_graph_t *g, void *arena,
     if (!ctx) return EM_ERR_NULL;
     ctx->ready = 0; /* a failed init leaves the ctx unusable */
     if (!g || !arena) return EM_ERR_NULL;
-    if (g->valid != EM_GRAPH_VALID) return EM_ERR_STATE; /* not from a successful em_graph_parse */
+    if (g->valid != EM_GRAPH_VALID) return EM_ERR_STATE; /* not from a successful em_graph_parse or bind */
     if ((uintptr_t)arena % 4u != 0 || arena_size < g->arena_size) return EM_ERR_ARENA;
     ctx->graph = g;
     ctx->arena = (uint8_t *)arena;

@@ -464,19 +464,6 @@ em_status_t em_graph_parse(em_graph_t *g, const uint8_t *blob, size_t size) {
         if (!em_graph_kernel_built(em_graph_op_kernel(buffers, tensors, &op))) return EM_ERR_OP;
     }
 
-    g->blob = blob;
-    g->buffers = buffers;
-    g->ops = ops;
-    g->tensors = tensors;
-    g->total_size = total;
-    g->arena_size = arena_size;
-    g->n_in = (uint16_t)n_in;
-    g->n_out = (uint16_t)n_out;
-    g->n_buffers = (uint16_t)n_b;
-    g->n_ops = (uint16_t)n_op;
-    g->n_tensors = (uint16_t)n_t;
-    g->in_buffer = (uint16_t)in_b;
-    g->out_buffer = (uint16_t)out_b;
-    g->valid = EM_GRAPH_VALID;
+    em_graph_set(g, blob);
     return EM_OK;
 }

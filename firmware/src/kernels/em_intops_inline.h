@@ -43,9 +43,9 @@ static inline int32_t em_requant_i(int64_t acc, int32_t mult, int shift) {
     return em_sat32_i(em_rshift_round_bounded_i(acc * (int64_t)mult, shift));
 }
 
-/* Store an int32 op result: assign, or (acc != 0) add with int32 saturation (graph flag ACC). */
-/* A requantized contribution r into a sum buffer: int16 each, and an int16 sum, as TFLite's int16
- * FULLY_CONNECTED outputs and ADD compute it (docs/tflite.md). Every reader narrows a sum to int16 or less anyway. */
+/* Store a requantized result r into an s32 sum buffer as int16: assign sat16(r), or (acc != 0, graph flag ACC)
+ * add it, *p = sat16(*p + sat16(r)): every contribution and the sum are int16, as TFLite's int16
+ * FULLY_CONNECTED outputs and ADD compute them (docs/tflite.md). */
 static inline void em_store32_i(int32_t *p, int32_t r, int acc) {
     *p = acc ? em_sat16_i((int64_t)*p + em_sat16_i(r)) : em_sat16_i(r);
 }

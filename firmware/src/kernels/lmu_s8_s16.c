@@ -3,6 +3,8 @@
 #include "em_intops_inline.h"
 #include "em_dot_inline.h"
 
+size_t em_lmu_memory_buffer_size(int order) { return order > 0 ? (size_t)order * sizeof(int16_t) : 0; }
+
 /* m [n_u][order] s16 in place, u [n_u] s8, a [order][order] Q(a_shift), b [order] s32, scratch [order] s16. */
 em_status_t em_lmu_s8_s16(int16_t *m, const int8_t *u, const int16_t *a, int a_shift, const int32_t *b,
                           int b_shift, int n_u, int order, int16_t *scratch) {
