@@ -78,13 +78,17 @@ em_status_t em_conv1d_causal_packed(const int8_t *in, int8_t *ring, int32_t *hea
                                     int c_out, int k, em_out_mode_t mode, int32_t *out);
 
 /* FC, event-driven (op flag EVENTS): the FC formula summed over the nonzero inputs only, listed first in `events`.
- * For spike input (0/1) a layer costs (spikes x out_dim) MACs. wbits 8 (w is s8 [out_dim][in_dim]) or 4 / 2 (packed
- * rows, in_dim a multiple of 8 / wbits, else EM_ERR_DIMS); other arguments as em_fc_s8_mode. events [in_dim] s16
- * scratch of em_fc_events_buffer_size(in_dim) bytes, garbage afterwards. */
+ * For spike input (0/1) a layer costs (spikes x out_dim) MACs. em_fc_s8_events: w s8 [out_dim][in_dim];
+ * em_fc_s8_packed_events: w packed rows at wbits 4 or 2 (in_dim a multiple of 8 / wbits, else EM_ERR_DIMS; other
+ * wbits: EM_ERR_PARAM). Other arguments as em_fc_s8_mode; events [in_dim] s16 scratch of
+ * em_fc_events_buffer_size(in_dim) bytes, garbage afterwards. */
 size_t em_fc_events_buffer_size(int in_dim);
-em_status_t em_fc_s8_events(const int8_t *in, const uint8_t *w, int wbits, const int32_t *bias, const int32_t *mult,
+em_status_t em_fc_s8_events(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult,
                             const int8_t *shift, int in_dim, int out_dim, em_out_mode_t mode, int16_t *events,
                             int32_t *out);
+em_status_t em_fc_s8_packed_events(const int8_t *in, const uint8_t *w, int wbits, const int32_t *bias,
+                                   const int32_t *mult, const int8_t *shift, int in_dim, int out_dim,
+                                   em_out_mode_t mode, int16_t *events, int32_t *out);
 
 /* ACT to int8: SAT out = sat8(in); RELU out = clamp(in, 0, 127); LUT out = lut[sat8(in) + 128].
  * in [n] s32, lut [256] s8 (LUT only, else may be NULL), out [n] s8. */

@@ -30,6 +30,15 @@ static int tensor_wbits(const em_graph_t *g, uint32_t t) {
     return dt == EM_DTYPE_S4 ? 4 : dt == EM_DTYPE_S2 ? 2 : 8;
 }
 
+/* Zeroing loops stay loops: gcc would turn them into a call to memset, and a firmware whose only memset call this
+ * is (the footprint probe) would link newlib's for it (162 B of flash, for a loop that runs at reset only). An empty
+ * asm that may read p keeps the stores from being merged into such a call; it emits no instruction. */
+#if defined(__GNUC__)
+#define EM_NOT_MEMSET(p) __asm__("" : : "r"(p) : "memory")
+#else
+#define EM_NOT_MEMSET(p) ((void)(p))
+#endif
+
 static void zero_state(const em_graph_ctx_t *ctx) {
     const em_graph_t *g = ctx->graph;
     for (uint32_t b = 0; b < g->n_buffers; b++) {
@@ -37,7 +46,10 @@ static void zero_state(const em_graph_ctx_t *ctx) {
         if (!(e[1] & EM_GRAPH_BUF_STATE)) continue;
         uint8_t *p = buf_at(ctx, b);
         const uint32_t bytes = em_rd_u32(e + 4) * em_graph_elsize(e[0]); /* <= arena_size: no wrap */
-        for (uint32_t i = 0; i < bytes; i++) p[i] = 0;
+        for (uint32_t i = 0; i < bytes; i++) {
+            p[i] = 0;
+            EM_NOT_MEMSET(p);
+        }
     }
 }
 
@@ -95,12 +107,12 @@ em_status_t em_graph_run_op(const em_graph_t *g, const em_op_rec_t *op, uint8_t 
                                 op->d[1], mode, B32(EM_F_OUT));
     case EM_K_FC_S8_EVENTS:
         BUILT(EM_K_FC_S8_EVENTS);
-        return em_fc_s8_events(B8(EM_F_IN0), TU8(0), 8, T32(1), T32(2), T8(3), n, op->d[1], mode, B16(EM_F_SCRATCH),
+        return em_fc_s8_events(B8(EM_F_IN0), T8(0), T32(1), T32(2), T8(3), n, op->d[1], mode, B16(EM_F_SCRATCH),
                                B32(EM_F_OUT));
     case EM_K_FC_S8_PACKED_EVENTS:
         BUILT(EM_K_FC_S8_PACKED_EVENTS);
-        return em_fc_s8_events(B8(EM_F_IN0), TU8(0), tensor_wbits(g, op->t[0]), T32(1), T32(2), T8(3), n, op->d[1],
-                               mode, B16(EM_F_SCRATCH), B32(EM_F_OUT));
+        return em_fc_s8_packed_events(B8(EM_F_IN0), TU8(0), tensor_wbits(g, op->t[0]), T32(1), T32(2), T8(3), n,
+                                      op->d[1], mode, B16(EM_F_SCRATCH), B32(EM_F_OUT));
     case EM_K_CONV1D_S8:
     case EM_K_CONV1D_PACKED: {
         const int kern = op->d[2];

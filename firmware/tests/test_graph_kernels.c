@@ -607,26 +607,36 @@ static void test_fc_events(void) {
             out[o] = ref[o] = t_range(INT32_MIN, INT32_MAX);
         }
         const em_out_mode_t mode = acc ? EM_OUT_ACC : EM_OUT_ASSIGN;
-        CHECK_EQ(em_fc_s8_events(in8, wp, wbits, bias, mult, shift, n_in, n_out, mode, events, out), EM_OK);
+        if (wbits == 8)
+            CHECK_EQ(em_fc_s8_events(in8, w, bias, mult, shift, n_in, n_out, mode, events, out), EM_OK);
+        else
+            CHECK_EQ(em_fc_s8_packed_events(in8, wp, wbits, bias, mult, shift, n_in, n_out, mode, events, out), EM_OK);
         ref_fc(in32, w, bias, mult, shift, n_in, n_out, acc, ref);
         CHECK(memcmp(out, ref, sizeof(int32_t) * (size_t)n_out) == 0);
     }
     CHECK_EQ(em_fc_events_buffer_size(48), 96);
     CHECK_EQ(em_fc_events_buffer_size(0), 0);
-    const uint8_t w1[2] = {1, 2};
+    const int8_t w1[2] = {1, 2};
+    const uint8_t wq[2] = {1, 2};
     const int8_t x[2] = {1, 0};
     int32_t b0[1] = {0}, m0[1] = {1 << 30}, o1[1];
     int8_t s0[1] = {30};
     int16_t ev[2];
-    CHECK_EQ(em_fc_s8_events(x, w1, 8, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_OK);
+    CHECK_EQ(em_fc_s8_events(x, w1, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_OK);
     CHECK_EQ(o1[0], 1);
-    CHECK_EQ(em_fc_s8_events(x, w1, 8, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, NULL, o1), EM_ERR_NULL);
-    CHECK_EQ(em_fc_s8_events(x, w1, 3, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_PARAM);
-    CHECK_EQ(em_fc_s8_events(x, w1, 2, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_DIMS); /* row of 2 at 2 bits */
-    CHECK_EQ(em_fc_s8_events(x, w1, 8, b0, m0, s0, 0, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_DIMS);
-    CHECK_EQ(em_fc_s8_events(x, w1, 8, b0, m0, s0, 2, 1, (em_out_mode_t)2, ev, o1), EM_ERR_PARAM);
+    CHECK_EQ(em_fc_s8_events(x, w1, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, NULL, o1), EM_ERR_NULL);
+    CHECK_EQ(em_fc_s8_packed_events(x, wq, 4, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_OK);
+    CHECK_EQ(o1[0], 1); /* element 0: the low nibble of byte 0 */
+    CHECK_EQ(em_fc_s8_packed_events(x, wq, 3, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_PARAM);
+    CHECK_EQ(em_fc_s8_packed_events(x, wq, 8, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_PARAM);
+    /* a row of 2 elements at 2 bits would end inside a byte */
+    CHECK_EQ(em_fc_s8_packed_events(x, wq, 2, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_DIMS);
+    CHECK_EQ(em_fc_s8_packed_events(x, NULL, 4, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_NULL);
+    CHECK_EQ(em_fc_s8_events(x, w1, b0, m0, s0, 0, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_DIMS);
+    CHECK_EQ(em_fc_s8_events(x, w1, b0, m0, s0, 2, 1, (em_out_mode_t)2, ev, o1), EM_ERR_PARAM);
     s0[0] = 0;
-    CHECK_EQ(em_fc_s8_events(x, w1, 8, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_PARAM);
+    CHECK_EQ(em_fc_s8_events(x, w1, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_PARAM);
+    CHECK_EQ(em_fc_s8_packed_events(x, wq, 4, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_PARAM);
 }
 
 void suite_graph_kernels(void) {

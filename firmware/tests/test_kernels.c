@@ -2,6 +2,7 @@
  * naive reference (the other graph kernels: test_graph_kernels.c). */
 #include <string.h>
 
+#include "em_intops_inline.h"
 #include "em_kernels.h"
 #include "em_test.h"
 
@@ -80,6 +81,54 @@ static void test_requant(void) {
         if (k % 3 == 0) acc = t_range(-100000, 100000);
         CHECK_EQ(em_requant(acc, m, s), ref_requant(acc, m, s));
     }
+}
+
+/* The kernels' out-of-line requant (em_intops_inline.h): sat16(requant(acc)) and sat16(rshift_round(x, s)) equal
+ * the literal formulas over the whole int32 acc and mult range, every shift, and at each saturation edge. */
+static void test_requant16(void) {
+    for (int k = 0; k < 200000; k++) {
+        const int32_t acc = k % 4 == 0 ? t_range(-70000, 70000) : t_range(INT32_MIN, INT32_MAX);
+        const int32_t m = k % 3 == 0 ? t_range(INT32_MIN, INT32_MAX) : t_range(1 << 30, INT32_MAX);
+        const int s = t_range(1, 62);
+        CHECK_EQ(em_requant16(acc, m, s), ref_sat(ref_requant(acc, m, s), 16));
+    }
+    const int32_t ex[] = {0, 1, -1, 2, -2, INT32_MAX, INT32_MIN, INT32_MAX - 1, INT32_MIN + 1, 1 << 30, -(1 << 30)};
+    for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++)
+        for (size_t j = 0; j < sizeof ex / sizeof ex[0]; j++)
+            for (int s = 1; s <= 62; s++)
+                CHECK_EQ(em_requant16(ex[i], ex[j], s), ref_sat(ref_requant(ex[i], ex[j], s), 16));
+    /* rshift_round then sat16, around the edges where y = floor(x / 2^(s-1)) decides: 65534/65535 and -65537/-65538 */
+    for (int s = 1; s <= 62; s++) {
+        const int64_t edges[] = {65534, 65535, 65536, -65536, -65537, -65538, -65539, 0, 1, -1};
+        for (size_t e = 0; e < sizeof edges / sizeof edges[0] && s <= 46; e++) /* |x| <= 2^62 beyond */
+            for (int d = -2; d <= 2; d++) {
+                const int64_t x = edges[e] * ((int64_t)1 << (s - 1)) + d;
+                CHECK_EQ(em_rsr_sat16(x, s), ref_sat(ref_rshift_round(x, s), 16));
+            }
+        for (int k = 0; k < 2000; k++) {
+            const int64_t x = (int64_t)t_range(INT32_MIN, INT32_MAX) * ((int64_t)1 << t_range(0, 30)) + t_range(-9, 9);
+            CHECK_EQ(em_rsr_sat16(x, s), ref_sat(ref_rshift_round(x, s), 16));
+        }
+    }
+    CHECK_EQ(em_rsr_sat16((int64_t)1 << 62, 62), 1);
+    CHECK_EQ(em_rsr_sat16(-((int64_t)1 << 62), 62), -1);
+    CHECK_EQ(em_rsr_sat16(((int64_t)1 << 62) - 1, 1), INT16_MAX);
+    CHECK_EQ(em_rsr_sat16(-((int64_t)1 << 62), 1), INT16_MIN);
+    /* the store: int16 contributions and an int16 sum, whatever int32 the sum buffer held */
+    int32_t p = INT32_MAX;
+    em_store32_i(&p, 5, 1);
+    CHECK_EQ(p, INT16_MAX);
+    p = INT32_MIN;
+    em_store32_i(&p, INT32_MIN, 1);
+    CHECK_EQ(p, INT16_MIN);
+    p = 40000;
+    em_store32_i(&p, INT32_MIN, 1);
+    CHECK_EQ(p, 40000 - 32768);
+    em_store32_i(&p, 70000, 0);
+    CHECK_EQ(p, INT16_MAX);
+    CHECK_EQ(em_add_sat32_i(INT32_MAX, 1), INT32_MAX);
+    CHECK_EQ(em_add_sat32_i(INT32_MIN, -1), INT32_MIN);
+    CHECK_EQ(em_add_sat32_i(INT32_MIN, INT32_MAX), -1);
 }
 
 static void ref_lif(const int32_t *cur, int16_t *mem, int16_t *syn, const int16_t *beta, const int16_t *alpha,
@@ -175,6 +224,7 @@ void suite_kernels(void) {
     RUN(test_sat);
     RUN(test_rshift_round);
     RUN(test_requant);
+    RUN(test_requant16);
     RUN(test_lif_hand);
     RUN(test_lif_random);
 }

@@ -1,4 +1,4 @@
-/* Fully connected int8 layer for graph blobs: s8 x s8 -> int64 sum -> sat32 -> requant -> assign or accumulate. */
+/* Fully connected int8 layer for graph blobs: s8 x s8 -> int32 dot -> sat32(+ bias) -> requant -> int16 store. */
 #include "em_kernels.h"
 #include "em_intops_inline.h"
 #include "em_dot_inline.h"
@@ -14,18 +14,15 @@ em_status_t em_fc_s8_mode(const int8_t *in, const int8_t *w, const int32_t *bias
         if (shift[o] < 1 || shift[o] > 62) return EM_ERR_PARAM; /* outside it the shift is undefined */
     }
     const int acc = mode == EM_OUT_ACC;
-    int o = 0;
-    for (; o + 2 <= out_dim; o += 2) { /* two rows a pass: the input is read once for both */
-        int32_t dot0, dot1;
-        em_dot2_s8(w + (size_t)o * (size_t)in_dim, w + (size_t)(o + 1) * (size_t)in_dim, in, in_dim, &dot0, &dot1);
+    /* two rows a pass: the input is read once for both; an odd last row pairs with itself (one code path) */
+    for (int o = 0; o < out_dim; o += 2) {
+        const int pair = o + 1 < out_dim;
+        const int8_t *w0 = w + (size_t)o * (size_t)in_dim;
+        int32_t d[2];
+        em_dot2_s8(w0, w0 + (size_t)pair * (size_t)in_dim, in, in_dim, &d[0], &d[1]);
         /* sat32 before the requant (docs/graph.md): only a hostile bias near the int32 limits gets there */
-        em_store32_i(&out[o], em_requant_i(em_sat32_i((int64_t)bias[o] + dot0), mult[o], shift[o]), acc);
-        em_store32_i(&out[o + 1], em_requant_i(em_sat32_i((int64_t)bias[o + 1] + dot1), mult[o + 1], shift[o + 1]),
-                     acc);
-    }
-    if (o < out_dim) {
-        int32_t dot = em_dot_s8(w + (size_t)o * (size_t)in_dim, in, in_dim); /* w[o][:] . in */
-        em_store32_i(&out[o], em_requant_i(em_sat32_i((int64_t)bias[o] + dot), mult[o], shift[o]), acc);
+        for (int r = 0; r <= pair; r++)
+            em_store32_i(&out[o + r], em_requant16(em_add_sat32_i(bias[o + r], d[r]), mult[o + r], shift[o + r]), acc);
     }
     return EM_OK;
 }

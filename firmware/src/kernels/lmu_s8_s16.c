@@ -17,17 +17,15 @@ em_status_t em_lmu_s8_s16(int16_t *m, const int8_t *u, const int16_t *a, int a_s
         for (int j = 0; j < order; j++) scratch[j] = row[j];
         const int32_t uc = u[c];
         for (int i = 0; i < order; i += 2) { /* two rows of A a pass: the old row is read once for both */
-            const int pair = i + 1 < order;
+            const int pair = i + 1 < order;     /* an odd last row pairs with itself (one code path) */
             const int16_t *ai = a + (size_t)i * (size_t)order; /* a[i][:] */
             int64_t acc[2];                                    /* |acc| <= 1024 * 2^30 = 2^40 */
-            if (pair) em_dot2_s16(ai, ai + order, scratch, order, &acc[0], &acc[1]);
-            else acc[0] = em_dot_s16(ai, scratch, order);
+            em_dot2_s16(ai, ai + (size_t)pair * (size_t)order, scratch, order, &acc[0], &acc[1]);
             for (int r = 0; r <= pair; r++) {
-                int64_t in = (int64_t)uc * b[i + r]; /* |u * b| <= 2^38 */
-                if (b_shift > 0) in = em_rshift_round_bounded_i(in, b_shift);
+                const int64_t ub = (int64_t)uc * b[i + r]; /* |u * b| <= 2^38 */
+                const int32_t bu = b_shift > 0 ? em_rsr_sat16(ub, b_shift) : em_sat16_i(ub);
                 /* int16 terms, then their saturated sum: as TFLite's BATCH_MATMULs and ADD (docs/tflite.md) */
-                row[i + r] = em_sat16_i((int64_t)em_sat16_i(em_rshift_round_bounded_i(acc[r], a_shift)) +
-                                        em_sat16_i(in));
+                row[i + r] = em_sat16_32i(em_rsr_sat16(acc[r], a_shift) + bu);
             }
         }
     }
