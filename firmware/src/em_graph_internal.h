@@ -101,19 +101,26 @@ static inline int em_graph_kernel(uint32_t type, uint32_t flags, uint32_t in_dty
 }
 static inline int em_graph_kernel_built(int k) { return k >= 0 && ((EM_GRAPH_KERNELS >> (unsigned)k) & 1u) != 0; }
 
-/* The kernel of op record `op` in a graph's tables (fields already checked). */
-static inline int em_graph_op_kernel(const uint8_t *buffers, const uint8_t *tensors, const em_op_rec_t *op) {
-    const uint32_t in_dt = op->buf[EM_F_IN0] == EM_GRAPH_NONE ? 0u
-                           : buffers[(size_t)EM_GRAPH_BUFFER_ENTRY_SIZE * op->buf[EM_F_IN0]];
-    const uint32_t out_dt = op->buf[EM_F_OUT] == EM_GRAPH_NONE ? 0u
-                            : buffers[(size_t)EM_GRAPH_BUFFER_ENTRY_SIZE * op->buf[EM_F_OUT]];
-    const uint32_t w_dt = (op->type == EM_OP_FC || op->type == EM_OP_CONV1D) && op->t[0] != EM_GRAPH_NONE
-                          ? tensors[(size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * op->t[0] + 2] : 0u;
-    return em_graph_kernel(op->type, op->flags, in_dt, out_dt, w_dt);
+/* Fields of op record `rec` (32 bytes in the op table: 16 x u16, docs/graph.md), read in place. */
+static inline uint32_t em_rec_type(const uint8_t *rec) { return em_rd_u16(rec); }
+static inline uint32_t em_rec_flags(const uint8_t *rec) { return em_rd_u16(rec + 2); }
+static inline uint32_t em_rec_buf(const uint8_t *rec, int f) { return em_rd_u16(rec + 4 + 2 * f); }
+static inline uint32_t em_rec_d(const uint8_t *rec, int k) { return em_rd_u16(rec + 16 + 2 * k); }
+static inline uint32_t em_rec_t(const uint8_t *rec, int k) { return em_rd_u16(rec + 24 + 2 * k); }
+
+/* The kernel of op record `rec` in a graph's tables (fields already checked). */
+static inline int em_graph_op_kernel(const uint8_t *buffers, const uint8_t *tensors, const uint8_t *rec) {
+    const uint32_t type = em_rec_type(rec), in0 = em_rec_buf(rec, EM_F_IN0), out = em_rec_buf(rec, EM_F_OUT);
+    const uint32_t t0 = em_rec_t(rec, 0);
+    const uint32_t in_dt = in0 == EM_GRAPH_NONE ? 0u : buffers[(size_t)EM_GRAPH_BUFFER_ENTRY_SIZE * in0];
+    const uint32_t out_dt = out == EM_GRAPH_NONE ? 0u : buffers[(size_t)EM_GRAPH_BUFFER_ENTRY_SIZE * out];
+    const uint32_t w_dt = (type == EM_OP_FC || type == EM_OP_CONV1D) && t0 != EM_GRAPH_NONE
+                          ? tensors[(size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * t0 + 2] : 0u;
+    return em_graph_kernel(type, em_rec_flags(rec), in_dt, out_dt, w_dt);
 }
 
-/* Run one op of a parsed graph with its buffer fields at addr[field] (NULL where the field is NONE): the one
- * dispatch that the streaming step (graph.c) and the patch schedule (graph_patch.c) share. */
-em_status_t em_graph_run_op(const em_graph_t *g, const em_op_rec_t *op, uint8_t *const addr[EM_F_COUNT]);
+/* Run op record `rec` of a parsed (or bound) graph with its buffer fields at addr[field] (NULL where the field is
+ * NONE): the one dispatch that the streaming step (graph.c) and the patch schedule (graph_patch.c) share. */
+em_status_t em_graph_run_op(const em_graph_t *g, const uint8_t *rec, uint8_t *const addr[EM_F_COUNT]);
 
 #endif /* EM_GRAPH_INTERNAL_H */

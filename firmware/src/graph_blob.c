@@ -458,11 +458,9 @@ em_status_t em_graph_parse(em_graph_t *g, const uint8_t *blob, size_t size) {
         if (st != EM_OK) return st;
     }
     /* 9. every op's kernel is in this build (EM_GRAPH_KERNELS, a firmware's op resolver) */
-    for (uint32_t i = 0; i < n_op; i++) {
-        em_op_rec_t op;
-        em_graph_read_op(ops, i, &op);
-        if (!em_graph_kernel_built(em_graph_op_kernel(buffers, tensors, &op))) return EM_ERR_OP;
-    }
+    for (uint32_t i = 0; i < n_op; i++)
+        if (!em_graph_kernel_built(em_graph_op_kernel(buffers, tensors, ops + (size_t)EM_GRAPH_OP_SIZE * i)))
+            return EM_ERR_OP;
 
     em_graph_set(g, blob);
     return EM_OK;
