@@ -4,12 +4,12 @@
 
 /* in [n] s8, out [n] s32. */
 void em_k_add_s8(const int8_t *in, int n, int32_t mult, int shift, int acc, int32_t *out) {
-    for (int i = 0; i < n; i++) em_store32_i(&out[i], em_requant16(in[i], mult, shift), acc);
+    for (int i = 0; i < n; i++) em_store16_i(&out[i], em_requant16(in[i], mult, shift), acc);
 }
 
 /* in [n] s16, out [n] s32. */
 void em_k_add_s16(const int16_t *in, int n, int32_t mult, int shift, int acc, int32_t *out) {
-    for (int i = 0; i < n; i++) em_store32_i(&out[i], em_requant16(in[i], mult, shift), acc);
+    for (int i = 0; i < n; i++) em_store16_i(&out[i], em_requant16(in[i], mult, shift), acc);
 }
 
 static em_status_t check_add(const void *in, int n, int shift, em_out_mode_t mode, const int32_t *out) {

@@ -34,7 +34,7 @@ void em_k_conv1d_s8(const int8_t *in, int8_t *ring, int32_t *head, const int8_t 
             if (j < past && ++slot == past) slot = 0;
         }
         for (int r = 0; r <= pair; r++)
-            em_store32_i(&out[o + r], em_requant16(em_sat32_i(sum[r]), mult[o + r], shift[o + r]), acc);
+            em_store16_i(&out[o + r], em_requant16(em_sat32_i(sum[r]), mult[o + r], shift[o + r]), acc);
     }
     if (past > 0) {
         /* the oldest frame's slot takes the current one */

@@ -19,12 +19,13 @@ static inline int32_t em_asr32(int32_t x, int s) { return x < 0 ? ~(~x >> s) : x
 static inline int16_t em_sat16_i(int64_t x) {
     return (int16_t)(x > INT16_MAX ? INT16_MAX : (x < INT16_MIN ? INT16_MIN : x));
 }
-/* int32 flavour: one SSAT on the Cortex-M4 (gcc does not find it in the clamp), two compares elsewhere. */
-static inline int16_t em_sat16_32i(int32_t x) {
+/* int32 flavour: one SSAT on the Cortex-M4 (gcc does not find it in the clamp), two compares elsewhere. The value
+ * is in int16 range; typed int32 so that no sign extension follows the SSAT. */
+static inline int32_t em_sat16_32i(int32_t x) {
 #ifdef EM_SAT_DSP
-    return (int16_t)__ssat(x, 16);
+    return __ssat(x, 16);
 #else
-    return (int16_t)(x > INT16_MAX ? INT16_MAX : (x < INT16_MIN ? INT16_MIN : x));
+    return x > INT16_MAX ? INT16_MAX : (x < INT16_MIN ? INT16_MIN : x);
 #endif
 }
 static inline int32_t em_sat32_i(int64_t x) {
@@ -72,19 +73,23 @@ static inline int32_t em_rsr_sat16_i(int64_t x, int s) {
     return em_asr32((int32_t)y + 1, 1);
 }
 
-/* Out of line (intops.c): one copy serves every kernel, as the step runs a requant per output, not per MAC.
- * em_requant16(acc, mult, shift) = sat16(requant(acc, mult, shift)) for an int32 acc (sat32 of the sum done by the
- * caller), any int32 mult, shift in [1, 62]: sat16(sat32(v)) = sat16(v), so the int32 saturation of requant needs
- * no step of its own. em_rsr_sat16(x, s) = em_rsr_sat16_i. */
-int32_t em_requant16(int32_t acc, int32_t mult, int shift);
+/* em_rsr_sat16_i out of line (intops.c): one copy serves every kernel, as the step runs one per output (or LMU
+ * term), not per MAC. */
 int32_t em_rsr_sat16(int64_t x, int s);
+
+/* sat16(requant(acc, mult, shift)) for an int32 acc (sat32 of the sum done by the caller), any int32 mult, shift in
+ * [1, 62]: sat16(sat32(v)) = sat16(v), so the int32 saturation of requant needs no step of its own. |acc * mult| <=
+ * 2^62. One multiply here, the rest in em_rsr_sat16. */
+static inline int32_t em_requant16(int32_t acc, int32_t mult, int shift) {
+    return em_rsr_sat16((int64_t)acc * mult, shift);
+}
 
 /* Store a requantized result r into an s32 sum buffer as int16: assign sat16(r), or (acc != 0, graph flag ACC)
  * add it, *p = sat16(*p + sat16(r)): every contribution and the sum are int16, as TFLite's int16
  * FULLY_CONNECTED outputs and ADD compute them (docs/tflite.md). *p may hold any int32 (a state buffer). */
-static inline void em_store32_i(int32_t *p, int32_t r, int acc) {
-    const int32_t c = em_sat16_32i(r);
+static inline void em_store16_i(int32_t *p, int32_t c, int acc) { /* c already in int16 range (em_requant16) */
     *p = acc ? em_sat16_32i(em_add_sat32_i(*p, c)) : c;
 }
+static inline void em_store32_i(int32_t *p, int32_t r, int acc) { em_store16_i(p, em_sat16_32i(r), acc); }
 
 #endif /* EM_INTOPS_INLINE_H */

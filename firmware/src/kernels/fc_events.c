@@ -35,7 +35,7 @@ void em_k_fc_s8_events(const int8_t *in, const int8_t *w, const int32_t *bias, c
         } else {
             for (int k = 0; k < n; k++) dot += (int32_t)row[events[k]] * in[events[k]];
         }
-        em_store32_i(&out[o], em_requant16(em_add_sat32_i(bias[o], dot), mult[o], shift[o]), acc);
+        em_store16_i(&out[o], em_requant16(em_add_sat32_i(bias[o], dot), mult[o], shift[o]), acc);
     }
 }
 
@@ -64,7 +64,7 @@ void em_k_fc_s8_packed_events(const int8_t *in, const uint8_t *w, int wbits, con
         } else {
             for (int k = 0; k < n; k++) dot += em_packed_get(row, (uint32_t)events[k], wbits) * in[events[k]];
         }
-        em_store32_i(&out[o], em_requant16(em_add_sat32_i(bias[o], dot), mult[o], shift[o]), acc);
+        em_store16_i(&out[o], em_requant16(em_add_sat32_i(bias[o], dot), mult[o], shift[o]), acc);
     }
 }
 

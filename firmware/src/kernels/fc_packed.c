@@ -25,7 +25,7 @@ void em_k_fc_s8_packed(const int8_t *in, const uint8_t *w, int wbits, const int3
         em_dot2_packed_u_int8_t(w + (size_t)o * row_bytes, w + (size_t)(o + pair) * row_bytes, wbits, in, in_dim,
                                 &d[0], &d[1]);
         for (int r = 0; r <= pair; r++)
-            em_store32_i(&out[o + r], em_requant16(em_sat32_i((int64_t)bias[o + r] + (d[r] - off)), mult[o + r],
+            em_store16_i(&out[o + r], em_requant16(em_sat32_i((int64_t)bias[o + r] + (d[r] - off)), mult[o + r],
                                                    shift[o + r]), acc);
     }
 }
@@ -50,7 +50,7 @@ void em_k_fc_s16_packed(const int16_t *in, const uint8_t *w, int wbits, const in
         em_dot2_packed_u_int16_t(w + (size_t)o * row_bytes, w + (size_t)(o + pair) * row_bytes, wbits, in, in_dim,
                                  &d[0], &d[1]);
         for (int r = 0; r <= pair; r++)
-            em_store32_i(&out[o + r], em_requant16(em_sat32_i(bias[o + r] + (d[r] - off)), mult[o + r],
+            em_store16_i(&out[o + r], em_requant16(em_sat32_i(bias[o + r] + (d[r] - off)), mult[o + r],
                                                    shift[o + r]), acc);
     }
 }
@@ -95,7 +95,7 @@ void em_k_conv1d_packed(const int8_t *in, int8_t *ring, int32_t *head, const uin
                 if (j < past && ++slot == past) slot = 0;
             }
             for (int r = 0; r <= pair; r++)
-                em_store32_i(&out[o + r], em_requant16(em_sat32_i((int64_t)bias[o + r] + (s[r] - off)), mult[o + r],
+                em_store16_i(&out[o + r], em_requant16(em_sat32_i((int64_t)bias[o + r] + (s[r] - off)), mult[o + r],
                                                        shift[o + r]), acc);
         }
     } else {
@@ -108,7 +108,7 @@ void em_k_conv1d_packed(const int8_t *in, int8_t *ring, int32_t *head, const uin
                 if (++slot == past) slot = 0;
             }
             sum += em_dot_packed_s8(wo, (uint32_t)(past * c_in), wbits, in, c_in);
-            em_store32_i(&out[o], em_requant16(em_sat32_i(sum), mult[o], shift[o]), acc);
+            em_store16_i(&out[o], em_requant16(em_sat32_i(sum), mult[o], shift[o]), acc);
         }
     }
     if (past > 0) {

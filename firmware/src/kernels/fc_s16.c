@@ -13,7 +13,7 @@ void em_k_fc_s16(const int16_t *in, const int8_t *w, const int32_t *bias, const 
         int64_t d[2];
         em_dot2_s8_s16(w0, w0 + (size_t)pair * (size_t)in_dim, in, in_dim, &d[0], &d[1]);
         for (int r = 0; r <= pair; r++)
-            em_store32_i(&out[o + r], em_requant16(em_sat32_i(bias[o + r] + d[r]), mult[o + r], shift[o + r]), acc);
+            em_store16_i(&out[o + r], em_requant16(em_sat32_i(bias[o + r] + d[r]), mult[o + r], shift[o + r]), acc);
     }
 }
 

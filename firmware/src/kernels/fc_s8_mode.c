@@ -12,7 +12,7 @@ void em_k_fc_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const in
     for (int o = 0; o < out_dim; o++) {
         const int32_t dot = em_dot_s8(w + (size_t)o * (size_t)in_dim, in, in_dim); /* w[o][:] . in */
         /* sat32 before the requant (docs/graph.md): only a hostile bias near the int32 limits gets there */
-        em_store32_i(&out[o], em_requant16(em_add_sat32_i(bias[o], dot), mult[o], shift[o]), acc);
+        em_store16_i(&out[o], em_requant16(em_add_sat32_i(bias[o], dot), mult[o], shift[o]), acc);
     }
 }
 

@@ -23,7 +23,5 @@ int32_t em_requant(int32_t acc, int32_t mult, int shift) {
     return em_requant_i((int64_t)acc, mult, shift);
 }
 
-/* The kernels' requant (em_intops_inline.h): one copy for every kernel. */
-int32_t em_requant16(int32_t acc, int32_t mult, int shift) { return em_rsr_sat16_i((int64_t)acc * mult, shift); }
-
+/* The kernels' requant and LMU rounding (em_intops_inline.h): one copy for every kernel. */
 int32_t em_rsr_sat16(int64_t x, int s) { return em_rsr_sat16_i(x, s); }
