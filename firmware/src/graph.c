@@ -83,6 +83,7 @@ em_status_t em_graph_reset(em_graph_ctx_t *ctx) {
 #define T16(k) ((const int16_t *)tensor_at(g, em_rec_t(rec, k)))
 #define T32(k) ((const int32_t *)tensor_at(g, em_rec_t(rec, k)))
 #define D(k) ((int)em_rec_d(rec, k))
+#define WBITS tensor_wbits(g, em_rec_t(rec, 0))
 
 /* Inline: the step (the only caller in a firmware without the patch schedule) gets the dispatch without a call. */
 #if defined(__GNUC__)
@@ -109,12 +110,12 @@ static inline em_status_t run_op(const em_graph_t *g, const uint8_t *rec, uint8_
         return EM_OK;
     case EM_K_FC_S8_PACKED: /* packed S4 / S2 weights (rows byte-aligned: checked by the parser) */
         BUILT(EM_K_FC_S8_PACKED);
-        em_k_fc_s8_packed(B8(EM_F_IN0), TU8(0), tensor_wbits(g, em_rec_t(rec, 0)), T32(1), T32(2), T8(3), n, D(1), acc,
+        em_k_fc_s8_packed(B8(EM_F_IN0), TU8(0), WBITS, T32(1), T32(2), T8(3), n, D(1), acc,
                           B32(EM_F_OUT));
         return EM_OK;
     case EM_K_FC_S16_PACKED:
         BUILT(EM_K_FC_S16_PACKED);
-        em_k_fc_s16_packed(B16(EM_F_IN0), TU8(0), tensor_wbits(g, em_rec_t(rec, 0)), T32(1), T32(2), T8(3), n, D(1), acc,
+        em_k_fc_s16_packed(B16(EM_F_IN0), TU8(0), WBITS, T32(1), T32(2), T8(3), n, D(1), acc,
                            B32(EM_F_OUT));
         return EM_OK;
     case EM_K_FC_S8_EVENTS:
@@ -124,7 +125,7 @@ static inline em_status_t run_op(const em_graph_t *g, const uint8_t *rec, uint8_
         return EM_OK;
     case EM_K_FC_S8_PACKED_EVENTS:
         BUILT(EM_K_FC_S8_PACKED_EVENTS);
-        em_k_fc_s8_packed_events(B8(EM_F_IN0), TU8(0), tensor_wbits(g, em_rec_t(rec, 0)), T32(1), T32(2), T8(3), n, D(1),
+        em_k_fc_s8_packed_events(B8(EM_F_IN0), TU8(0), WBITS, T32(1), T32(2), T8(3), n, D(1),
                                  acc, B16(EM_F_SCRATCH), B32(EM_F_OUT));
         return EM_OK;
     case EM_K_CONV1D_S8:
@@ -134,7 +135,7 @@ static inline em_status_t run_op(const em_graph_t *g, const uint8_t *rec, uint8_
         return EM_OK;
     case EM_K_CONV1D_PACKED:
         BUILT(EM_K_CONV1D_PACKED);
-        em_k_conv1d_packed(B8(EM_F_IN0), B8(EM_F_STATE0), B32(EM_F_STATE1), TU8(0), tensor_wbits(g, em_rec_t(rec, 0)), T32(1),
+        em_k_conv1d_packed(B8(EM_F_IN0), B8(EM_F_STATE0), B32(EM_F_STATE1), TU8(0), WBITS, T32(1),
                            T32(2), T8(3), n, D(1), D(2), acc, B32(EM_F_OUT));
         return EM_OK;
     case EM_K_ACT_S8: {

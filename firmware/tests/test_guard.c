@@ -224,7 +224,8 @@ static void extremize(uint32_t seed) {
                 gb_values(G, op->t[2])[k] = k % 3 == 0 ? -32768 : k % 3 == 1 ? 32767 : 0;
             }
         } else if (op->type == GB_LMU) {
-            for (uint32_t k = 0; k < G->ten[op->t[0]].count; k++) gb_values(G, op->t[0])[k] = t_rand() % 2 ? 32767 : -32768;
+            int32_t *a = gb_values(G, op->t[0]);
+            for (uint32_t k = 0; k < G->ten[op->t[0]].count; k++) a[k] = t_rand() % 2 ? 32767 : -32768;
             for (int k = 0; k < op->d[1]; k++) gb_values(G, op->t[1])[k] = k % 2 ? INT32_MAX : INT32_MIN;
         }
     }
