@@ -195,9 +195,11 @@ em_status_t em_graph_step(em_graph_ctx_t *ctx, const int8_t *in, int16_t *out) {
     if (ctx->ready != EM_GRAPH_CTX_READY) return EM_ERR_STATE;
     if (!in || !out) return EM_ERR_NULL;
     const em_graph_t *g = ctx->graph;
+    /* counts in locals: the byte stores below may alias *g as far as the compiler knows */
+    const uint32_t n_in = g->n_in, n_ops = g->n_ops, n_out = g->n_out;
     int8_t *x = (int8_t *)buf_at(ctx, g->in_buffer);
-    for (uint32_t i = 0; i < g->n_in; i++) x[i] = in[i];
-    for (uint32_t i = 0; i < g->n_ops; i++) {
+    for (uint32_t i = 0; i < n_in; i++) x[i] = in[i];
+    for (uint32_t i = 0; i < n_ops; i++) {
         const uint8_t *rec = g->ops + (size_t)EM_GRAPH_OP_SIZE * i; /* read in place, not copied */
         uint8_t *addr[EM_F_COUNT];
         for (int f = 0; f < EM_F_COUNT; f++) {
@@ -208,6 +210,6 @@ em_status_t em_graph_step(em_graph_ctx_t *ctx, const int8_t *in, int16_t *out) {
         if (st != EM_OK) return st;
     }
     const int16_t *y = (const int16_t *)(const void *)buf_at(ctx, g->out_buffer);
-    for (uint32_t o = 0; o < g->n_out; o++) out[o] = y[o];
+    for (uint32_t o = 0; o < n_out; o++) out[o] = y[o];
     return EM_OK;
 }

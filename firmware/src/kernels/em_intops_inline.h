@@ -17,7 +17,15 @@ static inline int64_t em_asr64(int64_t x, int s) { return x < 0 ? ~(~x >> s) : x
 static inline int32_t em_asr32(int32_t x, int s) { return x < 0 ? ~(~x >> s) : x >> s; }
 
 static inline int16_t em_sat16_i(int64_t x) {
+#ifdef EM_SAT_DSP
+    /* x fits int32 iff its high word is the low word's sign: then one SSAT, else the sign picks the bound (gcc
+     * converts the low word modulo 2^32, as it documents) */
+    const int32_t lo = (int32_t)(uint32_t)(uint64_t)x, hi = (int32_t)em_asr64(x, 32);
+    if (hi == (lo < 0 ? -1 : 0)) return (int16_t)__ssat(lo, 16);
+    return hi < 0 ? INT16_MIN : INT16_MAX;
+#else
     return (int16_t)(x > INT16_MAX ? INT16_MAX : (x < INT16_MIN ? INT16_MIN : x));
+#endif
 }
 /* int32 flavour: one SSAT on the Cortex-M4 (gcc does not find it in the clamp), two compares elsewhere. The value
  * is in int16 range; typed int32 so that no sign extension follows the SSAT. */
