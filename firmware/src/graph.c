@@ -1,6 +1,8 @@
-/* Graph runtime (blob version 2): bind an arena, reset state, and run one step as the op list says.
- * The op table is read in place every step (32 bytes an op, cheap next to any kernel), so a parsed graph costs no
- * RAM beyond em_graph_t; dispatch is a switch (no function pointers: `make stack` can bound every call). */
+/* Graph runtime: bind an arena, reset state, and run one step as the op list says. The op table is read in place
+ * every step (32 bytes an op, cheap next to any kernel), so a graph costs no RAM beyond em_graph_t; dispatch is a
+ * switch (no function pointers: `make stack` can bound every call). Everything read from the blob here was checked
+ * by em_graph_parse, or is trusted because em_graph_bind found the exporter's bytes (em_graph.h); the arena's
+ * contents are not trusted (a conv head is indexed by its remainder only). */
 #include "em_graph.h"
 #include "em_k.h"
 #include "em_graph_internal.h"
@@ -74,7 +76,7 @@ em_status_t em_graph_reset(em_graph_ctx_t *ctx) {
 }
 
 /* Typed views of an op's buffers (at the addresses the schedule resolved) and tensors; the parser checked every
- * dtype, count and alignment. */
+ * dtype, count and alignment (bind: the exporter's parser did). */
 #define B8(f) ((int8_t *)addr[f])
 #define B16(f) ((int16_t *)(void *)addr[f])
 #define B32(f) ((int32_t *)(void *)addr[f])
