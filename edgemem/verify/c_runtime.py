@@ -1,4 +1,9 @@
-"""Build and run the C runtime: host em_run, em_run.elf on QEMU mps2-an386, and the footprint probe."""
+"""Build and run the C runtime: host em_run, em_run.elf on QEMU mps2-an386, the footprint probe and the stack bound.
+
+em_run loads a graph blob at run time (em_graph_parse, every kernel built in); the footprint probe and the stack
+analysis build what a firmware with the model compiled in links: em_graph_bind and only the kernels model.h's
+EM_MODEL_GRAPH_KERNELS names (firmware/README.md).
+"""
 
 from __future__ import annotations
 
@@ -136,7 +141,8 @@ class Footprint:
 
 
 def footprint(model_dir: Path) -> Footprint:
-    """Flash = text + data, RAM = data + bss (arena included) of the footprint probe linked for the Cortex-M4."""
+    """Flash = text + data, RAM = data + bss (arena included) of the footprint probe linked for the Cortex-M4:
+    model_dir's model.c bound (no parser) with the kernels its model.h names."""
     require("arm-none-eabi-gcc")
     size_tool = require("arm-none-eabi-size")
     with tempfile.TemporaryDirectory(prefix="edgemem-fp-") as build:
@@ -148,12 +154,13 @@ def footprint(model_dir: Path) -> Footprint:
 
 
 def stack_bytes(model_dir: Path) -> int:
-    """Worst-case stack depth of em_step on the Cortex-M4 (gcc -fstack-usage + call graph; firmware/README.md)."""
+    """Worst-case stack depth of em_graph_step on the Cortex-M4, built as the footprint probe is (the kernels
+    model_dir's model.h names; gcc -fstack-usage + call graph; firmware/README.md)."""
     require("arm-none-eabi-gcc")
     with tempfile.TemporaryDirectory(prefix="edgemem-stack-") as build:
         res = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(FIRMWARE), "stack",
                               f"MODEL_DIR={model_dir.resolve()}", f"BUILD={build}"], capture_output=True, text=True)
-    m = re.search(r"stack: em_(?:graph_)?step (\d+) bytes", _check(res, "stack analysis"))
+    m = re.search(r"stack: em_graph_step (\d+) bytes", _check(res, "stack analysis"))
     if not m:
         raise EdgememError(f"stack analysis printed no figure: {res.stdout.strip()[-200:]}")
     return int(m.group(1))

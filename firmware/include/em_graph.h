@@ -5,8 +5,16 @@
  * (no copy: the blob must outlive it); all state and scratch live in the caller's arena, at the offsets the
  * exporter chose (header arena_size bytes).
  *
+ * Two ways to get an em_graph_t, then the same init/step:
+ *   em_graph_parse(&g, blob, size)   a blob loaded at run time (file, radio, another flash slot): every check of
+ *                                    docs/graph.md, so no blob can make the runtime read or write out of bounds
+ *                                    (src/graph_blob.c);
+ *   em_graph_bind(&g, blob, size)    the const blob the exporter wrote into model.c and the firmware compiled in:
+ *                                    header identity, sizes and CRC-32 only (what it trusts and why: below), so a
+ *                                    firmware that only binds links no parser (src/graph_bind.c).
+ *
  *   em_graph_t g;  em_graph_ctx_t ctx;
- *   em_graph_parse(&g, blob, blob_size);                        // validates everything, once
+ *   em_graph_bind(&g, em_model_blob, EM_MODEL_BLOB_SIZE);       // or em_graph_parse for a loaded blob
  *   em_graph_init(&ctx, &g, arena, em_graph_arena_size(&g));    // arena 4-byte aligned; zeroes the state
  *   for (each time step) em_graph_step(&ctx, in_s8 [n_in], out_s16 [n_out]);
  */
@@ -16,13 +24,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "edgemem.h" /* em_status_t (EM_ERR_OP, EM_ERR_ORDER, EM_ERR_BUFFER are the graph's own), em_dtype_t */
+#include "em_status.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+#define EM_MAGIC 0x424D4D45u /* "EMMB" read as a little-endian u32 */
 #define EM_GRAPH_VERSION 2u
+#define EM_HEADER_SIZE 64u
+#define EM_MAX_DIM 1024u /* largest n_in, n_out and op dimension */
 #define EM_KIND_GRAPH 2u
 #define EM_GRAPH_NONE 0xFFFFu          /* unused buffer or tensor field */
 #define EM_GRAPH_MAX_BUFFERS 256u
@@ -34,7 +45,7 @@ extern "C" {
 #define EM_GRAPH_OP_SIZE 32u           /* 16 x u16: type, flags, in0, in1, out, state0, state1, scratch, d0..d3, t0..t3 */
 #define EM_GRAPH_TENSOR_ENTRY_SIZE 12u /* {u16 id, u8 dtype, u8 0, u32 offset, u32 count} */
 #define EM_GRAPH_BUF_STATE 1u          /* buffer flag: persists across steps, zeroed by reset */
-#define EM_GRAPH_OPF_ACC 1u            /* FC, CONV1D, ADD, ONOFF: add into out (int32 saturation) */
+#define EM_GRAPH_OPF_ACC 1u            /* FC, CONV1D, ADD, ONOFF: out = sat16(out + sat16(r)), else sat16(r) */
 #define EM_GRAPH_OPF_CUBA 2u           /* LIF: current-based synapse (state1 = syn) */
 #define EM_GRAPH_OPF_EVENTS 8u         /* FC: event-driven (s8 input, scratch = s16 [d_in] index list) */
 
@@ -67,6 +78,10 @@ typedef enum {
 #define EM_GRAPH_KERNELS ((1u << EM_K_COUNT) - 1u)
 #endif
 
+/* Element types of buffers (S8, S16, S32) and tensors (also S4 and S2: packed FC / CONV1D weights, docs/graph.md
+ * "Packed weights"). */
+typedef enum { EM_DTYPE_S8 = 1, EM_DTYPE_S16 = 2, EM_DTYPE_S32 = 3, EM_DTYPE_S4 = 4, EM_DTYPE_S2 = 5 } em_dtype_t;
+
 typedef enum {
     EM_OP_FC = 1,
     EM_OP_CONV1D = 2,
@@ -79,7 +94,7 @@ typedef enum {
     EM_OP_SPIKE = 9 /* out = mem > thr: a LIF's spikes recomputed from its membrane */
 } em_op_type_t;
 
-/* A validated graph blob: header fields and the three tables, read in place. Set only by em_graph_parse. */
+/* A graph blob's header fields and its three tables, read in place. Filled by em_graph_parse or em_graph_bind. */
 typedef struct {
     const uint8_t *blob;    /* the whole blob (tensor offsets are from here) */
     const uint8_t *buffers; /* buffer table, n_buffers x 12 bytes */
@@ -87,7 +102,7 @@ typedef struct {
     const uint8_t *tensors; /* tensor table, n_tensors x 12 bytes */
     uint32_t total_size, arena_size;
     uint16_t n_in, n_out, n_buffers, n_ops, n_tensors, in_buffer, out_buffer;
-    uint32_t valid; /* EM_GRAPH_VALID after a successful parse */
+    uint32_t valid; /* set by a successful parse or bind */
 } em_graph_t;
 
 /* Runtime context: the graph and the caller's arena. */
@@ -97,14 +112,28 @@ typedef struct {
     uint32_t ready; /* set by em_graph_init */
 } em_graph_ctx_t;
 
-/* Validate a version-2 blob (blob 4-byte aligned) in the order of docs/graph.md and point `g` into it.
- * On failure *g is left untouched. A version-1 blob gives EM_ERR_VERSION. */
+/* Validate a blob (4-byte aligned) in the order of docs/graph.md and point `g` into it. On failure *g is left
+ * untouched. An older blob format gives EM_ERR_VERSION (unless its size check fails first). */
 em_status_t em_graph_parse(em_graph_t *g, const uint8_t *blob, size_t size);
-/* Bytes of arena the graph needs (the header's arena_size); 0 if g is NULL or not a parsed graph. */
+/* Point `g` into a compiled-in blob: the const array of the exporter's model.c (`edgemem export --to c`).
+ * Checks, in this order: g and blob not NULL (EM_ERR_NULL); size >= 64 (EM_ERR_TRUNCATED); blob 4-byte aligned
+ * (EM_ERR_ALIGN); magic "EMMB" (EM_ERR_MAGIC); version 2 and header_size 64 (EM_ERR_VERSION); total_size in
+ * [64, size] (EM_ERR_TRUNCATED); CRC-32 of bytes [64, total_size) (EM_ERR_CRC). On failure *g is left untouched.
+ * Trusted, not checked: everything else em_graph_parse checks (kind, header dims, the buffer, op and tensor
+ * tables, tensor extents and alignment, parameter ranges). Why: the exporter writes model.c only for a blob that
+ * edgemem's Python parser (parse_graph_blob: the same checks as em_graph_parse, in the same order) accepted, and
+ * a matching CRC says these are those bytes, unchanged on their way into flash. The alignment check covers the
+ * one thing the exporter cannot promise: where the compiler put the array. A blob from anywhere else (a file, a
+ * radio, a flash slot written at run time) must go through em_graph_parse: a bound blob the exporter did not
+ * write can make em_graph_step read and write outside the blob and the arena. Still checked at run time: an op
+ * whose kernel this build left out (EM_GRAPH_KERNELS) makes em_graph_step return EM_ERR_OP, and every kernel
+ * checks its own arguments (em_kernels.h). */
+em_status_t em_graph_bind(em_graph_t *g, const uint8_t *blob, size_t size);
+/* Bytes of arena the graph needs (the header's arena_size); 0 if g is NULL or neither parsed nor bound. */
 size_t em_graph_arena_size(const em_graph_t *g);
 /* Bind `arena` (4-byte aligned, >= em_graph_arena_size bytes, else EM_ERR_ARENA) and zero every state buffer.
  * ctx keeps pointers to g and arena (and g into the blob): all three must outlive ctx. EM_ERR_STATE if g is not
- * from a successful em_graph_parse. */
+ * from a successful em_graph_parse or em_graph_bind. */
 em_status_t em_graph_init(em_graph_ctx_t *ctx, const em_graph_t *g, void *arena, size_t arena_size);
 /* Zero every state buffer (start of a new, independent sequence). */
 em_status_t em_graph_reset(em_graph_ctx_t *ctx);

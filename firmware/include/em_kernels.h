@@ -9,46 +9,41 @@
 extern "C" {
 #endif
 
-/* Integer primitives (the single C copy of edgemem's integer rules). */
-int32_t em_requant(int32_t acc, int32_t mult, int shift);      /* sat32((acc*mult + 2^(shift-1)) >> shift) */
-int64_t em_rshift_round(int64_t x, int shift);                  /* (x + 2^(shift-1)) >> shift, shift >= 1 */
+/* Integer primitives: the rules of edgemem.h, as functions (the kernels use the inline copies in
+ * src/kernels/em_intops_inline.h; these wrap them for callers and tests). */
+int32_t em_requant(int32_t acc, int32_t mult, int shift); /* sat32((acc * mult + 2^(shift-1)) >> shift), 64-bit
+                                                             product; shift clamped to [1, 62] */
+int64_t em_rshift_round(int64_t x, int shift);             /* (x + 2^(shift-1)) >> shift without overflow;
+                                                             shift clamped to [1, 63] */
 int16_t em_sat16(int64_t x);
 int32_t em_sat32(int64_t x);
 
-/* Fully connected s8 -> s32 accumulate -> requant, added into acc_out with int32 saturation:
- *   acc_out[o] = sat32(acc_out[o] + requant(bias[o] + sum_i w[o][i] * in[i], mult[o], shift[o]))
- * in [in_dim], w [out_dim][in_dim], bias/mult [out_dim], shift [out_dim], acc_out [out_dim]. */
-em_status_t em_fc_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult,
-                     const int8_t *shift, int in_dim, int out_dim, int32_t *acc_out);
-
-/* LIF (syn == NULL) or CuBa step on int16 state, snntorch semantics with reset by subtraction:
+/* LIF (syn == NULL) or CuBa step on int16 state, snntorch semantics with reset by subtraction, int16 after every
+ * operation (as TFLite's ADD and SUB compute it):
  *   reset[i] = mem[i] > thr[i] ? thr[i] : 0                         (from the previous membrane)
  *   c        = sat16(cur[i])
- *   CuBa:      s = rshift_round(alpha[i]*syn[i], 15) + c; syn[i] = sat16(s); c = s
- *              (the membrane integrates the unsaturated s: snntorch's Synaptic update, then a clamp of both)
- *   mem[i]   = sat16(rshift_round(beta[i]*mem[i], 15) + c - reset[i])
+ *   CuBa:      c = sat16(rshift_round(alpha[i] * syn[i], 15) + c); syn[i] = c
+ *              (the membrane integrates the stored, saturated syn)
+ *   mem[i]   = sat16(sat16(rshift_round(beta[i] * mem[i], 15) - reset[i]) + c)
  *   spk[i]   = mem[i] > thr[i]
- * cur [n], mem/syn [n], beta/alpha/thr [n], spk [n] (0 or 1). */
+ * cur [n] s32, mem/syn [n] s16, beta/alpha [n] Q15, thr [n] s16, spk [n] s8 (0 or 1). */
 em_status_t em_lif_s16(const int32_t *cur, int16_t *mem, int16_t *syn, const int16_t *beta,
                        const int16_t *alpha, const int16_t *thr, int n, int8_t *spk);
 
-/* LMU memory update with saturation, one row of memory per encoder neuron c:
- *   m[c][i] = sat16(rshift_round(sum_j a[i][j] * m_old[c][j], a_shift) + (u[c] ? b[i] : 0))
- * m [n_u][order] (in place), u [n_u] spikes, a [order][order] Q(a_shift), b [order], scratch [order]. */
-size_t em_lmu_memory_buffer_size(int order);
-em_status_t em_lmu_memory_s16(int16_t *m, const int8_t *u, const int16_t *a, int a_shift, const int32_t *b,
-                              int n_u, int order, int16_t *scratch);
-
-/* ---- graph kernels (blob version 2; semantics in docs/graph.md, one kernel per op) ----
- * Ops producing int32 r[o] either assign it or add it into out with int32 saturation (flag ACC). */
+/* ---- graph kernels (semantics in docs/graph.md, one kernel per op) ----
+ * Ops producing requantized results r[o] (FC, CONV1D, ADD, ONOFF) write int16 values into their s32 out: every
+ * contribution saturates to int16, and so does the sum it is added to (TFLite's int16 FULLY_CONNECTED outputs and
+ * ADD compute exactly this):
+ *   EM_OUT_ASSIGN  out[o] = sat16(r[o])
+ *   EM_OUT_ACC     out[o] = sat16(out[o] + sat16(r[o]))
+ * r[o] itself is computed without intermediate saturation except where a formula says sat32. */
 typedef enum { EM_OUT_ASSIGN = 0, EM_OUT_ACC = 1 } em_out_mode_t;
 /* ACT functions (op flags bits 1-2). */
 typedef enum { EM_ACT_SAT = 0, EM_ACT_RELU = 1, EM_ACT_LUT = 2 } em_act_t;
 
-/* FC, int8 input: r[o] = requant(sat32(bias[o] + sum_i w[o][i] * in[i]), mult[o], shift[o]).
- * Unlike em_fc_s8 (version 1, kept as it is) the sum saturates to int32 before the requant, and out may be
- * assigned. in [in_dim] s8, w [out_dim][in_dim] s8, bias/mult [out_dim] s32, shift [out_dim] s8 in [1, 62],
- * out [out_dim] s32. */
+/* FC, int8 input: r[o] = requant(sat32(bias[o] + sum_i w[o][i] * in[i]), mult[o], shift[o]), stored by mode.
+ * in [in_dim] s8, w [out_dim][in_dim] s8, bias/mult [out_dim] s32, shift [out_dim] s8 in [1, 62],
+ * out [out_dim] s32 (int16 values). */
 em_status_t em_fc_s8_mode(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult,
                           const int8_t *shift, int in_dim, int out_dim, em_out_mode_t mode, int32_t *out);
 /* FC, int16 input, same formula with an int64 dot product (1024 * 128 * 32768 = 2^32 would overflow int32).
@@ -83,13 +78,17 @@ em_status_t em_conv1d_causal_packed(const int8_t *in, int8_t *ring, int32_t *hea
                                     int c_out, int k, em_out_mode_t mode, int32_t *out);
 
 /* FC, event-driven (op flag EVENTS): the FC formula summed over the nonzero inputs only, listed first in `events`.
- * For spike input (0/1) a layer costs (spikes x out_dim) MACs. wbits 8 (w is s8 [out_dim][in_dim]) or 4 / 2 (packed
- * rows, in_dim a multiple of 8 / wbits, else EM_ERR_DIMS); other arguments as em_fc_s8_mode. events [in_dim] s16
- * scratch of em_fc_events_buffer_size(in_dim) bytes, garbage afterwards. */
+ * For spike input (0/1) a layer costs (spikes x out_dim) MACs. em_fc_s8_events: w s8 [out_dim][in_dim];
+ * em_fc_s8_packed_events: w packed rows at wbits 4 or 2 (in_dim a multiple of 8 / wbits, else EM_ERR_DIMS; other
+ * wbits: EM_ERR_PARAM). Other arguments as em_fc_s8_mode; events [in_dim] s16 scratch of
+ * em_fc_events_buffer_size(in_dim) bytes, garbage afterwards. */
 size_t em_fc_events_buffer_size(int in_dim);
-em_status_t em_fc_s8_events(const int8_t *in, const uint8_t *w, int wbits, const int32_t *bias, const int32_t *mult,
+em_status_t em_fc_s8_events(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult,
                             const int8_t *shift, int in_dim, int out_dim, em_out_mode_t mode, int16_t *events,
                             int32_t *out);
+em_status_t em_fc_s8_packed_events(const int8_t *in, const uint8_t *w, int wbits, const int32_t *bias,
+                                   const int32_t *mult, const int8_t *shift, int in_dim, int out_dim,
+                                   em_out_mode_t mode, int16_t *events, int32_t *out);
 
 /* ACT to int8: SAT out = sat8(in); RELU out = clamp(in, 0, 127); LUT out = lut[sat8(in) + 128].
  * in [n] s32, lut [256] s8 (LUT only, else may be NULL), out [n] s8. */
@@ -97,15 +96,18 @@ em_status_t em_act_s32_s8(const int32_t *in, int n, em_act_t func, const int8_t 
 /* ACT to int16: SAT out = sat16(in); RELU out = clamp(in, 0, 32767) (no LUT: EM_ERR_PARAM). in [n], out [n]. */
 em_status_t em_act_s32_s16(const int32_t *in, int n, em_act_t func, int16_t *out);
 
-/* Leaky integrator (trace is state): trace[i] = sat16(rshift_round(beta[i] * trace[i], 15) + in[i]).
- * in [n] s32 (not pre-saturated), beta [n] Q15, trace [n] s16. */
+/* Leaky integrator (trace is state): trace[i] = sat16(rshift_round(beta[i] * trace[i], 15) + in[i]), the sum
+ * exact (in[i] is not saturated to int16 first). in [n] s32, beta [n] Q15, trace [n] s16. */
 em_status_t em_leaky_s16(const int32_t *in, const int16_t *beta, int n, int16_t *trace);
 
-/* LMU memory with int8 input (version 2; em_lmu_memory_s16 is the spike-input version 1 kernel):
- *   m[c][i] = sat16(rshift_round(sum_j a[i][j] * m_old[c][j], a_shift) + rshift_round(u[c] * b[i], b_shift))
- * rshift_round(x, 0) = x. m [n_u][order] s16 in place, u [n_u] s8, a [order][order] s16 Q(a_shift),
- * b [order] s32, scratch [order] s16 (em_lmu_memory_buffer_size(order) bytes; garbage afterwards).
- * a_shift in [1, 62], b_shift in [0, 62] (the blob restricts both to 30). */
+/* LMU memory update, int8 input u (spikes are the 0/1 case): two int16 terms and their int16 sum,
+ *   am = sat16(rshift_round(sum_j a[i][j] * m_old[c][j], a_shift))      (the dot product exact in int64)
+ *   bu = sat16(rshift_round(u[c] * b[i], b_shift))                       (rshift_round(x, 0) = x)
+ *   m[c][i] = sat16(am + bu)
+ * m [n_u][order] s16 in place, u [n_u] s8, a [order][order] s16 Q(a_shift), b [order] s32, scratch [order] s16
+ * (em_lmu_memory_buffer_size(order) bytes; garbage afterwards). a_shift in [1, 62], b_shift in [0, 62] (the blob
+ * restricts both to 30). */
+size_t em_lmu_memory_buffer_size(int order);
 em_status_t em_lmu_s8_s16(int16_t *m, const int8_t *u, const int16_t *a, int a_shift, const int32_t *b,
                           int b_shift, int n_u, int order, int16_t *scratch);
 

@@ -1,4 +1,5 @@
-/* CRC-32 for the blob parsers. Bitwise: it runs once per load, so 1 KiB of table is not worth its flash. */
+/* CRC-32 for em_graph_parse, em_graph_bind and the patch plan parser. Bitwise: it runs once per load, so 1 KiB of
+ * table is not worth its flash. */
 #include "em_crc32.h"
 
 uint32_t em_crc32(const uint8_t *p, size_t n) {

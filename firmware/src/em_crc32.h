@@ -1,4 +1,4 @@
-/* CRC-32 of the blob payload (internal; shared by the version-1 and version-2 parsers). */
+/* CRC-32 of a blob payload (internal; em_graph_parse, em_graph_bind and the patch plan parser). */
 #ifndef EM_CRC32_H
 #define EM_CRC32_H
 

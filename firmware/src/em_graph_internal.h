@@ -1,15 +1,37 @@
-/* Internal to the graph runtime (graph_blob.c, graph.c): little-endian table readers and the decoded op record. */
+/* Internal to the graph runtime (graph_blob.c, graph_bind.c, graph.c, graph_patch.c): little-endian table readers,
+ * the decoded op record, the kernel of an op. */
 #ifndef EM_GRAPH_INTERNAL_H
 #define EM_GRAPH_INTERNAL_H
 
 #include "em_graph.h"
 
-#define EM_GRAPH_VALID 0x47525056u /* "VPRG": set in em_graph_t.valid by a successful parse */
+#define EM_GRAPH_VALID 0x47525056u /* "VPRG": set in em_graph_t.valid by a successful parse or bind */
 
 /* Byte assembly: no alignment needed, no unaligned casts, host endianness irrelevant. */
 static inline uint32_t em_rd_u16(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
 static inline uint32_t em_rd_u32(const uint8_t *p) {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+/* Point g into a blob whose header was checked (or is trusted): the header's counts and sizes, the three tables
+ * in place (docs/graph.md "Blob layout"), and the mark em_graph_init looks for. The one fill of em_graph_parse and
+ * em_graph_bind. */
+static inline void em_graph_set(em_graph_t *g, const uint8_t *blob) {
+    const uint32_t n_b = em_rd_u16(blob + 22), n_op = em_rd_u16(blob + 24);
+    g->blob = blob;
+    g->buffers = blob + EM_HEADER_SIZE;
+    g->ops = g->buffers + EM_GRAPH_BUFFER_ENTRY_SIZE * n_b;
+    g->tensors = g->ops + EM_GRAPH_OP_SIZE * n_op;
+    g->total_size = em_rd_u32(blob + 8);
+    g->arena_size = em_rd_u32(blob + 32);
+    g->n_in = (uint16_t)em_rd_u16(blob + 18);
+    g->n_out = (uint16_t)em_rd_u16(blob + 20);
+    g->n_buffers = (uint16_t)n_b;
+    g->n_ops = (uint16_t)n_op;
+    g->n_tensors = (uint16_t)em_rd_u16(blob + 26);
+    g->in_buffer = (uint16_t)em_rd_u16(blob + 28);
+    g->out_buffer = (uint16_t)em_rd_u16(blob + 30);
+    g->valid = EM_GRAPH_VALID;
 }
 
 /* Buffer fields of an op record, in record order (after type, flags). */
@@ -79,19 +101,26 @@ static inline int em_graph_kernel(uint32_t type, uint32_t flags, uint32_t in_dty
 }
 static inline int em_graph_kernel_built(int k) { return k >= 0 && ((EM_GRAPH_KERNELS >> (unsigned)k) & 1u) != 0; }
 
-/* The kernel of op record `op` in a graph's tables (fields already checked). */
-static inline int em_graph_op_kernel(const uint8_t *buffers, const uint8_t *tensors, const em_op_rec_t *op) {
-    const uint32_t in_dt = op->buf[EM_F_IN0] == EM_GRAPH_NONE ? 0u
-                           : buffers[(size_t)EM_GRAPH_BUFFER_ENTRY_SIZE * op->buf[EM_F_IN0]];
-    const uint32_t out_dt = op->buf[EM_F_OUT] == EM_GRAPH_NONE ? 0u
-                            : buffers[(size_t)EM_GRAPH_BUFFER_ENTRY_SIZE * op->buf[EM_F_OUT]];
-    const uint32_t w_dt = (op->type == EM_OP_FC || op->type == EM_OP_CONV1D) && op->t[0] != EM_GRAPH_NONE
-                          ? tensors[(size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * op->t[0] + 2] : 0u;
-    return em_graph_kernel(op->type, op->flags, in_dt, out_dt, w_dt);
+/* Fields of op record `rec` (32 bytes in the op table: 16 x u16, docs/graph.md), read in place. */
+static inline uint32_t em_rec_type(const uint8_t *rec) { return em_rd_u16(rec); }
+static inline uint32_t em_rec_flags(const uint8_t *rec) { return em_rd_u16(rec + 2); }
+static inline uint32_t em_rec_buf(const uint8_t *rec, int f) { return em_rd_u16(rec + 4 + 2 * f); }
+static inline uint32_t em_rec_d(const uint8_t *rec, int k) { return em_rd_u16(rec + 16 + 2 * k); }
+static inline uint32_t em_rec_t(const uint8_t *rec, int k) { return em_rd_u16(rec + 24 + 2 * k); }
+
+/* The kernel of op record `rec` in a graph's tables (fields already checked). */
+static inline int em_graph_op_kernel(const uint8_t *buffers, const uint8_t *tensors, const uint8_t *rec) {
+    const uint32_t type = em_rec_type(rec), in0 = em_rec_buf(rec, EM_F_IN0), out = em_rec_buf(rec, EM_F_OUT);
+    const uint32_t t0 = em_rec_t(rec, 0);
+    const uint32_t in_dt = in0 == EM_GRAPH_NONE ? 0u : buffers[(size_t)EM_GRAPH_BUFFER_ENTRY_SIZE * in0];
+    const uint32_t out_dt = out == EM_GRAPH_NONE ? 0u : buffers[(size_t)EM_GRAPH_BUFFER_ENTRY_SIZE * out];
+    const uint32_t w_dt = (type == EM_OP_FC || type == EM_OP_CONV1D) && t0 != EM_GRAPH_NONE
+                          ? tensors[(size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * t0 + 2] : 0u;
+    return em_graph_kernel(type, em_rec_flags(rec), in_dt, out_dt, w_dt);
 }
 
-/* Run one op of a parsed graph with its buffer fields at addr[field] (NULL where the field is NONE): the one
- * dispatch that the streaming step (graph.c) and the patch schedule (graph_patch.c) share. */
-em_status_t em_graph_run_op(const em_graph_t *g, const em_op_rec_t *op, uint8_t *const addr[EM_F_COUNT]);
+/* Run op record `rec` of a parsed (or bound) graph with its buffer fields at addr[field] (NULL where the field is
+ * NONE): the one dispatch that the streaming step (graph.c) and the patch schedule (graph_patch.c) share. */
+em_status_t em_graph_run_op(const em_graph_t *g, const uint8_t *rec, uint8_t *const addr[EM_F_COUNT]);
 
 #endif /* EM_GRAPH_INTERNAL_H */

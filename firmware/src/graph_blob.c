@@ -43,55 +43,48 @@ typedef struct {
 
 #define DT(x) (uint8_t)(1u << (x))
 
-static uint32_t allowed_flags(uint32_t type) {
-    switch (type) {
-    case EM_OP_FC: return EM_GRAPH_OPF_ACC | EM_GRAPH_OPF_EVENTS;
-    case EM_OP_CONV1D:
-    case EM_OP_ADD:
-    case EM_OP_ONOFF: return EM_GRAPH_OPF_ACC;
-    case EM_OP_ACT: return 6u; /* func, bits 1-2 */
-    case EM_OP_LIF: return EM_GRAPH_OPF_CUBA;
-    default: return 0u;
-    }
-}
-
 static uint32_t act_func(uint32_t flags) { return (flags >> 1) & 3u; }
+
+/* What each op type of docs/graph.md "Ops" allows and uses, before its flags and dims add to it. */
+typedef struct {
+    uint8_t flags;   /* the flag bits the type defines */
+    uint8_t fields;  /* bit EM_F_k: a buffer field every op of the type uses */
+    uint8_t tensors; /* bit k: a tensor field tk every op of the type uses */
+    uint8_t dims;    /* d0 .. d(dims - 1) are used, the rest must be 0 */
+} op_info_t;
+#define FB(k) (uint8_t)(1u << EM_F_##k)
+static const op_info_t k_op_info[EM_OP_SPIKE + 1] = {
+    [EM_OP_FC] = {EM_GRAPH_OPF_ACC | EM_GRAPH_OPF_EVENTS, FB(IN0) | FB(OUT), 0xF, 2}, /* EVENTS: + scratch */
+    [EM_OP_CONV1D] = {EM_GRAPH_OPF_ACC, FB(IN0) | FB(OUT), 0xF, 3},         /* k != 1: + state0, state1 */
+    [EM_OP_ACT] = {6u, FB(IN0) | FB(OUT), 0x0, 1},                          /* func in bits 1-2; LUT: + t0 */
+    [EM_OP_LIF] = {EM_GRAPH_OPF_CUBA, FB(IN0) | FB(OUT) | FB(STATE0), 0x5, 1}, /* CuBa: + state1, t1 */
+    [EM_OP_LEAKY] = {0, FB(IN0) | FB(OUT), 0x1, 1},
+    [EM_OP_LMU] = {0, FB(IN0) | FB(STATE0) | FB(SCRATCH), 0x3, 4},
+    [EM_OP_ADD] = {EM_GRAPH_OPF_ACC, FB(IN0) | FB(OUT), 0x3, 1},
+    [EM_OP_ONOFF] = {EM_GRAPH_OPF_ACC, FB(IN0) | FB(OUT), 0x0, 1},
+    [EM_OP_SPIKE] = {0, FB(IN0) | FB(OUT), 0x1, 1},
+};
 
 /* Bit EM_F_k set for each buffer field the op uses; CONV1D's ring and head follow the raw d2 = k. */
 static unsigned used_fields(const em_op_rec_t *op) {
-    unsigned m = op->type == EM_OP_LMU ? (1u << EM_F_IN0 | 1u << EM_F_STATE0 | 1u << EM_F_SCRATCH)
-                                       : (1u << EM_F_IN0 | 1u << EM_F_OUT);
-    if (op->type == EM_OP_CONV1D && op->d[2] != 1) m |= 1u << EM_F_STATE0 | 1u << EM_F_STATE1;
-    if (op->type == EM_OP_FC && (op->flags & EM_GRAPH_OPF_EVENTS)) m |= 1u << EM_F_SCRATCH;
-    if (op->type == EM_OP_LIF) {
-        m |= 1u << EM_F_STATE0;
-        if (op->flags & EM_GRAPH_OPF_CUBA) m |= 1u << EM_F_STATE1;
-    }
+    unsigned m = k_op_info[op->type].fields;
+    if (op->type == EM_OP_CONV1D && op->d[2] != 1) m |= FB(STATE0) | FB(STATE1);
+    if (op->type == EM_OP_FC && (op->flags & EM_GRAPH_OPF_EVENTS)) m |= FB(SCRATCH);
+    if (op->type == EM_OP_LIF && (op->flags & EM_GRAPH_OPF_CUBA)) m |= FB(STATE1);
     return m;
 }
 
 /* Bit k set for each tensor field tk the op uses. */
 static unsigned used_tensors(const em_op_rec_t *op) {
-    switch (op->type) {
-    case EM_OP_FC:
-    case EM_OP_CONV1D: return 0xFu;
-    case EM_OP_ACT: return act_func(op->flags) == 2u ? 1u : 0u;
-    case EM_OP_LIF: return (op->flags & EM_GRAPH_OPF_CUBA) ? 7u : 5u;
-    case EM_OP_LEAKY:
-    case EM_OP_SPIKE: return 1u;
-    case EM_OP_LMU:
-    case EM_OP_ADD: return 3u;
-    default: return 0u;
-    }
-}
-
-static int used_dims(uint32_t type) {
-    return type == EM_OP_FC ? 2 : type == EM_OP_CONV1D ? 3 : type == EM_OP_LMU ? 4 : 1;
+    unsigned m = k_op_info[op->type].tensors;
+    if (op->type == EM_OP_ACT && act_func(op->flags) == 2u) m |= 1u;
+    if (op->type == EM_OP_LIF && (op->flags & EM_GRAPH_OPF_CUBA)) m |= 2u;
+    return m;
 }
 
 /* Dims in order d0..d3: unused ones 0 (OP), used ones in range (DIMS; LMU's shifts are PARAM). */
 static em_status_t check_dims(const em_op_rec_t *op) {
-    const int used = used_dims(op->type);
+    const int used = k_op_info[op->type].dims;
     for (int i = 0; i < 4; i++) {
         uint32_t v = op->d[i], lo = 1, hi = EM_MAX_DIM;
         em_status_t bad = EM_ERR_DIMS;
@@ -212,7 +205,7 @@ static void mark_written(walk_t *w, uint32_t b) { w->written[b / 32u] |= 1u << (
 /* Step 5 for one op: type, fields, dims, buffers, tensors, written-before-read (then its writes are marked). */
 static em_status_t check_op(walk_t *w, const em_op_rec_t *op) {
     if (op->type < EM_OP_FC || op->type > EM_OP_SPIKE) return EM_ERR_OP;
-    if ((op->flags & ~allowed_flags(op->type)) || (op->type == EM_OP_ACT && act_func(op->flags) == 3u))
+    if ((op->flags & ~(uint32_t)k_op_info[op->type].flags) || (op->type == EM_OP_ACT && act_func(op->flags) == 3u))
         return EM_ERR_OP;
     const unsigned uf = used_fields(op), ut = used_tensors(op);
     for (int k = 0; k < EM_F_COUNT; k++) {
@@ -458,25 +451,10 @@ em_status_t em_graph_parse(em_graph_t *g, const uint8_t *blob, size_t size) {
         if (st != EM_OK) return st;
     }
     /* 9. every op's kernel is in this build (EM_GRAPH_KERNELS, a firmware's op resolver) */
-    for (uint32_t i = 0; i < n_op; i++) {
-        em_op_rec_t op;
-        em_graph_read_op(ops, i, &op);
-        if (!em_graph_kernel_built(em_graph_op_kernel(buffers, tensors, &op))) return EM_ERR_OP;
-    }
+    for (uint32_t i = 0; i < n_op; i++)
+        if (!em_graph_kernel_built(em_graph_op_kernel(buffers, tensors, ops + (size_t)EM_GRAPH_OP_SIZE * i)))
+            return EM_ERR_OP;
 
-    g->blob = blob;
-    g->buffers = buffers;
-    g->ops = ops;
-    g->tensors = tensors;
-    g->total_size = total;
-    g->arena_size = arena_size;
-    g->n_in = (uint16_t)n_in;
-    g->n_out = (uint16_t)n_out;
-    g->n_buffers = (uint16_t)n_b;
-    g->n_ops = (uint16_t)n_op;
-    g->n_tensors = (uint16_t)n_t;
-    g->in_buffer = (uint16_t)in_b;
-    g->out_buffer = (uint16_t)out_b;
-    g->valid = EM_GRAPH_VALID;
+    em_graph_set(g, blob);
     return EM_OK;
 }

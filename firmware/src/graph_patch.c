@@ -108,8 +108,8 @@ static em_status_t check_table(const em_graph_t *g, const uint8_t *table, uint32
         if (op.type == EM_OP_CONV1D && (uint32_t)op.d[2] * op.d[0] > EM_MAX_DIM) return EM_ERR_DIMS;
         /* a stage conv runs as the FC kernel of its weights over a window of frames */
         if (op.type == EM_OP_CONV1D) {
-            const int k = em_graph_op_kernel(g->buffers, g->tensors, &op) == EM_K_CONV1D_PACKED ? EM_K_FC_S8_PACKED
-                                                                                              : EM_K_FC_S8;
+            const int conv = em_graph_op_kernel(g->buffers, g->tensors, g->ops + (size_t)EM_GRAPH_OP_SIZE * i);
+            const int k = conv == EM_K_CONV1D_PACKED ? EM_K_FC_S8_PACKED : EM_K_FC_S8;
             if (!em_graph_kernel_built(k)) return EM_ERR_OP;
         }
     }
@@ -267,7 +267,7 @@ static em_status_t run_stage(const em_graph_patch_ctx_t *c, uint32_t n) {
                 addr[EM_F_OUT] = dst;
                 if (op.buf[EM_F_SCRATCH] != EM_GRAPH_NONE) /* an event-driven FC's index list */
                     addr[EM_F_SCRATCH] = frame_at(c, op.buf[EM_F_SCRATCH], j);
-                st = em_graph_run_op(g, &op, addr);
+                st = em_graph_run_op(g, g->ops + (size_t)EM_GRAPH_OP_SIZE * i, addr);
             }
             if (st != EM_OK) return st;
         }
@@ -304,7 +304,7 @@ em_status_t em_graph_patch_run(em_graph_patch_ctx_t *c, const int8_t *in, int n,
                 /* a stage buffer (frames > 1 or a lead) is read at this frame's time; the rest's own are single */
                 addr[k] = frame_at(c, op.buf[k], e.frames == 1 && e.lead == 0 ? 0u : e.lead + f);
             }
-            st = em_graph_run_op(g, &op, addr);
+            st = em_graph_run_op(g, g->ops + (size_t)EM_GRAPH_OP_SIZE * i, addr);
             if (st != EM_OK) return st;
         }
         entry_t eo;

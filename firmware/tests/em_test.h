@@ -7,7 +7,7 @@
 
 void em_test_fail(const char *file, int line, const char *expr, long long a, long long b);
 void em_test_run(const char *name, void (*fn)(void));
-extern const char *em_test_fixture_dir; /* tests/fixtures/tiny_model, or argv[1] */
+extern const char *em_test_fixture_dir; /* tests/fixtures/tiny_graph, or argv[1] */
 
 #define RUN(fn) em_test_run(#fn, fn)
 #define CHECK(c)                                                    \
@@ -25,16 +25,8 @@ uint32_t t_rand(void);
 void t_seed(uint32_t s);
 int32_t t_range(int32_t lo, int32_t hi); /* uniform in [lo, hi] */
 
-/* ---- test blob builder (test_blob_util.c) ---- */
-typedef struct {
-    uint16_t n_in, n_u, order, n_h, n_out, a_shift, flags;
-} tb_dims_t;
-#define TB_CAP 65536u
-/* Builds a valid v1 blob (table in reverse id order, data aligned) into blob (4-byte aligned); returns size. */
-size_t tb_build(uint8_t *blob, size_t cap, const tb_dims_t *d, uint32_t seed);
-uint8_t *tb_entry(uint8_t *blob, int id);  /* 12-byte table entry of tensor id */
-uint8_t *tb_data(uint8_t *blob, int id);   /* first byte of tensor id's data */
-void tb_fix_crc(uint8_t *blob);            /* recompute the CRC after an edit */
+/* ---- blob bytes (test_blob_util.c) ---- */
+void tb_fix_crc(uint8_t *blob); /* recompute the CRC after an edit (bytes 12..15 = crc of [64, total_size)) */
 void tb_w16(uint8_t *p, uint32_t v);
 void tb_w32(uint8_t *p, uint32_t v);
 uint32_t tb_r32(const uint8_t *p);
@@ -48,7 +40,8 @@ long em_test_read_fixture(const char *name, void *buf, size_t cap); /* file of e
 #define GB_MAX_TENSORS 128
 #define GB_POOL 32768 /* tensor values, all tensors together */
 enum { GB_S8 = 1, GB_S16 = 2, GB_S32 = 3 };
-enum { GB_FC = 1, GB_CONV1D = 2, GB_ACT = 3, GB_LIF = 4, GB_LEAKY = 5, GB_LMU = 6, GB_ADD = 7, GB_ONOFF = 8 };
+enum { GB_FC = 1, GB_CONV1D = 2, GB_ACT = 3, GB_LIF = 4, GB_LEAKY = 5, GB_LMU = 6, GB_ADD = 7, GB_ONOFF = 8,
+       GB_SPIKE = 9 };
 typedef struct {
     uint16_t type, flags, in0, in1, out, state0, state1, scratch, d[4], t[4];
 } gb_op_t;
@@ -79,7 +72,6 @@ uint8_t *gb_buffer_entry(uint8_t *blob, int i); /* 12-byte entries */
 uint8_t *gb_op_record(uint8_t *blob, int i);    /* 32-byte records */
 uint8_t *gb_tensor_entry(uint8_t *blob, int i);
 uint8_t *gb_tensor_data(uint8_t *blob, int i);
-/* (tb_fix_crc also reseals a graph blob: total_size and CRC sit at the same offsets in both versions.) */
 
 /* ---- literal integer rules of docs/graph.md (test_graph_util.c), for the graph and kernel tests ---- */
 int64_t gref_sat(int64_t x, int bits);
@@ -88,7 +80,6 @@ int32_t gref_requant(int64_t acc, int32_t mult, int shift); /* requant(acc) = sa
 void gref_store(int32_t *out, int64_t r, int acc);            /* sat16(r), or out = sat16(out + sat16(r)) */
 
 void suite_kernels(void);
-void suite_blob(void);
 void suite_runtime(void);
 void suite_guard(void);
 void suite_graph_kernels(void);

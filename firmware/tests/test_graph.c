@@ -1,4 +1,4 @@
-/* Graph runtime (blob version 2): a graph using every op against a step-by-step reference written from
+/* Graph runtime: a graph using every op against a step-by-step reference written from
  * docs/graph.md, reset and init rules, arena guards, and one malformed blob per parse check (docs/graph.md
  * "Parse order"), each with its own status. Blobs come from the builder in test_graph_util.c. */
 #include <string.h>
@@ -271,14 +271,6 @@ static void test_graph_parse_valid(void) {
     CHECK_EQ(em_graph_arena_size(&z), 0);
     CHECK_EQ(em_graph_parse(NULL, g_blob, g_size), EM_ERR_NULL);
     CHECK_EQ(em_graph_parse(&g, NULL, g_size), EM_ERR_NULL);
-    /* the graph parser names a version-1 blob a version error; the version-1 parser rejects a graph too (its size
-     * check, which comes first, reads bytes 32-33 as n_tensors), so em_run picks the parser by the version field */
-    em_model_t m;
-    CHECK(em_model_parse(&m, g_blob, g_size) != EM_OK);
-    static uint32_t v1[TB_CAP / 4];
-    const tb_dims_t d = {.n_in = 4, .n_u = 3, .order = 2, .n_h = 6, .n_out = 2, .a_shift = 14, .flags = 1};
-    size_t n1 = tb_build((uint8_t *)v1, TB_CAP, &d, 3u);
-    CHECK_EQ(em_graph_parse(&g, (const uint8_t *)v1, n1), EM_ERR_VERSION);
 }
 
 static void test_graph_matches_reference(void) {

@@ -58,6 +58,22 @@ static void test_fc_s8_mode(void) {
     out[0] = -32768 + 1;
     CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1, EM_OUT_ACC, out), EM_OK);
     CHECK_EQ(out[0], -32768);
+    /* the contribution and the sum both saturate to int16 (as TFLite's int16 FC output and ADD) */
+    in[0] = 127;
+    w[0] = 127;
+    mult[0] = 1 << 30;
+    shift[0] = 1;
+    out[0] = 32767 - 5;
+    CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1, EM_OUT_ACC, out), EM_OK);
+    CHECK_EQ(out[0], 32767);
+    in[0] = -128;
+    out[0] = -32768 + 5;
+    CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1, EM_OUT_ACC, out), EM_OK);
+    CHECK_EQ(out[0], -32768);
+    out[0] = 40000; /* a contribution of -2^31 saturates to -32768 first: 40000 - 32768 = 7232 */
+    CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1, EM_OUT_ACC, out), EM_OK);
+    CHECK_EQ(out[0], 7232);
+    shift[0] = 31;
     CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1, (em_out_mode_t)2, out), EM_ERR_PARAM);
     shift[0] = 0;
     CHECK_EQ(em_fc_s8_mode(in, w, bias, mult, shift, 1, 1, EM_OUT_ASSIGN, out), EM_ERR_PARAM);
@@ -298,18 +314,38 @@ static void test_lmu_s8(void) {
     int8_t u3[1] = {-128};
     CHECK_EQ(em_lmu_s8_s16(m3, u3, a1, 1, b3, 0, 1, 1, s1), EM_OK);
     CHECK_EQ(m3[0], 32767);
-    /* with spikes (u in {0, 1}) and b_shift 0 it is version 1's kernel exactly */
+    /* spikes (u in {0, 1}) with b_shift 0, the L2MU's case: the B term is b[i] or 0, then int16 terms and sum */
     for (int k = 0; k < 100; k++) {
-        int16_t mv1[NU * D], mv2[NU * D];
-        for (int i = 0; i < NU * D; i++) mv1[i] = mv2[i] = (int16_t)t_range(-32768, 32767);
+        int16_t mv[NU * D], want[NU * D];
+        for (int i = 0; i < NU * D; i++) mv[i] = (int16_t)t_range(-32768, 32767);
         for (int i = 0; i < D * D; i++) a[i] = (int16_t)t_range(-32768, 32767);
         for (int i = 0; i < D; i++) b[i] = t_range(INT32_MIN, INT32_MAX);
         for (int c = 0; c < NU; c++) u[c] = (int8_t)t_range(0, 1);
         const int a_shift = t_range(1, 30);
-        CHECK_EQ(em_lmu_memory_s16(mv1, u, a, a_shift, b, NU, D, scratch), EM_OK);
-        CHECK_EQ(em_lmu_s8_s16(mv2, u, a, a_shift, b, 0, NU, D, scratch), EM_OK);
-        CHECK(memcmp(mv1, mv2, sizeof mv1) == 0);
+        for (int c = 0; c < NU; c++)
+            for (int i = 0; i < D; i++) {
+                int64_t acc = 0;
+                for (int j = 0; j < D; j++) acc += (int64_t)a[i * D + j] * mv[c * D + j];
+                want[c * D + i] = (int16_t)gref_sat(gref_sat(gref_rsr(acc, a_shift), 16) +
+                                                    gref_sat(u[c] ? b[i] : 0, 16), 16);
+            }
+        CHECK_EQ(em_lmu_s8_s16(mv, u, a, a_shift, b, 0, NU, D, scratch), EM_OK);
+        CHECK(memcmp(mv, want, sizeof mv) == 0);
     }
+    /* saturation both ways: identity A (Q14) and a B that overshoots */
+    int16_t mm[2] = {30000, -30000}, aa[1] = {16384}, sc[1];
+    int32_t bb[1] = {5000};
+    int8_t uu[2] = {1, 0};
+    CHECK_EQ(em_lmu_s8_s16(mm, uu, aa, 14, bb, 0, 2, 1, sc), EM_OK);
+    CHECK_EQ(mm[0], 32767);
+    CHECK_EQ(mm[1], -30000);
+    bb[0] = -70000;
+    uu[1] = 1;
+    CHECK_EQ(em_lmu_s8_s16(mm, uu, aa, 14, bb, 0, 2, 1, sc), EM_OK);
+    CHECK_EQ(mm[0], 32767 - 32768); /* the B term saturates on its own first: 32767 + sat16(-70000) */
+    CHECK_EQ(mm[1], -32768);
+    CHECK_EQ(em_lmu_memory_buffer_size(D), D * sizeof(int16_t));
+    CHECK_EQ(em_lmu_memory_buffer_size(0), 0);
     CHECK_EQ(em_lmu_s8_s16(m1, u1, a1, 0, b1, 0, 2, 1, s1), EM_ERR_PARAM);
     CHECK_EQ(em_lmu_s8_s16(m1, u1, a1, 1, b1, -1, 2, 1, s1), EM_ERR_PARAM);
     CHECK_EQ(em_lmu_s8_s16(m1, u1, a1, 1, b1, 63, 2, 1, s1), EM_ERR_PARAM);
@@ -571,26 +607,36 @@ static void test_fc_events(void) {
             out[o] = ref[o] = t_range(INT32_MIN, INT32_MAX);
         }
         const em_out_mode_t mode = acc ? EM_OUT_ACC : EM_OUT_ASSIGN;
-        CHECK_EQ(em_fc_s8_events(in8, wp, wbits, bias, mult, shift, n_in, n_out, mode, events, out), EM_OK);
+        if (wbits == 8)
+            CHECK_EQ(em_fc_s8_events(in8, w, bias, mult, shift, n_in, n_out, mode, events, out), EM_OK);
+        else
+            CHECK_EQ(em_fc_s8_packed_events(in8, wp, wbits, bias, mult, shift, n_in, n_out, mode, events, out), EM_OK);
         ref_fc(in32, w, bias, mult, shift, n_in, n_out, acc, ref);
         CHECK(memcmp(out, ref, sizeof(int32_t) * (size_t)n_out) == 0);
     }
     CHECK_EQ(em_fc_events_buffer_size(48), 96);
     CHECK_EQ(em_fc_events_buffer_size(0), 0);
-    const uint8_t w1[2] = {1, 2};
+    const int8_t w1[2] = {1, 2};
+    const uint8_t wq[2] = {1, 2};
     const int8_t x[2] = {1, 0};
     int32_t b0[1] = {0}, m0[1] = {1 << 30}, o1[1];
     int8_t s0[1] = {30};
     int16_t ev[2];
-    CHECK_EQ(em_fc_s8_events(x, w1, 8, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_OK);
+    CHECK_EQ(em_fc_s8_events(x, w1, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_OK);
     CHECK_EQ(o1[0], 1);
-    CHECK_EQ(em_fc_s8_events(x, w1, 8, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, NULL, o1), EM_ERR_NULL);
-    CHECK_EQ(em_fc_s8_events(x, w1, 3, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_PARAM);
-    CHECK_EQ(em_fc_s8_events(x, w1, 2, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_DIMS); /* row of 2 at 2 bits */
-    CHECK_EQ(em_fc_s8_events(x, w1, 8, b0, m0, s0, 0, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_DIMS);
-    CHECK_EQ(em_fc_s8_events(x, w1, 8, b0, m0, s0, 2, 1, (em_out_mode_t)2, ev, o1), EM_ERR_PARAM);
+    CHECK_EQ(em_fc_s8_events(x, w1, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, NULL, o1), EM_ERR_NULL);
+    CHECK_EQ(em_fc_s8_packed_events(x, wq, 4, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_OK);
+    CHECK_EQ(o1[0], 1); /* element 0: the low nibble of byte 0 */
+    CHECK_EQ(em_fc_s8_packed_events(x, wq, 3, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_PARAM);
+    CHECK_EQ(em_fc_s8_packed_events(x, wq, 8, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_PARAM);
+    /* a row of 2 elements at 2 bits would end inside a byte */
+    CHECK_EQ(em_fc_s8_packed_events(x, wq, 2, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_DIMS);
+    CHECK_EQ(em_fc_s8_packed_events(x, NULL, 4, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_NULL);
+    CHECK_EQ(em_fc_s8_events(x, w1, b0, m0, s0, 0, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_DIMS);
+    CHECK_EQ(em_fc_s8_events(x, w1, b0, m0, s0, 2, 1, (em_out_mode_t)2, ev, o1), EM_ERR_PARAM);
     s0[0] = 0;
-    CHECK_EQ(em_fc_s8_events(x, w1, 8, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_PARAM);
+    CHECK_EQ(em_fc_s8_events(x, w1, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_PARAM);
+    CHECK_EQ(em_fc_s8_packed_events(x, wq, 4, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, ev, o1), EM_ERR_PARAM);
 }
 
 void suite_graph_kernels(void) {

@@ -1,6 +1,8 @@
-/* Kernel tests: integer primitives against the literal formulas, kernels against naive references. */
+/* Kernel tests: the integer primitives against the literal formulas, the LIF kernel against hand values and a
+ * naive reference (the other graph kernels: test_graph_kernels.c). */
 #include <string.h>
 
+#include "em_intops_inline.h"
 #include "em_kernels.h"
 #include "em_test.h"
 
@@ -81,57 +83,52 @@ static void test_requant(void) {
     }
 }
 
-static void ref_fc(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult,
-                   const int8_t *shift, int in_dim, int out_dim, int32_t *acc) {
-    for (int o = 0; o < out_dim; o++) {
-        int64_t dot = bias[o];
-        for (int i = 0; i < in_dim; i++) dot += (int64_t)w[o * in_dim + i] * in[i];
-        acc[o] = (int32_t)ref_sat((int64_t)acc[o] + ref_sat(ref_requant(dot, mult[o], shift[o]), 16), 16);
+/* The kernels' out-of-line requant (em_intops_inline.h): sat16(requant(acc)) and sat16(rshift_round(x, s)) equal
+ * the literal formulas over the whole int32 acc and mult range, every shift, and at each saturation edge. */
+static void test_requant16(void) {
+    for (int k = 0; k < 200000; k++) {
+        const int32_t acc = k % 4 == 0 ? t_range(-70000, 70000) : t_range(INT32_MIN, INT32_MAX);
+        const int32_t m = k % 3 == 0 ? t_range(INT32_MIN, INT32_MAX) : t_range(1 << 30, INT32_MAX);
+        const int s = t_range(1, 62);
+        CHECK_EQ(em_requant16(acc, m, s), ref_sat(ref_requant(acc, m, s), 16));
     }
-}
-
-static void test_fc_s8(void) {
-    enum { MAXI = 64, MAXO = 16 };
-    static int8_t in[MAXI], w[MAXO * MAXI], shift[MAXO];
-    static int32_t bias[MAXO], mult[MAXO], acc[MAXO], ref[MAXO];
-    for (int k = 0; k < 400; k++) {
-        int n_in = t_range(1, MAXI), n_out = t_range(1, MAXO);
-        for (int i = 0; i < n_in; i++) in[i] = (int8_t)(k % 2 ? t_range(0, 1) : t_range(-128, 127));
-        for (int i = 0; i < n_in * n_out; i++) w[i] = (int8_t)t_range(-128, 127);
-        for (int o = 0; o < n_out; o++) {
-            bias[o] = k % 5 == 0 ? t_range(INT32_MIN, INT32_MAX) : t_range(-5000, 5000);
-            mult[o] = t_range(1 << 30, INT32_MAX);
-            shift[o] = (int8_t)(k % 7 == 0 ? t_range(1, 62) : t_range(20, 34));
-            acc[o] = ref[o] = k % 4 == 0 ? t_range(INT32_MIN, INT32_MAX) : t_range(-1000, 1000);
+    const int32_t ex[] = {0, 1, -1, 2, -2, INT32_MAX, INT32_MIN, INT32_MAX - 1, INT32_MIN + 1, 1 << 30, -(1 << 30)};
+    for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++)
+        for (size_t j = 0; j < sizeof ex / sizeof ex[0]; j++)
+            for (int s = 1; s <= 62; s++)
+                CHECK_EQ(em_requant16(ex[i], ex[j], s), ref_sat(ref_requant(ex[i], ex[j], s), 16));
+    /* rshift_round then sat16, around the edges where y = floor(x / 2^(s-1)) decides: 65534/65535 and -65537/-65538 */
+    for (int s = 1; s <= 62; s++) {
+        const int64_t edges[] = {65534, 65535, 65536, -65536, -65537, -65538, -65539, 0, 1, -1};
+        for (size_t e = 0; e < sizeof edges / sizeof edges[0] && s <= 46; e++) /* |x| <= 2^62 beyond */
+            for (int d = -2; d <= 2; d++) {
+                const int64_t x = edges[e] * ((int64_t)1 << (s - 1)) + d;
+                CHECK_EQ(em_rsr_sat16(x, s), ref_sat(ref_rshift_round(x, s), 16));
+            }
+        for (int k = 0; k < 2000; k++) {
+            const int64_t x = (int64_t)t_range(INT32_MIN, INT32_MAX) * ((int64_t)1 << t_range(0, 30)) + t_range(-9, 9);
+            CHECK_EQ(em_rsr_sat16(x, s), ref_sat(ref_rshift_round(x, s), 16));
         }
-        CHECK_EQ(em_fc_s8(in, w, bias, mult, shift, n_in, n_out, acc), EM_OK);
-        ref_fc(in, w, bias, mult, shift, n_in, n_out, ref);
-        CHECK(memcmp(acc, ref, sizeof(int32_t) * (size_t)n_out) == 0);
     }
-    /* the contribution and the add into acc_out saturate to int16 (as TFLite's int16 FC output and ADD) */
-    in[0] = 127;
-    w[0] = 127;
-    bias[0] = 0;
-    mult[0] = 1 << 30;
-    shift[0] = 1;
-    acc[0] = 32767 - 5;
-    CHECK_EQ(em_fc_s8(in, w, bias, mult, shift, 1, 1, acc), EM_OK);
-    CHECK_EQ(acc[0], 32767);
-    in[0] = -128;
-    acc[0] = -32768 + 5;
-    CHECK_EQ(em_fc_s8(in, w, bias, mult, shift, 1, 1, acc), EM_OK);
-    CHECK_EQ(acc[0], -32768);
-    acc[0] = 40000; /* a contribution of -2^31 saturates to -32768 first: 40000 - 32768 = 7232 */
-    CHECK_EQ(em_fc_s8(in, w, bias, mult, shift, 1, 1, acc), EM_OK);
-    CHECK_EQ(acc[0], 7232);
-    /* contract violations come back as statuses */
-    CHECK_EQ(em_fc_s8(NULL, w, bias, mult, shift, 1, 1, acc), EM_ERR_NULL);
-    CHECK_EQ(em_fc_s8(in, w, bias, mult, shift, 0, 1, acc), EM_ERR_DIMS);
-    CHECK_EQ(em_fc_s8(in, w, bias, mult, shift, 1, -1, acc), EM_ERR_DIMS);
-    shift[0] = 0;
-    CHECK_EQ(em_fc_s8(in, w, bias, mult, shift, 1, 1, acc), EM_ERR_PARAM);
-    shift[0] = 63;
-    CHECK_EQ(em_fc_s8(in, w, bias, mult, shift, 1, 1, acc), EM_ERR_PARAM);
+    CHECK_EQ(em_rsr_sat16((int64_t)1 << 62, 62), 1);
+    CHECK_EQ(em_rsr_sat16(-((int64_t)1 << 62), 62), -1);
+    CHECK_EQ(em_rsr_sat16(((int64_t)1 << 62) - 1, 1), INT16_MAX);
+    CHECK_EQ(em_rsr_sat16(-((int64_t)1 << 62), 1), INT16_MIN);
+    /* the store: int16 contributions and an int16 sum, whatever int32 the sum buffer held */
+    int32_t p = INT32_MAX;
+    em_store32_i(&p, 5, 1);
+    CHECK_EQ(p, INT16_MAX);
+    p = INT32_MIN;
+    em_store32_i(&p, INT32_MIN, 1);
+    CHECK_EQ(p, INT16_MIN);
+    p = 40000;
+    em_store32_i(&p, INT32_MIN, 1);
+    CHECK_EQ(p, 40000 - 32768);
+    em_store32_i(&p, 70000, 0);
+    CHECK_EQ(p, INT16_MAX);
+    CHECK_EQ(em_add_sat32_i(INT32_MAX, 1), INT32_MAX);
+    CHECK_EQ(em_add_sat32_i(INT32_MIN, -1), INT32_MIN);
+    CHECK_EQ(em_add_sat32_i(INT32_MIN, INT32_MAX), -1);
 }
 
 static void ref_lif(const int32_t *cur, int16_t *mem, int16_t *syn, const int16_t *beta, const int16_t *alpha,
@@ -223,53 +220,11 @@ static void test_lif_random(void) {
     }
 }
 
-static void test_lmu_memory(void) {
-    enum { NU_MAX = 5, D_MAX = 13 };
-    int16_t m[NU_MAX * D_MAX], ref[NU_MAX * D_MAX], a[D_MAX * D_MAX], scratch[D_MAX];
-    int32_t b[D_MAX];
-    int8_t u[NU_MAX];
-    CHECK_EQ(em_lmu_memory_buffer_size(D_MAX), D_MAX * sizeof(int16_t));
-    for (int k = 0; k < 300; k++) {
-        /* odd and even orders: the DSP path pairs elements and unaligned rows appear when D is odd */
-        const int NU = t_range(1, NU_MAX), D = t_range(1, D_MAX);
-        int a_shift = t_range(1, 30), big = k % 4 == 0;
-        for (int i = 0; i < NU * D; i++) m[i] = (int16_t)t_range(-32768, 32767);
-        for (int i = 0; i < D * D; i++) a[i] = (int16_t)t_range(-32768, 32767);
-        for (int i = 0; i < D; i++) b[i] = big ? t_range(INT32_MIN, INT32_MAX) : t_range(-5000, 5000);
-        for (int c = 0; c < NU; c++) u[c] = (int8_t)t_range(0, 1);
-        /* reference from a separate copy of the old memory: checks the in-place update */
-        for (int c = 0; c < NU; c++)
-            for (int i = 0; i < D; i++) {
-                int64_t acc = 0;
-                for (int j = 0; j < D; j++) acc += (int64_t)a[i * D + j] * m[c * D + j];
-                ref[c * D + i] = (int16_t)ref_sat(ref_sat(ref_rshift_round(acc, a_shift), 16) + ref_sat(u[c] ? b[i] : 0, 16), 16);
-            }
-        CHECK_EQ(em_lmu_memory_s16(m, u, a, a_shift, b, NU, D, scratch), EM_OK);
-        CHECK(memcmp(m, ref, sizeof(int16_t) * (size_t)(NU * D)) == 0);
-    }
-    /* saturation both ways: identity A (Q14) and a B that overshoots */
-    int16_t mm[2] = {30000, -30000}, aa[1] = {16384}, sc[1];
-    int32_t bb[1] = {5000};
-    int8_t uu[2] = {1, 0};
-    CHECK_EQ(em_lmu_memory_s16(mm, uu, aa, 14, bb, 2, 1, sc), EM_OK);
-    CHECK_EQ(mm[0], 32767);
-    CHECK_EQ(mm[1], -30000);
-    bb[0] = -70000;
-    uu[1] = 1;
-    CHECK_EQ(em_lmu_memory_s16(mm, uu, aa, 14, bb, 2, 1, sc), EM_OK);
-    CHECK_EQ(mm[0], 32767 - 32768); /* the B term saturates on its own first: 32767 + sat16(-70000) */
-    CHECK_EQ(mm[1], -32768);
-    CHECK_EQ(em_lmu_memory_s16(mm, uu, aa, 0, bb, 2, 1, sc), EM_ERR_PARAM);
-    CHECK_EQ(em_lmu_memory_s16(mm, uu, aa, 14, bb, 0, 1, sc), EM_ERR_DIMS);
-    CHECK_EQ(em_lmu_memory_s16(mm, uu, aa, 14, bb, 2, 1, NULL), EM_ERR_NULL);
-}
-
 void suite_kernels(void) {
     RUN(test_sat);
     RUN(test_rshift_round);
     RUN(test_requant);
-    RUN(test_fc_s8);
+    RUN(test_requant16);
     RUN(test_lif_hand);
     RUN(test_lif_random);
-    RUN(test_lmu_memory);
 }

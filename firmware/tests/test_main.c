@@ -4,7 +4,7 @@
 #include "em_test.h"
 
 static int g_passed, g_failed, g_case_failures;
-const char *em_test_fixture_dir = "tests/fixtures/tiny_model";
+const char *em_test_fixture_dir = "tests/fixtures/tiny_graph";
 static uint32_t g_rng = 0x12345678u;
 
 uint32_t t_rand(void) {
@@ -47,7 +47,6 @@ int main(int argc, char **argv) {
 #endif
     if (argc > 1) em_test_fixture_dir = argv[1];
     suite_kernels();
-    suite_blob();
     suite_runtime();
     suite_guard();
     suite_graph_kernels();

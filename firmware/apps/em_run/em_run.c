@@ -3,23 +3,22 @@
  * The context is reset before step 0 and every STEPS_PER_RESET steps (0: only before step 0).
  * Prints "steps=N" (plus "instructions_per_step=X" where the platform counts them); errors: one line on
  * stderr, exit status 2. Same source for the host and for Cortex-M4 under QEMU semihosting.
- * The blob's version field picks the runtime: 2 = graph (em_graph.h), anything else goes to the version-1 parser
- * (which names a wrong version itself). With PATCH.bin (a graph's patch plan, `edgemem plan --patch-out`) the
- * frames go through em_graph_patch_run in blocks of up to P frames (a reset also ends a block), and the run prints
- * the arena that schedule asked for as arena_bytes=A. */
+ * MODEL.bin is a graph blob (docs/graph.md), loaded at run time and so checked by em_graph_parse; a blob of the
+ * retired first format gets a line saying to re-export it. With PATCH.bin (a graph's patch plan, `edgemem plan
+ * --patch-out`) the frames go through em_graph_patch_run in blocks of up to P frames (a reset also ends a block),
+ * and the run prints the arena that schedule asked for as arena_bytes=A. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "edgemem.h"
-#include "em_graph.h"
 #include "em_run_platform.h"
 
 #ifndef EM_RUN_MODEL_MAX
 #define EM_RUN_MODEL_MAX (1024u * 1024u) /* largest blob accepted */
 #endif
-/* > em_arena_size of any version-1 model within EM_MAX_DIM (< 64 KiB); a graph declares its own arena_size,
- * checked against this before init. 256 KiB fits QEMU mps2-an386's 4 MB RAM next to the 1 MB blob buffer. */
+/* A graph declares its own arena_size, checked against this before init. 256 KiB fits QEMU mps2-an386's 4 MB RAM
+ * next to the 1 MB blob buffer. */
 #ifndef EM_RUN_ARENA_BYTES
 #define EM_RUN_ARENA_BYTES (256u * 1024u)
 #endif
@@ -85,33 +84,19 @@ int main(int argc, char **argv) {
     if (model_size == -1) return fail("cannot read model", argv[1]);
     if (model_size == -2) return fail("model larger than EM_RUN_MODEL_MAX", argv[1]);
     const uint8_t *blob = (const uint8_t *)g_model_buf;
-    /* one runtime or the other; both behind the same reset/step calls below */
-    const int graph = model_size >= 6 && (blob[4] | (blob[5] << 8)) == (int)EM_GRAPH_VERSION;
-    em_model_t model;
-    em_ctx_t ctx;
+    /* the retired first format: magic "EMMB" and version field 1 */
+    if (model_size >= 6 && blob[0] == 'E' && blob[1] == 'M' && blob[2] == 'M' && blob[3] == 'B' && blob[4] == 1 &&
+        blob[5] == 0)
+        return fail("model blob version 1 is no longer supported: re-export it with `edgemem export CHECKPOINT --to c`",
+                    NULL);
     em_graph_t g;
     em_graph_ctx_t gctx;
-    em_status_t st;
-    uint32_t n_in, n_out;
-    if (graph) {
-        st = em_graph_parse(&g, blob, (size_t)model_size);
-        if (st != EM_OK) return fail("bad model blob", em_status_str(st));
-        if (em_graph_arena_size(&g) > sizeof g_arena) return fail("model needs more arena than em_run has", NULL);
-        st = em_graph_init(&gctx, &g, g_arena, sizeof g_arena);
-        if (st != EM_OK) return fail("em_graph_init failed", em_status_str(st));
-        n_in = g.n_in;
-        n_out = g.n_out;
-    } else if (argc == 6) {
-        return fail("a patch plan needs a graph model (blob version 2)", argv[1]);
-    } else {
-        st = em_model_parse(&model, blob, (size_t)model_size);
-        if (st != EM_OK) return fail("bad model blob", em_status_str(st));
-        if (em_arena_size(&model) > sizeof g_arena) return fail("model needs more arena than em_run has", NULL);
-        st = em_init(&ctx, &model, g_arena, sizeof g_arena);
-        if (st != EM_OK) return fail("em_init failed", em_status_str(st));
-        n_in = model.n_in;
-        n_out = model.n_out;
-    }
+    em_status_t st = em_graph_parse(&g, blob, (size_t)model_size);
+    if (st != EM_OK) return fail("bad model blob", em_status_str(st));
+    if (em_graph_arena_size(&g) > sizeof g_arena) return fail("model needs more arena than em_run has", NULL);
+    st = em_graph_init(&gctx, &g, g_arena, sizeof g_arena);
+    if (st != EM_OK) return fail("em_graph_init failed", em_status_str(st));
+    const uint32_t n_in = g.n_in, n_out = g.n_out;
 
     em_graph_patch_t plan;
     em_graph_patch_ctx_t pctx;
@@ -168,7 +153,7 @@ int main(int argc, char **argv) {
             int16_t *y = g_out + (size_t)k * n_out;
             st = EM_OK;
             const int at_reset = t == 0 || (steps_per_reset && t % steps_per_reset == 0);
-            if (at_reset) st = patched ? em_graph_patch_reset(&pctx) : graph ? em_graph_reset(&gctx) : em_reset(&ctx);
+            if (at_reset) st = patched ? em_graph_patch_reset(&pctx) : em_graph_reset(&gctx);
             if (st != EM_OK) {
                 err = em_status_str(st);
                 break;
@@ -180,8 +165,7 @@ int main(int argc, char **argv) {
                 if (m > to_reset) m = to_reset;
             }
             uint32_t c0 = em_cycle_begin();
-            st = patched ? em_graph_patch_run(&pctx, x, (int)m, y) : graph ? em_graph_step(&gctx, x, y)
-                                                                          : em_step(&ctx, x, y);
+            st = patched ? em_graph_patch_run(&pctx, x, (int)m, y) : em_graph_step(&gctx, x, y);
             ticks += em_cycle_end(c0);
             if (st != EM_OK) {
                 err = em_status_str(st);

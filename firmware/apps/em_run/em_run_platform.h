@@ -6,7 +6,7 @@
 
 /* Called first in main: sets up I/O and may replace argc/argv (semihosting command line). 0 on success. */
 int em_platform_init(int *argc, char ***argv);
-/* Timestamp before an em_step, and the ticks elapsed since it (0 where the platform does not count). */
+/* Timestamp before an em_graph_step, and the ticks elapsed since it (0 where the platform does not count). */
 uint32_t em_cycle_begin(void);
 uint32_t em_cycle_end(uint32_t begin);
 /* Instructions per tick as num/den; returns 0 where the platform does not count instructions. */

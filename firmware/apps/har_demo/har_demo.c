@@ -1,7 +1,7 @@
 /* har_demo DATA.bin: activity recognition on a stream of sensor windows with the compiled-in model.
  *
- * The model comes from the export folder the build points at (model.h / model.c; Makefile HAR_DIR): a version-1
- * L2MU descriptor, or a graph blob (model.h says EM_MODEL_FORMAT 2) parsed once at start-up.
+ * The model comes from the export folder the build points at (model.h / model.c; Makefile HAR_DIR): the graph blob
+ * the exporter wrote, bound once at start-up (em_graph_bind: header, sizes and CRC; no parser).
  * DATA.bin (little endian, written by edgemem/demo/har_firmware.py):
  *   header, 24 bytes: "EMHD", u16 version (1), u16 n_in, u16 steps per window T, u16 n_classes, u32 n_windows,
  *                     u16 sensor rate (Hz), u16 downsample (sensor samples per step), u32 reserved (0)
@@ -10,20 +10,17 @@
  * Each window is classified as `edgemem verify` does: state reset, T steps, argmax of the logits summed over the
  * window (of the last step's where model.h says EM_MODEL_READOUT_LAST). A line is printed whenever the predicted
  * activity changes, then the accuracy and, where the platform counts them (Cortex-M4 under QEMU -icount), the
- * instructions per window (reset + steps + readout) and per em_step (the figure em_run and verify report).
+ * instructions per window (reset + steps + readout) and per em_graph_step (the figure em_run and verify report).
  * Any error: one line on stderr, exit status 2. No malloc: every buffer is static and sized at build time. */
 #include <stddef.h>
 #include <stdint.h>
 
 #include "edgemem.h"
-#include "em_graph.h"
 #include "har_demo_platform.h"
 #include "model.h"
 
-#if defined(EM_MODEL_FORMAT) && EM_MODEL_FORMAT == 2
-#define HD_GRAPH 1
-#else
-#define HD_GRAPH 0
+#if !defined(EM_MODEL_FORMAT) || EM_MODEL_FORMAT != 2
+#error "model.h is not a graph export (EM_MODEL_FORMAT 2): re-export it with `edgemem export CHECKPOINT --to c`"
 #endif
 
 #ifndef HD_MODEL_NAME
@@ -49,12 +46,11 @@ static int8_t g_window[HD_MAX_STEPS * EM_MODEL_N_IN];
 static int16_t g_logits[EM_MODEL_N_OUT];
 static int32_t g_sum[EM_MODEL_N_OUT];
 
-/* ---- the model behind one reset/step interface, whichever blob version was compiled in ---- */
-#if HD_GRAPH
+/* ---- the compiled-in model ---- */
 static em_graph_t g_graph;
 static em_graph_ctx_t g_ctx;
 static em_status_t model_init(void) {
-    em_status_t st = em_graph_parse(&g_graph, em_model_blob, EM_MODEL_BLOB_SIZE);
+    em_status_t st = em_graph_bind(&g_graph, em_model_blob, EM_MODEL_BLOB_SIZE);
     if (st != EM_OK) return st;
     /* the header's sizes are what the buffers above were made for; a blob saying otherwise is not this model */
     if (g_graph.n_in != EM_MODEL_N_IN || g_graph.n_out != EM_MODEL_N_OUT) return EM_ERR_DIMS;
@@ -62,15 +58,6 @@ static em_status_t model_init(void) {
 }
 static em_status_t model_reset(void) { return em_graph_reset(&g_ctx); }
 static em_status_t model_step(const int8_t *in, int16_t *out) { return em_graph_step(&g_ctx, in, out); }
-#else
-static em_ctx_t g_ctx;
-static em_status_t model_init(void) {
-    if (EM_MODEL_SYMBOL.n_in != EM_MODEL_N_IN || EM_MODEL_SYMBOL.n_out != EM_MODEL_N_OUT) return EM_ERR_DIMS;
-    return em_init(&g_ctx, &EM_MODEL_SYMBOL, g_arena, sizeof g_arena);
-}
-static em_status_t model_reset(void) { return em_reset(&g_ctx); }
-static em_status_t model_step(const int8_t *in, int16_t *out) { return em_step(&g_ctx, in, out); }
-#endif
 
 /* ---- line building without printf (newlib-nano's has no 64-bit integers, and stdio would need a heap) ---- */
 typedef struct {

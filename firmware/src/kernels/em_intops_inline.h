@@ -1,23 +1,51 @@
-/* Inline integer helpers shared by the kernels (internal, not part of the public API).
- * All shifts here floor for negative values without relying on implementation-defined behaviour. */
+/* Integer helpers shared by the kernels (internal, not part of the public API): the rules of edgemem.h, each
+ * written so a 32-bit core runs it in few instructions. All shifts here floor for negative values without relying
+ * on implementation-defined behaviour. */
 #ifndef EM_INTOPS_INLINE_H
 #define EM_INTOPS_INLINE_H
 
 #include <stdint.h>
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT && \
+    defined(__GNUC__)
+#include <arm_acle.h>
+#define EM_SAT_DSP 1 /* QADD (saturating 32-bit add) and SSAT (saturate to N bits): one instruction each */
+#endif
 
 /* floor(x / 2^s), s in [0, 63]: for x < 0, ~x >= 0 and floor(x/2^s) == ~(~x >> s). */
 static inline int64_t em_asr64(int64_t x, int s) { return x < 0 ? ~(~x >> s) : x >> s; }
 static inline int32_t em_asr32(int32_t x, int s) { return x < 0 ? ~(~x >> s) : x >> s; }
 
 static inline int16_t em_sat16_i(int64_t x) {
+#ifdef EM_SAT_DSP
+    /* x fits int32 iff its high word is the low word's sign: then one SSAT, else the sign picks the bound (gcc
+     * converts the low word modulo 2^32, as it documents) */
+    const int32_t lo = (int32_t)(uint32_t)(uint64_t)x, hi = (int32_t)em_asr64(x, 32);
+    if (hi == (lo < 0 ? -1 : 0)) return (int16_t)__ssat(lo, 16);
+    return hi < 0 ? INT16_MIN : INT16_MAX;
+#else
     return (int16_t)(x > INT16_MAX ? INT16_MAX : (x < INT16_MIN ? INT16_MIN : x));
+#endif
 }
-/* int32 flavour: the common case (|x| < 2^31) compiles to one SSAT on Cortex-M4 instead of 64-bit compares. */
-static inline int16_t em_sat16_32i(int32_t x) {
-    return (int16_t)(x > INT16_MAX ? INT16_MAX : (x < INT16_MIN ? INT16_MIN : x));
+/* int32 flavour: one SSAT on the Cortex-M4 (gcc does not find it in the clamp), two compares elsewhere. The value
+ * is in int16 range; typed int32 so that no sign extension follows the SSAT. */
+static inline int32_t em_sat16_32i(int32_t x) {
+#ifdef EM_SAT_DSP
+    return __ssat(x, 16);
+#else
+    return x > INT16_MAX ? INT16_MAX : (x < INT16_MIN ? INT16_MIN : x);
+#endif
 }
 static inline int32_t em_sat32_i(int64_t x) {
     return (int32_t)(x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : x));
+}
+/* sat32(a + b), exact for every pair. */
+static inline int32_t em_add_sat32_i(int32_t a, int32_t b) {
+#ifdef EM_SAT_DSP
+    return __qadd(a, b);
+#else
+    return em_sat32_i((int64_t)a + b);
+#endif
 }
 
 /* (x + 2^(s-1)) >> s without forming x + 2^(s-1) (which could overflow near INT64_MAX):
@@ -31,7 +59,7 @@ static inline int32_t em_rshift_round32_i(int32_t x, int s) {
 }
 
 /* The literal (x + 2^(s-1)) >> s, for callers whose |x| <= 2^62 + 2^55 (then the sum cannot overflow):
- * one add and one shift instead of two shifts, which matters in the per-output requant on a 32-bit core. */
+ * one add and one shift instead of two shifts. */
 static inline int64_t em_rshift_round_bounded_i(int64_t x, int s) {
     return em_asr64(x + ((int64_t)1 << (s - 1)), s);
 }
@@ -43,11 +71,33 @@ static inline int32_t em_requant_i(int64_t acc, int32_t mult, int shift) {
     return em_sat32_i(em_rshift_round_bounded_i(acc * (int64_t)mult, shift));
 }
 
-/* Store an int32 op result: assign, or (acc != 0) add with int32 saturation (graph flag ACC). */
-/* A requantized contribution r into a sum buffer: int16 each, and an int16 sum, as TFLite's int16
- * FULLY_CONNECTED outputs and ADD compute it (docs/tflite.md). Every reader narrows a sum to int16 or less anyway. */
-static inline void em_store32_i(int32_t *p, int32_t r, int acc) {
-    *p = acc ? em_sat16_i((int64_t)*p + em_sat16_i(r)) : em_sat16_i(r);
+/* sat16(rshift_round(x, s)) for |x| <= 2^62 and s in [1, 62], with one 64-bit shift: y = floor(x / 2^(s-1)) and
+ * rshift_round(x, s) = floor((y + 1) / 2) (adding 1/2 before the floor commutes with flooring the halves first), so
+ * the result saturates high iff y >= 65535 and low iff y <= -65538; in between y + 1 fits int32. */
+static inline int32_t em_rsr_sat16_i(int64_t x, int s) {
+    const int64_t y = em_asr64(x, s - 1);
+    if (y >= 65535) return INT16_MAX;
+    if (y <= -65538) return INT16_MIN;
+    return em_asr32((int32_t)y + 1, 1);
 }
+
+/* em_rsr_sat16_i out of line (intops.c): one copy serves every kernel, as the step runs one per output (or LMU
+ * term), not per MAC. */
+int32_t em_rsr_sat16(int64_t x, int s);
+
+/* sat16(requant(acc, mult, shift)) for an int32 acc (sat32 of the sum done by the caller), any int32 mult, shift in
+ * [1, 62]: sat16(sat32(v)) = sat16(v), so the int32 saturation of requant needs no step of its own. |acc * mult| <=
+ * 2^62. One multiply here, the rest in em_rsr_sat16. */
+static inline int32_t em_requant16(int32_t acc, int32_t mult, int shift) {
+    return em_rsr_sat16((int64_t)acc * mult, shift);
+}
+
+/* Store a requantized result r into an s32 sum buffer as int16: assign sat16(r), or (acc != 0, graph flag ACC)
+ * add it, *p = sat16(*p + sat16(r)): every contribution and the sum are int16, as TFLite's int16
+ * FULLY_CONNECTED outputs and ADD compute them (docs/tflite.md). *p may hold any int32 (a state buffer). */
+static inline void em_store16_i(int32_t *p, int32_t c, int acc) { /* c already in int16 range (em_requant16) */
+    *p = acc ? em_sat16_32i(em_add_sat32_i(*p, c)) : c;
+}
+static inline void em_store32_i(int32_t *p, int32_t r, int acc) { em_store16_i(p, em_sat16_32i(r), acc); }
 
 #endif /* EM_INTOPS_INLINE_H */

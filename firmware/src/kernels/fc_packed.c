@@ -2,30 +2,21 @@
  * as em_fc_s8_mode, em_fc_s16 and em_conv1d_causal_s8, the weights unpacked on the fly (no scratch), two rows a pass
  * in the offset form of em_packed_inline.h (the input's sum, taken once, removes the weights' offset). Scalar: the
  * unpacking, not the MACs, dominates, and the M4 runs the same code as the host. */
-#include "em_kernels.h"
+#include "em_k.h"
 #include "em_intops_inline.h"
 #include "em_packed_inline.h"
 
-/* Shared argument checks: wbits, dims (rows of `row` weights fill whole bytes), mode, shifts. */
+/* The public kernels' checks: wbits, dims (rows of `row` weights fill whole bytes), mode, shifts. */
 static em_status_t check_packed(int wbits, int in_dim, int out_dim, int row, em_out_mode_t mode,
                                 const int8_t *shift) {
     if (wbits != 4 && wbits != 2) return EM_ERR_PARAM;
     if (in_dim < 1 || out_dim < 1 || in_dim > (int)EM_MAX_DIM || out_dim > (int)EM_MAX_DIM) return EM_ERR_DIMS;
     if (row % (8 / wbits) != 0) return EM_ERR_DIMS; /* a row would start inside a byte */
-    if (mode != EM_OUT_ASSIGN && mode != EM_OUT_ACC) return EM_ERR_PARAM;
-    for (int o = 0; o < out_dim; o++) {
-        if (shift[o] < 1 || shift[o] > 62) return EM_ERR_PARAM;
-    }
-    return EM_OK;
+    return em_k_check_requant(in_dim, out_dim, mode, shift);
 }
 
-em_status_t em_fc_s8_packed(const int8_t *in, const uint8_t *w, int wbits, const int32_t *bias,
-                            const int32_t *mult, const int8_t *shift, int in_dim, int out_dim, em_out_mode_t mode,
-                            int32_t *out) {
-    if (!in || !w || !bias || !mult || !shift || !out) return EM_ERR_NULL;
-    const em_status_t st = check_packed(wbits, in_dim, out_dim, in_dim, mode, shift);
-    if (st != EM_OK) return st;
-    const int acc = mode == EM_OUT_ACC;
+void em_k_fc_s8_packed(const int8_t *in, const uint8_t *w, int wbits, const int32_t *bias, const int32_t *mult,
+                       const int8_t *shift, int in_dim, int out_dim, int acc, int32_t *out) {
     const size_t row_bytes = (size_t)in_dim * (size_t)wbits / 8u;
     const int32_t off = em_packed_half(wbits) * em_sum_s8(in, in_dim); /* rows are whole bytes (checked) */
     for (int o = 0; o < out_dim; o += 2) {
@@ -34,19 +25,23 @@ em_status_t em_fc_s8_packed(const int8_t *in, const uint8_t *w, int wbits, const
         em_dot2_packed_u_int8_t(w + (size_t)o * row_bytes, w + (size_t)(o + pair) * row_bytes, wbits, in, in_dim,
                                 &d[0], &d[1]);
         for (int r = 0; r <= pair; r++)
-            em_store32_i(&out[o + r], em_requant_i(em_sat32_i((int64_t)bias[o + r] + (d[r] - off)), mult[o + r],
+            em_store16_i(&out[o + r], em_requant16(em_sat32_i((int64_t)bias[o + r] + (d[r] - off)), mult[o + r],
                                                    shift[o + r]), acc);
     }
-    return EM_OK;
 }
 
-em_status_t em_fc_s16_packed(const int16_t *in, const uint8_t *w, int wbits, const int32_t *bias,
-                             const int32_t *mult, const int8_t *shift, int in_dim, int out_dim, em_out_mode_t mode,
-                             int32_t *out) {
+em_status_t em_fc_s8_packed(const int8_t *in, const uint8_t *w, int wbits, const int32_t *bias,
+                            const int32_t *mult, const int8_t *shift, int in_dim, int out_dim, em_out_mode_t mode,
+                            int32_t *out) {
     if (!in || !w || !bias || !mult || !shift || !out) return EM_ERR_NULL;
     const em_status_t st = check_packed(wbits, in_dim, out_dim, in_dim, mode, shift);
     if (st != EM_OK) return st;
-    const int acc = mode == EM_OUT_ACC;
+    em_k_fc_s8_packed(in, w, wbits, bias, mult, shift, in_dim, out_dim, mode == EM_OUT_ACC, out);
+    return EM_OK;
+}
+
+void em_k_fc_s16_packed(const int16_t *in, const uint8_t *w, int wbits, const int32_t *bias, const int32_t *mult,
+                        const int8_t *shift, int in_dim, int out_dim, int acc, int32_t *out) {
     const size_t row_bytes = (size_t)in_dim * (size_t)wbits / 8u;
     const int64_t off = em_packed_half(wbits) * em_sum_s16(in, in_dim);
     for (int o = 0; o < out_dim; o += 2) {
@@ -55,21 +50,25 @@ em_status_t em_fc_s16_packed(const int16_t *in, const uint8_t *w, int wbits, con
         em_dot2_packed_u_int16_t(w + (size_t)o * row_bytes, w + (size_t)(o + pair) * row_bytes, wbits, in, in_dim,
                                  &d[0], &d[1]);
         for (int r = 0; r <= pair; r++)
-            em_store32_i(&out[o + r], em_requant_i(em_sat32_i(bias[o + r] + (d[r] - off)), mult[o + r],
+            em_store16_i(&out[o + r], em_requant16(em_sat32_i(bias[o + r] + (d[r] - off)), mult[o + r],
                                                    shift[o + r]), acc);
     }
+}
+
+em_status_t em_fc_s16_packed(const int16_t *in, const uint8_t *w, int wbits, const int32_t *bias,
+                             const int32_t *mult, const int8_t *shift, int in_dim, int out_dim, em_out_mode_t mode,
+                             int32_t *out) {
+    if (!in || !w || !bias || !mult || !shift || !out) return EM_ERR_NULL;
+    const em_status_t st = check_packed(wbits, in_dim, out_dim, in_dim, mode, shift);
+    if (st != EM_OK) return st;
+    em_k_fc_s16_packed(in, w, wbits, bias, mult, shift, in_dim, out_dim, mode == EM_OUT_ACC, out);
     return EM_OK;
 }
 
-em_status_t em_conv1d_causal_packed(const int8_t *in, int8_t *ring, int32_t *head, const uint8_t *w, int wbits,
-                                    const int32_t *bias, const int32_t *mult, const int8_t *shift, int c_in,
-                                    int c_out, int k, em_out_mode_t mode, int32_t *out) {
-    if (!in || !w || !bias || !mult || !shift || !out) return EM_ERR_NULL;
-    if (k > 1 && (!ring || !head)) return EM_ERR_NULL;
-    if (k < 1 || k > 16) return EM_ERR_DIMS;
-    const em_status_t st = check_packed(wbits, c_in, c_out, k * c_in, mode, shift);
-    if (st != EM_OK) return st;
-    const int acc = mode == EM_OUT_ACC, past = k - 1;
+void em_k_conv1d_packed(const int8_t *in, int8_t *ring, int32_t *head, const uint8_t *w, int wbits,
+                        const int32_t *bias, const int32_t *mult, const int8_t *shift, int c_in, int c_out, int k,
+                        int acc, int32_t *out) {
+    const int past = k - 1;
     int h = 0; /* as em_conv1d_causal_s8: only the remainder of head indexes the ring */
     if (past > 0) {
         h = (int)(*head % past);
@@ -96,7 +95,7 @@ em_status_t em_conv1d_causal_packed(const int8_t *in, int8_t *ring, int32_t *hea
                 if (j < past && ++slot == past) slot = 0;
             }
             for (int r = 0; r <= pair; r++)
-                em_store32_i(&out[o + r], em_requant_i(em_sat32_i((int64_t)bias[o + r] + (s[r] - off)), mult[o + r],
+                em_store16_i(&out[o + r], em_requant16(em_sat32_i((int64_t)bias[o + r] + (s[r] - off)), mult[o + r],
                                                        shift[o + r]), acc);
         }
     } else {
@@ -109,7 +108,7 @@ em_status_t em_conv1d_causal_packed(const int8_t *in, int8_t *ring, int32_t *hea
                 if (++slot == past) slot = 0;
             }
             sum += em_dot_packed_s8(wo, (uint32_t)(past * c_in), wbits, in, c_in);
-            em_store32_i(&out[o], em_requant_i(em_sat32_i(sum), mult[o], shift[o]), acc);
+            em_store16_i(&out[o], em_requant16(em_sat32_i(sum), mult[o], shift[o]), acc);
         }
     }
     if (past > 0) {
@@ -117,5 +116,16 @@ em_status_t em_conv1d_causal_packed(const int8_t *in, int8_t *ring, int32_t *hea
         for (int c = 0; c < c_in; c++) dst[c] = in[c];
         *head = h + 1 == past ? 0 : h + 1;
     }
+}
+
+em_status_t em_conv1d_causal_packed(const int8_t *in, int8_t *ring, int32_t *head, const uint8_t *w, int wbits,
+                                    const int32_t *bias, const int32_t *mult, const int8_t *shift, int c_in,
+                                    int c_out, int k, em_out_mode_t mode, int32_t *out) {
+    if (!in || !w || !bias || !mult || !shift || !out) return EM_ERR_NULL;
+    if (k > 1 && (!ring || !head)) return EM_ERR_NULL;
+    if (k < 1 || k > 16) return EM_ERR_DIMS;
+    const em_status_t st = check_packed(wbits, c_in, c_out, k * c_in, mode, shift);
+    if (st != EM_OK) return st;
+    em_k_conv1d_packed(in, ring, head, w, wbits, bias, mult, shift, c_in, c_out, k, mode == EM_OUT_ACC, out);
     return EM_OK;
 }

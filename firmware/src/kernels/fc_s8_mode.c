@@ -1,31 +1,26 @@
-/* Fully connected int8 layer for graph blobs: s8 x s8 -> int64 sum -> sat32 -> requant -> assign or accumulate. */
-#include "em_kernels.h"
+/* Fully connected int8 layer for graph blobs: s8 x s8 -> int32 dot -> sat32(+ bias) -> requant -> int16 store. */
+#include "em_k.h"
 #include "em_intops_inline.h"
 #include "em_dot_inline.h"
 
-/* in [in_dim] s8, w [out_dim][in_dim] s8, bias/mult [out_dim] s32, shift [out_dim] s8, out [out_dim] s32. */
+/* in [in_dim] s8, w [out_dim][in_dim] s8, bias/mult [out_dim] s32, shift [out_dim] s8, out [out_dim] s32.
+ * in_dim <= EM_MAX_DIM keeps the int32 dot product exact: |sum| <= 1024 * 128 * 128 = 2^24. */
+void em_k_fc_s8(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult, const int8_t *shift,
+                int in_dim, int out_dim, int acc, int32_t *out) {
+    /* one row a pass: a two-row pass (each input word loaded once for both rows) is faster only for long rows, and
+     * twice the code; the M4 build's DSP dot product already does two MACs an instruction */
+    for (int o = 0; o < out_dim; o++) {
+        const int32_t dot = em_dot_s8(w + (size_t)o * (size_t)in_dim, in, in_dim); /* w[o][:] . in */
+        /* sat32 before the requant (docs/graph.md): only a hostile bias near the int32 limits gets there */
+        em_store16_i(&out[o], em_requant16(em_add_sat32_i(bias[o], dot), mult[o], shift[o]), acc);
+    }
+}
+
 em_status_t em_fc_s8_mode(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult,
                           const int8_t *shift, int in_dim, int out_dim, em_out_mode_t mode, int32_t *out) {
     if (!in || !w || !bias || !mult || !shift || !out) return EM_ERR_NULL;
-    /* in_dim <= EM_MAX_DIM keeps the int32 dot product exact: |sum| <= 1024 * 128 * 128 = 2^24. */
-    if (in_dim < 1 || out_dim < 1 || in_dim > (int)EM_MAX_DIM || out_dim > (int)EM_MAX_DIM) return EM_ERR_DIMS;
-    if (mode != EM_OUT_ASSIGN && mode != EM_OUT_ACC) return EM_ERR_PARAM;
-    for (int o = 0; o < out_dim; o++) {
-        if (shift[o] < 1 || shift[o] > 62) return EM_ERR_PARAM; /* outside it the shift is undefined */
-    }
-    const int acc = mode == EM_OUT_ACC;
-    int o = 0;
-    for (; o + 2 <= out_dim; o += 2) { /* two rows a pass: the input is read once for both */
-        int32_t dot0, dot1;
-        em_dot2_s8(w + (size_t)o * (size_t)in_dim, w + (size_t)(o + 1) * (size_t)in_dim, in, in_dim, &dot0, &dot1);
-        /* sat32 before the requant (docs/graph.md): only a hostile bias near the int32 limits gets there */
-        em_store32_i(&out[o], em_requant_i(em_sat32_i((int64_t)bias[o] + dot0), mult[o], shift[o]), acc);
-        em_store32_i(&out[o + 1], em_requant_i(em_sat32_i((int64_t)bias[o + 1] + dot1), mult[o + 1], shift[o + 1]),
-                     acc);
-    }
-    if (o < out_dim) {
-        int32_t dot = em_dot_s8(w + (size_t)o * (size_t)in_dim, in, in_dim); /* w[o][:] . in */
-        em_store32_i(&out[o], em_requant_i(em_sat32_i((int64_t)bias[o] + dot), mult[o], shift[o]), acc);
-    }
+    const em_status_t st = em_k_check_requant(in_dim, out_dim, mode, shift);
+    if (st != EM_OK) return st;
+    em_k_fc_s8(in, w, bias, mult, shift, in_dim, out_dim, mode == EM_OUT_ACC, out);
     return EM_OK;
 }

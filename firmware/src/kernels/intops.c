@@ -1,6 +1,7 @@
-/* edgemem integer primitives: the single C copy of the rules in docs/architecture.md.
- * Right shifts of negative values must floor; C99 leaves that implementation-defined, so em_asr64 builds the
- * flooring shift from shifts of non-negative values only (gcc folds it back into one arithmetic shift). */
+/* edgemem integer primitives: the public wrappers of em_intops_inline.h (the single C copy of the rules in
+ * docs/architecture.md) and the out-of-line requant every kernel calls. Right shifts of negative values must floor;
+ * C99 leaves that implementation-defined, so em_asr64 builds the flooring shift from shifts of non-negative values
+ * only (gcc folds it back into one arithmetic shift). */
 #include "em_kernels.h"
 #include "em_intops_inline.h"
 
@@ -21,3 +22,6 @@ int32_t em_requant(int32_t acc, int32_t mult, int shift) {
     if (shift > 62) shift = 62;
     return em_requant_i((int64_t)acc, mult, shift);
 }
+
+/* The kernels' requant and LMU rounding (em_intops_inline.h): one copy for every kernel. */
+int32_t em_rsr_sat16(int64_t x, int s) { return em_rsr_sat16_i(x, s); }

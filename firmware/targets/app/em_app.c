@@ -1,8 +1,8 @@
 /* One-model application glue, for hosts that cannot hand the runtime C structs: the browser (WebAssembly,
  * edgemem/demo/web) and Python's ctypes (edgemem/demo/runtime.py). The runtime itself keeps no state in globals;
  * this glue owns the memory, as a firmware's main() owns its arena: static buffers the caller writes the model blob
- * and the step input into and reads the logits from, and one context. Either blob format runs: a graph
- * (version 2) or the version-1 L2MU, detected by trying the graph parser first.
+ * and the step input into and reads the logits from, and one context. The blob is a graph (docs/graph.md) handed
+ * over at run time, so em_graph_parse checks all of it; a blob of the retired first format gets EM_ERR_VERSION.
  *
  * For wasm32 it is built with clang -ffreestanding -nostdlib (firmware/Makefile `wasm`): no libc, so the two
  * functions clang may emit calls to are defined here as byte loops (-ffreestanding keeps them from being turned
@@ -11,7 +11,6 @@
 #include <stdint.h>
 
 #include "edgemem.h"
-#include "em_graph.h"
 
 #ifdef __wasm__
 void *memcpy(void *restrict dst, const void *restrict src, size_t n);
@@ -40,12 +39,9 @@ static uint32_t arena_buf[EM_APP_ARENA_MAX / 4u];
 static int8_t in_buf[EM_APP_IO_MAX];
 static int16_t out_buf[EM_APP_IO_MAX];
 static struct {
-    int graph; /* 1: em_graph_*, 0: version-1 em_* */
     int ready;
     em_graph_t g;
-    em_graph_ctx_t gctx;
-    em_model_t m;
-    em_ctx_t ctx;
+    em_graph_ctx_t ctx;
 } rt;
 
 uint8_t *em_app_blob(void) { return (uint8_t *)blob_buf; }
@@ -57,36 +53,25 @@ int16_t *em_app_out(void) { return out_buf; }
 int em_app_open(uint32_t blob_len) {
     rt.ready = 0;
     if (blob_len > EM_APP_BLOB_MAX) return EM_ERR_TRUNCATED;
-    const uint8_t *blob = (const uint8_t *)blob_buf;
-    em_status_t st = em_graph_parse(&rt.g, blob, blob_len);
-    if (st == EM_OK) {
-        if (rt.g.n_in > EM_APP_IO_MAX || rt.g.n_out > EM_APP_IO_MAX) return EM_ERR_DIMS;
-        st = em_graph_init(&rt.gctx, &rt.g, arena_buf, sizeof arena_buf);
-        rt.graph = 1;
-    } else if (st == EM_ERR_VERSION) {
-        st = em_model_parse(&rt.m, blob, blob_len);
-        if (st != EM_OK) return st;
-        if (rt.m.n_in > EM_APP_IO_MAX || rt.m.n_out > EM_APP_IO_MAX) return EM_ERR_DIMS;
-        st = em_init(&rt.ctx, &rt.m, arena_buf, sizeof arena_buf);
-        rt.graph = 0;
-    }
+    em_status_t st = em_graph_parse(&rt.g, (const uint8_t *)blob_buf, blob_len);
+    if (st != EM_OK) return st;
+    if (rt.g.n_in > EM_APP_IO_MAX || rt.g.n_out > EM_APP_IO_MAX) return EM_ERR_DIMS;
+    st = em_graph_init(&rt.ctx, &rt.g, arena_buf, sizeof arena_buf);
     rt.ready = st == EM_OK;
     return st;
 }
 
-int em_app_n_in(void) { return !rt.ready ? 0 : rt.graph ? (int)rt.g.n_in : (int)rt.m.n_in; }
-int em_app_n_out(void) { return !rt.ready ? 0 : rt.graph ? (int)rt.g.n_out : (int)rt.m.n_out; }
-uint32_t em_app_arena_bytes(void) {
-    return !rt.ready ? 0u : (uint32_t)(rt.graph ? em_graph_arena_size(&rt.g) : em_arena_size(&rt.m));
-}
+int em_app_n_in(void) { return rt.ready ? (int)rt.g.n_in : 0; }
+int em_app_n_out(void) { return rt.ready ? (int)rt.g.n_out : 0; }
+uint32_t em_app_arena_bytes(void) { return rt.ready ? (uint32_t)em_graph_arena_size(&rt.g) : 0u; }
 
 /* One step: em_app_in() [n_in] int8 -> em_app_out() [n_out] int16. */
 int em_app_step(void) {
     if (!rt.ready) return EM_ERR_STATE;
-    return rt.graph ? em_graph_step(&rt.gctx, in_buf, out_buf) : em_step(&rt.ctx, in_buf, out_buf);
+    return em_graph_step(&rt.ctx, in_buf, out_buf);
 }
 
 int em_app_reset(void) {
     if (!rt.ready) return EM_ERR_STATE;
-    return rt.graph ? em_graph_reset(&rt.gctx) : em_reset(&rt.ctx);
+    return em_graph_reset(&rt.ctx);
 }

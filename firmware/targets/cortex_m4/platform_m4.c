@@ -58,7 +58,7 @@ int em_platform_init(int *argc, char ***argv) {
 
 uint32_t em_cycle_begin(void) { return SYST_CVR; }
 
-/* Down-counting and 24 bits wide: (begin - now) mod 2^24 is right across one wrap; an em_step is far shorter. */
+/* Down-counting and 24 bits wide: (begin - now) mod 2^24 is right across one wrap; an em_graph_step is far shorter. */
 uint32_t em_cycle_end(uint32_t begin) { return (begin - SYST_CVR) & 0xFFFFFFu; }
 
 int em_platform_instr_ratio(uint32_t *num, uint32_t *den) {

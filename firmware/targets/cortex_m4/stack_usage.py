@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Worst-case stack depth of one function (and its deepest callee chain) on the Cortex-M4 build.
 
-usage: stack_usage.py --root em_step --elf LINKED.elf [--objdump TOOL] OBJ.o [OBJ.o ...]
+usage: stack_usage.py --root em_graph_step --elf LINKED.elf [--objdump TOOL] OBJ.o [OBJ.o ...]
 
 Each OBJ.o must have been compiled with -fstack-usage -fcallgraph-info=su, so OBJ.ci sits next to it (gcc writes
 the per-function frame size, as in the .su file, and the call edges of the translation unit into the .ci file).
@@ -18,7 +18,7 @@ Method (python3 standard library only):
      s-register, 8 a d-register) and sub sp, #N in the function, summed (an upper bound); callees = its bl/b.w
      targets outside itself, recursively.
   4. Depth(f) = frame(f) + max over callees of Depth(callee); recursion is an error. A tail call (b.w) is
-     counted as if it were a call, which over-estimates by the caller's frame (none exist on em_step's path today).
+     counted as if it were a call, which over-estimates by the caller's frame (none exist on em_graph_step's path today).
 Not included: the frame of whoever calls the root, and exception/interrupt stacking on top of it (8 words, or 26
 with the FPU context, plus the handler's own frames).
 Prints the deepest chain, then exactly one line: "stack: ROOT N bytes". Exit status 1 if the depth is unbounded.

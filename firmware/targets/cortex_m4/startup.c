@@ -37,11 +37,17 @@ void Default_Handler(void) {
 }
 
 void Reset_Handler(void) {
-    /* volatile pointers: stop gcc turning these loops into memcpy/memset calls before libc may be used */
-    volatile uint32_t *dst = &__data_start__;
-    const uint32_t *src = &__data_load__;
-    while (dst < &__data_end__) *dst++ = *src++;
-    for (dst = &__bss_start__; dst < &__bss_end__;) *dst++ = 0;
+    /* plain word loops; the empty asm (no instruction) stops gcc turning them into memcpy/memset calls, which would
+     * link newlib's for a firmware that has no other use for them */
+    uint32_t *dst = &__data_start__;
+    for (const uint32_t *src = &__data_load__; dst < &__data_end__;) {
+        *dst++ = *src++;
+        __asm__("" : : "r"(dst) : "memory");
+    }
+    for (dst = &__bss_start__; dst < &__bss_end__;) {
+        *dst++ = 0;
+        __asm__("" : : "r"(dst) : "memory");
+    }
     /* CPACR: full access to CP10/CP11 (the FPU) before any float instruction; the -mfloat-abi=hard code needs it */
     *(volatile uint32_t *)0xE000ED88u |= 0xFu << 20;
     __asm volatile("dsb\n\tisb" ::: "memory");

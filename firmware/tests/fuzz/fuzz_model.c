@@ -1,21 +1,21 @@
-/* libFuzzer harness over both blob versions (built by `make fuzz` with clang,
- * -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all): a blob whose version field (bytes 4-5) says 2
- * goes through em_graph_parse + em_graph_init + em_graph_reset + em_graph_step (em_graph.h), any other through
- * em_model_parse + em_init + em_reset + em_step (version 1). Both runtimes face the same contracts below.
+/* libFuzzer harness over the graph runtime (built by `make fuzz` with clang,
+ * -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all): every blob goes through em_graph_parse and
+ * em_graph_bind; one the parser accepts then through em_graph_init + em_graph_reset + em_graph_step (or the patch
+ * schedule), facing the contracts below.
  *
  * Input layout (all of it optional: a short input just stops early):
  *   byte 0      flags
  *                 bit 0     after copying the blob, recompute its CRC-32 (bytes 12..15 = crc of [64, total_size))
  *                           so mutations get past the checksum and reach the tables, dims and parameters
- *                 bits 1-2  arena mode (em_arena_size: em_graph_arena_size for a graph):
- *                                       0 = exactly em_arena_size bytes
- *                                       1 = em_arena_size - 1 bytes            (em_init must say EM_ERR_ARENA)
- *                                       2 = misaligned base (+1, or +2 if bit 3), em_arena_size + 8 bytes
- *                                                                              (em_init must say EM_ERR_ARENA)
- *                                       3 = the whole 64 KiB buffer (the runtime must still use only
- *                                           em_arena_size bytes of it)
+ *                 bits 1-2  arena mode (need = em_graph_arena_size):
+ *                                       0 = exactly need bytes
+ *                                       1 = need - 1 bytes                     (em_graph_init must say EM_ERR_ARENA)
+ *                                       2 = misaligned base (+1, or +2 if bit 3), need + 8 bytes
+ *                                                                              (em_graph_init must say EM_ERR_ARENA)
+ *                                       3 = the whole 64 KiB buffer (the runtime must still use only need bytes
+ *                                           of it)
  *                 bit 3     misalignment 2 instead of 1 (mode 2 only)
- *                 bit 4     patch mode (a graph only): the bytes after the blob start with a patch plan, u16
+ *                 bit 4     patch mode: the bytes after the blob start with a patch plan, u16
  *                           length M (clamped) then M bytes (em_graph_patch_parse); with bit 0 too, the plan's
  *                           graph-CRC field is set to the blob's and its own CRC recomputed. A valid plan runs the
  *                           steps through em_graph_patch_run in blocks of 1, 2, .. P frames, in an exact arena with
@@ -25,23 +25,24 @@
  *   L bytes     the model blob (copied into its own 16-byte aligned heap buffer of exactly L bytes, so ASan sees
  *               any read past it and the parser's alignment check sees an aligned base)
  *   the rest    int8 input steps of n_in bytes each; at most FUZZ_MAX_STEPS are run (no complete step: one step
- *               of zeros). em_reset once after half of them, then step 0's input is replayed and must give
+ *               of zeros). em_graph_reset once after half of them, then step 0's input is replayed and must give
  *               step 0's output again (reset restores the initial state), then the remaining steps run.
  *
  * Contract checks (abort() on violation, so libFuzzer records a crash):
  *   - every returned status is one of the em_status_t values, and em_status_str gives a non-empty string for it
- *   - a failed em_model_parse leaves *model untouched
- *   - a successful parse: em_model_check == EM_OK, 0 < em_arena_size (a multiple of 4), dims equal the header's;
- *     a graph: 0 < em_graph_arena_size == the header's arena_size, n_in/n_out equal the header's. Models needing
- *     more than the 64 KiB buffer (a graph may declare any arena_size) are only checked for EM_ERR_ARENA on a
- *     smaller arena
- *   - em_init: EM_OK in modes 0/3, EM_ERR_ARENA in modes 1/2 (and then em_step says EM_ERR_STATE and the
- *     arena buffer is untouched); em_step and em_reset return EM_OK after a successful init
+ *   - a failed em_graph_parse or em_graph_bind leaves *g untouched; a blob whose version field is not 2 (the
+ *     retired first format included) is never accepted by either
+ *   - a successful parse: 0 < em_graph_arena_size == the header's arena_size, n_in/n_out equal the header's, and
+ *     em_graph_bind accepts the same blob and fills an identical em_graph_t (bind checks a subset of parse's
+ *     checks). Graphs needing more than the 64 KiB buffer (a graph may declare any arena_size) are only checked
+ *     for EM_ERR_ARENA on a smaller arena
+ *   - em_graph_init: EM_OK in modes 0/3, EM_ERR_ARENA in modes 1/2 (and then em_graph_step says EM_ERR_STATE and
+ *     the arena buffer is untouched); em_graph_step and em_graph_reset return EM_OK after a successful init
  *   - no writes outside the arena: the arena lives in a static 64 KiB buffer behind a 64-byte front guard; a
- *     64-byte guard of 0xA5 sits right after the arena's used end (arena + em_arena_size). Both guards are
+ *     64-byte guard of 0xA5 sits right after the arena's used end (arena + need). Both guards are
  *     compared after every step; everything past the used end is also ASan-poisoned while the runtime runs, so
  *     even a read there is reported at the faulting instruction
- *   - em_step writes only out[0 .. n_out) (out is an exact heap buffer) and reads only in[0 .. n_in)
+ *   - em_graph_step writes only out[0 .. n_out) (out is an exact heap buffer) and reads only in[0 .. n_in)
  */
 #define _POSIX_C_SOURCE 200112L
 #include <stdint.h>
@@ -50,7 +51,6 @@
 #include <string.h>
 
 #include "edgemem.h"
-#include "em_graph.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -98,7 +98,7 @@ static em_status_t checked(em_status_t st) {
 static uint32_t rd_u16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
 static uint32_t rd_u32(const uint8_t *p) { return rd_u16(p) | rd_u16(p + 2) << 16; }
 
-/* Table-driven CRC-32 (zlib.crc32): the harness's own copy, independent of blob.c. */
+/* Table-driven CRC-32 (zlib.crc32): the harness's own copy, independent of src/crc32.c. */
 static uint32_t crc32_tab(const uint8_t *p, size_t n) {
     static uint32_t table[256];
     if (!table[1]) {
@@ -132,30 +132,20 @@ static void check_guards(size_t used_end) {
     }
 }
 
-/* One parsed model of either version behind the same four calls. */
 typedef struct {
-    int graph;
-    const em_model_t *m;
     const em_graph_t *g;
-    em_ctx_t ctx;
     em_graph_ctx_t gctx;
 } rt_t;
 
-static em_status_t rt_init(rt_t *rt, void *arena, size_t size) {
-    return rt->graph ? em_graph_init(&rt->gctx, rt->g, arena, size) : em_init(&rt->ctx, rt->m, arena, size);
-}
-static em_status_t rt_reset(rt_t *rt) { return rt->graph ? em_graph_reset(&rt->gctx) : em_reset(&rt->ctx); }
-static em_status_t rt_step(rt_t *rt, const int8_t *in, int16_t *out) {
-    return rt->graph ? em_graph_step(&rt->gctx, in, out) : em_step(&rt->ctx, in, out);
-}
+static em_status_t rt_init(rt_t *rt, void *arena, size_t size) { return em_graph_init(&rt->gctx, rt->g, arena, size); }
+static em_status_t rt_reset(rt_t *rt) { return em_graph_reset(&rt->gctx); }
+static em_status_t rt_step(rt_t *rt, const int8_t *in, int16_t *out) { return em_graph_step(&rt->gctx, in, out); }
 
 static void run_model(rt_t *rt, unsigned flags, const uint8_t *steps, size_t steps_len) {
-    const size_t need = rt->graph ? em_graph_arena_size(rt->g) : em_arena_size(rt->m);
+    const size_t need = em_graph_arena_size(rt->g);
     FUZZ_ASSERT(need > 0);
-    FUZZ_ASSERT(rt->graph || need % 4 == 0);
     if (need + GUARD_BYTES + 10 > ARENA_BYTES) {
         /* a graph declaring more arena than the harness has: init must refuse anything shorter */
-        FUZZ_ASSERT(rt->graph);
         FUZZ_ASSERT(checked(rt_init(rt, g_arena, ARENA_BYTES)) == EM_ERR_ARENA);
         return;
     }
@@ -179,7 +169,7 @@ static void run_model(rt_t *rt, unsigned flags, const uint8_t *steps, size_t ste
     POISON(g_arena + used_end, ARENA_BYTES - used_end);
 
     em_status_t st = checked(rt_init(rt, arena, arena_size));
-    const size_t n_in = rt->graph ? rt->g->n_in : rt->m->n_in, n_out = rt->graph ? rt->g->n_out : rt->m->n_out;
+    const size_t n_in = rt->g->n_in, n_out = rt->g->n_out;
     int8_t *in = malloc(n_in);
     int16_t *out = malloc(n_out * sizeof *out), *out0 = malloc(n_out * sizeof *out);
     FUZZ_ASSERT(in && out && out0);
@@ -315,39 +305,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
 
-    rt_t rt;
-    memset(&rt, 0, sizeof rt);
-    if (len >= 6 && rd_u16(blob + 4) == EM_GRAPH_VERSION) {
-        em_graph_t g, untouched;
-        memset(&g, 0xC3, sizeof g);
-        memcpy(&untouched, &g, sizeof g);
-        em_status_t st = checked(em_graph_parse(&g, blob, len));
-        if (st != EM_OK) {
-            FUZZ_ASSERT(memcmp(&g, &untouched, sizeof g) == 0);
-        } else {
-            FUZZ_ASSERT(len >= EM_HEADER_SIZE);
-            FUZZ_ASSERT(em_graph_arena_size(&g) == rd_u32(blob + 32));
-            FUZZ_ASSERT(g.n_in == rd_u16(blob + 18) && g.n_out == rd_u16(blob + 20));
-            rt.graph = 1;
-            rt.g = &g;
-            if (flags & 16u) run_patch(&g, flags, blob, steps, steps_len);
-            else run_model(&rt, flags, steps, steps_len);
-        }
+    em_graph_t g, untouched, gb;
+    memset(&g, 0xC3, sizeof g);
+    memcpy(&untouched, &g, sizeof g);
+    memcpy(&gb, &g, sizeof g);
+    const em_status_t st = checked(em_graph_parse(&g, blob, len));
+    const em_status_t bst = checked(em_graph_bind(&gb, blob, len));
+    if (len >= 6 && rd_u16(blob + 4) != EM_GRAPH_VERSION) FUZZ_ASSERT(st != EM_OK && bst != EM_OK);
+    if (bst != EM_OK) FUZZ_ASSERT(memcmp(&gb, &untouched, sizeof gb) == 0);
+    if (st != EM_OK) {
+        FUZZ_ASSERT(memcmp(&g, &untouched, sizeof g) == 0);
     } else {
-        em_model_t m, untouched;
-        memset(&m, 0xC3, sizeof m);
-        memcpy(&untouched, &m, sizeof m);
-        em_status_t st = checked(em_model_parse(&m, blob, len));
-        if (st != EM_OK) {
-            FUZZ_ASSERT(memcmp(&m, &untouched, sizeof m) == 0);
-        } else {
-            FUZZ_ASSERT(len >= EM_HEADER_SIZE);
-            FUZZ_ASSERT(checked(em_model_check(&m)) == EM_OK);
-            FUZZ_ASSERT(m.n_in == rd_u16(blob + 20) && m.n_u == rd_u16(blob + 22) && m.order == rd_u16(blob + 24));
-            FUZZ_ASSERT(m.n_h == rd_u16(blob + 26) && m.n_out == rd_u16(blob + 28) && m.a_shift == rd_u16(blob + 30));
-            rt.m = &m;
-            run_model(&rt, flags, steps, steps_len);
-        }
+        FUZZ_ASSERT(len >= EM_HEADER_SIZE);
+        FUZZ_ASSERT(em_graph_arena_size(&g) == rd_u32(blob + 32));
+        FUZZ_ASSERT(g.n_in == rd_u16(blob + 18) && g.n_out == rd_u16(blob + 20));
+        FUZZ_ASSERT(bst == EM_OK && memcmp(&g, &gb, sizeof g) == 0); /* bind accepts what parse accepts, alike */
+        rt_t rt;
+        memset(&rt, 0, sizeof rt);
+        rt.g = &g;
+        if (flags & 16u) run_patch(&g, flags, blob, steps, steps_len);
+        else run_model(&rt, flags, steps, steps_len);
     }
     free(blob);
     return 0;

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Seed corpus for fuzz_model: each real model blob (version 1 or 2) wrapped in the harness's input layout (see
-fuzz_model.c).
+"""Seed corpus for fuzz_model: each real model blob wrapped in the harness's input layout (see fuzz_model.c). A blob
+of the retired first format (export folders not yet re-exported) is a seed too: the runtime must refuse it.
 
 usage: make_seeds.py OUT_DIR BLOB[:PLAN] [BLOB[:PLAN] ...]
 For every blob: one seed per arena mode (0..3, CRC recompute on and off) with a few input steps (zeros, full
@@ -44,9 +44,8 @@ def main(argv):
         if len(blob) < 64 or blob[:4] != b"EMMB":
             sys.stderr.write(f"make_seeds: {path} is not an EMMB blob\n")
             return 1
-        # n_in: header offset 20 in version 1, 18 in version 2 (the graph format, docs/graph.md)
-        version = struct.unpack_from("<H", blob, 4)[0]
-        n_in = struct.unpack_from("<H", blob, 18 if version == 2 else 20)[0]
+        # n_in: header offset 18 (docs/graph.md); any other format is refused before its steps are read
+        n_in = max(1, min(1024, struct.unpack_from("<H", blob, 18)[0]))
         name = os.path.basename(os.path.dirname(os.path.abspath(path))) or "model"
         variants = [
             (0x00, "zero"), (0x01, "ramp"), (0x02, "max"), (0x03, "ramp"),
