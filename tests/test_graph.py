@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import SHIPPED, need
+from conftest import ROOT, SHIPPED, need
 from edgemem.errors import EdgememError
 from edgemem.export.graph_c_arrays import write_graph_c
 from edgemem.graph.blob import (
@@ -42,7 +42,7 @@ from edgemem.verify import c_runtime
 
 S8, S16, S32 = DType.S8, DType.S16, DType.S32
 KS = (1, 2, 3, 5)
-# em_status_str of each EM_ERR_* a malformed blob can get (firmware/src/edgemem.c)
+# em_status_str of each EM_ERR_* a malformed blob can get (firmware/src/em_status.c)
 C_STATUS = {"TRUNCATED": "blob truncated", "MAGIC": "bad magic", "VERSION": "unsupported blob version",
             "CRC": "CRC-32 mismatch", "KIND": "unknown model kind", "DIMS": "bad dimensions",
             "TENSOR": "malformed tensor", "BOUNDS": "tensor outside the blob", "ALIGN": "misaligned tensor",
@@ -496,8 +496,8 @@ def test_model_c_compiles_aligned_with_the_blob_bytes(tmp_path):
                     "  if (names[1][1] != '\"') return 4;\n"
                     "  return fwrite(em_model_blob, 1, EM_MODEL_BLOB_SIZE, stdout) == EM_MODEL_BLOB_SIZE ? 0 : 5;\n}\n")
     exe = tmp_path / "dump"
-    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(tmp_path), "-o", str(exe), str(main),
-                    str(c)], check=True, capture_output=True)
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(tmp_path), "-I",
+                    str(ROOT / "firmware" / "include"), "-o", str(exe), str(main), str(c)], check=True, capture_output=True)
     res = subprocess.run([str(exe)], capture_output=True)
     assert res.returncode == 0 and res.stdout == blob
 

@@ -97,10 +97,15 @@ def build_graph_blob(g: Graph) -> bytes:
     for entry in t.ops:
         tables += struct.pack(_OP, *entry)
     data = bytearray()
+    stored: dict[tuple[int, bytes], int] = {}  # (dtype, bytes) -> offset: identical tensors share their data
     for i, x in enumerate(g.tensors):
-        data += b"\0" * (-(data_start + len(data)) % 4)  # every tensor 4-byte aligned, whatever its dtype
-        tables += struct.pack(_TENSOR, i, int(x.dtype), 0, data_start + len(data), x.data.size)
-        data += _tensor_bytes(x.data, x.dtype)
+        raw = _tensor_bytes(x.data, x.dtype)
+        offset = stored.get((int(x.dtype), raw))
+        if offset is None:
+            data += b"\0" * (-(data_start + len(data)) % 4)  # every tensor 4-byte aligned, whatever its dtype
+            offset = stored[(int(x.dtype), raw)] = data_start + len(data)
+            data += raw
+        tables += struct.pack(_TENSOR, i, int(x.dtype), 0, offset, x.data.size)
     payload = bytes(tables + data)
     total = HEADER_SIZE + len(payload)
     header = struct.pack(_HEADER, MAGIC, VERSION, HEADER_SIZE, total, zlib.crc32(payload), KIND_GRAPH, g.n_in,
