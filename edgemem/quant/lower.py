@@ -10,6 +10,7 @@ from torch import nn
 from edgemem.errors import EdgememError
 from edgemem.models import registry
 from edgemem.quant.graph import Graph
+from edgemem.quant.lowering import float64_copy
 
 
 @dataclass
@@ -17,7 +18,7 @@ class Lowered:
     graph: Graph
     input_scale: float
     output_scale: float
-    info: dict[str, float] = field(default_factory=dict)  # calibrated peaks, for the report
+    info: dict[str, float] = field(default_factory=dict)  # calibrated peaks after lowering.snap_peak
     scales: dict[str, float] = field(default_factory=dict)  # buffer name -> real value of one unit (Builder.extras)
     w_scales: dict[str, np.ndarray] = field(default_factory=dict)  # FC / CONV1D op -> per-channel weight scales
     act_fns: dict[str, str] = field(default_factory=dict)  # ACT LUT op -> "tanh", "gelu", ...
@@ -29,9 +30,15 @@ def lower(model: nn.Module, calib_x: np.ndarray, margin: float = 1.25,
     """calib_x [n][T][n_in]: normalized training sequences; the float model runs on them once to set every scale.
     weight_bits: graph op name (FC or CONV1D) -> 8, 4 or 2 bits per weight (8 where not named; lowering.Builder).
     act_bits: activation name -> 8 or 16 bits, for the kinds that name activations (lower_lmuformer.ACT16).
-    events: FCs reading spikes use the event-driven kernel (Builder); False gives the dense graph, for comparison."""
+    events: FCs reading spikes use the event-driven kernel (Builder); False gives the dense graph, for comparison.
+
+    The lowering works on a float64 copy of the model (lowering.float64_copy; `model` itself is left as it is) and
+    snaps every calibrated peak (lowering.snap_peak), so that the graph is the same on every CPU. `model` is put in
+    eval mode, as callers expect, and otherwise left as it is."""
     kind = registry.kind_of(model)
     model.eval()
+    model = float64_copy(model)
+    calib_x = np.asarray(calib_x, dtype=np.float64)
     if kind != "lmuformer" and any(v != 8 for v in (act_bits or {}).values()):
         raise EdgememError(f"model kind '{kind}' keeps its activations at 8 bits (16-bit activations: lmuformer)")
     if kind == "l2mu":  # the graph form of the version-1 model: what packed weights need
