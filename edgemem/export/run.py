@@ -15,6 +15,7 @@ from typing import Any
 
 from edgemem.atomic import write_bytes_atomic
 from edgemem.checkpoint import Checkpoint, load_checkpoint
+from edgemem.data.windows import split_by_subject
 from edgemem.errors import EdgememError
 from edgemem.export import graph_c_arrays
 from edgemem.export.blob import build_blob
@@ -29,7 +30,7 @@ from edgemem.quant.calibrate import quantize_l2mu
 from edgemem.quant.lower import Lowered, lower
 from edgemem.quant.model import POP_NAMES, QuantL2MU
 from edgemem.schedule.arena import place_by_lifetime
-from edgemem.train.pipeline import load_windows, prepare
+from edgemem.train.pipeline import load_windows
 from edgemem.train.recipe import Recipe, _build
 from edgemem.train.run import calibration_windows
 
@@ -61,11 +62,14 @@ def recipe_of(ckpt: Checkpoint) -> Recipe:
 
 
 def _calibration(ckpt: Checkpoint) -> tuple[Recipe, Any]:
+    """The recipe and its calibration windows: recipe.quant.calib_windows training windows (seed 0), normalized with
+    the checkpoint's own statistics -- what the deployed model is fed -- rather than statistics fitted again here
+    (the same numbers today, but then a function of the checkpoint, not of a reduction re-run on this machine)."""
     recipe = recipe_of(ckpt)
     d = recipe.data
-    windows, names = load_windows(recipe)
-    prep = prepare(windows, names, d.train_subjects, d.val_subjects, d.test_subjects)
-    return recipe, calibration_windows(prep.split.train.x, recipe.quant.calib_windows, 0)
+    windows, _ = load_windows(recipe)
+    train = split_by_subject(windows, d.train_subjects, d.val_subjects, d.test_subjects).train
+    return recipe, ckpt.normalizer(calibration_windows(train.x, recipe.quant.calib_windows, 0))
 
 
 def quantize_checkpoint(ckpt: Checkpoint) -> QuantL2MU:
