@@ -32,9 +32,8 @@ def lower(model: nn.Module, calib_x: np.ndarray, margin: float = 1.25,
     act_bits: activation name -> 8 or 16 bits, for the kinds that name activations (lower_lmuformer.ACT16).
     events: FCs reading spikes use the event-driven kernel (Builder); False gives the dense graph, for comparison.
 
-    The lowering works on a float64 copy of the model (lowering.float64_copy; `model` itself is left as it is) and
-    snaps every calibrated peak (lowering.snap_peak), so that the graph is the same on every CPU. `model` is put in
-    eval mode, as callers expect, and otherwise left as it is."""
+    The lowering works on a float64 copy of the model (lowering.float64_copy) and snaps every calibrated peak
+    (lowering.snap_peak), so that the graph is the same on every CPU; `model` itself is only put in eval mode."""
     kind = registry.kind_of(model)
     model.eval()
     model = float64_copy(model)

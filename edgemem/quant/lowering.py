@@ -8,7 +8,8 @@ stored in 4 or 2 bits (packed s4 / s2 tensors): `weight_bits` maps op names to w
 Reproducibility (docs/architecture.md "Quantization"): an export is a function of the checkpoint, the recipe and the
 packaged data only, whatever the CPU, thread count or kernel. The lowering runs on a float64 copy of the model
 (`float64_copy`), and every range measured on the calibration windows goes through `snap_peak` before a scale is
-derived from it: float64 last-bit noise (~1e-16 relative) would have to cross a grid step of 2^-9 relative to move it.
+derived from it: float64 last-bit noise (~1e-16 relative) moves a snapped peak only where it straddles a grid point
+(grid steps are 2^-9 to 2^-8 of the peak).
 """
 
 from __future__ import annotations
