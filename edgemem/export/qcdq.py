@@ -44,7 +44,7 @@ from edgemem.models import registry
 from edgemem.models.l2mu import L2MU, L2MUStep
 from edgemem.quant import mixed
 from edgemem.quant.lower import Lowered
-from edgemem.quant.lowering import fold_bn, int8_scale, to_np
+from edgemem.quant.lowering import detached_copy, fold_bn, int8_scale, to_np
 
 KINDS = ("lmuformer", "l2mu")  # the graph kinds whose step reads its weights through layers or layer_weight()
 WEIGHTS_KEY = "edgemem.weights"
@@ -134,7 +134,7 @@ def _on_grid(w: np.ndarray, codes: np.ndarray, bits: int, op: str, scale: np.nda
 
 def quant_twin(model: nn.Module, low: Lowered) -> nn.Module:
     """A copy of the model (eval) with brevitas weight layers on the graph's grid, BN folded, activation taps."""
-    plain = copy.deepcopy(model).eval()
+    plain = detached_copy(model).eval()  # after an ONNX export, snntorch's membrane buffers carry autograd history
     bits: dict[str, int] = {}
     for f in folds(model):
         layer = model.get_submodule(f.module)

@@ -83,6 +83,12 @@ def _population(kind: str, n: int, cfg: L2MUConfig, threshold: float) -> nn.Modu
 State = dict[str, torch.Tensor]
 
 
+def _as(spikes: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """snntorch's surrogates return float32 spikes; a float64 model (the lowering's copy) needs them in float64
+    (0/1: exact). Left alone when the dtypes agree, so a float32 trace (the ONNX export) gains no cast."""
+    return spikes if spikes.dtype == like.dtype else spikes.to(like.dtype)
+
+
 class L2MU(nn.Module):
     """Fully spiking LMU. Input: normalized sensor values (encoding-free: the encoder turns currents into spikes)."""
 
@@ -120,7 +126,8 @@ class L2MU(nn.Module):
         return shapes
 
     def init_state(self, batch: int, device: torch.device | None = None) -> State:
-        return {k: torch.zeros(batch, *s, device=device) for k, s in self.state_shapes().items()}
+        dtype = self.out.weight.dtype  # a model converted with .double() (the lowering's copy) steps in float64
+        return {k: torch.zeros(batch, *s, device=device, dtype=dtype) for k, s in self.state_shapes().items()}
 
     def threshold(self, pop: str) -> torch.Tensor:
         return self.pops[pop].threshold
@@ -128,7 +135,7 @@ class L2MU(nn.Module):
     def _spike(self, pop: str, mem: torch.Tensor) -> torch.Tensor:
         """Spike of the previous step, recomputed from its membrane (same surrogate gradient as the neuron)."""
         neuron = self.pops[pop]
-        return neuron.spike_grad(mem - neuron.threshold)
+        return _as(neuron.spike_grad(mem - neuron.threshold), mem)
 
     def clip(self, pop: str) -> float:
         return self.cfg.memory_clip if pop == "memory" else self.cfg.state_clip
@@ -147,7 +154,7 @@ class L2MU(nn.Module):
         else:
             spk, mem = neuron(cur, state[f"mem_{pop}"])
         new[f"mem_{pop}"] = mem.clamp(-c, c)
-        return spk
+        return _as(spk, cur)
 
     # ---- one step ----------------------------------------------------------------------------------------
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State, dict[str, torch.Tensor]]:

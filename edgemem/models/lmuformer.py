@@ -212,6 +212,8 @@ class LMUFormer(nn.Module):
         """
         c = self.cfg.state_clip
         spk, mem = self.lifs[pop](cur.clamp(-c, c), mem)
+        if spk.dtype != cur.dtype:  # snntorch's surrogates give float32 spikes; the lowering's float64 copy needs
+            spk = spk.to(cur.dtype)  # float64 (0/1: exact); a float32 trace (the ONNX export) gains no cast
         return spk, mem.clamp(-c, c)
 
     def _fire_seq(self, pop: str, cur: torch.Tensor, rates: dict[str, torch.Tensor] | None) -> torch.Tensor:

@@ -7,7 +7,7 @@ from torch import nn
 
 from edgemem.errors import EdgememError
 from edgemem.models import registry
-from edgemem.quant.lowering import Lowered
+from edgemem.quant.lowering import Lowered, float64_copy
 
 __all__ = ["Lowered", "lower"]
 
@@ -18,9 +18,14 @@ def lower(model: nn.Module, calib_x: np.ndarray, margin: float = 1.25,
     """calib_x [n][T][n_in]: normalized training sequences; the float model runs on them once to set every scale.
     weight_bits: graph op name (FC or CONV1D) -> 8, 4 or 2 bits per weight (8 where not named; lowering.Builder).
     act_bits: activation name -> 8 or 16 bits, for the kinds that name activations (lower_lmuformer.ACT16).
-    events: FCs reading spikes use the event-driven kernel (Builder); False gives the dense graph, for comparison."""
+    events: FCs reading spikes use the event-driven kernel (Builder); False gives the dense graph, for comparison.
+
+    The lowering works on a float64 copy of the model (lowering.float64_copy) and snaps every calibrated peak
+    (lowering.snap_peak), so that the graph is the same on every CPU; `model` itself is only put in eval mode."""
     kind = registry.kind_of(model)
     model.eval()
+    model = float64_copy(model)
+    calib_x = np.asarray(calib_x, dtype=np.float64)
     if kind != "lmuformer" and any(v != 8 for v in (act_bits or {}).values()):
         raise EdgememError(f"model kind '{kind}' keeps its activations at 8 bits (16-bit activations: lmuformer)")
     if kind == "l2mu":

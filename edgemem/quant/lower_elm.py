@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from edgemem.models.elm import ELMNet
-from edgemem.quant.lowering import INT16_MAX, Builder, Lowered, int8_scale, to_np
+from edgemem.quant.lowering import INT16_MAX, Builder, Lowered, calibration_tensor, int8_scale, snap_peaks, to_np
 from edgemem.quant.lut import TANH_SCALES, tanh
 
 
@@ -37,7 +37,7 @@ def _peaks(model: ELMNet, x: torch.Tensor) -> dict[str, float]:
 def lower_elm(model: ELMNet, calib_x: np.ndarray, margin: float,
               weight_bits: dict[str, int] | None = None) -> Lowered:
     cfg = model.cfg
-    peak = _peaks(model, torch.from_numpy(np.asarray(calib_x, dtype=np.float32)))
+    peak = snap_peaks(_peaks(model, calibration_tensor(calib_x)))
     b = Builder(cfg.n_in, cfg.n_out, int8_scale(peak["input"]), weight_bits)
     s_trace, s_mem = cfg.trace_clip / INT16_MAX, cfg.memory_clip / INT16_MAX
     s_logits = margin * peak["logits"] / INT16_MAX

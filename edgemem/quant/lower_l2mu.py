@@ -15,16 +15,16 @@ import numpy as np
 import torch
 
 from edgemem.models.l2mu import L2MU, POPULATIONS
-from edgemem.quant.lowering import INT16_MAX, Builder, Lowered, int8_scale, to_np
+from edgemem.quant.lowering import INT16_MAX, Builder, Lowered, calibration_tensor, int8_scale, snap_peaks, to_np
 
 
 def lower_l2mu(model: L2MU, calib_x: np.ndarray, margin: float, weight_bits: dict[str, int] | None = None,
                events: bool = True) -> Lowered:
     cfg = model.cfg
-    x_cal = torch.from_numpy(np.asarray(calib_x, dtype=np.float32))
+    x_cal = calibration_tensor(calib_x)
     with torch.no_grad():
-        peak_logits = float(model(x_cal)[0].abs().max())
-    b = Builder(cfg.n_in, cfg.n_out, int8_scale(float(x_cal.abs().max())), weight_bits, events)
+        peak = snap_peaks({"input": float(x_cal.abs().max()), "logits": float(model(x_cal)[0].abs().max())})
+    b = Builder(cfg.n_in, cfg.n_out, int8_scale(peak["input"]), weight_bits, events)
     scale = {p: model.clip(p) / INT16_MAX for p in POPULATIONS}
     x = b.g.in_buffer
 
@@ -58,7 +58,6 @@ def lower_l2mu(model: L2MU, calib_x: np.ndarray, margin: float, weight_bits: dic
     b.fc("hid_m", *w("hid_m"), s_m, scale["hidden"], out=cur)
     beta, thr, alpha = neuron("hidden")
     s_h = b.lif("hidden", cur, beta, thr, alpha, mem=mem["hidden"])
-    logits = b.fc("out", *w("out"), s_h, margin * peak_logits / INT16_MAX)
+    logits = b.fc("out", *w("out"), s_h, margin * peak["logits"] / INT16_MAX)
     g = b.output(logits)
-    return Lowered(g, b.scale[g.in_buffer], b.output_scale, {"input": float(x_cal.abs().max()),
-                                                             "logits": peak_logits}, **b.extras())
+    return Lowered(g, b.scale[g.in_buffer], b.output_scale, peak, **b.extras())

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from edgemem.models.lmu_rnn import LMURNN
-from edgemem.quant.lowering import INT16_MAX, Builder, Lowered, int8_scale, to_np
+from edgemem.quant.lowering import INT16_MAX, Builder, Lowered, calibration_tensor, int8_scale, snap_peaks, to_np
 from edgemem.quant.lut import TANH_SCALES, tanh
 
 
@@ -37,7 +37,7 @@ def _peaks(model: LMURNN, x: torch.Tensor) -> dict[str, float]:
 def lower_lmu(model: LMURNN, calib_x: np.ndarray, margin: float,
               weight_bits: dict[str, int] | None = None) -> Lowered:
     c = model.cfg
-    peak = _peaks(model, torch.from_numpy(np.asarray(calib_x, dtype=np.float32)))
+    peak = snap_peaks(_peaks(model, calibration_tensor(calib_x)))
     b = Builder(c.n_in, c.n_out, int8_scale(peak["input"]), weight_bits)
     x = b.g.in_buffer
     s_m = c.memory_clip / INT16_MAX

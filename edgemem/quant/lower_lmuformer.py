@@ -15,7 +15,16 @@ import torch.nn.functional as F
 from edgemem.errors import EdgememError
 from edgemem.graph.ir import DType
 from edgemem.models.lmuformer import LMUFormer, _bn_seq
-from edgemem.quant.lowering import INT16_MAX, Builder, Lowered, fold_bn, int8_scale, to_np
+from edgemem.quant.lowering import (
+    INT16_MAX,
+    Builder,
+    Lowered,
+    calibration_tensor,
+    fold_bn,
+    int8_scale,
+    snap_peaks,
+    to_np,
+)
 
 # ANN activations the graph may keep at 16 bits (every op reading them takes int16: FC and ADD), with the torch
 # layers that read them: `edgemem quantize` measures and chooses their width (e: the last conv's output).
@@ -68,12 +77,12 @@ def lower_lmuformer(model: LMUFormer, calib_x: np.ndarray, margin: float,
     if wide and (cfg.spiking or (cfg.activation != "relu" and wide & {"e", "z"})):
         raise EdgememError("16-bit activations need the ANN LMUFormer, and ReLU where e or z come from an activation "
                            "(a GELU table writes int8)")
-    x = torch.from_numpy(np.asarray(calib_x, dtype=np.float32))
+    x = calibration_tensor(calib_x)
     if cfg.spiking:
         with torch.no_grad():
-            peak = {"input": float(x.abs().max()), "logits": float(model(x).abs().max())}
+            peak = snap_peaks({"input": float(x.abs().max()), "logits": float(model(x).abs().max())})
     else:
-        peak = _peaks(model, x)
+        peak = snap_peaks(_peaks(model, x))
     b = Builder(cfg.n_in, cfg.n_out, int8_scale(peak["input"]), weight_bits, events)
     s_cur = cfg.state_clip / INT16_MAX
 

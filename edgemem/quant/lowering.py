@@ -4,10 +4,17 @@ A Builder tracks the real value of one integer unit (the scale) of every buffer 
 weights per output channel to int8 (quantize_fc), and appends the op of docs/graph.md.
 Model files (lower_*.py) only say which layer feeds which, at which scale. FC and CONV1D weights may instead be
 stored in 4 or 2 bits (packed s4 / s2 tensors): `weight_bits` maps op names to widths.
+
+Reproducibility (docs/architecture.md "Quantization"): an export is a function of the checkpoint, the recipe and the
+packaged data only, whatever the CPU, thread count or kernel. The lowering runs on a float64 copy of the model
+(`float64_copy`), and every range measured on the calibration windows goes through `snap_peak` before a scale is
+derived from it: float64 last-bit noise (~1e-16 relative) moves a snapped peak only where it straddles a grid point
+(grid steps are 2^-9 to 2^-8 of the peak).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,6 +89,59 @@ def fold_bn(w: Array, b: Array | None, bn: torch.nn.Module | None) -> tuple[Arra
     mean, var = to_np(bn.running_mean), to_np(bn.running_var)  # type: ignore[arg-type]
     k = gamma / np.sqrt(var + bn.eps)  # type: ignore[operator]
     return w * k.reshape(-1, *([1] * (w.ndim - 1))), (b - mean) * k + beta
+
+
+PEAK_BITS = 9  # significant bits a calibrated peak keeps (snap_peak)
+
+
+def snap_peak(peak: float) -> float:
+    """The one rule every calibrated range goes through before a scale is derived from it (every model kind; the
+    rule of docs/architecture.md "Quantization"): the peak rounded UP to the next value with PEAK_BITS significant
+    bits, k * 2^(e - 9) for 2^(e-1) <= peak < 2^e and k = ceil(peak * 2^(9 - e)), an integer in [256, 512]
+    (0 stays 0; a value already on the grid stays where it is).
+
+    The forward pass that measures a peak differs between machines in its last bits (SIMD width, thread count,
+    kernel choice); a snapped peak moves only if that noise straddles a grid point, i.e. with probability about
+    (relative noise) x 2^9 -- ~1e-13 for the float64 calibration of `float64_copy`, ~1e-4 even for float32 noise of
+    1e-7. Rounding up keeps every calibrated value inside its int8 / int16 range; the scale grows by less than
+    2^-8 (0.39 %)."""
+    p = float(peak)
+    if not math.isfinite(p) or p < 0:
+        raise EdgememError(f"a calibrated peak must be finite and >= 0, got {p}")
+    if p == 0.0:
+        return 0.0
+    m, e = math.frexp(p)  # p = m * 2^e, 0.5 <= m < 1: exact
+    return math.ldexp(math.ceil(math.ldexp(m, PEAK_BITS)), e - PEAK_BITS)  # exact: k < 2^9 fits a double
+
+
+def snap_peaks(peaks: dict[str, float]) -> dict[str, float]:
+    """snap_peak of every entry: the calibrated ranges a lowering derives its scales from (and reports in
+    Lowered.info, which the QCDQ export reads its activation scales from)."""
+    return {k: snap_peak(v) for k, v in peaks.items()}
+
+
+def detached_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """copy.deepcopy of a model, also after a traced run: snntorch keeps its last membrane as a buffer, which has
+    autograd history after an ONNX export and cannot be deep-copied as such (it is copied detached)."""
+    memo: dict[int, object] = {}
+    for module in model.modules():
+        for v in [*module._buffers.values(), *vars(module).values()]:
+            if isinstance(v, torch.Tensor) and not v.is_leaf:
+                memo[id(v)] = v.detach().clone()
+    return copy.deepcopy(model, memo)
+
+
+def float64_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A float64 copy of the model in eval mode, for the lowering: calibration forward passes and derived weights
+    (an ELM's folded decays, products and sums) are then computed in float64 from the checkpoint's float32 values
+    (exactly representable), so run-to-run noise is ~1e-16 relative and reaches an artifact only through a coarse
+    rounding (snap_peak, int8 codes, 15-bit multipliers, Q15, float32), never through a plain float32 result."""
+    return detached_copy(model).double().eval()
+
+
+def calibration_tensor(calib_x: Array) -> torch.Tensor:
+    """The calibration windows [n][T][n_in] as a float64 tensor (what a float64_copy model takes)."""
+    return torch.from_numpy(np.asarray(calib_x, dtype=np.float64))
 
 
 def int8_scale(peak: float) -> float:
