@@ -56,7 +56,7 @@ build/vendor/uplot/uPlot.iife.min.js:
 	cp build/vendor/tmp/package/dist/uPlot.iife.min.js build/vendor/uplot/
 	rm -rf build/vendor/tmp
 
-# libFuzzer over the blob loader and em_step (ASan + UBSan); ends with "fuzz: E executions, C crashes".
+# libFuzzer over the blob parser and em_graph_step (ASan + UBSan); ends with "fuzz: E executions, C crashes".
 fuzz: apt
 	$(MAKE) -s --no-print-directory -C firmware fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 

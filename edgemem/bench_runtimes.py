@@ -2,7 +2,7 @@
 
 Same int8 model, same input: the held-out recordings streamed end to end for STEPS steps from reset.
 - Instructions per step on the host (x86-64, gcc -O2 for edgemem; TFLM as its pip package ships it), by callgrind
-  with collection toggled on the step function only (em_graph_step / em_step; TFLM's MicroInterpreter::Invoke),
+  with collection toggled on the step function only (em_graph_step; TFLM's MicroInterpreter::Invoke),
   as (count at STEPS + 1 steps - count at 1 step) / STEPS: set-up and the first step's one-off work are excluded.
   TFLM runs model_vars.tflite (state in resource variables, like edgemem's arena), so no Python copies are counted.
 - RAM: edgemem's Cortex-M4 image (data + bss, arena and state included; verify.json) vs TFLM's arena (its
@@ -34,7 +34,7 @@ from edgemem.errors import EdgememError
 STEPS = 1000
 REPEATS = 5
 TFLM_RUNTIME_FLASH = 32_600  # FULLY_CONNECTED + ADD + CONCATENATION, Cortex-M4 (../shared/NOTES.md, measured)
-EDGEMEM_STEP = ("em_graph_step", "em_step")
+EDGEMEM_STEP = ("em_graph_step",)
 TFLM_INVOKE = "tflite::micro::MicroInterpreter::Invoke()"
 
 _TFLM_LOOP = """

@@ -126,7 +126,7 @@ def model_card(metrics: dict[str, Any], recipe: dict[str, Any], name: str) -> st
             f"{dep['steps_compared']:,} steps ({dep['steps_compared_cortex_m4']:,} on the M4).",
             f"Cortex-M4 image (model + runtime + state, no stdio): flash **{dep['flash_bytes']:,} B**, "
             f"RAM **{dep['ram_bytes']:,} B** (arena {dep['arena_bytes']:,} B) plus **{dep['stack_bytes']} B** of stack "
-            f"for `em_step`; "
+            f"for `em_graph_step`; "
             f"**{dep['instructions_per_step']:,.0f} instructions per step** (QEMU `-icount`, SysTick).",
         ]
     lines += [
