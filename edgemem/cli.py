@@ -127,6 +127,23 @@ def card(
     out.print(f"wrote {r.folder / 'README.md'}")
 
 
+@app.command()
+def schema(
+    out_file: Annotated[Path | None, typer.Option("--out", help="write it here instead of printing it")] = None,
+) -> None:
+    """Print the JSON Schema of a recipe file (for editors; docs/recipe.schema.json is this output)."""
+    from edgemem.train.recipe import recipe_schema
+
+    text = json.dumps(recipe_schema(), indent=2) + "\n"
+    if out_file is None:
+        sys.stdout.write(text)
+        return
+    from edgemem.atomic import write_text_atomic
+
+    write_text_atomic(out_file, text)
+    out.print(f"wrote {out_file}")
+
+
 def _table(r: dict) -> Table:
     t = Table(title=f"edgemem verify: {r['model']} on {r['test_windows']} held-out windows")
     t.add_column("runtime")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from edgemem.quant.lower import lower
 from edgemem.train import report
 from edgemem.train.cv import cross_validate, current_entries
 from edgemem.train.pipeline import Trained, load_windows, prepare, train_model
-from edgemem.train.recipe import Recipe
+from edgemem.train.recipe import Recipe, replace
 from edgemem.train.sets import calibration_windows
 
 
@@ -63,7 +62,9 @@ def train_recipe(recipe: Recipe, out: Path | None = None, cv: bool = False, jobs
     main = recipe.model.kind
     trained = train_model(main, recipe, prep, recipe.train.seed, quiet=quiet, state_path=state_path, resume=resume)
     assert trained.model is not None and trained.history is not None
-    ckpt = Checkpoint(trained.model, prep.normalizer, class_names, d.window, recipe.to_dict(), recipe.name)
+    # the checkpoint's recipe resolves a relative data.path against the checkpoint's folder (train.sets.recipe_of)
+    stored = recipe.moved_to(out).to_dict()
+    ckpt = Checkpoint(trained.model, prep.normalizer, class_names, d.window, stored, recipe.name)
     save_checkpoint(out / "model.pt", ckpt)
     state_path.unlink(missing_ok=True)
 
@@ -129,4 +130,9 @@ def write_card(folder: Path, recipe: Recipe, deployment: dict[str, Any] | None =
 
 
 def with_overrides(recipe: Recipe, epochs: int | None) -> Recipe:
-    return replace(recipe, train=replace(recipe.train, epochs=epochs)) if epochs else recipe
+    """The recipe with `--epochs` in place of train.epochs (validated like the recipe's own value)."""
+    if epochs is None:
+        return recipe
+    if epochs < 1:
+        raise EdgememError(f"--epochs must be >= 1, got {epochs}")
+    return replace(recipe, train=replace(recipe.train, epochs=epochs))

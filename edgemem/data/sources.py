@@ -82,6 +82,7 @@ def load_npz(path: Path) -> Recordings:
 SOURCES = {"watch": load_watch, "basic_motions": load_basic_motions}
 # Sources that take parameters (a dict, e.g. a recipe's data.params); each documents its keys.
 PARAM_SOURCES = ("kws", "psmnist", "digits")
+SOURCE_NAMES = (*SOURCES, "npz", *PARAM_SOURCES)  # every name a recipe's data.source may take
 
 
 def _seed_only(source: str, params: Mapping[str, Any], default: int) -> int:

@@ -19,9 +19,8 @@ from edgemem.models.baselines import CNNClassifier, GRUClassifier, features_rf_f
 from edgemem.models.l2mu import L2MU, L2MUConfig
 from edgemem.models.transformer import KWSTransformer, TransformerConfig
 from edgemem.train.loop import History, accuracy, fit, predict, seed_everything
-from edgemem.train.recipe import Recipe, ZooModelSpec
+from edgemem.train.recipe import BASELINES, Recipe, ZooModelSpec
 
-BASELINES = ("gru", "cnn", "features_rf", "transformer")
 # Energy per operation used in the estimates (Horowitz, ISSCC 2014, 45 nm, 32-bit float), as in the LMUFormer and
 # Spikformer papers: a multiply-accumulate 4.6 pJ, an accumulate (a spike selecting a weight) 0.9 pJ.
 E_MAC_PJ, E_AC_PJ = 4.6, 0.9
@@ -36,8 +35,7 @@ class Prepared:
 
 
 def load_windows(recipe: Recipe) -> tuple[Windows, list[str]]:
-    path = recipe.folder / recipe.data.path if recipe.data.path else None
-    rec = load_source(recipe.data.source, path, recipe.data.params)
+    rec = load_source(recipe.data.source, recipe.data_file, recipe.data.params)
     return cut_windows(rec, recipe.data.window, recipe.data.hop, recipe.data.downsample), rec.class_names
 
 
