@@ -15,9 +15,10 @@ from edgemem.graph.intops import quantize
 from edgemem.graph.ref import run_graph
 from edgemem.models.readout import predictions
 from edgemem.quant.lower import lower
+from edgemem.quant.widths import check_widths
 from edgemem.train import report
 from edgemem.train.cv import cross_validate, current_entries
-from edgemem.train.pipeline import Trained, load_windows, prepare, train_model
+from edgemem.train.pipeline import Trained, build_main, load_windows, prepare, train_model
 from edgemem.train.recipe import Recipe, replace
 from edgemem.train.sets import calibration_windows
 
@@ -59,6 +60,10 @@ def train_recipe(recipe: Recipe, out: Path | None = None, cv: bool = False, jobs
     d = recipe.data
     windows, class_names = load_windows(recipe)
     prep = prepare(windows, class_names, d.train_subjects, d.val_subjects, d.test_subjects)
+    q = recipe.quant
+    if q.weight_bits or q.act_bits:  # names and widths against this model, before a training that export would undo
+        untrained, _ = build_main(recipe, prep.n_in, len(class_names))
+        check_widths(untrained, calibration_windows(prep.split.train.x, 8), q.weight_bits, q.act_bits)
     main = recipe.model.kind
     trained = train_model(main, recipe, prep, recipe.train.seed, quiet=quiet, state_path=state_path, resume=resume)
     assert trained.model is not None and trained.history is not None
