@@ -176,3 +176,23 @@ def test_schema_lists_every_source_and_kind():
     s = recipe_schema()
     assert set(s["$defs"]["DataSpec"]["properties"]["source"]["enum"]) >= {"watch", "npz", "kws", "psmnist"}
     assert Path(ROOT / "docs" / "recipe.schema.json").read_text().endswith("\n")
+
+
+@pytest.mark.parametrize("command,says", [
+    ("export", ["trains and searches nothing", "post-training quantized at the widths the checkpoint's recipe gives",
+                "model.bin", "meta.json", "model_qcdq.onnx", "model.nir", "model.tflite"]),
+    ("quantize", ["new, mixed-precision model", "exports nothing", "quantization-aware training", "NAME_mixed",
+                  "beside the checkpoint's folder", "edgemem export NAME_mixed/model.pt", "0: none"]),
+])
+def test_quantize_and_export_help_say_what_they_do(monkeypatch, capsys, command, says):
+    """export's help said it quantizes, quantize's that export does; --out's default named models/NAME_mixed."""
+    from edgemem.cli import app
+
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setattr(sys, "argv", ["edgemem", command, "--help"])
+    with pytest.raises(SystemExit):
+        app()
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    for words in says:
+        assert words in text, (words, text)
+    assert "models/NAME_mixed" not in text
