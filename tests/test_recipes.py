@@ -196,3 +196,24 @@ def test_quantize_and_export_help_say_what_they_do(monkeypatch, capsys, command,
     for words in says:
         assert words in text, (words, text)
     assert "models/NAME_mixed" not in text
+
+
+def test_the_models_limits_are_the_graph_formats():
+    from edgemem.graph import ir
+    from edgemem.models import limits
+
+    assert (limits.MAX_DIM, limits.MAX_LMU_CELLS, limits.MAX_KERNEL) == (ir.MAX_DIM, ir.MAX_LMU_CELLS, ir.MAX_KERNEL)
+
+
+@pytest.mark.parametrize("model,words", [
+    ("{kind: lmu, n_h: 2000}", "n_h = 2000 outside [1, 1024]"),
+    ("{kind: lmu, n_u: 64, order: 128}", "n_u * order = 8192 > 4096"),
+    ("{kind: elm, n_mlp: 5000}", "n_mlp = 5000 outside [1, 1024]"),
+    ("{kind: lmuformer, beta_init: 1.5}", "beta_init must be in [0, 1]"),
+    ("{kind: lmuformer, surrogate_slope: 0.0}", "surrogate_slope > 0"),
+])
+def test_zoo_models_are_checked_against_their_configs_at_load(tmp_path, model, words):
+    (tmp_path / "r.yaml").write_text(f"name: x\nmodel: {model}\n")
+    with pytest.raises(EdgememError, match="recipe field 'model' does not make a valid") as e:
+        load_recipe(tmp_path / "r.yaml")
+    assert words in str(e.value)

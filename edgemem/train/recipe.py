@@ -26,6 +26,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from edgemem.data.sources import SOURCE_NAMES
 from edgemem.errors import EdgememError
+from edgemem.models.limits import MAX_DIM
 from edgemem.models.readout import READOUTS
 
 _CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -34,8 +35,6 @@ Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict()]  # an int is accepted (and becomes a float); NaN and infinity are not
 Str = Annotated[str, Strict()]
 Count = Annotated[int, Strict(), Field(ge=1)]
-MAX_DIM = 1024  # graph ops: every dimension in [1, 1024] (edgemem.graph.ir.MAX_DIM, docs/graph.md)
-MAX_LMU_CELLS = 4096  # graph LMU op: n_u * order (edgemem.graph.ir.MAX_LMU_CELLS)
 BASELINES = ("gru", "cnn", "features_rf", "transformer")  # the float baselines a recipe may train beside its model
 SURROGATES = ("atan", "fast_sigmoid")
 NEURONS = ("lif", "cuba")
