@@ -212,3 +212,14 @@ def _write(recipe, **data) -> Path:
     path = Path(recipe.path)
     path.write_text(yaml.safe_dump(raw))
     return path
+
+
+def test_a_siblings_invalid_recipe_does_not_break_this_card(tmp_path):
+    from edgemem.commands.train import peers
+    from edgemem.train.recipe import load_recipe
+
+    recipe = load_recipe(_project(tmp_path, L2MU))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "recipe.yaml").write_text("name: other\ntrain: {epochs: -1}\n")
+    (tmp_path / "other" / "metrics.json").write_text("{}")
+    assert peers(tmp_path / "proj", recipe) == {}

@@ -107,7 +107,11 @@ def peers(folder: Path, recipe: Recipe) -> dict[str, dict[str, Any]]:
     for other in sorted(folder.resolve().parent.iterdir()):
         if other == folder.resolve() or not (other / "metrics.json").is_file() or not (other / "recipe.yaml").is_file():
             continue
-        if load_recipe(other / "recipe.yaml").to_dict()["data"] == recipe.to_dict()["data"]:
+        try:
+            theirs = load_recipe(other / "recipe.yaml").to_dict()["data"]
+        except EdgememError:  # a sibling's broken recipe is its problem, not this card's
+            continue
+        if theirs == recipe.to_dict()["data"]:
             out[other.name] = json.loads((other / "metrics.json").read_text())
     return out
 
