@@ -125,6 +125,7 @@ def test_npz_lengths_keep_padding_out_of_windows_and_statistics(tmp_path, rng):
     ({"X": np.zeros((3, 5, 2)), "y": np.array([1, 2, 1])}, "start at 1 (no recording has label 0)"),
     ({"X": np.zeros((3, 5, 2)), "y": np.array([0, 2, 0])}, "skip [1]"),
     ({"X": np.zeros((0, 5, 2)), "y": np.zeros(0, dtype=int)}, "X holds no recordings"),
+    ({"X": np.zeros((2, 0, 2)), "y": np.array([0, 1])}, "X's recordings have no time steps"),
     ({"X": np.zeros((2, 5, 2)), "y": np.array([0, 10**12])}, "at most 1024 classes"),
     ({"X": np.zeros((2, 5, 2000)), "y": np.array([0, 1])}, "X has 2000 channels"),
     ({"X": np.zeros((2, 5, 2)), "y": np.array([0, 1]), "subject": np.array(["a", "b"])}, "subject must be integers"),

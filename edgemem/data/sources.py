@@ -149,8 +149,10 @@ def load_npz(path: Path) -> Recordings:
     if x.ndim == 2 and lengths.ndim != 1:
         raise EdgememError(f"{path}: lengths must be integers, one per recording, got shape {lengths.shape}")
     n = x.shape[0] if x.ndim == 3 else lengths.shape[0]
-    if n == 0 or (x.ndim == 3 and x.shape[1] == 0):
+    if n == 0:
         raise EdgememError(f"{path}: X holds no recordings (shape {x.shape})")
+    if x.ndim == 3 and x.shape[1] == 0:
+        raise EdgememError(f"{path}: X's recordings have no time steps (shape {x.shape})")
     if lengths is not None:
         lengths = _integers(path, "lengths", lengths, n, "one per recording")
         if lengths.min() < 1:
