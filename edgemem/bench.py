@@ -151,12 +151,12 @@ def event_driven_kernels(root: Path, windows: int = 20) -> dict[str, object]:
     from edgemem.quant.lower import lower
     from edgemem.train.sets import data_sets
     from edgemem.verify.c_runtime import run_cortex_m4
-    from edgemem.verify.held_out import held_out_set
+    from edgemem.verify.held_out import checkpoint_path, held_out_set
 
     out: dict[str, object] = {}
     for name in SPIKING:
-        _, ckpt, held = held_out_set(root / "export" / name)
-        sets = data_sets(ckpt)
+        meta, ckpt, held = held_out_set(root / "export" / name)
+        sets = data_sets(ckpt, checkpoint_path(root / "export" / name, meta))
         recipe, calib = sets.recipe, sets.calibration
         q = recipe.quant
         lows = {ev: lower(ckpt.model, calib, q.margin, q.weight_bits or None, q.act_bits or None, events=ev)

@@ -47,7 +47,9 @@ def train(
         cvs = "–" if m["cv_accuracy_mean"] is None else f"{m['cv_accuracy_mean']:.3f} ± {m['cv_accuracy_sd']:.3f}"
         table.add_row(name, f"{m['test_accuracy']:.3f}", cvs, str(m["params"] or "–"))
     out.print(table)
-    out.print(f"int8 test accuracy: {metrics['int8']['test_accuracy']:.3f}; wrote {folder}/model.pt")
+    narrow = ", ".join(f"{k} {b} bits" for k, b in r.quant.weight_bits.items())
+    out.print(f"integer model ({'int8' + (', ' + narrow if narrow else '')}) test accuracy: "
+              f"{metrics['int8']['test_accuracy']:.3f}; wrote {folder}/model.pt")
 
 
 @app.command()
@@ -57,9 +59,13 @@ def export(
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("export/model"),
     name: Annotated[str | None, typer.Option(help="model name in C symbols (default: the checkpoint's)")] = None,
 ) -> None:
-    """Quantize a checkpoint and write ONNX, C arrays (model.h/model.c) and the model blob (model.bin); qcdq adds
-    model_qcdq.onnx, the integer model's step as QCDQ ONNX (graph models); nir adds model.nir, the float spiking model
-    as a NIR graph (l2mu, spiking lmuformer)."""
+    """Write a trained checkpoint's release files; trains and searches nothing.
+
+    The integer model is post-training quantized at the widths the checkpoint's recipe gives (quant.weight_bits /
+    act_bits: int8 everywhere unless `edgemem quantize` wrote narrower ones), calibrated on its training windows.
+    Always (unless --to is nir alone): model.bin (the op graph blob), model.h / model.c and meta.json. Per --to:
+    onnx model.onnx (the float step); qcdq model_qcdq.onnx (the integer step as QCDQ ONNX); nir model.nir (the
+    float spiking model: l2mu, spiking lmuformer); tflite model.tflite, model_vars.tflite, model_float.tflite."""
     from edgemem.export.run import export as do_export
 
     meta = do_export(checkpoint, [f.strip() for f in to.split(",") if f.strip()], out_dir, name)
@@ -74,15 +80,22 @@ def export(
 def quantize(
     checkpoint: Annotated[Path, typer.Argument(help="model.pt of a trained model")],
     flash: Annotated[str, typer.Option("--flash", help="budget for the stored weights, e.g. 16KiB")],
-    ram: Annotated[str | None, typer.Option("--ram", help="arena budget, e.g. 4KiB (checked, reported)")] = None,
-    epochs: Annotated[int, typer.Option(help="quantization-aware fine-tuning epochs")] = 5,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="output folder (default: models/NAME_mixed)")] = None,
+    ram: Annotated[str | None, typer.Option("--ram", help="arena budget, e.g. 4KiB: the ANN LMUFormer keeps "
+                                            "activations at 16 bits only while the arena fits it; other models: "
+                                            "checked and reported")] = None,
+    epochs: Annotated[int, typer.Option(help="quantization-aware fine-tuning epochs (0: none)")] = 5,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="output folder (default: NAME_mixed beside the "
+                                                 "checkpoint's folder)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     distill: Annotated[bool, typer.Option("--distill", help="fine-tune against the float model's logits too "
                                           "(knowledge distillation)")] = False,
 ) -> None:
-    """Choose weight widths (8/4/2 bits) per layer under a flash budget, fine-tune with brevitas QAT, and write
-    NAME_mixed (model.pt, recipe.yaml, quantize.json, pareto.png); `edgemem export` then packs the weights."""
+    """Make a new, mixed-precision model from a trained checkpoint; exports nothing.
+
+    Picks 8, 4 or 2 bits per weight layer (greedily, by validation loss) until the stored weights fit --flash,
+    fine-tunes at those widths with quantization-aware training (brevitas), and writes the model as a new folder
+    NAME_mixed: model.pt, recipe.yaml (its quant.weight_bits / act_bits), quantize.json and pareto.png.
+    Run `edgemem export NAME_mixed/model.pt` next for its C files, the weights packed at those widths."""
     from edgemem.checkpoint import load_checkpoint
     from edgemem.quant.mixed_run import quantize_mixed
     from edgemem.schedule.plan import parse_size
@@ -125,6 +138,23 @@ def card(
         raise EdgememError(f"{r.folder} has no metrics.json; run `edgemem train {recipe}` first")
     write_card(r.folder, r, deployment)
     out.print(f"wrote {r.folder / 'README.md'}")
+
+
+@app.command()
+def schema(
+    out_file: Annotated[Path | None, typer.Option("--out", help="write it here instead of printing it")] = None,
+) -> None:
+    """Print the JSON Schema of a recipe file (for editors; docs/recipe.schema.json is this output)."""
+    from edgemem.train.recipe import recipe_schema
+
+    text = json.dumps(recipe_schema(), indent=2) + "\n"
+    if out_file is None:
+        sys.stdout.write(text)
+        return
+    from edgemem.atomic import write_text_atomic
+
+    write_text_atomic(out_file, text)
+    out.print(f"wrote {out_file}")
 
 
 def _table(r: dict) -> Table:

@@ -84,3 +84,88 @@ def test_user_npz_is_loaded_and_validated(tmp_path, rng):
         load_npz(tmp_path / "junk.npz")
     with pytest.raises(EdgememError, match="unknown data source"):
         load_source("imagenet")
+
+
+# ------------------------------------------------------------------------------- own data: lengths and bad files
+
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def test_npz_lengths_keep_padding_out_of_windows_and_statistics(tmp_path, rng):
+    """X zero-padded to the longest recording with lengths[i] valid steps (the padding here is huge and NaN, so any
+    leak shows); the flat form (recordings back to back) gives the same recordings."""
+    from edgemem.data.windows import Normalizer, cut_windows
+
+    lengths = np.array([12, 30, 17, 25])
+    x = np.full((4, 30, 2), np.nan)
+    x[:, :, 1] = 1e9
+    parts = [rng.normal(size=(n, 2)) for n in lengths]
+    for i, p in enumerate(parts):
+        x[i, : len(p)] = p
+    y, subject = np.array([0, 1, 0, 1]), np.array([1, 1, 2, 2])
+    rec = load_npz(_npz(tmp_path / "pad.npz", X=x, y=y, subject=subject, lengths=lengths))
+    assert [s.shape[0] for s in rec.series] == lengths.tolist()
+    flat = load_npz(_npz(tmp_path / "flat.npz", X=np.concatenate(parts), y=y, subject=subject, lengths=lengths))
+    for a, b in zip(rec.series, flat.series):
+        np.testing.assert_array_equal(a, b)
+    w = cut_windows(rec, 10, 5)
+    assert np.isfinite(w.x).all() and np.abs(w.x).max() < 100  # no padding in any window
+    assert (w.start + 10 <= lengths[w.recording]).all()
+    for i in range(len(w)):  # the last step of every window (a `readout: last` model's) is a valid sample
+        np.testing.assert_array_equal(w.x[i, -1], parts[w.recording[i]][w.start[i] + 9].astype(np.float32))
+    norm = Normalizer.fit(w.x)
+    valid = np.concatenate([w.x[i] for i in range(len(w))])
+    np.testing.assert_allclose(norm.mean, valid.mean(axis=0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("arrays,words", [
+    ({"X": "ragged", "y": np.array([0, 1])}, "array of Python objects: save recordings of different lengths"),
+    ({"X": np.zeros((3, 5, 2)), "y": np.array([1, 2, 1])}, "start at 1 (no recording has label 0)"),
+    ({"X": np.zeros((3, 5, 2)), "y": np.array([0, 2, 0])}, "skip [1]"),
+    ({"X": np.zeros((0, 5, 2)), "y": np.zeros(0, dtype=int)}, "X holds no recordings"),
+    ({"X": np.zeros((2, 0, 2)), "y": np.array([0, 1])}, "X's recordings have no time steps"),
+    ({"X": np.zeros((2, 5, 2)), "y": np.array([0, 10**12])}, "at most 1024 classes"),
+    ({"X": np.zeros((2, 5, 2000)), "y": np.array([0, 1])}, "X has 2000 channels"),
+    ({"X": np.zeros((2, 5, 2)), "y": np.array([0, 1]), "subject": np.array(["a", "b"])}, "subject must be integers"),
+    ({"X": np.zeros((2, 5, 2)), "y": np.array([0, 1]), "subject": np.array([1.0, 2.7])}, "astype(int)"),
+    ({"X": np.zeros((2, 5, 2)), "y": np.array([0, 1]), "lengths": np.array([3, 6])}, "X is padded to 5"),
+    ({"X": np.zeros((7, 2)), "y": np.array([0, 1]), "lengths": np.array([3, 3])}, "lengths sum to 6 but X has 7"),
+    ({"X": np.zeros((7, 2)), "y": np.array([0, 1])}, "concatenated recordings need lengths"),
+    ({"X": np.zeros((2, 5, 2)), "y": np.array([0, 1]), "lenghts": np.array([3, 5])}, "holds 'lenghts'"),
+    ({"X": np.zeros((2, 5, 2)), "y": np.array([0, 1]), "class_names": np.array([1, 2])}, "class_names must be strings"),
+    ({"X": np.full((2, 5, 2), np.nan), "y": np.array([0, 1]), "lengths": np.array([5, 1])}, "NaN or infinite values"),
+])
+def test_bad_npz_files_are_one_line_errors(tmp_path, arrays, words):
+    if isinstance(arrays["X"], str):
+        arrays = {**arrays, "X": np.array([np.zeros((4, 2)), np.zeros((6, 2))], dtype=object)}
+    path = _npz(tmp_path / "d.npz", **arrays)
+    with pytest.raises(EdgememError) as e:
+        load_npz(path)
+    msg = str(e.value)
+    assert words in msg and "\n" not in msg and "allow_pickle" not in msg, msg
+
+
+def test_npy_garbage_and_lying_npz_files(tmp_path):
+    import io
+    import zipfile
+
+    np.save(tmp_path / "x.npy", np.zeros((2, 5, 2)))
+    with pytest.raises(EdgememError, match=r"is a single \.npy array; edgemem reads an \.npz archive .* X float "
+                                           r"\[recordings\]\[time\]\[channels\]"):
+        load_npz(tmp_path / "x.npy")
+    for junk in (b"not a zip", b"PK\x03\x04garbage" * 10):
+        (tmp_path / "junk.npz").write_bytes(junk)
+        with pytest.raises(EdgememError, match="not a readable .npz") as e:
+            load_npz(tmp_path / "junk.npz")
+        assert "allow_pickle" not in str(e.value)
+    header = io.BytesIO()  # a header declaring 10^12 x 5 x 2 floats over 80 bytes of data
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10**12, 5, 2)})
+    with zipfile.ZipFile(tmp_path / "lie.npz", "w") as z:
+        z.writestr("X.npy", header.getvalue() + bytes(80))
+        buf = io.BytesIO()
+        np.save(buf, np.zeros(2, dtype=np.int64))
+        z.writestr("y.npy", buf.getvalue())
+    with pytest.raises(EdgememError, match=r"'X' declares shape \(1000000000000, 5, 2\)"):
+        load_npz(tmp_path / "lie.npz")

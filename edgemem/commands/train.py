@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,11 @@ from edgemem.graph.intops import quantize
 from edgemem.graph.ref import run_graph
 from edgemem.models.readout import predictions
 from edgemem.quant.lower import lower
+from edgemem.quant.widths import check_widths
 from edgemem.train import report
 from edgemem.train.cv import cross_validate, current_entries
-from edgemem.train.pipeline import Trained, load_windows, prepare, train_model
-from edgemem.train.recipe import Recipe
+from edgemem.train.pipeline import Trained, build_main, load_windows, prepare, train_model
+from edgemem.train.recipe import Recipe, replace
 from edgemem.train.sets import calibration_windows
 
 
@@ -60,10 +60,16 @@ def train_recipe(recipe: Recipe, out: Path | None = None, cv: bool = False, jobs
     d = recipe.data
     windows, class_names = load_windows(recipe)
     prep = prepare(windows, class_names, d.train_subjects, d.val_subjects, d.test_subjects)
+    q = recipe.quant
+    if q.weight_bits or q.act_bits:  # names and widths against this model, before a training that export would undo
+        untrained, _ = build_main(recipe, prep.n_in, len(class_names))
+        check_widths(untrained, calibration_windows(prep.split.train.x, 8), q.weight_bits, q.act_bits)
     main = recipe.model.kind
     trained = train_model(main, recipe, prep, recipe.train.seed, quiet=quiet, state_path=state_path, resume=resume)
     assert trained.model is not None and trained.history is not None
-    ckpt = Checkpoint(trained.model, prep.normalizer, class_names, d.window, recipe.to_dict(), recipe.name)
+    # the checkpoint's recipe resolves a relative data.path against the checkpoint's folder (train.sets.recipe_of)
+    stored = recipe.moved_to(out).to_dict()
+    ckpt = Checkpoint(trained.model, prep.normalizer, class_names, d.window, stored, recipe.name)
     save_checkpoint(out / "model.pt", ckpt)
     state_path.unlink(missing_ok=True)
 
@@ -101,7 +107,11 @@ def peers(folder: Path, recipe: Recipe) -> dict[str, dict[str, Any]]:
     for other in sorted(folder.resolve().parent.iterdir()):
         if other == folder.resolve() or not (other / "metrics.json").is_file() or not (other / "recipe.yaml").is_file():
             continue
-        if load_recipe(other / "recipe.yaml").to_dict()["data"] == recipe.to_dict()["data"]:
+        try:
+            theirs = load_recipe(other / "recipe.yaml").to_dict()["data"]
+        except EdgememError:  # a sibling's broken recipe is its problem, not this card's
+            continue
+        if theirs == recipe.to_dict()["data"]:
             out[other.name] = json.loads((other / "metrics.json").read_text())
     return out
 
@@ -129,4 +139,9 @@ def write_card(folder: Path, recipe: Recipe, deployment: dict[str, Any] | None =
 
 
 def with_overrides(recipe: Recipe, epochs: int | None) -> Recipe:
-    return replace(recipe, train=replace(recipe.train, epochs=epochs)) if epochs else recipe
+    """The recipe with `--epochs` in place of train.epochs (validated like the recipe's own value)."""
+    if epochs is None:
+        return recipe
+    if epochs < 1:
+        raise EdgememError(f"--epochs must be >= 1, got {epochs}")
+    return replace(recipe, train=replace(recipe.train, epochs=epochs))

@@ -42,7 +42,8 @@ class Windows:
 
 def cut_windows(rec: Recordings, window: int, hop: int, downsample: int = 1) -> Windows:
     """Cut every recording into windows of `window` samples every `hop` samples (tail dropped); then average
-    every `downsample` samples, so a window has window / downsample steps."""
+    every `downsample` samples, so a window has window / downsample steps. A recording shorter than `window` gives
+    no window; a window never extends past its recording's last sample (padding of an .npz never enters one)."""
     if window <= 0 or hop <= 0 or downsample <= 0:
         raise EdgememError(f"window ({window}), hop ({hop}) and downsample ({downsample}) must be positive")
     if window % downsample:
@@ -56,7 +57,8 @@ def cut_windows(rec: Recordings, window: int, hop: int, downsample: int = 1) -> 
             rs.append(i)
             st.append(start)
     if not xs:
-        raise EdgememError(f"no recording is at least {window} samples long")
+        longest = max((s.shape[0] for s in rec.series), default=0)
+        raise EdgememError(f"no recording is at least {window} samples long (data.window; the longest has {longest})")
     x = np.stack(xs).astype(np.float32)
     if downsample > 1:
         x = x.reshape(x.shape[0], window // downsample, downsample, x.shape[2]).mean(axis=2, dtype=np.float32)

@@ -61,13 +61,13 @@ def held_out_data(export_dir: Path = DEFAULT_EXPORT, windows: int | None = None)
     from edgemem.data.sources import load_source
     from edgemem.graph.intops import quantize
     from edgemem.train.sets import recipe_of
-    from edgemem.verify.held_out import held_out_set, int_model
+    from edgemem.verify.held_out import checkpoint_path, held_out_set, int_model
 
     meta, ckpt, ts = held_out_set(export_dir)
     q = int_model((export_dir / "model.bin").read_bytes(), meta)
-    recipe = recipe_of(ckpt)
+    recipe = recipe_of(ckpt, checkpoint_path(export_dir, meta))
     d = recipe.data
-    rate = load_source(d.source, recipe.folder / d.path if d.path else None, d.params).sample_rate_hz
+    rate = load_source(d.source, recipe.data_file, d.params).sample_rate_hz
     if rate <= 0 or rate != int(rate) or rate > 0xFFFF:
         raise EdgememError(f"data source '{d.source}' has no integer sample rate ({rate}): the demo needs one")
     xq = quantize(ts.x, q.input_scale).astype(np.int8)

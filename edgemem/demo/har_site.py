@@ -34,12 +34,12 @@ def site_data(export_dir: Path) -> dict[str, Any]:
     from edgemem.data.sources import load_source
     from edgemem.graph.intops import quantize
     from edgemem.train.sets import recipe_of
-    from edgemem.verify.held_out import held_out_set
+    from edgemem.verify.held_out import checkpoint_path, held_out_set
 
     meta, ckpt, held = held_out_set(export_dir)
-    recipe = recipe_of(ckpt)
+    recipe = recipe_of(ckpt, checkpoint_path(export_dir, meta))
     d = recipe.data
-    rec = load_source(d.source, recipe.folder / d.path if d.path else None, d.params)
+    rec = load_source(d.source, recipe.data_file, d.params)
     xq = quantize(held.x, float(meta["input_scale"])).astype(np.int8)  # what verify feeds the runtimes
     verify_path = ROOT / "models" / str(meta["name"]) / "verify.json"
     verify = json.loads(verify_path.read_text()) if verify_path.is_file() else {}

@@ -46,7 +46,7 @@ from edgemem.train.recipe import Recipe
 from edgemem.train.sets import data_sets, recipe_of
 
 
-def lower_checkpoint(ckpt: Checkpoint, checkpoint_path: Path | None = None) -> Lowered:
+def lower_checkpoint(ckpt: Checkpoint, checkpoint_path: Path) -> Lowered:
     """The integer graph of a checkpoint, calibrated on its recipe's calibration windows (deterministic), with
     the recipe's weight and activation widths."""
     sets = data_sets(ckpt, checkpoint_path)

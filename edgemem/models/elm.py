@@ -41,6 +41,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from edgemem.models.limits import MAX_DIM
+
 ACTIVATIONS = ("tanh", "relu")
 READOUTS = ("sum", "last")
 
@@ -71,6 +73,8 @@ class ELMConfig:
         for name in ("n_in", "n_out", "n_neurons", "n_s", "n_m", "n_mlp"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
+            if getattr(self, name) > MAX_DIM:
+                raise ValueError(f"{name} = {getattr(self, name)} outside [1, {MAX_DIM}] (graph op limit)")
         if self.n_branch < 0 or (self.n_branch and self.n_s % self.n_branch):
             raise ValueError(f"n_branch must be 0 or divide n_s={self.n_s} (got {self.n_branch})")
         if self.mlp_act not in ACTIVATIONS:

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from edgemem.models.limits import MAX_DIM, MAX_LMU_CELLS
 from edgemem.models.lmu import LMUMemory
 
 ACTIVATIONS = ("tanh", "relu")
@@ -73,6 +74,10 @@ class LMURNNConfig:
         for name in ("n_in", "n_out", "n_u", "order", "n_h"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
+            if getattr(self, name) > MAX_DIM:
+                raise ValueError(f"{name} = {getattr(self, name)} outside [1, {MAX_DIM}] (graph op limit)")
+        if self.n_u * self.order > MAX_LMU_CELLS:
+            raise ValueError(f"n_u * order = {self.n_u * self.order} > {MAX_LMU_CELLS} (graph LMU op limit)")
         if self.theta <= 0 or self.memory_clip <= 0:
             raise ValueError("theta and memory_clip must be > 0")
         if self.act not in ACTIVATIONS:

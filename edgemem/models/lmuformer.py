@@ -52,12 +52,10 @@ import torch.nn.functional as F
 from snntorch import surrogate
 from torch import nn
 
+from edgemem.models.limits import MAX_DIM, MAX_KERNEL, MAX_LMU_CELLS
 from edgemem.models.lmu import LMUMemory
 
 ACTIVATIONS = ("relu", "gelu")
-MAX_DIM = 1024  # graph ops: every dimension in [1, EM_MAX_DIM] (docs/graph.md)
-MAX_LMU_CELLS = 4096
-MAX_KERNEL = 16
 
 
 @dataclass(frozen=True)
@@ -101,6 +99,8 @@ class LMUFormerConfig:
             raise ValueError(f"unknown surrogate '{self.surrogate}' (atan or fast_sigmoid)")
         if self.theta <= 0 or self.state_clip <= 0 or self.memory_clip <= 0 or not 0 <= self.dropout < 1:
             raise ValueError("theta, state_clip and memory_clip must be > 0 and dropout in [0, 1)")
+        if not 0 <= self.beta_init <= 1 or self.threshold_init <= 0 or self.surrogate_slope <= 0:
+            raise ValueError("beta_init must be in [0, 1], threshold_init and surrogate_slope > 0")
         if self.spiking and self.threshold_init >= self.state_clip:
             # the float model decides spikes before clamping, the integer one after: equal only below the clip
             raise ValueError(f"threshold_init {self.threshold_init} must be below state_clip {self.state_clip}")

@@ -67,14 +67,27 @@ def recipe_fields(name: str) -> dict[str, Any]:
     return out
 
 
-def build(name: str, params: dict[str, Any], n_in: int, n_out: int, readout: str = "sum") -> nn.Module:
+def _config(name: str, params: dict[str, Any], n_in: int, n_out: int, readout: str) -> Any:
     cls = kind(name).config_cls()
     defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
     args = {k: tuple(v) if isinstance(defaults.get(k), tuple) else v for k, v in params.items()}
     if "readout" in defaults:  # configs that know their readout get the recipe's
         args["readout"] = readout
+    return cls(**{**args, "n_in": n_in, "n_out": n_out})
+
+
+def check_params(name: str, params: dict[str, Any], readout: str = "sum") -> None:
+    """The config's own checks (ranges, choices, graph limits) on a recipe's model fields, before any data is
+    loaded: n_in and n_out stand in at 1 and 2 (the data sets them later, within the same limits)."""
     try:
-        cfg = cls(**{**args, "n_in": n_in, "n_out": n_out})
+        _config(name, params, 1, 2, readout)
+    except (TypeError, ValueError) as e:
+        raise EdgememError(f"recipe field 'model' does not make a valid {name} ({str(e).splitlines()[0]})") from None
+
+
+def build(name: str, params: dict[str, Any], n_in: int, n_out: int, readout: str = "sum") -> nn.Module:
+    try:
+        cfg = _config(name, params, n_in, n_out, readout)
         return kind(name).model_cls()(cfg)
     except (TypeError, ValueError) as e:
         raise EdgememError(f"model '{name}' cannot be built from the recipe ({str(e).splitlines()[0]})") from None

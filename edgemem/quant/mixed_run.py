@@ -26,9 +26,9 @@ from edgemem.models import registry
 from edgemem.quant import mixed
 from edgemem.quant.lower import Lowered, lower
 from edgemem.quant.lowering import packable
-from edgemem.train.loop import fit
+from edgemem.train.loop import fit, seed_everything
 from edgemem.train.pipeline import zoo_logits
-from edgemem.train.recipe import Recipe
+from edgemem.train.recipe import Recipe, replace
 from edgemem.train.sets import data_sets
 
 
@@ -133,10 +133,14 @@ def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs:
     input_bits = {r: act_bits[p] for p, names in readers.items() for r in names}
     say(f"quantization-aware fine-tuning, {epochs} epochs")
     qat = mixed.quantization_aware(ckpt.model, bits, input_bits)
-    spec = dataclasses.replace(recipe.train, epochs=epochs, lr=recipe.train.lr / 10)
-    teacher = ckpt.model.eval() if distill else None
-    fit(qat, fn, (s.train.x, s.train.y), (s.val.x, s.val.y), spec, label="QAT", quiet=progress is None,
-        teacher=teacher)
+    if epochs:
+        spec = replace(recipe.train, "train", epochs=epochs, lr=recipe.train.lr / 10)
+        teacher = ckpt.model.eval() if distill else None
+        fit(qat, fn, (s.train.x, s.train.y), (s.val.x, s.val.y), spec, label="QAT", quiet=progress is None,
+            teacher=teacher)
+    else:  # no fine-tuning: the weights as they are (what fit() leaves after zero epochs)
+        seed_everything(recipe.train.seed)
+        qat.eval()
     tuned = mixed.back_to_float(ckpt.model, qat)
     wide = {p: b for p, b in act_bits.items() if b != 8}
     say("integer models on the test split")
@@ -175,8 +179,9 @@ def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs:
 def _write(out: Path, ckpt: Checkpoint, tuned: nn.Module, recipe: Recipe, name: str, op_bits: dict[str, int],
            act_bits: dict[str, int], result: dict[str, Any], search: mixed.Search) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    quant = dataclasses.replace(recipe.quant, weight_bits=op_bits, act_bits=act_bits)
-    new_recipe = dataclasses.replace(recipe, name=name, quant=quant, path=str(out / "recipe.yaml"))
+    quant = replace(recipe.quant, "quant", weight_bits=op_bits, act_bits=act_bits)
+    # a relative data.path is rewritten to name the same file from the new folder (recipe.yaml and model.pt there)
+    new_recipe = replace(recipe, "", name=name, quant=quant).moved_to(out)
     text = yaml.safe_dump(new_recipe.to_dict(), sort_keys=False)
     write_text_atomic(out / "recipe.yaml", f"# Written by `edgemem quantize` from {recipe.name}.\n{text}")
     save_checkpoint(out / "model.pt", dataclasses.replace(ckpt, model=tuned, recipe=new_recipe.to_dict(), name=name))

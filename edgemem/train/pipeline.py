@@ -18,10 +18,9 @@ from edgemem.models import registry
 from edgemem.models.baselines import CNNClassifier, GRUClassifier, features_rf_fit_predict
 from edgemem.models.l2mu import L2MU, L2MUConfig
 from edgemem.models.transformer import KWSTransformer, TransformerConfig
-from edgemem.train.loop import History, accuracy, fit, predict, seed_everything
-from edgemem.train.recipe import Recipe, ZooModelSpec
+from edgemem.train.loop import History, LogitsFn, accuracy, fit, predict, seed_everything
+from edgemem.train.recipe import BASELINES, Recipe, ZooModelSpec
 
-BASELINES = ("gru", "cnn", "features_rf", "transformer")
 # Energy per operation used in the estimates (Horowitz, ISSCC 2014, 45 nm, 32-bit float), as in the LMUFormer and
 # Spikformer papers: a multiply-accumulate 4.6 pJ, an accumulate (a spike selecting a weight) 0.9 pJ.
 E_MAC_PJ, E_AC_PJ = 4.6, 0.9
@@ -36,8 +35,7 @@ class Prepared:
 
 
 def load_windows(recipe: Recipe) -> tuple[Windows, list[str]]:
-    path = recipe.folder / recipe.data.path if recipe.data.path else None
-    rec = load_source(recipe.data.source, path, recipe.data.params)
+    rec = load_source(recipe.data.source, recipe.data_file, recipe.data.params)
     return cut_windows(rec, recipe.data.window, recipe.data.hop, recipe.data.downsample), rec.class_names
 
 
@@ -67,6 +65,14 @@ def build_l2mu(recipe: Recipe, n_in: int, n_out: int) -> L2MU:
         dropout=m.dropout, state_clip=m.state_clip, memory_clip=m.memory_clip,
     )
     return L2MU(cfg)
+
+
+def build_main(recipe: Recipe, n_in: int, n_out: int) -> tuple[nn.Module, LogitsFn]:
+    """The recipe's own model (untrained) and how a window's logits come from it."""
+    if isinstance(recipe.model, ZooModelSpec):
+        model = registry.build(recipe.model.kind, recipe.model.params, n_in, n_out, recipe.readout)
+        return model, zoo_logits(recipe.readout)
+    return build_l2mu(recipe, n_in, n_out), l2mu_logits
 
 
 def l2mu_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -143,12 +149,8 @@ def train_model(name: str, recipe: Recipe, prep: Prepared, seed: int, quiet: boo
         pred_test, pred_val = features_rf_fit_predict(s.train.x, s.train.y, [s.test.x, s.val.x], seed)
         val_acc = float((pred_val == s.val.y).mean()) if len(s.val) else None
         return Trained(name, None, float((pred_test == s.test.y).mean()), val_acc, None, None, None, None, pred_test)
-    if name == "l2mu":
-        model: nn.Module = build_l2mu(recipe, prep.n_in, n_out)
-        fn = l2mu_logits
-    elif isinstance(recipe.model, ZooModelSpec) and name == recipe.model.kind:
-        model = registry.build(name, recipe.model.params, prep.n_in, n_out, recipe.readout)
-        fn = zoo_logits(recipe.readout)
+    if name == recipe.model.kind:
+        model, fn = build_main(recipe, prep.n_in, n_out)
     elif name == "gru":
         model, fn = GRUClassifier(prep.n_in, n_out), plain_logits
     elif name == "cnn":

@@ -21,10 +21,11 @@ from edgemem.train.recipe import Recipe, recipe_from_dict
 CALIBRATION_SEED = 0
 
 
-def recipe_of(ckpt: Checkpoint, checkpoint_path: Path | None = None) -> Recipe:
-    """The checkpoint's recipe; a relative data.path resolves against the checkpoint's folder (where `edgemem
-    train` wrote it beside its recipe)."""
-    return recipe_from_dict(ckpt.recipe, checkpoint_path.resolve().parent / "recipe.yaml" if checkpoint_path else None)
+def recipe_of(ckpt: Checkpoint, checkpoint_path: Path) -> Recipe:
+    """The checkpoint's recipe, validated like a recipe file; a relative data.path resolves against the checkpoint's
+    folder (where `edgemem train` and `edgemem quantize` write it relative to), never against the working directory."""
+    return recipe_from_dict(ckpt.recipe, checkpoint_path.resolve().parent / "recipe.yaml",
+                            f"checkpoint {checkpoint_path}")
 
 
 def calibration_windows(x: np.ndarray, n: int, seed: int = CALIBRATION_SEED) -> np.ndarray:
@@ -52,7 +53,7 @@ class DataSets:
         return self.split.test
 
 
-def data_sets(ckpt: Checkpoint, checkpoint_path: Path | None = None) -> DataSets:
+def data_sets(ckpt: Checkpoint, checkpoint_path: Path) -> DataSets:
     recipe = recipe_of(ckpt, checkpoint_path)
     d = recipe.data
     windows, names = load_windows(recipe)

@@ -11,10 +11,13 @@ from typing import Any
 
 from edgemem.models.registry import kind as model_kind
 from edgemem.train.pipeline import E_AC_PJ, E_MAC_PJ
-from edgemem.train.report import _fmt
+from edgemem.train.report import _fmt, data_paragraph, widths_text
 
 
 def _data(recipe: dict[str, Any]) -> str:
+    own = data_paragraph(recipe)  # an own .npz, BasicMotions: what the recipe says
+    if own is not None:
+        return own
     d = recipe["data"]
     p = d.get("params", {})
     split = (f"train {len(d['train_subjects'])}, validation {len(d['val_subjects'])}, test {len(d['test_subjects'])}")
@@ -184,8 +187,9 @@ def zoo_card(metrics: dict[str, Any], recipe: dict[str, Any], name: str,
         lines += [
             "",
             "## Integer model",
-            "Post-training quantization (int8 weights per output channel, int8 activations or 0/1 spikes, int16 "
-            f"state): test accuracy {_fmt(q.get('test_accuracy'), True)} (float {_fmt(metrics['test_accuracy'], True)}).",
+            f"Post-training quantization ({widths_text(recipe, 'int8 weights per output channel')}, int8 activations "
+            f"or 0/1 spikes, int16 state): test accuracy {_fmt(q.get('test_accuracy'), True)} (float "
+            f"{_fmt(metrics['test_accuracy'], True)}).",
         ]
     dep = metrics.get("deployment")
     if dep:

@@ -17,10 +17,16 @@ from edgemem.graph.ref import lif_spikes, run_graph
 from edgemem.train.sets import data_sets
 
 
+def checkpoint_path(export_dir: Path, meta: dict[str, Any]) -> Path:
+    """The checkpoint an export was made from (meta.json keeps its path relative to the export folder); what a
+    relative data.path of its recipe resolves against (edgemem.train.sets.recipe_of)."""
+    return (export_dir / meta["checkpoint"]).resolve()
+
+
 def held_out_set(export_dir: Path) -> tuple[dict[str, Any], Any, Windows]:
     """An export's meta.json, its checkpoint and the checkpoint's held-out windows (normalized; edgemem.train.sets)."""
     meta = load_meta(export_dir)
-    ckpt_path = (export_dir / meta["checkpoint"]).resolve()
+    ckpt_path = checkpoint_path(export_dir, meta)
     ckpt = load_checkpoint(ckpt_path)
     return meta, ckpt, data_sets(ckpt, ckpt_path).held_out
 

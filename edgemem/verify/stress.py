@@ -18,6 +18,7 @@ from edgemem.graph.ir import DType, Graph, OpType
 from edgemem.graph.ref import run_graph
 from edgemem.train.sets import recipe_of
 from edgemem.verify import c_runtime
+from edgemem.verify.held_out import checkpoint_path
 
 PATTERNS = ("real", "full_scale_random", "constant_max", "constant_min", "alternating", "zeros")
 INT16_MIN, INT16_MAX = -32768, 32767
@@ -26,11 +27,11 @@ INT16_MIN, INT16_MAX = -32768, 32767
 def real_stream(export_dir: Path, steps: int) -> np.ndarray:
     """The held-out test subjects' recordings end to end (decimated and normalized like training), looped."""
     meta = load_meta(export_dir)
-    ckpt_path = (export_dir / meta["checkpoint"]).resolve()
+    ckpt_path = checkpoint_path(export_dir, meta)
     ckpt = load_checkpoint(ckpt_path)
     recipe = recipe_of(ckpt, ckpt_path)
     d = recipe.data
-    rec = load_source(d.source, recipe.folder / d.path if d.path else None, d.params)
+    rec = load_source(d.source, recipe.data_file, d.params)
     parts = []
     for series, subject in zip(rec.series, rec.subjects):
         if subject in d.test_subjects:
