@@ -30,7 +30,7 @@ from edgemem.models import registry
 from edgemem.quant import lowering
 from edgemem.quant.lowering import PEAK_BITS, snap_peak
 from edgemem.train.pipeline import build_l2mu, load_windows, prepare
-from edgemem.train.recipe import Recipe, _build
+from edgemem.train.recipe import validate
 from edgemem.train.sets import DataSets
 
 DATA = {"source": "watch", "window": 100, "hop": 50, "downsample": 2, "train_subjects": [1, 2, 3, 4, 5, 6, 7],
@@ -58,7 +58,7 @@ def _restore_threads() -> Iterator[None]:
 
 @functools.cache
 def _windows() -> tuple:
-    recipe = _build(Recipe, {"name": "w", "data": DATA}, "")
+    recipe = validate({"name": "w", "data": DATA})
     return load_windows(recipe)
 
 
@@ -80,8 +80,8 @@ def _warm_bn(model: torch.nn.Module, x: np.ndarray) -> None:
 def _checkpoint(name: str, folder: Path) -> Path:
     """models/NAME/model.pt of an untrained model of the case, with its recipe (64 calibration windows)."""
     spec, quant, _ = CASES[name]
-    recipe = _build(Recipe, {"name": name, "data": DATA, "model": spec, "baselines": [],
-                             "quant": {"calib_windows": 64, **quant}}, "")
+    recipe = validate({"name": name, "data": DATA, "model": spec, "baselines": [],
+                       "quant": {"calib_windows": 64, **quant}})
     windows, class_names = _windows()
     d = recipe.data
     prep = prepare(windows, class_names, d.train_subjects, d.val_subjects, d.test_subjects)

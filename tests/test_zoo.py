@@ -457,4 +457,4 @@ def test_shipped_graph_export_is_reproduced_byte_for_byte(tmp_path):
     for f in ("model.onnx", "model.bin", "model.c", "model.h", "model.tflite", "model_vars.tflite",
               "model_float.tflite"):
         assert (tmp_path / f).read_bytes() == (shipped / f).read_bytes(), f
-    assert export_run.load_meta(tmp_path)["files"] == export_run.load_meta(shipped)["files"]
+    assert load_meta(tmp_path)["files"] == load_meta(shipped)["files"]
