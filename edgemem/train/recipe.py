@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from edgemem.errors import EdgememError
+from edgemem.errors import EdgememError, check_name
 
 
 @dataclass(frozen=True)
@@ -219,6 +219,7 @@ def load_recipe(path: Path) -> Recipe:
         raise EdgememError(f"recipe {path} must be a mapping with a 'name'")
     recipe = _build(Recipe, raw, "")
     _check_types(recipe, "")
+    check_name(recipe.name, f"recipe {path}: name")  # it names the checkpoint, the export's C symbols, NAME_mixed
     return dataclasses.replace(recipe, path=str(path))
 
 
@@ -229,4 +230,5 @@ def recipe_from_dict(raw: dict[str, Any], path: Path | None = None) -> Recipe:
         raise EdgememError("the recipe stored in the checkpoint is not a mapping")
     recipe = _build(Recipe, raw, "")
     _check_types(recipe, "")
+    check_name(recipe.name, "the recipe stored in the checkpoint: name")
     return dataclasses.replace(recipe, path=str(path) if path else None)
