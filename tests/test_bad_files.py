@@ -303,3 +303,71 @@ def test_load_meta_names_every_missing_or_mistyped_field(tmp_path):
     v1 = {k: v for k, v in good.items() if k != "readout"}
     check(json.dumps({**v1, "population_scales": {"encoder": 1.0, "memory": 1.0, "hidden": 1.0}}),
           "version 1 is no longer supported")
+
+
+# ---------------------------------------------------------------------------------------- verify trusts nothing
+
+def test_check_hashes_refuses_what_it_cannot_check(tmp_path):
+    from edgemem.export.folder import check_hashes
+
+    folder = export_copy(tmp_path)
+    meta = load_meta(folder)
+    check_hashes(folder, meta)  # the intact copy
+
+    def refused(files: dict, words: str) -> None:
+        with pytest.raises(EdgememError) as e:
+            check_hashes(folder, {**meta, "files": files})
+        assert words in str(e.value) and "\n" not in str(e.value), (files, str(e.value))
+
+    refused({}, "lists no files")
+    outside = tmp_path / "x"
+    outside.write_bytes(BLOB)
+    digest = meta["files"]["model.bin"]
+    for name in ("../x", str(outside), "sub/../../x", "..", ".", ""):
+        refused({**meta["files"], name: digest}, "not a plain file name in the folder")
+    refused({k: v for k, v in meta["files"].items() if k != "model.tflite"}, "does not list model.tflite")
+    refused({k: v for k, v in meta["files"].items() if k != "model.bin"}, "does not list model.bin")
+    (folder / "model.bin").unlink()
+    (folder / "model.bin").symlink_to(outside)  # the same bytes, but not the folder's own file
+    refused(meta["files"], "is a symbolic link")
+
+
+def test_verify_refuses_an_empty_file_list_and_a_negative_window_count(tmp_path):
+    folder = export_copy(tmp_path)
+    res = cli("verify", str(folder), "--m4-windows", "-1")  # once reported "-1 windows, bit-exact"
+    assert_user_error(res, "--m4-windows must be a positive number of windows, got -1")
+    assert res.stdout == ""
+    assert_user_error(cli("verify", str(folder), "--m4-windows", "0"), "--m4-windows")
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, "files": {}}))
+    before = listing(folder)
+    res = cli("verify", str(folder))
+    assert_user_error(res, "lists no files")
+    assert res.stdout == "" and listing(folder) == before
+
+
+def test_warnings_before_the_error_line_are_dropped():
+    code = """if True:
+        import sys, warnings
+        import edgemem.verify.run as v
+        from edgemem import cli
+        from edgemem.errors import EdgememError
+
+        def fake(*_a, **_k):
+            warnings.warn("overflow encountered in divide", RuntimeWarning)
+            if sys.argv[2] == "bad":
+                raise EdgememError("the one problem")
+            return {"bit_exact": True}
+
+        v.verify = fake
+        cli._table = lambda r: ""
+        cli.entry()
+    """
+    for arg, rc in (("bad", 2), ("good", 0)):
+        res = subprocess.run([sys.executable, "-c", code, "verify", arg, "--json"], capture_output=True, text=True,
+                             cwd=ROOT, timeout=120)
+        assert res.returncode == rc, res.stderr
+        if rc == 2:
+            assert res.stderr == "error: the one problem\n", res.stderr
+        else:  # a command that succeeds still shows its warnings
+            assert "RuntimeWarning: overflow encountered in divide" in res.stderr, res.stderr
