@@ -371,3 +371,62 @@ def test_warnings_before_the_error_line_are_dropped():
             assert res.stderr == "error: the one problem\n", res.stderr
         else:  # a command that succeeds still shows its warnings
             assert "RuntimeWarning: overflow encountered in divide" in res.stderr, res.stderr
+
+
+# ------------------------------------------------------------------------------------------------ em_run files
+
+def _em_run(exe: Path, *args: str, limit_bytes: int | None = None) -> subprocess.CompletedProcess:
+    def small_files() -> None:  # RLIMIT_FSIZE: a write past the limit fails (EFBIG), like a full disk
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=60,
+                          preexec_fn=small_files if limit_bytes else None)
+
+
+def test_em_run_failed_write_leaves_the_old_output_and_no_partial_file(em_run, tmp_path):
+    inp, out = tmp_path / "in.bin", tmp_path / "out.bin"
+    inp.write_bytes(bytes(range(256)) * 24)  # 1,024 steps of 6 channels -> 14,336 output bytes
+    out.write_bytes(b"the previous run's output")
+    res = _em_run(em_run, str(SHIPPED / "model.bin"), str(inp), str(out), "100", limit_bytes=4000)
+    assert res.returncode == 2 and one_line(res.stderr).startswith("em_run:"), res.stderr
+    assert out.read_bytes() == b"the previous run's output" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "in.bin", "out.bin"]
+    res = _em_run(em_run, str(SHIPPED / "model.bin"), str(inp), str(out), "100")
+    assert res.returncode == 0 and out.stat().st_size == 1024 * 7 * 2 and res.stdout.strip() == "steps=1024"
+    assert not (tmp_path / "out.bin.tmp").exists()
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "/dev/urandom", "empty"])
+def test_em_run_refuses_an_empty_or_unsized_input(em_run, tmp_path, source):
+    inp = tmp_path / "empty.bin" if source == "empty" else Path(source)
+    if source == "empty":
+        inp.write_bytes(b"")
+    out = tmp_path / "out.bin"
+    res = _em_run(em_run, str(SHIPPED / "model.bin"), str(inp), str(out), "10")
+    assert res.returncode == 2 and res.stdout == "", (res.returncode, res.stdout)  # never "steps=0", exit 0
+    assert "input is empty or not a regular file" in one_line(res.stderr)
+    assert not out.exists()
+
+
+def test_em_run_refuses_bytes_after_the_declared_size_as_python_does(em_run, tmp_path):
+    """One rule for a model file: bytes after total_size are refused by parse_graph_blob (TRAILING) and by em_run,
+    at the same point of the order (a CRC error behind them is not reached); em_graph_parse on a buffer accepts
+    them (docs/graph.md, parse step 1)."""
+    inp = tmp_path / "in.bin"
+    inp.write_bytes(bytes(60))
+    for extra, blob in (("padding", BLOB + bytes(5)), ("padding and a bad CRC", flipped(BLOB, 100) + bytes(5))):
+        with pytest.raises(GraphDefect, match="has 5 bytes after its declared size") as e:
+            parse_graph_blob(blob)
+        assert e.value.status == "TRAILING", extra
+        (tmp_path / "m.bin").write_bytes(blob)
+        res = _em_run(em_run, str(tmp_path / "m.bin"), str(inp), str(tmp_path / "o.bin"), "10")
+        assert res.returncode == 2, (extra, res.stderr)
+        assert "bad model blob: the file has 5 bytes after its declared size" in one_line(res.stderr), extra
+    # errors before that point keep their own status, as in Python
+    (tmp_path / "m.bin").write_bytes(b"XXXX" + BLOB[4:] + bytes(5))
+    res = _em_run(em_run, str(tmp_path / "m.bin"), str(inp), str(tmp_path / "o.bin"), "10")
+    assert "bad magic" in one_line(res.stderr)
