@@ -330,6 +330,13 @@ def test_check_hashes_refuses_what_it_cannot_check(tmp_path):
     (folder / "model.bin").unlink()
     (folder / "model.bin").symlink_to(outside)  # the same bytes, but not the folder's own file
     refused(meta["files"], "is a symbolic link")
+    # verify checks the names before it reads anything: a link to /dev/zero would never end
+    from edgemem.verify.run import verify
+
+    (folder / "model.bin").unlink()
+    (folder / "model.bin").symlink_to("/dev/zero")
+    with pytest.raises(EdgememError, match="model.bin is a symbolic link"):
+        verify(folder)
 
 
 def test_verify_refuses_an_empty_file_list_and_a_negative_window_count(tmp_path):

@@ -76,10 +76,9 @@ def _inside(export_dir: Path, name: str) -> Path:
     return path
 
 
-def check_hashes(export_dir: Path, meta: dict[str, Any]) -> None:
-    """Every artifact must be the one `edgemem export` wrote (damage a loader cannot see, e.g. an ONNX weight).
-    meta.json must list the files a consumer reads, each a plain name inside the folder; an empty list hashes
-    nothing and is refused."""
+def check_files(export_dir: Path, meta: dict[str, Any]) -> None:
+    """Before anything is read: meta.json lists the files a consumer reads (an empty list hashes nothing), each a
+    plain name of a regular file in the folder, no symbolic link (a link could point anywhere, /dev/zero included)."""
     files = meta["files"]
     if not files:
         raise EdgememError(f"{export_dir / META} lists no files ('files' is empty), so nothing can be checked; "
@@ -93,10 +92,20 @@ def check_hashes(export_dir: Path, meta: dict[str, Any]) -> None:
     for required in (BLOB_FILE, ONNX_FILE, HEADER_FILE, SOURCE_FILE):
         if required not in files:
             raise EdgememError(f"{export_dir / META} does not list {required} in 'files'; export with --to onnx,c")
-    for name, digest in files.items():
+    for name in [*files, PATCH_FILE]:
         path = _inside(export_dir, name)
-        if not path.is_file():
+        if name in files and not path.is_file():
             raise EdgememError(f"{export_dir} has no {name}; export with --to onnx,c")
+        if path.exists() and not path.is_file():
+            raise EdgememError(f"{path} is not a regular file")
+
+
+def check_hashes(export_dir: Path, meta: dict[str, Any]) -> None:
+    """Every artifact must be the one `edgemem export` wrote (damage a loader cannot see, e.g. an ONNX weight);
+    check_files first."""
+    check_files(export_dir, meta)
+    for name, digest in meta["files"].items():
+        path = export_dir / name
         if not isinstance(digest, str) or sha256(path.read_bytes()) != digest:
             raise EdgememError(f"{path} does not match meta.json (sha256 differs): it was edited or damaged; "
                                "re-run `edgemem export`")

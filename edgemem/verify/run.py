@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from edgemem.errors import EdgememError
-from edgemem.export.folder import PATCH_FILE, QCDQ_FILE, TFLITE_FILE, check_hashes
+from edgemem.export.folder import PATCH_FILE, QCDQ_FILE, TFLITE_FILE, check_files, check_hashes, load_meta
 from edgemem.export.onnx_export import run_onnx, state_shapes
 from edgemem.graph.intops import quantize
 from edgemem.models.readout import predictions
@@ -46,6 +46,7 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
     if m4_windows is not None and (isinstance(m4_windows, bool) or m4_windows < 1):
         raise EdgememError(f"--m4-windows must be a positive number of windows, got {m4_windows}")
 
+    check_files(export_dir, load_meta(export_dir))  # nothing of the folder is read before its names are checked
     meta, ckpt, ts = held_out_set(export_dir)
     for f in ("model.onnx", "model.bin", "model.c", "model.h"):
         if not (export_dir / f).is_file():
