@@ -337,6 +337,9 @@ def test_check_hashes_refuses_what_it_cannot_check(tmp_path):
     (folder / "model.bin").symlink_to("/dev/zero")
     with pytest.raises(EdgememError, match="model.bin is a symbolic link"):
         verify(folder)
+    (folder / "model.bin").unlink()
+    (folder / "model.bin").mkdir()
+    refused(meta["files"], "model.bin is not a regular file")
 
 
 def test_verify_refuses_an_empty_file_list_and_a_negative_window_count(tmp_path):

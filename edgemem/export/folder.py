@@ -94,10 +94,10 @@ def check_files(export_dir: Path, meta: dict[str, Any]) -> None:
             raise EdgememError(f"{export_dir / META} does not list {required} in 'files'; export with --to onnx,c")
     for name in [*files, PATCH_FILE]:
         path = _inside(export_dir, name)
-        if name in files and not path.is_file():
-            raise EdgememError(f"{export_dir} has no {name}; export with --to onnx,c")
         if path.exists() and not path.is_file():
             raise EdgememError(f"{path} is not a regular file")
+        if name in files and not path.is_file():
+            raise EdgememError(f"{export_dir} has no {name}; export with --to onnx,c")
 
 
 def check_hashes(export_dir: Path, meta: dict[str, Any]) -> None:
