@@ -136,6 +136,15 @@ def test_export_refuses_to_replace_a_folder_that_is_not_an_export(tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_export_never_replaces_the_current_folder(tmp_path, monkeypatch):
+    out = tmp_path / "export"
+    write_export(out, dict(OLD), {"name": "old"})
+    monkeypatch.chdir(out)
+    for where in (Path("."), Path(".."), out):
+        with pytest.raises(EdgememError, match="is the current folder or above it"):
+            check_export_out(where)
+
+
 # ------------------------------------------------------------------------------ output paths checked before work
 
 def test_export_checks_out_before_loading_the_checkpoint(tmp_path):
