@@ -13,7 +13,7 @@ from torch import nn
 
 from edgemem.atomic import write_bytes_atomic
 from edgemem.data.windows import Normalizer
-from edgemem.errors import EdgememError
+from edgemem.errors import EdgememError, check_name
 from edgemem.models import registry
 
 FORMAT = "edgemem-checkpoint"
@@ -82,6 +82,8 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise EdgememError(f"checkpoint {path} has format version {payload.get('version')}, expected {VERSION}")
     if payload.get("kind") not in registry.KINDS:
         raise EdgememError(f"checkpoint {path} holds an unsupported model kind {payload.get('kind')!r}")
+    # the name becomes a folder (`quantize`: models/NAME_mixed) and C identifiers (`export`): checked here, once
+    check_name(payload.get("name"), f"checkpoint {path}: model name")
     try:
         model = registry.from_config(payload["kind"], payload["config"])
         model.load_state_dict(payload["state_dict"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -29,7 +30,7 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted training")] = False,
 ) -> None:
     """Train a recipe's model and its baselines; write model.pt, metrics.json, curves.png, confusion.png, README.md."""
-    from edgemem.commands.train import train_recipe, with_overrides, write_card
+    from edgemem.commands.train import train_recipe, with_overrides
     from edgemem.train.loop import Interrupted
     from edgemem.train.recipe import load_recipe
 
@@ -41,7 +42,6 @@ def train(
         err.print(f"interrupted: {e.epochs_done} epochs kept in {e.path}; continue with "
                   f"`edgemem train {recipe} --resume`", highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit(130) from None
-    write_card(folder, r)
     table = Table("model", "test acc", "CV mean ± sd", "params")
     for name, m in [(r.model.kind, metrics), *metrics["baselines"].items()]:
         cvs = "–" if m["cv_accuracy_mean"] is None else f"{m['cv_accuracy_mean']:.3f} ± {m['cv_accuracy_sd']:.3f}"
@@ -239,9 +239,15 @@ def plan(
                                                  "patches without outliers, 4 or 2 (default 4)")] = None,
 ) -> None:
     """Peak RAM of the streaming, layer-by-layer and patch schedules of an exported graph; pick one that fits."""
-    from edgemem.schedule.plan import TARGETS, load_export_graph, parse_size, plan_graph, plot
+    from edgemem.atomic import check_out_file
+    from edgemem.schedule.plan import TARGETS, load_export_graph, parse_size, plan_graph, plot, plot_format
 
     budget = None if ram is None else parse_size(ram)
+    if patch_out is not None:  # output paths first: a typo there must not cost a plan or a data set load
+        check_out_file(patch_out, "--patch-out")
+    if plot_path is not None:
+        plot_format(plot_path)
+        check_out_file(plot_path, "--plot")
     if target is not None and target not in TARGETS:  # before the export is read: a typo is the likelier error
         raise EdgememError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
     if low_bits is not None and not value_driven:
@@ -332,11 +338,23 @@ def demo(
 def entry() -> None:
     """Console-script entry: user errors become one line and exit status 2, never a traceback.
 
-    Usage errors (unknown option, missing argument) are typer's own, also exit status 2."""
+    Usage errors (unknown option, missing argument) are typer's own, also exit status 2. Python warnings raised on
+    the way (a library's deprecation, a NumPy overflow) are held back: shown when the command ends any other way,
+    dropped when it ends in the one error line, which must stand alone."""
+    failed: EdgememError | None = None
+    caught: list[warnings.WarningMessage] = []
     try:
-        app()
-    except EdgememError as e:
-        err.print(f"error: {e}", highlight=False, soft_wrap=True, markup=False)
+        with warnings.catch_warnings(record=True) as caught:
+            try:
+                app()
+            except EdgememError as e:
+                failed = e
+    finally:
+        if failed is None:
+            for w in caught:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    if failed is not None:
+        err.print(f"error: {failed}", highlight=False, soft_wrap=True, markup=False)
         sys.exit(2)
 
 

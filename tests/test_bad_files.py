@@ -303,3 +303,140 @@ def test_load_meta_names_every_missing_or_mistyped_field(tmp_path):
     v1 = {k: v for k, v in good.items() if k != "readout"}
     check(json.dumps({**v1, "population_scales": {"encoder": 1.0, "memory": 1.0, "hidden": 1.0}}),
           "version 1 is no longer supported")
+
+
+# ---------------------------------------------------------------------------------------- verify trusts nothing
+
+def test_check_hashes_refuses_what_it_cannot_check(tmp_path):
+    from edgemem.export.folder import check_hashes
+
+    folder = export_copy(tmp_path)
+    meta = load_meta(folder)
+    check_hashes(folder, meta)  # the intact copy
+
+    def refused(files: dict, words: str) -> None:
+        with pytest.raises(EdgememError) as e:
+            check_hashes(folder, {**meta, "files": files})
+        assert words in str(e.value) and "\n" not in str(e.value), (files, str(e.value))
+
+    refused({}, "lists no files")
+    outside = tmp_path / "x"
+    outside.write_bytes(BLOB)
+    digest = meta["files"]["model.bin"]
+    for name in ("../x", str(outside), "sub/../../x", "..", ".", ""):
+        refused({**meta["files"], name: digest}, "not a plain file name in the folder")
+    refused({k: v for k, v in meta["files"].items() if k != "model.tflite"}, "does not list model.tflite")
+    refused({k: v for k, v in meta["files"].items() if k != "model.bin"}, "does not list model.bin")
+    (folder / "model.bin").unlink()
+    (folder / "model.bin").symlink_to(outside)  # the same bytes, but not the folder's own file
+    refused(meta["files"], "is a symbolic link")
+    # verify checks the names before it reads anything: a link to /dev/zero would never end
+    from edgemem.verify.run import verify
+
+    (folder / "model.bin").unlink()
+    (folder / "model.bin").symlink_to("/dev/zero")
+    with pytest.raises(EdgememError, match="model.bin is a symbolic link"):
+        verify(folder)
+    (folder / "model.bin").unlink()
+    (folder / "model.bin").mkdir()
+    refused(meta["files"], "model.bin is not a regular file")
+
+
+def test_verify_refuses_an_empty_file_list_and_a_negative_window_count(tmp_path):
+    folder = export_copy(tmp_path)
+    res = cli("verify", str(folder), "--m4-windows", "-1")  # once reported "-1 windows, bit-exact"
+    assert_user_error(res, "--m4-windows must be a positive number of windows, got -1")
+    assert res.stdout == ""
+    assert_user_error(cli("verify", str(folder), "--m4-windows", "0"), "--m4-windows")
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, "files": {}}))
+    before = listing(folder)
+    res = cli("verify", str(folder))
+    assert_user_error(res, "lists no files")
+    assert res.stdout == "" and listing(folder) == before
+
+
+def test_warnings_before_the_error_line_are_dropped():
+    code = """if True:
+        import sys, warnings
+        import edgemem.verify.run as v
+        from edgemem import cli
+        from edgemem.errors import EdgememError
+
+        def fake(*_a, **_k):
+            warnings.warn("overflow encountered in divide", RuntimeWarning)
+            if sys.argv[2] == "bad":
+                raise EdgememError("the one problem")
+            return {"bit_exact": True}
+
+        v.verify = fake
+        cli._table = lambda r: ""
+        cli.entry()
+    """
+    for arg, rc in (("bad", 2), ("good", 0)):
+        res = subprocess.run([sys.executable, "-c", code, "verify", arg, "--json"], capture_output=True, text=True,
+                             cwd=ROOT, timeout=120)
+        assert res.returncode == rc, res.stderr
+        if rc == 2:
+            assert res.stderr == "error: the one problem\n", res.stderr
+        else:  # a command that succeeds still shows its warnings
+            assert "RuntimeWarning: overflow encountered in divide" in res.stderr, res.stderr
+
+
+# ------------------------------------------------------------------------------------------------ em_run files
+
+def _em_run(exe: Path, *args: str, limit_bytes: int | None = None) -> subprocess.CompletedProcess:
+    def small_files() -> None:  # RLIMIT_FSIZE: a write past the limit fails (EFBIG), like a full disk
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=60,
+                          preexec_fn=small_files if limit_bytes else None)
+
+
+def test_em_run_failed_write_leaves_the_old_output_and_no_partial_file(em_run, tmp_path):
+    inp, out = tmp_path / "in.bin", tmp_path / "out.bin"
+    inp.write_bytes(bytes(range(256)) * 24)  # 1,024 steps of 6 channels -> 14,336 output bytes
+    out.write_bytes(b"the previous run's output")
+    res = _em_run(em_run, str(SHIPPED / "model.bin"), str(inp), str(out), "100", limit_bytes=4000)
+    assert res.returncode == 2 and one_line(res.stderr).startswith("em_run:"), res.stderr
+    assert out.read_bytes() == b"the previous run's output" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "in.bin", "out.bin"]
+    res = _em_run(em_run, str(SHIPPED / "model.bin"), str(inp), str(out), "100")
+    assert res.returncode == 0 and out.stat().st_size == 1024 * 7 * 2 and res.stdout.strip() == "steps=1024"
+    assert not (tmp_path / "out.bin.tmp").exists()
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "/dev/urandom", "empty"])
+def test_em_run_refuses_an_empty_or_unsized_input(em_run, tmp_path, source):
+    inp = tmp_path / "empty.bin" if source == "empty" else Path(source)
+    if source == "empty":
+        inp.write_bytes(b"")
+    out = tmp_path / "out.bin"
+    res = _em_run(em_run, str(SHIPPED / "model.bin"), str(inp), str(out), "10")
+    assert res.returncode == 2 and res.stdout == "", (res.returncode, res.stdout)  # never "steps=0", exit 0
+    assert "input is empty or not a regular file" in one_line(res.stderr)
+    assert not out.exists()
+
+
+def test_em_run_refuses_bytes_after_the_declared_size_as_python_does(em_run, tmp_path):
+    """One rule for a model file: bytes after total_size are refused by parse_graph_blob (TRAILING) and by em_run,
+    at the same point of the order (a CRC error behind them is not reached); em_graph_parse on a buffer accepts
+    them (docs/graph.md, parse step 1)."""
+    inp = tmp_path / "in.bin"
+    inp.write_bytes(bytes(60))
+    for extra, blob in (("padding", BLOB + bytes(5)), ("padding and a bad CRC", flipped(BLOB, 100) + bytes(5))):
+        with pytest.raises(GraphDefect, match="has 5 bytes after its declared size") as e:
+            parse_graph_blob(blob)
+        assert e.value.status == "TRAILING", extra
+        (tmp_path / "m.bin").write_bytes(blob)
+        res = _em_run(em_run, str(tmp_path / "m.bin"), str(inp), str(tmp_path / "o.bin"), "10")
+        assert res.returncode == 2, (extra, res.stderr)
+        assert "bad model blob: the file has 5 bytes after its declared size" in one_line(res.stderr), extra
+    # errors before that point keep their own status, as in Python
+    (tmp_path / "m.bin").write_bytes(b"XXXX" + BLOB[4:] + bytes(5))
+    res = _em_run(em_run, str(tmp_path / "m.bin"), str(inp), str(tmp_path / "o.bin"), "10")
+    assert "bad magic" in one_line(res.stderr)

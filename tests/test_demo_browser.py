@@ -116,3 +116,36 @@ def test_server_binds_localhost_only(site):
             make_server(site, srv.server_port)  # taken
     finally:
         srv.server_close()
+
+
+def test_class_names_are_text_never_markup(site, tmp_path):
+    """Class names come from data.json (a checkpoint's): shown as text in the bars and the legend, never parsed."""
+    import json
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    evil = tmp_path / "site"
+    shutil.copytree(site, evil)
+    data = json.loads((evil / "data.json").read_text())
+    marker = '<img src=x onerror="window.pwned=1">'
+    data["class_names"] = [marker + n for n in data["class_names"]]
+    (evil / "data.json").write_text(json.dumps(data))
+    srv = make_server(evil, 0)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+            try:
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{srv.server_port}/?recording={RECORDING}&speed=0&autoplay=1")
+                page.wait_for_function("window.edgemem && window.edgemem.done", timeout=60_000)
+                assert page.evaluate("window.pwned") is None
+                assert page.locator("#bars img, #legend img").count() == 0
+                assert marker in page.inner_text("#bars") and marker in page.inner_text("#legend")
+            finally:
+                browser.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()

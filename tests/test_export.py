@@ -78,5 +78,5 @@ def test_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
 def test_export_rejects_unknown_format_and_bad_name(tmp_path):
     with pytest.raises(EdgememError, match="unknown export format 'tfjs'"):
         export_run.export(CHECKPOINT, ["tfjs"], tmp_path)
-    with pytest.raises(EdgememError, match="C identifier"):
+    with pytest.raises(EdgememError, match="not a valid model name"):
         export_run.export(CHECKPOINT, ["c"], tmp_path, name="har-l2mu")

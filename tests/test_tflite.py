@@ -57,9 +57,9 @@ def test_tflm_runs_the_integer_graph_exactly(name):
     states = [(s.dtype, s.count) for s in tm.states]
     tflm = run_sequence(tm.data, x, states, "tflm").astype(np.int64)
     assert tflm.shape == ref.shape and np.array_equal(tflm, ref), np.argwhere(tflm != ref)[:5]
-    for backend in ("litert-ref", "litert"):
+    for backend in ("litert-ref", "litert"):  # one unit at a tie, nothing more (these graphs carry no flip along)
         y = run_sequence(tm.data, x, states, backend).astype(np.int64)
-        assert np.abs(y - ref).max() <= 1 or (y.argmax(1) == ref.argmax(1)).mean() >= 0.95, backend
+        assert np.abs(y - ref).max() <= 1, (backend, np.abs(y - ref).max())
     # the resource-variable file keeps the same state inside: one input, same logits
     tv = to_tflite(low, name, variables=True)
     assert np.array_equal(run_sequence(tv.data, x, [], "tflm").astype(np.int64), ref)
@@ -99,10 +99,14 @@ def test_a_graph_lowered_without_scales_is_refused():
 @pytest.mark.parametrize("name", ["har_elm", "har_l2mu_mixed"])
 def test_shipped_tflite_gate(name):
     """The shipped files against model.bin on 1,000 held-out steps: TFLM bit-exact, in both the state-I/O and the
-    resource-variable form; the float32 twin agrees with the int8 model on most steps' top class."""
+    resource-variable form; LiteRT, given TFLM's state at every step, within two units of TFLM in every state and
+    logit of that step (its tie rounding, docs/tflite.md; measured at most 2, in har_l2mu_mixed's hidden.syn). Run
+    free, har_l2mu_mixed's LiteRT logits drift by thousands once a tie flips a spike, so that figure checks nothing.
+    The float32 twin agrees with the int8 model on most steps' top class."""
     r = check_export(SHIPPED.parent / name, steps=1000)
     assert r["steps"] == 1000 and r["tflm"]["bit_exact"] and r["tflm_resource_variables"]["bit_exact"], r
-    assert r["litert-ref"]["max_abs_difference"] <= 1 or r["litert-ref"]["argmax_agreement"] >= 0.9, r
+    for backend in ("litert-ref", "litert"):
+        assert r[backend]["step_max_abs_difference"] <= 2, (backend, r[backend])
     assert r["float32"]["argmax_agreement"] >= 0.8, r["float32"]
     assert r["tflm_arena_bytes"] > 0
 

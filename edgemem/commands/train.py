@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from edgemem.atomic import check_out_dir, commit_files
 from edgemem.checkpoint import Checkpoint, save_checkpoint
 from edgemem.errors import EdgememError
 from edgemem.graph.intops import quantize
@@ -18,6 +20,7 @@ from edgemem.quant.lower import lower
 from edgemem.quant.widths import check_widths
 from edgemem.train import report
 from edgemem.train.cv import cross_validate, current_entries
+from edgemem.train.loop import Interrupted
 from edgemem.train.pipeline import Trained, build_main, load_windows, prepare, train_model
 from edgemem.train.recipe import Recipe, replace
 from edgemem.train.sets import calibration_windows
@@ -51,9 +54,14 @@ STATE_FILE = ".train_state.pt"  # per-epoch L2MU training state; removed once tr
 
 def train_recipe(recipe: Recipe, out: Path | None = None, cv: bool = False, jobs: int = 2,
                  quiet: bool = False, resume: bool = False) -> dict[str, Any]:
-    """Ctrl-C during the L2MU's training raises loop.Interrupted; model.pt is only ever replaced whole, and
-    `resume=True` continues from the last finished epoch."""
+    """Train, then write model.pt, metrics.json, curves.png, confusion.png, the card README.md (and cv.json with
+    `cv`) all or nothing (edgemem.atomic.commit_files): a Ctrl-C or a full disk before the end leaves every earlier
+    output as it was, never a new model.pt beside an old card. Until that commit the per-epoch state stays, so Ctrl-C
+    at any point after the first epoch raises loop.Interrupted and `resume=True` continues from the last finished
+    epoch (after the last one: straight to the baselines and the outputs). The output folder is checked before the
+    data is loaded."""
     out = out or recipe.folder
+    check_out_dir(out, "output folder")  # an unwritable folder is found now, not after the last epoch
     state_path = out / STATE_FILE
     if resume and not state_path.is_file():
         raise EdgememError(f"nothing to resume: {state_path} does not exist")
@@ -66,13 +74,24 @@ def train_recipe(recipe: Recipe, out: Path | None = None, cv: bool = False, jobs
         check_widths(untrained, calibration_windows(prep.split.train.x, 8), q.weight_bits, q.act_bits)
     main = recipe.model.kind
     trained = train_model(main, recipe, prep, recipe.train.seed, quiet=quiet, state_path=state_path, resume=resume)
+    try:
+        metrics = _finish(recipe, out, cv, jobs, quiet, trained, prep, windows, class_names, state_path)
+    except KeyboardInterrupt:
+        if state_path.is_file():  # nothing was committed: the finished training is kept for --resume
+            raise Interrupted(state_path, recipe.train.epochs) from None
+        raise
+    _update_index(out)
+    return metrics
+
+
+def _finish(recipe: Recipe, out: Path, cv: bool, jobs: int, quiet: bool, trained: Trained, prep: Any, windows: Any,
+            class_names: list[str], state_path: Path) -> dict[str, Any]:
+    """Baselines, cross-validation and the int8 figure, then every output committed at once."""
+    d, main = recipe.data, recipe.model.kind
     assert trained.model is not None and trained.history is not None
     # the checkpoint's recipe resolves a relative data.path against the checkpoint's folder (train.sets.recipe_of)
     stored = recipe.moved_to(out).to_dict()
     ckpt = Checkpoint(trained.model, prep.normalizer, class_names, d.window, stored, recipe.name)
-    save_checkpoint(out / "model.pt", ckpt)
-    state_path.unlink(missing_ok=True)
-
     zoo = main != "l2mu"
     metrics = _metrics(trained, zoo)
     # the windows export calibrates on, normalized with the checkpoint's statistics (edgemem.train.sets)
@@ -84,18 +103,26 @@ def train_recipe(recipe: Recipe, out: Path | None = None, cv: bool = False, jobs
 
     cv_path = out / "cv.json"
     previous = json.loads(cv_path.read_text()) if cv_path.is_file() else None
+    writers: dict[str, Callable[[Path], None]] = {}
     if cv:
         previous = cross_validate(recipe, windows, class_names, [main, *recipe.baselines], jobs, previous)
-        report.write_json(cv_path, previous)
+        cv_result = previous
+        writers["cv.json"] = lambda p: report.write_json(p, cv_result)
     for name, r in current_entries(recipe, previous).items():  # stale entries are never reported
         target = metrics if name == main else metrics["baselines"].get(name)
         if target is not None:
             target["cv_accuracy_mean"], target["cv_accuracy_sd"] = r["mean"], r["sd"]
-    report.write_json(out / "metrics.json", metrics)
-    report.plot_curves(out / "curves.png", trained.history, f"{recipe.name} ({main})" if main != "l2mu"
-                       else f"{recipe.name} (L2MU)")
-    report.plot_confusion(out / "confusion.png", prep.split.test.y, trained.test_pred, class_names,
-                          f"{recipe.name}: test subjects {d.test_subjects}")
+    title = f"{recipe.name} ({main})" if main != "l2mu" else f"{recipe.name} (L2MU)"
+    card = card_text(out, recipe, metrics)
+    writers.update({
+        "model.pt": lambda p: save_checkpoint(p, ckpt),
+        "metrics.json": lambda p: report.write_json(p, metrics),
+        "curves.png": lambda p: report.plot_curves(p, trained.history, title),  # type: ignore[arg-type]
+        "confusion.png": lambda p: report.plot_confusion(p, prep.split.test.y, trained.test_pred, class_names,
+                                                         f"{recipe.name}: test subjects {d.test_subjects}"),
+        "README.md": lambda p: p.write_text(card),
+    })
+    commit_files(out, writers, remove=(STATE_FILE,))
     return metrics
 
 
@@ -116,22 +143,30 @@ def peers(folder: Path, recipe: Recipe) -> dict[str, dict[str, Any]]:
     return out
 
 
-def write_card(folder: Path, recipe: Recipe, deployment: dict[str, Any] | None = None) -> None:
+def card_text(folder: Path, recipe: Recipe, metrics: dict[str, Any], deployment: dict[str, Any] | None = None,
+              ) -> str:
+    """The model card of a trained model's folder, from its metrics (and a verify report)."""
     if (folder / "quantize.json").is_file():  # written by `edgemem quantize`, not trained
         from edgemem.train.zoo_card import mixed_card
 
-        report.write_text_atomic(folder / "README.md", mixed_card(folder, deployment))
-        return
-    metrics = json.loads((folder / "metrics.json").read_text())
+        return mixed_card(folder, deployment)
+    metrics = dict(metrics)
     if deployment:
         metrics["deployment"] = deployment
     if recipe.model.kind == "l2mu":
-        text = report.model_card(metrics, recipe.to_dict(), recipe.name)
-    else:
-        from edgemem.train.zoo_card import zoo_card
+        return report.model_card(metrics, recipe.to_dict(), recipe.name)
+    from edgemem.train.zoo_card import zoo_card
 
-        text = zoo_card(metrics, recipe.to_dict(), recipe.name, peers(folder, recipe))
-    report.write_text_atomic(folder / "README.md", text)
+    return zoo_card(metrics, recipe.to_dict(), recipe.name, peers(folder, recipe))
+
+
+def write_card(folder: Path, recipe: Recipe, deployment: dict[str, Any] | None = None) -> None:
+    metrics = {} if (folder / "quantize.json").is_file() else json.loads((folder / "metrics.json").read_text())
+    report.write_text_atomic(folder / "README.md", card_text(folder, recipe, metrics, deployment))
+    _update_index(folder)
+
+
+def _update_index(folder: Path) -> None:
     if (folder.parent / "har_l2mu").is_dir():  # the repository's models/ folder: keep its index in step
         from edgemem.train.zoo_card import zoo_index
 

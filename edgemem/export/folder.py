@@ -1,17 +1,19 @@
 """An export folder, written once: its file names, meta.json (what every consumer reads, checked field by field),
-the sha256 of every artifact, and the all-or-nothing write."""
+the sha256 of every artifact, and the all-or-nothing write (the folder is filled beside `--out` and swapped in as a
+whole: edgemem.atomic.write_dir_atomic)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgemem.atomic import write_bytes_atomic
-from edgemem.errors import EdgememError
+from edgemem.atomic import check_out_dir, write_dir_atomic
+from edgemem.errors import EdgememError, check_name
 from edgemem.graph.blob import RETIRED_VERSION_MESSAGE
 from edgemem.models import registry
 
@@ -25,28 +27,86 @@ TFLITE_FLOAT_FILE = "model_float.tflite"  # the same step in float32 (edgemem.ex
 QCDQ_FILE = "model_qcdq.onnx"
 NIR_FILE = "model.nir"
 META = "meta.json"
+PATCH_FILE = "patch.bin"  # the patch schedule's plan (`edgemem plan --patch-out`), where the model has one
+# every file an export folder may hold: `export` replaces such a folder as a whole, and refuses to replace any other
+EXPORT_FILES = frozenset({BLOB_FILE, HEADER_FILE, SOURCE_FILE, ONNX_FILE, TFLITE_FILE, TFLITE_VARS_FILE,
+                          TFLITE_FLOAT_FILE, QCDQ_FILE, NIR_FILE, META, PATCH_FILE})
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def check_export_out(out: Path) -> None:
+    """`--out` before any work: a new folder, an empty one or an earlier export (only export files in it), which
+    the export replaces as a whole; never a file, a path under a file, an unwritable place or another folder."""
+    check_out_dir(out, "--out", whole=True)
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in EXPORT_FILES or not p.is_file())
+        if foreign:
+            raise EdgememError(f"--out {out} holds {foreign[0]!r}, which no export writes; an export replaces its "
+                               "folder as a whole, so pick a new or empty folder (or an earlier export)")
+
+
 def write_export(out: Path, files: dict[str, bytes], meta: dict[str, Any]) -> dict[str, Any]:
-    """meta.json (with every file's sha256) and the files; each file is written to a temporary name and renamed."""
+    """The files and meta.json (with every file's sha256), as one folder that replaces `out` whole."""
     meta["files"] = {k: sha256(v) for k, v in sorted(files.items())}
-    files[META] = (json.dumps(meta, indent=2) + "\n").encode()
-    for fname, data in files.items():
-        write_bytes_atomic(out / fname, data)
+    write_folder(out, {**files, META: (json.dumps(meta, indent=2) + "\n").encode()})
     return meta
 
 
+def write_folder(out: Path, files: dict[str, bytes]) -> None:
+    """Fill a temp folder beside `out` and swap it in as a whole: a failure (a full disk) or Ctrl-C leaves the
+    previous folder exactly as it was, never a mix of old and new files or a folder holding some of them."""
+    def fill(tmp: Path) -> None:
+        for fname, data in files.items():
+            (tmp / fname).write_bytes(data)
+
+    write_dir_atomic(out, fill)
+
+
+def _inside(export_dir: Path, name: str) -> Path:
+    """meta.json's file name as a path inside the folder: a plain name, no folder part, no link out."""
+    if (not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name
+            or os.path.isabs(name)):
+        raise EdgememError(f"{export_dir / META} lists a file {name!r} that is not a plain file name in the folder")
+    path = export_dir / name
+    if path.is_symlink():
+        raise EdgememError(f"{path} is a symbolic link; an export holds only its own files")
+    return path
+
+
+def check_files(export_dir: Path, meta: dict[str, Any]) -> None:
+    """Before anything is read: meta.json lists the files a consumer reads (an empty list hashes nothing), each a
+    plain name of a regular file in the folder, no symbolic link (a link could point anywhere, /dev/zero included)."""
+    files = meta["files"]
+    if not files:
+        raise EdgememError(f"{export_dir / META} lists no files ('files' is empty), so nothing can be checked; "
+                           "re-run `edgemem export`")
+    for name in files:
+        _inside(export_dir, name)
+    for known in sorted(EXPORT_FILES - {META, PATCH_FILE}):  # what a consumer reads must be what was hashed
+        if known not in files and (export_dir / known).exists():
+            raise EdgememError(f"{export_dir / META} does not list {known} in 'files', so it cannot be checked; "
+                               "re-run `edgemem export`")
+    for required in (BLOB_FILE, ONNX_FILE, HEADER_FILE, SOURCE_FILE):
+        if required not in files:
+            raise EdgememError(f"{export_dir / META} does not list {required} in 'files'; export with --to onnx,c")
+    for name in [*files, PATCH_FILE]:
+        path = _inside(export_dir, name)
+        if path.exists() and not path.is_file():
+            raise EdgememError(f"{path} is not a regular file")
+        if name in files and not path.is_file():
+            raise EdgememError(f"{export_dir} has no {name}; export with --to onnx,c")
+
+
 def check_hashes(export_dir: Path, meta: dict[str, Any]) -> None:
-    """Every artifact must be the one `edgemem export` wrote (damage a loader cannot see, e.g. an ONNX weight)."""
+    """Every artifact must be the one `edgemem export` wrote (damage a loader cannot see, e.g. an ONNX weight);
+    check_files first."""
+    check_files(export_dir, meta)
     for name, digest in meta["files"].items():
         path = export_dir / name
-        if not path.is_file():
-            raise EdgememError(f"{export_dir} has no {name}; export with --to onnx,c")
-        if sha256(path.read_bytes()) != digest:
+        if not isinstance(digest, str) or sha256(path.read_bytes()) != digest:
             raise EdgememError(f"{path} does not match meta.json (sha256 differs): it was edited or damaged; "
                                "re-run `edgemem export`")
 
@@ -59,6 +119,14 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _is_name(v: Any) -> bool:
+    try:
+        check_name(v, "name")
+    except EdgememError:
+        return False
+    return True
+
+
 def _is_str_list(v: Any) -> bool:
     return isinstance(v, list) and all(isinstance(s, str) for s in v)
 
@@ -66,7 +134,7 @@ def _is_str_list(v: Any) -> bool:
 # Every key `export` writes, with what its value must be; the consumers (verify, stress, the tests)
 # index these directly, so a missing or mistyped one is reported here by name instead of as a KeyError later.
 _META_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    "name": ("a string", lambda v: isinstance(v, str) and v != ""),
+    "name": ("a model name (ASCII letters, digits, '_')", lambda v: _is_name(v)),
     "kind": (f"one of {', '.join(registry.KINDS)}", lambda v: v in registry.KINDS),
     "checkpoint": ("a path string", lambda v: isinstance(v, str) and v != ""),
     "checkpoint_sha256": ("a string", lambda v: isinstance(v, str)),

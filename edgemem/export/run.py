@@ -3,7 +3,9 @@ write the release artifacts (the folder's files and meta.json: edgemem/export/fo
 
 Every model kind goes the same way: calibrate on the checkpoint's calibration windows (edgemem.train.sets), lower
 to the op graph (edgemem.quant.lower), place its buffers (edgemem.graph.arena), write the blob (edgemem.graph.blob)
-and whatever formats were asked for. Each step runs once; nothing is written until every file was generated.
+and whatever formats were asked for. Each step runs once; nothing is written until every file was generated, and
+then the folder is written whole beside --out and swapped in (folder.write_folder): an interrupted or failed export
+leaves the previous folder as it was. --out is checked before the checkpoint is even loaded.
 qcdq: model_qcdq.onnx, the integer graph's step as QCDQ ONNX (edgemem/export/qcdq.py); nir: model.nir, the float
 spiking model as a NIR graph (edgemem/export/nir_export.py); tflite: model.tflite, model_vars.tflite and
 model_float.tflite (edgemem/export/tflite_export.py, tflite_float.py).
@@ -16,9 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgemem.atomic import write_bytes_atomic
 from edgemem.checkpoint import Checkpoint, load_checkpoint
-from edgemem.errors import EdgememError
+from edgemem.errors import EdgememError, check_name
 from edgemem.export import graph_c_arrays
 from edgemem.export.folder import (
     BLOB_FILE,
@@ -31,8 +32,10 @@ from edgemem.export.folder import (
     TFLITE_FILE,
     TFLITE_FLOAT_FILE,
     TFLITE_VARS_FILE,
+    check_export_out,
     sha256,
     write_export,
+    write_folder,
 )
 from edgemem.export.onnx_export import export_onnx, state_names
 from edgemem.export.qcdq import check_exportable, export_qcdq
@@ -79,10 +82,11 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise EdgememError(f"unknown export format '{unknown[0] if unknown else ''}' (choose from {', '.join(FORMATS)})")
+    if name is not None:
+        check_name(name, "--name")
+    check_export_out(out)  # before the checkpoint is loaded and calibrated
     ckpt = load_checkpoint(checkpoint)
-    name = name or ckpt.name
-    if not name.isidentifier():
-        raise EdgememError(f"model name '{name}' must be a C identifier")
+    name = check_name(name or ckpt.name, "model name")
     kind = registry.kind_of(ckpt.model)
     if "qcdq" in formats:
         check_exportable(kind)
@@ -117,7 +121,7 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
 
 
 def _write_nir_only(out: Path, data: bytes, unsupported: list[str]) -> dict[str, Any]:
-    write_bytes_atomic(out / NIR_FILE, data)
+    write_folder(out, {NIR_FILE: data})
     return {"files": {NIR_FILE: sha256(data)}, "unsupported": unsupported}
 
 

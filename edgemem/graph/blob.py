@@ -2,7 +2,8 @@
 
 parse_graph_blob checks what the C parser checks, in its order (docs/graph.md "Parse order"), so both reject the
 same blobs for the same reason; the structural checks are edgemem.graph.check, shared with validate(g). Bytes after the
-declared total size are an error here while C ignores them: edgemem never writes them, so they mean a damaged file.
+declared total size are an error here (and in em_run) while em_graph_parse ignores them: edgemem never writes them, so
+in a file they mean a damaged one; a firmware may hand the C parser a buffer larger than the blob.
 A version-1 blob (the retired fixed-L2MU format) is refused first, with a line that says how to re-export it.
 """
 

@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 from torch import nn
 
-from edgemem.atomic import write_atomic, write_text_atomic
+from edgemem.atomic import check_out_dir, commit_files, write_atomic
 from edgemem.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from edgemem.errors import EdgememError
 from edgemem.graph.intops import quantize
@@ -101,6 +101,8 @@ def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs:
         if progress:
             progress(msg)
 
+    if out is not None:
+        check_out_dir(out, "--out")  # before the search and the fine-tuning, not after
     ckpt = load_checkpoint(checkpoint)
     kind = registry.kind_of(ckpt.model)
     sets = data_sets(ckpt, checkpoint)
@@ -178,15 +180,19 @@ def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs:
 
 def _write(out: Path, ckpt: Checkpoint, tuned: nn.Module, recipe: Recipe, name: str, op_bits: dict[str, int],
            act_bits: dict[str, int], result: dict[str, Any], search: mixed.Search) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+    """recipe.yaml, model.pt, quantize.json and pareto.png, all or nothing (a card or verify.json already in the
+    folder stays)."""
     quant = replace(recipe.quant, "quant", weight_bits=op_bits, act_bits=act_bits)
     # a relative data.path is rewritten to name the same file from the new folder (recipe.yaml and model.pt there)
     new_recipe = replace(recipe, "", name=name, quant=quant).moved_to(out)
     text = yaml.safe_dump(new_recipe.to_dict(), sort_keys=False)
-    write_text_atomic(out / "recipe.yaml", f"# Written by `edgemem quantize` from {recipe.name}.\n{text}")
-    save_checkpoint(out / "model.pt", dataclasses.replace(ckpt, model=tuned, recipe=new_recipe.to_dict(), name=name))
-    write_text_atomic(out / "quantize.json", json.dumps(result, indent=2) + "\n")
-    _pareto(out / "pareto.png", search, result)
+    tuned_ckpt = dataclasses.replace(ckpt, model=tuned, recipe=new_recipe.to_dict(), name=name)
+    commit_files(out, {
+        "recipe.yaml": lambda p: p.write_text(f"# Written by `edgemem quantize` from {recipe.name}.\n{text}"),
+        "model.pt": lambda p: save_checkpoint(p, tuned_ckpt),
+        "quantize.json": lambda p: p.write_text(json.dumps(result, indent=2) + "\n"),
+        "pareto.png": lambda p: _pareto(p, search, result),
+    })
 
 
 def _pareto(path: Path, search: mixed.Search, result: dict[str, Any]) -> None:

@@ -274,9 +274,22 @@ def load_export_graph(folder: Path) -> tuple[Graph, int]:
     return parse_graph_blob(blob_path.read_bytes()), max(1, meta["window"] // meta["downsample"])
 
 
+PLOT_FORMATS = ("png", "svg", "pdf")
+
+
+def plot_format(path: Path) -> str:
+    """The image format `--plot` writes, from the file's suffix (none: PNG); checked before any work."""
+    fmt = path.suffix[1:].lower() or "png"
+    if fmt not in PLOT_FORMATS:
+        raise EdgememError(f"--plot {path}: cannot write a .{fmt} image (use .png, .svg or .pdf)")
+    return fmt
+
+
 def plot(report: Report, path: Path) -> None:
-    """Bytes live vs op index, one panel per schedule (PNG)."""
+    """Bytes live vs op index, one panel per schedule (PNG, SVG or PDF by the suffix), written atomically."""
     import matplotlib
+
+    from edgemem.atomic import write_atomic
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -292,5 +305,7 @@ def plot(report: Report, path: Path) -> None:
             ax.axhline(report.budget, color="red", linestyle="--", linewidth=0.8)
     axes[-1, 0].set_xlabel("op index (-1: start)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, format=plot_format(path), dpi=100))
+    finally:
+        plt.close(fig)

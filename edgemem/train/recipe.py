@@ -25,7 +25,7 @@ from pydantic.dataclasses import dataclass
 from pydantic.json_schema import SkipJsonSchema
 
 from edgemem.data.sources import SOURCE_NAMES
-from edgemem.errors import EdgememError
+from edgemem.errors import EdgememError, check_name
 from edgemem.models.limits import MAX_DIM
 from edgemem.models.readout import READOUTS
 
@@ -376,7 +376,9 @@ def load_recipe(path: Path) -> Recipe:
         raise EdgememError(f"recipe {path} is not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(raw, dict) or "name" not in raw:
         raise EdgememError(f"recipe {path} must be a mapping with a 'name'")
-    return dataclasses.replace(validate(raw), path=str(path))
+    recipe = validate(raw)
+    check_name(recipe.name, f"recipe {path}: name")  # it names the checkpoint, the export's C symbols, NAME_mixed
+    return dataclasses.replace(recipe, path=str(path))
 
 
 def recipe_from_dict(raw: dict[str, Any], path: Path | None = None, where: str = "the checkpoint") -> Recipe:
@@ -389,6 +391,7 @@ def recipe_from_dict(raw: dict[str, Any], path: Path | None = None, where: str =
         recipe = validate(raw)
     except EdgememError as e:
         raise EdgememError(f"the recipe stored in {where} is invalid: {e}") from None
+    check_name(recipe.name, f"the recipe stored in {where}: name")
     return dataclasses.replace(recipe, path=str(path) if path else None)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from edgemem.errors import EdgememError
-from edgemem.export.folder import QCDQ_FILE, TFLITE_FILE, check_hashes
+from edgemem.export.folder import PATCH_FILE, QCDQ_FILE, TFLITE_FILE, check_files, check_hashes, load_meta
 from edgemem.export.onnx_export import run_onnx, state_shapes
 from edgemem.graph.intops import quantize
 from edgemem.models.readout import predictions
@@ -20,9 +20,6 @@ from edgemem.verify import c_runtime
 from edgemem.verify.held_out import held_out_set, int_model
 
 QCDQ_WINDOWS = 2000  # held-out windows for the QCDQ check (onnxruntime streams them as one batch: seconds)
-
-
-PATCH_FILE = "patch.bin"  # the patch schedule's plan (edgemem plan --patch-out), where the model has one
 
 
 def _check_patch(export_dir: Path, blob_path: Path, xq: np.ndarray, ref: np.ndarray, n_out: int) -> dict[str, Any]:
@@ -41,11 +38,15 @@ def _check_patch(export_dir: Path, blob_path: Path, xq: np.ndarray, ref: np.ndar
 
 
 def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None) -> dict[str, Any]:
-    """Runs every runtime; m4_windows limits the (slow) emulated run to the first N test windows."""
+    """Runs every runtime; m4_windows limits the (slow) emulated run to the first N test windows (N >= 1)."""
     def say(msg: str) -> None:
         if progress:
             progress(msg)
 
+    if m4_windows is not None and (isinstance(m4_windows, bool) or m4_windows < 1):
+        raise EdgememError(f"--m4-windows must be a positive number of windows, got {m4_windows}")
+
+    check_files(export_dir, load_meta(export_dir))  # nothing of the folder is read before its names are checked
     meta, ckpt, ts = held_out_set(export_dir)
     for f in ("model.onnx", "model.bin", "model.c", "model.h"):
         if not (export_dir / f).is_file():

@@ -99,13 +99,24 @@ function parseCsv(text) {
 // ---- views ----
 function className(k) { return state.data.class_names[k] ?? `class ${k}`; }
 
+// an element with a class, text (set as text, never as HTML) and children
+function node(tag, cls = "", text = "", children = []) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text) e.textContent = text;
+  e.append(...children);
+  return e;
+}
+
 function drawBars(probs, truth) {
-  $("bars").innerHTML = "";
+  $("bars").replaceChildren();
   const top = probs.indexOf(Math.max(...probs));
   probs.forEach((p, k) => {
-    const row = document.createElement("div");
-    row.className = "bar" + (k === top ? " top" : "");
-    row.innerHTML = `<span>${className(k)}</span><div class="track"><div class="fill" style="width:${(100 * p).toFixed(1)}%"></div></div><span>${(100 * p).toFixed(0)} %</span>`;
+    // class names come from the model's data.json: text nodes only, never parsed as HTML
+    const row = node("div", "bar" + (k === top ? " top" : ""));
+    const fill = node("div", "fill");
+    fill.style.width = `${(100 * p).toFixed(1)}%`;
+    row.append(node("span", "", className(k)), node("div", "track", "", [fill]), node("span", "", `${(100 * p).toFixed(0)} %`));
     $("bars").appendChild(row);
   });
   $("now-label").textContent = truth == null ? className(top) : `${className(top)} (true: ${className(truth)})`;
@@ -140,9 +151,14 @@ function drawFootprint() {
     ["RAM (arena, state, stack)", f.ram_bytes + (f.stack_bytes || 0), b.ram_bytes, `${(f.ram_bytes + (f.stack_bytes || 0)).toLocaleString()} B of ${b.ram_bytes / 1024} KiB`],
     ["CPU per 40 ms step", stepUs, frameUs, `${f.instructions_per_step.toLocaleString()} instructions ≈ ${stepUs.toFixed(0)} µs`],
   ];
-  $("footprint").innerHTML = meters.map(([name, v, max, text]) =>
-    `<div class="meter"><span>${name}</span><div class="track"><div class="fill" style="width:${Math.max(0.5, (100 * v) / max).toFixed(2)}%"></div></div><span>${text}</span></div>`).join("") +
-    `<p class="info">Measured by <code>edgemem verify</code> on the Cortex-M4 build (QEMU, instructions not cycles). In this page the same C code runs in ${state.rt.arenaBytes.toLocaleString()} B of arena.</p>`;
+  const rows = meters.map(([name, v, max, text]) => {
+    const fill = node("div", "fill");
+    fill.style.width = `${Math.max(0.5, (100 * v) / max).toFixed(2)}%`;
+    return node("div", "meter", "", [node("span", "", name), node("div", "track", "", [fill]), node("span", "", text)]);
+  });
+  const info = node("p", "info", "", [document.createTextNode("Measured by "), node("code", "", "edgemem verify"),
+    document.createTextNode(` on the Cortex-M4 build (QEMU, instructions not cycles). In this page the same C code runs in ${state.rt.arenaBytes.toLocaleString()} B of arena.`)]);
+  $("footprint").replaceChildren(...rows, info);
 }
 
 function makeChart() {
@@ -243,7 +259,11 @@ async function main() {
     o.textContent = `subject ${r.subject} · ${className(r.label)} · ${(r.samples / d.rate_hz).toFixed(0)} s`;
     $("recording").appendChild(o);
   });
-  $("legend").innerHTML = d.class_names.map((n, k) => `<span><i style="background:${COLORS[k % COLORS.length]}"></i>${n}</span>`).join("");
+  $("legend").replaceChildren(...d.class_names.map((n, k) => {
+    const swatch = node("i");
+    swatch.style.background = COLORS[k % COLORS.length];
+    return node("span", "", "", [swatch, document.createTextNode(n)]);
+  }));
   makeChart();
   drawFootprint();
   const speed = () => Number($("speed").value);

@@ -6,7 +6,12 @@
  * MODEL.bin is a graph blob (docs/graph.md), loaded at run time and so checked by em_graph_parse; a blob of the
  * retired first format gets a line saying to re-export it. With PATCH.bin (a graph's patch plan, `edgemem plan
  * --patch-out`) the frames go through em_graph_patch_run in blocks of up to P frames (a reset also ends a block),
- * and the run prints the arena that schedule asked for as arena_bytes=A. */
+ * and the run prints the arena that schedule asked for as arena_bytes=A.
+ * Files: a MODEL.bin longer than the blob's declared total_size is refused (bytes after it mean a damaged or wrong
+ * file, as the Python parser says; em_graph_parse itself accepts a larger buffer, e.g. a flash slot). INPUT must
+ * be a non-empty regular file whose size is a multiple of n_in, read to its end exactly (an empty file, /dev/zero or
+ * another unsized stream is an error, never "steps=0"). OUTPUT is written as OUTPUT.tmp and renamed over OUTPUT
+ * only after the last step; on any error OUTPUT.tmp is removed and an existing OUTPUT is left as it was. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +38,7 @@ static uint32_t g_arena[EM_RUN_ARENA_BYTES / 4u];
 static int8_t g_in[EM_RUN_IN_BUF];
 static int16_t g_out[EM_RUN_OUT_BUF];
 static uint8_t g_out_bytes[EM_RUN_OUT_BUF * 2u];
+static char g_tmp_path[1024];
 
 static int fail(const char *what, const char *detail) {
     fprintf(stderr, "em_run: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
@@ -92,6 +98,20 @@ int main(int argc, char **argv) {
     em_graph_t g;
     em_graph_ctx_t gctx;
     em_status_t st = em_graph_parse(&g, blob, (size_t)model_size);
+    /* Bytes after the declared total_size: refused where the Python parser refuses them (TRAILING: after the size,
+     * magic and header version checks, before the CRC); em_graph_parse itself ignores them. */
+    const int header_version_ok = model_size >= 8 && blob[4] == 2 && blob[5] == 0 && blob[6] == 64 && blob[7] == 0;
+    if (st != EM_ERR_TRUNCATED && st != EM_ERR_MAGIC && (st != EM_ERR_VERSION || header_version_ok)) {
+        /* not TRUNCATED: model_size >= 64 and total_size <= model_size */
+        const uint32_t total = (uint32_t)blob[8] | (uint32_t)blob[9] << 8 | (uint32_t)blob[10] << 16 |
+                               (uint32_t)blob[11] << 24;
+        if ((unsigned long)total < (unsigned long)model_size) {
+            char buf[24];
+            fprintf(stderr, "em_run: bad model blob: the file has %s bytes after its declared size %lu\n",
+                    u64_str((uint64_t)model_size - total, buf), (unsigned long)total);
+            return 2;
+        }
+    }
     if (st != EM_OK) return fail("bad model blob", em_status_str(st));
     if (em_graph_arena_size(&g) > sizeof g_arena) return fail("model needs more arena than em_run has", NULL);
     st = em_graph_init(&gctx, &g, g_arena, sizeof g_arena);
@@ -122,16 +142,27 @@ int main(int argc, char **argv) {
         fclose(fin);
         return fail("cannot size input", argv[2]);
     }
+    if (in_size == 0) {
+        fclose(fin);
+        return fail("input is empty or not a regular file (its size reads as 0)", argv[2]);
+    }
     if ((unsigned long)in_size % n_in != 0) {
         fclose(fin);
         return fail("input size is not a multiple of n_in", argv[2]);
     }
     const uint32_t n_steps = (uint32_t)((unsigned long)in_size / n_in);
 
-    FILE *fout = fopen(argv[3], "wb");
+    const size_t out_len = strlen(argv[3]);
+    if (out_len + 5u > sizeof g_tmp_path) {
+        fclose(fin);
+        return fail("output path too long", argv[3]);
+    }
+    memcpy(g_tmp_path, argv[3], out_len);
+    memcpy(g_tmp_path + out_len, ".tmp", 5u);
+    FILE *fout = fopen(g_tmp_path, "wb");
     if (!fout) {
         fclose(fin);
-        return fail("cannot write output", argv[3]);
+        return fail("cannot write output", g_tmp_path);
     }
 
     /* chunk: as many steps as both buffers hold, at most EM_RUN_CHUNK_STEPS (n_in, n_out <= 1024: >= 16) */
@@ -182,9 +213,15 @@ int main(int argc, char **argv) {
         }
         if (fwrite(g_out_bytes, 2u * n_out, n, fout) != n) err = "short write on output";
     }
+    /* the size said n_steps: a stream that still has data (a device, a file still growing) is not that file */
+    if (!err && fgetc(fin) != EOF) err = "input has more data than its size said (not a regular file?)";
     fclose(fin);
     if (fclose(fout) != 0 && !err) err = "cannot close output";
-    if (err) return fail(err, NULL);
+    if (!err && em_platform_rename(g_tmp_path, argv[3]) != 0) err = "cannot rename OUTPUT.tmp to OUTPUT";
+    if (err) {
+        remove(g_tmp_path); /* nothing half-written stays behind; an existing OUTPUT is untouched */
+        return fail(err, NULL);
+    }
 
     if (patched) printf("arena_bytes=%lu\n", (unsigned long)em_graph_patch_arena_size(&plan));
     char buf[24];

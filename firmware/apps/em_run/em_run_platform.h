@@ -11,5 +11,8 @@ uint32_t em_cycle_begin(void);
 uint32_t em_cycle_end(uint32_t begin);
 /* Instructions per tick as num/den; returns 0 where the platform does not count instructions. */
 int em_platform_instr_ratio(uint32_t *num, uint32_t *den);
+/* Rename a closed file over another (replacing it); 0 on success. newlib's rename() on the M4 goes through link(),
+ * which semihosting lacks, so the M4 asks the host directly (SYS_RENAME). */
+int em_platform_rename(const char *from, const char *to);
 
 #endif /* EM_RUN_PLATFORM_H */

@@ -2,6 +2,7 @@
  * Under `-icount shift=6` each instruction takes 2^6 ns of virtual time and SysTick (processor clock) ticks at
  * 25 MHz, i.e. every 40 ns, so instructions = ticks * 40 / 64. */
 #include <stdint.h>
+#include <string.h>
 
 #include "em_run_platform.h"
 
@@ -11,6 +12,7 @@ extern void initialise_monitor_handles(void);
 #define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
 #define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
 #define SYS_GET_CMDLINE 0x15
+#define SYS_RENAME 0x0F
 
 /* Semihosting call: BKPT 0xAB with the operation in r0 and its parameter block in r1. */
 static int semihost(int op, void *arg) {
@@ -65,4 +67,15 @@ int em_platform_instr_ratio(uint32_t *num, uint32_t *den) {
     *num = 40;
     *den = 64;
     return 1;
+}
+
+/* SYS_RENAME: the host renames (and so replaces) the file; 0 on success. */
+int em_platform_rename(const char *from, const char *to) {
+    struct {
+        const char *from;
+        int from_len;
+        const char *to;
+        int to_len;
+    } block = {from, (int)strlen(from), to, (int)strlen(to)};
+    return semihost(SYS_RENAME, &block) == 0 ? 0 : -1;
 }

@@ -1,4 +1,6 @@
 /* em_run platform hooks for the host: plain stdio, argv as given, no instruction counting. */
+#include <stdio.h>
+
 #include "em_run_platform.h"
 
 int em_platform_init(int *argc, char ***argv) {
@@ -16,3 +18,4 @@ int em_platform_instr_ratio(uint32_t *num, uint32_t *den) {
     (void)den;
     return 0;
 }
+int em_platform_rename(const char *from, const char *to) { return rename(from, to) == 0 ? 0 : -1; }
