@@ -21,6 +21,7 @@ import torch
 from edgemem.atomic import write_text_atomic
 from edgemem.bench_runtimes import best_time
 from edgemem.models.lmu import LMUMemory
+from edgemem.tool import checkout_root
 
 
 def _time(fn, repeats: int) -> float:  # noqa: ANN001
@@ -201,6 +202,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench/results.json"))
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    root = checkout_root()
+    if root is None:  # it reads the shipped export/ and models/ folders
+        raise SystemExit("edgemem.bench runs from a source checkout (`make bench`)")
     torch.set_num_threads(args.threads)
     results = {
         "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": args.threads,
@@ -211,7 +215,6 @@ def main() -> None:
         ],
     }
     results["lmu_block_training_T784"] = lmu_block_training()
-    root = Path(__file__).resolve().parents[1]
     results.update(memory_and_bits(root))
     results["value_driven_patch_precision"] = value_driven_patch_precision(root)
     results["event_driven_kernels"] = event_driven_kernels(root)
