@@ -7,10 +7,8 @@ import http.server
 from collections.abc import Callable
 from pathlib import Path
 
-from edgemem.demo.har_site import ROOT, build_site
+from edgemem.demo.har_site import SITE, build_site
 from edgemem.errors import EdgememError
-
-SITE = ROOT / "build" / "demo" / "har"
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
