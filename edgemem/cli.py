@@ -19,6 +19,22 @@ err = Console(stderr=True)
 out = Console()
 
 
+def _version(value: bool) -> None:
+    if value:
+        from edgemem.tool import describe
+
+        print(describe())
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print the version, the commit and the installed extras")] = False,
+) -> None:
+    """Memory-based spiking models from training to a microcontroller."""
+
+
 @app.command()
 def train(
     recipe: Annotated[Path, typer.Argument(help="recipe.yaml")],
