@@ -48,7 +48,7 @@ demo: setup vendor
 	@echo "    $(EDGEMEM) demo har --serve"
 	@echo "and open http://127.0.0.1:8765/ (--port N for another port)."
 
-test: setup test-firmware fuzz test-python
+test: setup test-firmware fuzz test-python test-wheel
 
 # uPlot (MIT) from the npm registry, checked against its sha256, into build/vendor/uplot: the browser demo's charts
 UPLOT_VERSION := 1.6.32
@@ -70,6 +70,13 @@ fuzz: apt
 
 test-firmware: apt
 	$(MAKE) -C firmware test
+
+# The wheel outside the checkout: `pip wheel .`, a fresh venv in a temp folder (CPU torch first, then the wheel with
+# no extras, at the lock's versions), then from another folder: --version, a tiny train, export --to c, verify (host
+# and emulated M4 built from the packaged firmware into a fresh cache), the one-line errors of a missing extra and of
+# a wrong checkpoint. Skipped with a message where a tool is missing, except under CI=true: there it fails.
+test-wheel: setup apt
+	PYTHON=$(PYTHON) tools/test_wheel.sh
 
 test-python: setup vendor
 	$(VENV)/bin/ruff check edgemem tests
