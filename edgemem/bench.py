@@ -21,6 +21,7 @@ import torch
 from edgemem.atomic import write_text_atomic
 from edgemem.bench_runtimes import best_time
 from edgemem.models.lmu import LMUMemory
+from edgemem.tool import checkout_root
 
 
 def _time(fn, repeats: int) -> float:  # noqa: ANN001
@@ -143,6 +144,7 @@ def event_driven_kernels(root: Path, windows: int = 20) -> dict[str, object]:
 
     import numpy as np
 
+    from edgemem.export.folder import checkpoint_of
     from edgemem.graph.arena import place_by_lifetime
     from edgemem.graph.blob import build_graph_blob
     from edgemem.graph.intops import quantize
@@ -151,12 +153,12 @@ def event_driven_kernels(root: Path, windows: int = 20) -> dict[str, object]:
     from edgemem.quant.lower import lower
     from edgemem.train.sets import data_sets
     from edgemem.verify.c_runtime import run_cortex_m4
-    from edgemem.verify.held_out import checkpoint_path, held_out_set
+    from edgemem.verify.held_out import held_out_set
 
     out: dict[str, object] = {}
     for name in SPIKING:
         meta, ckpt, held = held_out_set(root / "export" / name)
-        sets = data_sets(ckpt, checkpoint_path(root / "export" / name, meta))
+        sets = data_sets(ckpt, checkpoint_of(root / "export" / name, meta))
         recipe, calib = sets.recipe, sets.calibration
         q = recipe.quant
         lows = {ev: lower(ckpt.model, calib, q.margin, q.weight_bits or None, q.act_bits or None, events=ev)
@@ -201,6 +203,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench/results.json"))
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    root = checkout_root()
+    if root is None:  # it reads the shipped export/ and models/ folders
+        raise SystemExit("edgemem.bench runs from a source checkout (`make bench`)")
     torch.set_num_threads(args.threads)
     results = {
         "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": args.threads,
@@ -211,7 +216,6 @@ def main() -> None:
         ],
     }
     results["lmu_block_training_T784"] = lmu_block_training()
-    root = Path(__file__).resolve().parents[1]
     results.update(memory_and_bits(root))
     results["value_driven_patch_precision"] = value_driven_patch_precision(root)
     results["event_driven_kernels"] = event_driven_kernels(root)

@@ -20,6 +20,22 @@ err = Console(stderr=True)
 out = Console()
 
 
+def _version(value: bool) -> None:
+    if value:
+        from edgemem.tool import describe
+
+        print(describe())
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print the version, the commit and the installed extras")] = False,
+) -> None:
+    """Memory-based spiking models from training to a microcontroller."""
+
+
 @app.command()
 def train(
     recipe: Annotated[Path, typer.Argument(help="recipe.yaml")],
@@ -190,12 +206,15 @@ def verify(
     export_dir: Annotated[Path, typer.Argument(help="an export folder (export/NAME)")],
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     m4_windows: Annotated[int | None, typer.Option(help="run only the first N windows on the emulated M4")] = None,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="the model.pt the export was made from "
+                                                    "(default: meta.json's path, relative to the folder)")] = None,
 ) -> None:
-    """Run the held-out test subjects through every runtime and compare them."""
+    """Run the held-out test subjects through every runtime and compare them. The checkpoint must be the one the
+    export was made from (meta.json's checkpoint_sha256)."""
     from edgemem.verify.run import verify as do_verify
 
     progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]"))
-    r = do_verify(export_dir, m4_windows, progress)
+    r = do_verify(export_dir, m4_windows, progress, checkpoint)
     if as_json:
         print(json.dumps(r, indent=2))
     else:
@@ -209,13 +228,15 @@ def stress(
     export_dir: Annotated[Path, typer.Argument(help="an export folder (export/NAME)")],
     steps: Annotated[int, typer.Option(help="total steps over all streams")] = 1_000_000,
     streams: Annotated[int, typer.Option(help="independent long streams (half real input, half adversarial)")] = 10,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="the model.pt the export was made from "
+                                                    "(default: meta.json's path, relative to the folder)")] = None,
 ) -> None:
     """Long-stream check: C host vs the integer reference at every step, saturation counted per state."""
     from edgemem.verify.stress import stress as do_stress
 
     if steps < streams or streams < 2:
         raise EdgememError(f"need at least 2 streams and one step per stream (got {streams} streams, {steps} steps)")
-    r = do_stress(export_dir, steps, streams)
+    r = do_stress(export_dir, steps, streams, checkpoint=checkpoint)
     print(json.dumps(r, indent=2))
     if r["steps_mismatched"]:
         raise typer.Exit(1)

@@ -24,7 +24,6 @@ import hashlib
 import json
 import math
 import multiprocessing
-import os
 import re
 import shutil
 import subprocess
@@ -348,11 +347,11 @@ def generate_clips(cfg: KwsConfig, workers: int = 2) -> KwsClips:
 
 
 def cache_root(cache_dir: Path | str | None = None) -> Path:
-    """The argument, else $EDGEMEM_CACHE, else <repo>/.cache (gitignored)."""
-    if cache_dir is not None:
-        return Path(cache_dir)
-    env = os.environ.get("EDGEMEM_CACHE")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / ".cache"
+    """The argument, else edgemem's cache: $EDGEMEM_CACHE, else <checkout>/.cache (gitignored), else (installed from a
+    wheel) $XDG_CACHE_HOME/edgemem or ~/.cache/edgemem (edgemem.tool.cache_dir)."""
+    from edgemem.tool import cache_dir as tool_cache
+
+    return Path(cache_dir) if cache_dir is not None else tool_cache()
 
 
 _ARRAYS = ("audio", "label", "speaker", "onset", "length", "snr_db", "speed_wpm", "pitch")

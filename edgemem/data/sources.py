@@ -32,7 +32,9 @@ def load_basic_motions() -> Recordings:
 
     It has no subject ids; train and test cases become pseudo-subjects 1 and 2 so the subject split still applies.
     """
-    from aeon.datasets import load_basic_motions as _load
+    from edgemem.tool import optional
+
+    _load = optional("aeon.datasets", "data", "data source 'basic_motions'").load_basic_motions
 
     series, labels, subjects = [], [], []
     names: list[str] = []

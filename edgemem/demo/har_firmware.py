@@ -21,11 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from edgemem import tool
 from edgemem.errors import EdgememError
 
-ROOT = Path(__file__).resolve().parents[2]
-FIRMWARE = ROOT / "firmware"
-DEFAULT_EXPORT = ROOT / "export" / "har_l2mu"
+_CHECKOUT = tool.checkout_root()
+FIRMWARE = tool.firmware_dir()  # the checkout's firmware/ or the wheel's copy: only read
+# the shipped export in a checkout; installed from a wheel, export/har_l2mu under the current folder
+DEFAULT_EXPORT = _CHECKOUT / "export" / "har_l2mu" if _CHECKOUT is not None else Path("export") / "har_l2mu"
 
 MAGIC = b"EMHD"
 VERSION = 1
@@ -59,13 +61,14 @@ def held_out_data(export_dir: Path = DEFAULT_EXPORT, windows: int | None = None)
     runtimes (same split, normalization and quantize). The stream is the test recordings back to back, each cut
     after its last full window; a window's timestamp is the stream time at its end."""
     from edgemem.data.sources import load_source
+    from edgemem.export.folder import checkpoint_of
     from edgemem.graph.intops import quantize
     from edgemem.train.sets import recipe_of
-    from edgemem.verify.held_out import checkpoint_path, held_out_set, int_model
+    from edgemem.verify.held_out import held_out_set, int_model
 
     meta, ckpt, ts = held_out_set(export_dir)
     q = int_model((export_dir / "model.bin").read_bytes(), meta)
-    recipe = recipe_of(ckpt, checkpoint_path(export_dir, meta))
+    recipe = recipe_of(ckpt, checkpoint_of(export_dir, meta))
     d = recipe.data
     rate = load_source(d.source, recipe.data_file, d.params).sample_rate_hz
     if rate <= 0 or rate != int(rate) or rate > 0xFFFF:
@@ -111,24 +114,30 @@ def reference_predictions(export_dir: Path, data: DemoData) -> np.ndarray:
 
 
 def _make(*targets: str, **variables: str) -> subprocess.CompletedProcess[str]:
-    if shutil.which("make") is None:
-        raise EdgememError("'make' is not installed")
-    args = ["make", "-s", "--no-print-directory", "-C", str(FIRMWARE), *targets,
-            *[f"{k}={v}" for k, v in variables.items()]]
-    return subprocess.run(args, capture_output=True, text=True)
+    from edgemem.verify.c_runtime import run_make
+
+    return run_make(*targets, **variables)
+
+
+def build_dir(export_dir: Path = DEFAULT_EXPORT) -> Path:
+    """The firmware build folder (edgemem.tool: firmware/build in a checkout, the user cache otherwise); another
+    model than the default gets its own subfolder, since the outputs do not track HAR_DIR."""
+    from edgemem.verify.c_runtime import build_dir as firmware_build
+
+    build = firmware_build()
+    if export_dir.resolve() != DEFAULT_EXPORT.resolve():
+        build = build / f"har_{export_dir.resolve().name}"
+    return build
 
 
 def build(host: bool = False, export_dir: Path = DEFAULT_EXPORT) -> Path:
-    """build/m4/har_demo.elf (or build/host/har_demo) for the model in export_dir; another model than the default
-    gets its own build folder, since the outputs do not track HAR_DIR."""
-    for tool in (["gcc"] if host else ["arm-none-eabi-gcc"]):
-        if shutil.which(tool) is None:
-            raise EdgememError(f"'{tool}' is not installed (run `make setup`)")
-    build_dir = FIRMWARE / "build"
-    if export_dir.resolve() != DEFAULT_EXPORT.resolve():
-        build_dir = build_dir / f"har_{export_dir.resolve().name}"
-    target = build_dir / ("host/har_demo" if host else "m4/har_demo.elf")
-    res = _make(str(target), HAR_DIR=str(export_dir.resolve()), BUILD=str(build_dir))
+    """BUILD/m4/har_demo.elf (or BUILD/host/har_demo) for the model in export_dir (BUILD: build_dir)."""
+    for t in (["gcc"] if host else ["arm-none-eabi-gcc"]):
+        if shutil.which(t) is None:
+            raise EdgememError(f"'{t}' is not installed (run `make setup`)")
+    build_dir_ = build_dir(export_dir)
+    target = build_dir_ / ("host/har_demo" if host else "m4/har_demo.elf")
+    res = _make(str(target), HAR_DIR=str(export_dir.resolve()), BUILD=str(build_dir_))
     if res.returncode != 0:
         tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
         raise EdgememError(f"har_demo build failed: {' | '.join(tail)}")
@@ -181,12 +190,12 @@ def predictions_from_changes(changes: list[dict[str, Any]], windows: int, class_
     return pred
 
 
-def fit() -> dict[str, Any]:
+def fit(export_dir: Path = DEFAULT_EXPORT) -> dict[str, Any]:
     """`make -C firmware har-demo-fit`: flash/RAM of the demo against each chip and the too-small maps' failures."""
-    for tool in ("arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm"):
-        if shutil.which(tool) is None:
-            raise EdgememError(f"'{tool}' is not installed (run `make setup`)")
-    res = _make("har-demo-fit")
+    for t in ("arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm"):
+        if shutil.which(t) is None:
+            raise EdgememError(f"'{t}' is not installed (run `make setup`)")
+    res = _make("har-demo-fit", HAR_DIR=str(export_dir.resolve()), BUILD=str(build_dir(export_dir)))
     chips: dict[str, Any] = {}
     overflow: list[dict[str, Any]] = []
     for line in res.stdout.splitlines():
@@ -203,20 +212,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m edgemem.demo.har_firmware", description=__doc__.split("\n\n")[0])
     ap.add_argument("export_dir", nargs="?", type=Path, default=DEFAULT_EXPORT)
     ap.add_argument("--windows", type=int, default=None, help="first N held-out windows (default: all)")
-    ap.add_argument("--data", type=Path, default=FIRMWARE / "build" / "har_demo" / "data.bin")
+    ap.add_argument("--data", type=Path, default=None, help="the data file (default: BUILD/har_demo/data.bin)")
     ap.add_argument("--host", action="store_true", help="run the host build instead of QEMU")
     ap.add_argument("--fit", action="store_true", help="also link the nRF52832 / nRF52840 images and report")
     args = ap.parse_args(argv)
     try:
         data = held_out_data(args.export_dir, args.windows)
-        write_data(data, args.data)
-        res = run_demo(args.data, args.host, args.export_dir)
+        data_path = args.data or build_dir() / "har_demo" / "data.bin"
+        write_data(data, data_path)
+        res = run_demo(data_path, args.host, args.export_dir)
         sys.stdout.write(res["stdout"])
         sys.stderr.write(res["stderr"])
         if res["returncode"] != 0:
             return res["returncode"]
         if args.fit:
-            f = fit()
+            f = fit(args.export_dir)
             sys.stdout.write(f["stdout"])
             sys.stderr.write(f["stderr"])
             return f["returncode"]

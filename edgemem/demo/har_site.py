@@ -16,11 +16,16 @@ from typing import Any
 
 import numpy as np
 
+from edgemem import tool
 from edgemem.errors import EdgememError
 
 WEB = Path(__file__).resolve().parent / "web"
-ROOT = Path(__file__).resolve().parents[2]
-VENDOR = ROOT / "build" / "vendor" / "uplot"  # `make vendor`: uPlot from the npm registry
+_CHECKOUT = tool.checkout_root()
+# `make vendor`: uPlot from the npm registry into the checkout's build/vendor/uplot; an installed wheel looks in the
+# user cache (<cache>/vendor/uplot, README "Install")
+VENDOR = (_CHECKOUT / "build" if _CHECKOUT is not None else tool.cache_dir()) / "vendor" / "uplot"
+# the built page: build/demo/har in a checkout, <cache>/demo/har otherwise
+SITE = (_CHECKOUT / "build" if _CHECKOUT is not None else tool.cache_dir()) / "demo" / "har"
 VENDOR_FILES = ("uPlot.iife.min.js", "uPlot.min.css")
 PINETIME = {"name": "PineTime (nRF52832)", "flash_bytes": 512 * 1024, "ram_bytes": 64 * 1024, "mhz": 64}
 CSV_COLUMNS = ("ax", "ay", "az", "gx", "gy", "gz")  # accelerometer in g, gyroscope in rad/s, 50 Hz
@@ -32,16 +37,18 @@ def _b64(a: np.ndarray) -> str:
 
 def site_data(export_dir: Path) -> dict[str, Any]:
     from edgemem.data.sources import load_source
+    from edgemem.export.folder import checkpoint_of
     from edgemem.graph.intops import quantize
     from edgemem.train.sets import recipe_of
-    from edgemem.verify.held_out import checkpoint_path, held_out_set
+    from edgemem.verify.held_out import held_out_set
 
     meta, ckpt, held = held_out_set(export_dir)
-    recipe = recipe_of(ckpt, checkpoint_path(export_dir, meta))
+    ckpt_path = checkpoint_of(export_dir, meta)
+    recipe = recipe_of(ckpt, ckpt_path)
     d = recipe.data
     rec = load_source(d.source, recipe.data_file, d.params)
     xq = quantize(held.x, float(meta["input_scale"])).astype(np.int8)  # what verify feeds the runtimes
-    verify_path = ROOT / "models" / str(meta["name"]) / "verify.json"
+    verify_path = ckpt_path.parent / "verify.json"  # `make verify` writes it beside the checkpoint
     verify = json.loads(verify_path.read_text()) if verify_path.is_file() else {}
     recordings = []
     for r in np.unique(held.recording):
@@ -73,11 +80,13 @@ def site_data(export_dir: Path) -> dict[str, Any]:
 
 def build_site(export_dir: Path, out: Path) -> Path:
     """Write the page, edgemem.wasm, model.bin, uPlot and data.json into `out` (made fresh); returns `out`."""
-    from edgemem.verify.c_runtime import FIRMWARE, _make, require
+    from edgemem.verify.c_runtime import _make, build_dir, require
 
     missing = [f for f in VENDOR_FILES if not (VENDOR / f).is_file()]
     if missing:
-        raise EdgememError(f"uPlot is not vendored ({VENDOR} lacks {', '.join(missing)}): run `make vendor`")
+        how = ("run `make vendor`" if _CHECKOUT is not None else
+               "copy dist/uPlot.iife.min.js and dist/uPlot.min.css of the npm package uplot@1.6.32 there")
+        raise EdgememError(f"uPlot is not vendored ({VENDOR} lacks {', '.join(missing)}): {how}")
     if not (export_dir / "model.bin").is_file():
         raise EdgememError(f"{export_dir} has no model.bin; export the model first")
     require("clang-14")
@@ -87,7 +96,7 @@ def build_site(export_dir: Path, out: Path) -> Path:
     shutil.copytree(WEB, out)
     for f in VENDOR_FILES:
         shutil.copy2(VENDOR / f, out / f)
-    shutil.copy2(FIRMWARE / "build" / "wasm" / "edgemem.wasm", out / "edgemem.wasm")
+    shutil.copy2(build_dir() / "wasm" / "edgemem.wasm", out / "edgemem.wasm")
     shutil.copy2(export_dir / "model.bin", out / "model.bin")
     (out / "data.json").write_text(json.dumps(site_data(export_dir)))
     return out

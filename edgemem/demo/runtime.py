@@ -15,11 +15,11 @@ from edgemem.errors import EdgememError
 
 
 def build_shared() -> Path:
-    from edgemem.verify.c_runtime import FIRMWARE, _make, require
+    from edgemem.verify.c_runtime import _make, build_dir, require
 
     require("gcc")
     _make("shared")
-    return FIRMWARE / "build" / "host" / "libedgemem_app.so"
+    return build_dir() / "host" / "libedgemem_app.so"
 
 
 class AppRuntime:

@@ -1,6 +1,6 @@
 """An export folder, written once: its file names, meta.json (what every consumer reads, checked field by field),
-the sha256 of every artifact, and the all-or-nothing write (the folder is filled beside `--out` and swapped in as a
-whole: edgemem.atomic.write_dir_atomic)."""
+the sha256 of every artifact, the checkpoint it was made from (checked against its sha256), and the all-or-nothing
+write (the folder is filled beside `--out` and swapped in as a whole: edgemem.atomic.write_dir_atomic)."""
 
 from __future__ import annotations
 
@@ -111,6 +111,25 @@ def check_hashes(export_dir: Path, meta: dict[str, Any]) -> None:
                                "re-run `edgemem export`")
 
 
+def checkpoint_of(export_dir: Path, meta: dict[str, Any], checkpoint: Path | None = None) -> Path:
+    """The checkpoint an export was made from: `checkpoint` when given (an export folder moved away from it), else
+    meta.json's path relative to the folder. Either way its sha256 must be meta.json's checkpoint_sha256: a
+    replaced or retrained checkpoint would otherwise be scored against the wrong artifacts."""
+    if checkpoint is None:
+        path = (export_dir / meta["checkpoint"]).resolve()
+        if not path.is_file():
+            raise EdgememError(f"{export_dir}: its checkpoint {meta['checkpoint']} (meta.json, relative to the folder) "
+                               f"does not exist; pass the checkpoint with --checkpoint PATH")
+    else:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise EdgememError(f"checkpoint {path} does not exist")
+    if sha256(path.read_bytes()) != meta["checkpoint_sha256"]:
+        raise EdgememError(f"checkpoint {path} is not the one {export_dir} was exported from (its sha256 differs from "
+                           "meta.json's checkpoint_sha256); pass the right one with --checkpoint PATH or re-export")
+    return path
+
+
 def _is_num(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
 
@@ -153,6 +172,11 @@ _TFLITE_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
         isinstance(s, list) and len(s) == 4 and isinstance(s[0], str) and s[1] in ("int8", "int16")
         and _is_int(s[2]) and _is_num(s[3]) for s in v)),
 }
+# Optional: exports written before edgemem recorded itself have no "tool"; checked where present.
+_OPTIONAL_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "tool": ("a mapping of name, version and commit strings", lambda v: isinstance(v, dict) and all(
+        isinstance(v.get(k), str) and v.get(k) for k in ("name", "version", "commit"))),
+}
 _GRAPH_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "readout": ("'sum' or 'last'", lambda v: v in registry.READOUTS),
     "weight_bytes": ("an integer", _is_int),
@@ -183,5 +207,8 @@ def load_meta(folder: Path) -> dict[str, Any]:
         if key not in meta:
             raise EdgememError(f"{path} has no '{key}' field; re-export with `edgemem export`")
         if not ok(meta[key]):
+            raise EdgememError(f"{path} field '{key}' must be {what}, got {json.dumps(meta[key])[:60]}")
+    for key, (what, ok) in _OPTIONAL_FIELDS.items():
+        if key in meta and not ok(meta[key]):
             raise EdgememError(f"{path} field '{key}' must be {what}, got {json.dumps(meta[key])[:60]}")
     return meta

@@ -10,7 +10,7 @@ links only those.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from edgemem.atomic import write_text_atomic
 from edgemem.errors import EdgememError
 from edgemem.graph.blob import HEADER_SIZE, VERSION, blob_version, parse_graph_blob
 from edgemem.graph.ir import kernel_mask
+from edgemem.tool import tool_info
 
 
 def _floats(values: Sequence[float]) -> str:
@@ -27,9 +28,11 @@ def _floats(values: Sequence[float]) -> str:
 
 def model_h(name: str, blob: bytes, input_scale: float, output_scale: float, class_names: Sequence[str] = (),
             mean: np.ndarray | None = None, std: np.ndarray | None = None, downsample: int = 1,
-            input_zero_point: int = 0, readout: str = "sum") -> str:
-    """The header: format, sizes, kernels, and the host-side constants (normalization where it applies)."""
+            input_zero_point: int = 0, readout: str = "sum", tool: Mapping[str, str] | None = None) -> str:
+    """The header: the tool that wrote it, format, sizes, kernels, and the host-side constants (normalization where it
+    applies). `tool`: edgemem.tool.tool_info() unless given."""
     g = parse_graph_blob(blob)
+    tool = tool if tool is not None else tool_info()
     if readout not in ("sum", "last"):
         raise EdgememError(f"readout must be 'sum' or 'last', got {readout!r}")
     guard = f"EM_MODEL_{name.upper()}_H"
@@ -39,6 +42,11 @@ def model_h(name: str, blob: bytes, input_scale: float, output_scale: float, cla
         f"#define {guard}",
         "",
         "#include \"edgemem.h\" /* the runtime: em_graph_bind, em_graph_init, em_graph_step */",
+        "",
+        "/* the edgemem that wrote this file (`edgemem --version`); the commit is \"checkout\" when exported from a",
+        " * source checkout (so the file is a function of committed inputs), else the commit its wheel was built from */",
+        f"#define EM_TOOL_VERSION {_c_string(tool['version'])}",
+        f"#define EM_TOOL_COMMIT {_c_string(tool['commit'])}",
         "",
         f"#define EM_MODEL_FORMAT {VERSION}",
         f"#define EM_MODEL_BLOB_SIZE {len(blob)}u",
@@ -121,9 +129,11 @@ const uint8_t em_model_blob[EM_MODEL_BLOB_SIZE] EM_MODEL_BLOB_ALIGN = {{
 
 def write_graph_c(out: Path, name: str, blob: bytes, input_scale: float, output_scale: float,
                   class_names: Sequence[str] = (), mean: np.ndarray | None = None, std: np.ndarray | None = None,
-                  downsample: int = 1, input_zero_point: int = 0, readout: str = "sum") -> tuple[Path, Path]:
+                  downsample: int = 1, input_zero_point: int = 0, readout: str = "sum",
+                  tool: Mapping[str, str] | None = None) -> tuple[Path, Path]:
     """Write out/model.h and out/model.c, each to a temp file renamed into place."""
-    h = model_h(name, blob, input_scale, output_scale, class_names, mean, std, downsample, input_zero_point, readout)
+    h = model_h(name, blob, input_scale, output_scale, class_names, mean, std, downsample, input_zero_point, readout,
+                tool)
     c = model_c(name, blob)
     write_text_atomic(out / "model.h", h)
     write_text_atomic(out / "model.c", c)

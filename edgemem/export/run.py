@@ -39,14 +39,16 @@ from edgemem.export.folder import (
 )
 from edgemem.export.onnx_export import export_onnx, state_names
 from edgemem.export.qcdq import check_exportable, export_qcdq
-from edgemem.export.tflite_export import to_tflite
-from edgemem.export.tflite_float import to_tflite_float
 from edgemem.graph.arena import place_by_lifetime
 from edgemem.graph.blob import build_graph_blob
 from edgemem.models import registry
 from edgemem.quant.lower import Lowered, lower
+from edgemem.tool import require_extra, tool_info
 from edgemem.train.recipe import Recipe
 from edgemem.train.sets import data_sets, recipe_of
+
+# the optional packages a format needs (pyproject.toml's extras), checked before any work
+FORMAT_EXTRAS = {"tflite": ("tflite", ("flatbuffers", "ai_edge_litert")), "nir": ("nir", ("nir",))}
 
 
 def lower_checkpoint(ckpt: Checkpoint, checkpoint_path: Path) -> Lowered:
@@ -85,6 +87,10 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
     if name is not None:
         check_name(name, "--name")
     check_export_out(out)  # before the checkpoint is loaded and calibrated
+    for f in formats:
+        if f in FORMAT_EXTRAS:
+            extra, modules = FORMAT_EXTRAS[f]
+            require_extra(extra, f"edgemem export --to {f}", *modules)
     ckpt = load_checkpoint(checkpoint)
     name = check_name(name or ckpt.name, "model name")
     kind = registry.kind_of(ckpt.model)
@@ -98,6 +104,7 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
     if "onnx" in formats:
         files[ONNX_FILE] = _onnx_bytes(ckpt.model)
     recipe = recipe_of(ckpt, checkpoint)
+    tool = tool_info()  # meta.json "tool", model.h EM_TOOL_VERSION / EM_TOOL_COMMIT (edgemem/tool.py: the rule)
     low = lower_checkpoint(ckpt, checkpoint)
     # scratch buffers whose lifetimes within a step are disjoint share arena bytes (docs/graph.md "Placement")
     place_by_lifetime(low.graph)
@@ -105,12 +112,15 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
     files[BLOB_FILE] = blob
     files[HEADER_FILE] = graph_c_arrays.model_h(
         name, blob, low.input_scale, low.output_scale, ckpt.class_names, ckpt.normalizer.mean, ckpt.normalizer.std,
-        recipe.data.downsample, readout=recipe.readout).encode()
+        recipe.data.downsample, readout=recipe.readout, tool=tool).encode()
     files[SOURCE_FILE] = graph_c_arrays.model_c(name, blob).encode()
     if "qcdq" in formats:
         files[QCDQ_FILE] = _qcdq_bytes(ckpt.model, low)
-    meta = _meta(checkpoint, ckpt, out, name, recipe, low)
+    meta = _meta(checkpoint, ckpt, out, name, recipe, low, tool)
     if "tflite" in formats:
+        from edgemem.export.tflite_export import to_tflite  # the tflite extra: imported only when asked for
+        from edgemem.export.tflite_float import to_tflite_float
+
         state_io = to_tflite(low, name)
         files[TFLITE_FILE] = state_io.data
         files[TFLITE_VARS_FILE] = to_tflite(low, name, variables=True).data
@@ -125,10 +135,12 @@ def _write_nir_only(out: Path, data: bytes, unsupported: list[str]) -> dict[str,
     return {"files": {NIR_FILE: sha256(data)}, "unsupported": unsupported}
 
 
-def _meta(checkpoint: Path, ckpt: Checkpoint, out: Path, name: str, recipe: Recipe, low: Lowered) -> dict[str, Any]:
+def _meta(checkpoint: Path, ckpt: Checkpoint, out: Path, name: str, recipe: Recipe, low: Lowered,
+          tool: dict[str, str]) -> dict[str, Any]:
     return {
         "format": "edgemem-export",
         "version": 1,
+        "tool": tool,
         "name": name,
         "kind": registry.kind_of(ckpt.model),
         "checkpoint": os.path.relpath(checkpoint.resolve(), out.resolve()),

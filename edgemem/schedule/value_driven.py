@@ -314,7 +314,7 @@ def evaluate_export(folder: Path, patch: int = 8, low_bits: int = 4, k: float = 
     """value_driven_report of an export folder: its graph, the export's calibration windows, its held-out test set
     (as `edgemem verify` builds it) at the export's input scale."""
     from edgemem.checkpoint import load_checkpoint
-    from edgemem.export.folder import load_meta
+    from edgemem.export.folder import checkpoint_of, load_meta
     from edgemem.graph.intops import quantize
     from edgemem.schedule.plan import load_export_graph
     from edgemem.train.sets import data_sets
@@ -325,7 +325,7 @@ def evaluate_export(folder: Path, patch: int = 8, low_bits: int = 4, k: float = 
     meta = load_meta(folder)
     if progress:
         progress("loading the calibration and held-out windows")
-    ckpt_path = (folder / meta["checkpoint"]).resolve()
+    ckpt_path = checkpoint_of(folder, meta)
     ckpt = load_checkpoint(ckpt_path)
     sets = data_sets(ckpt, ckpt_path)
     calib, test = sets.calibration, sets.held_out  # what export calibrated on, what verify scores

@@ -3,6 +3,9 @@
 em_run loads a graph blob at run time (em_graph_parse, every kernel built in); the footprint probe and the stack
 analysis build what a firmware with the model compiled in links: em_graph_bind and only the kernels model.h's
 EM_MODEL_GRAPH_KERNELS names (firmware/README.md).
+
+The sources are the checkout's firmware/ or, installed from a wheel, the packaged copy (edgemem/_firmware), which is
+only read: every build goes to build_dir() (edgemem.tool: firmware/build in a checkout, the user cache otherwise).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,9 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemem import tool
 from edgemem.errors import EdgememError
 
-FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
+FIRMWARE = tool.firmware_dir()  # the Makefile's folder: read, never written
+
+
+def build_dir() -> Path:
+    """Where the firmware is built (the Makefile's BUILD)."""
+    return tool.firmware_build_dir()
 
 
 class ToolchainMissing(EdgememError):
@@ -34,10 +44,18 @@ def require(tool: str) -> str:
     return path
 
 
-def _make(*targets: str, **variables: str) -> None:
+def run_make(*targets: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    """make in the firmware folder with BUILD (build_dir() unless given) and PYTHON (this interpreter) set."""
     require("make")
-    args = ["make", "-s", "-C", str(FIRMWARE), *targets, *[f"{k}={v}" for k, v in variables.items()]]
-    res = subprocess.run(args, capture_output=True, text=True)
+    src = tool.require_firmware()
+    variables = {"BUILD": str(build_dir()), "PYTHON": sys.executable, **variables}
+    args = ["make", "-s", "--no-print-directory", "-C", str(src), *targets,
+            *[f"{k}={v}" for k, v in variables.items()]]
+    return subprocess.run(args, capture_output=True, text=True)
+
+
+def _make(*targets: str, **variables: str) -> None:
+    res = run_make(*targets, **variables)
     if res.returncode != 0:
         tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
         raise EdgememError(f"firmware build failed ({' '.join(targets)}): {' | '.join(tail)}")
@@ -46,13 +64,13 @@ def _make(*targets: str, **variables: str) -> None:
 def build_host() -> Path:
     require("gcc")
     _make("host")
-    return FIRMWARE / "build" / "host" / "em_run"
+    return build_dir() / "host" / "em_run"
 
 
 def build_m4() -> Path:
     require("arm-none-eabi-gcc")
     _make("m4")
-    return FIRMWARE / "build" / "m4" / "em_run.elf"
+    return build_dir() / "m4" / "em_run.elf"
 
 
 def _io(blob: Path, x: np.ndarray, run: Callable[[Path, Path, Path, int], str], n_out: int) -> tuple[np.ndarray, str]:
@@ -158,8 +176,7 @@ def stack_bytes(model_dir: Path) -> int:
     model_dir's model.h names; gcc -fstack-usage + call graph; firmware/README.md)."""
     require("arm-none-eabi-gcc")
     with tempfile.TemporaryDirectory(prefix="edgemem-stack-") as build:
-        res = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(FIRMWARE), "stack",
-                              f"MODEL_DIR={model_dir.resolve()}", f"BUILD={build}"], capture_output=True, text=True)
+        res = run_make("stack", MODEL_DIR=str(model_dir.resolve()), BUILD=build)
     m = re.search(r"stack: em_graph_step (\d+) bytes", _check(res, "stack analysis"))
     if not m:
         raise EdgememError(f"stack analysis printed no figure: {res.stdout.strip()[-200:]}")

@@ -11,22 +11,17 @@ import numpy as np
 
 from edgemem.checkpoint import load_checkpoint
 from edgemem.data.windows import Windows
-from edgemem.export.folder import load_meta
+from edgemem.export.folder import checkpoint_of, load_meta
 from edgemem.graph.blob import parse_graph_blob
 from edgemem.graph.ref import lif_spikes, run_graph
 from edgemem.train.sets import data_sets
 
 
-def checkpoint_path(export_dir: Path, meta: dict[str, Any]) -> Path:
-    """The checkpoint an export was made from (meta.json keeps its path relative to the export folder); what a
-    relative data.path of its recipe resolves against (edgemem.train.sets.recipe_of)."""
-    return (export_dir / meta["checkpoint"]).resolve()
-
-
-def held_out_set(export_dir: Path) -> tuple[dict[str, Any], Any, Windows]:
-    """An export's meta.json, its checkpoint and the checkpoint's held-out windows (normalized; edgemem.train.sets)."""
+def held_out_set(export_dir: Path, checkpoint: Path | None = None) -> tuple[dict[str, Any], Any, Windows]:
+    """An export's meta.json, its checkpoint and the checkpoint's held-out windows (normalized; edgemem.train.sets).
+    The checkpoint is `checkpoint` or meta.json's, and must have meta.json's checkpoint_sha256."""
     meta = load_meta(export_dir)
-    ckpt_path = checkpoint_path(export_dir, meta)
+    ckpt_path = checkpoint_of(export_dir, meta, checkpoint)
     ckpt = load_checkpoint(ckpt_path)
     return meta, ckpt, data_sets(ckpt, ckpt_path).held_out
 

@@ -37,8 +37,11 @@ def _check_patch(export_dir: Path, blob_path: Path, xq: np.ndarray, ref: np.ndar
             "plan_peak_ram_bytes": planned, "steps_compared": int(ref.shape[0] * ref.shape[1])}
 
 
-def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None) -> dict[str, Any]:
-    """Runs every runtime; m4_windows limits the (slow) emulated run to the first N test windows (N >= 1)."""
+def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None,
+           checkpoint: Path | None = None) -> dict[str, Any]:
+    """Runs every runtime; m4_windows limits the (slow) emulated run to the first N test windows (N >= 1). The
+    checkpoint is `checkpoint` or meta.json's (relative to the folder); either must have meta.json's
+    checkpoint_sha256."""
     def say(msg: str) -> None:
         if progress:
             progress(msg)
@@ -47,7 +50,11 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
         raise EdgememError(f"--m4-windows must be a positive number of windows, got {m4_windows}")
 
     check_files(export_dir, load_meta(export_dir))  # nothing of the folder is read before its names are checked
-    meta, ckpt, ts = held_out_set(export_dir)
+    if (export_dir / TFLITE_FILE).is_file():  # before any work: the TFLite check needs the tflite extra
+        from edgemem.verify.tflite import require_tflite
+
+        require_tflite(f"verifying {export_dir} (it has {TFLITE_FILE})")
+    meta, ckpt, ts = held_out_set(export_dir, checkpoint)
     for f in ("model.onnx", "model.bin", "model.c", "model.h"):
         if not (export_dir / f).is_file():
             raise EdgememError(f"{export_dir} has no {f}; export with --to onnx,c")
@@ -120,5 +127,5 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
         from edgemem.verify import tflite
 
         say(f"TFLite: TFLM, LiteRT (reference and optimized kernels), {tflite.STEPS} held-out steps")
-        report["tflite"] = tflite.check_export(export_dir)
+        report["tflite"] = tflite.check_export(export_dir, checkpoint=checkpoint)
     return report

@@ -11,23 +11,22 @@ import numpy as np
 
 from edgemem.checkpoint import load_checkpoint
 from edgemem.data.sources import load_source
-from edgemem.export.folder import BLOB_FILE, load_meta
+from edgemem.export.folder import BLOB_FILE, checkpoint_of, load_meta
 from edgemem.graph.blob import parse_graph_blob
 from edgemem.graph.intops import quantize
 from edgemem.graph.ir import DType, Graph, OpType
 from edgemem.graph.ref import run_graph
 from edgemem.train.sets import recipe_of
 from edgemem.verify import c_runtime
-from edgemem.verify.held_out import checkpoint_path
 
 PATTERNS = ("real", "full_scale_random", "constant_max", "constant_min", "alternating", "zeros")
 INT16_MIN, INT16_MAX = -32768, 32767
 
 
-def real_stream(export_dir: Path, steps: int) -> np.ndarray:
+def real_stream(export_dir: Path, steps: int, checkpoint: Path | None = None) -> np.ndarray:
     """The held-out test subjects' recordings end to end (decimated and normalized like training), looped."""
     meta = load_meta(export_dir)
-    ckpt_path = checkpoint_path(export_dir, meta)
+    ckpt_path = checkpoint_of(export_dir, meta, checkpoint)
     ckpt = load_checkpoint(ckpt_path)
     recipe = recipe_of(ckpt, ckpt_path)
     d = recipe.data
@@ -76,7 +75,7 @@ def pattern_stream(name: str, steps: int, n_in: int, rng: np.random.Generator) -
 
 
 def stress(export_dir: Path, steps: int = 1_000_000, streams: int = 10, check_every: int = 1,
-           seed: int = 0) -> dict[str, Any]:
+           seed: int = 0, checkpoint: Path | None = None) -> dict[str, Any]:
     """Run `steps` steps in `streams` long independent streams (no reset inside a stream), half real input and the
     rest split over the adversarial patterns; compare C host and the integer reference at every `check_every`-th
     step; count, per int16 state buffer, how many (value, step) pairs sit at int16 full scale."""
@@ -86,7 +85,7 @@ def stress(export_dir: Path, steps: int = 1_000_000, streams: int = 10, check_ev
     per = steps // streams
     rng = np.random.default_rng(seed)
     kinds = ["real"] * (streams // 2) + [PATTERNS[1 + k % (len(PATTERNS) - 1)] for k in range(streams - streams // 2)]
-    real = real_stream(export_dir, per * kinds.count("real"))
+    real = real_stream(export_dir, per * kinds.count("real"), checkpoint)
     xs, r = [], 0
     for kind in kinds:
         if kind == "real":

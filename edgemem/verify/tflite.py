@@ -20,6 +20,13 @@ import numpy as np
 from edgemem.errors import EdgememError
 from edgemem.export.folder import TFLITE_FILE, TFLITE_FLOAT_FILE, TFLITE_VARS_FILE, load_meta
 from edgemem.export.tflite_run import BACKENDS, open_session, run_sequence
+from edgemem.tool import require_extra
+
+TFLITE_PACKAGES = ("flatbuffers", "ai_edge_litert", "tflite_micro")  # the tflite extra (pyproject.toml)
+
+
+def require_tflite(what: str) -> None:
+    require_extra("tflite", what, *TFLITE_PACKAGES)
 
 STEPS = 2000
 
@@ -59,17 +66,18 @@ def step_deviation(data: bytes, x: np.ndarray, states: list[tuple[str, int]], ba
     return worst
 
 
-def check_export(export_dir: Path, steps: int = STEPS) -> dict[str, Any]:
+def check_export(export_dir: Path, steps: int = STEPS, checkpoint: Path | None = None) -> dict[str, Any]:
     from edgemem.verify.held_out import int_model
     from edgemem.verify.stress import real_stream
 
     for f in (TFLITE_FILE, TFLITE_VARS_FILE):
         if not (export_dir / f).is_file():
             raise EdgememError(f"{export_dir} has no {f}; export with --to tflite")
+    require_tflite("checking model.tflite")
     meta = load_meta(export_dir)
     states = _states(meta)
     data = (export_dir / TFLITE_FILE).read_bytes()
-    x = real_stream(export_dir, steps).astype(np.int8)
+    x = real_stream(export_dir, steps, checkpoint).astype(np.int8)
     q = int_model((export_dir / "model.bin").read_bytes(), meta)
     ref = np.asarray(q.run(x[None].astype(np.int64))[0])[0].astype(np.int64)
     out: dict[str, Any] = {"steps": int(steps), "file_bytes": len(data), "states": len(states)}
