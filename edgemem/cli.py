@@ -65,7 +65,7 @@ def export(
     meta = do_export(checkpoint, [f.strip() for f in to.split(",") if f.strip()], out_dir, name)
     if "arena_bytes" not in meta:  # --to nir alone
         out.print(f"wrote {', '.join(meta['files'])} to {out_dir}; NIR cannot express {len(meta['unsupported'])} "
-                  "details (listed in the graph's metadata 'unsupported')")
+                  "details (listed in the graph's metadata 'unsupported'; docs/nir.md)")
         return
     out.print(f"wrote {', '.join(meta['files'])} and meta.json to {out_dir} (arena {meta['arena_bytes']} B)")
 
