@@ -234,7 +234,7 @@ def plan(
         frames = report.schedules["patch"].detail["patch_frames"]
         write_bytes_atomic(patch_out, build_patch_blob(patch_layout(g, frames), (export_dir / "model.bin").read_bytes()))
     if plot_path is not None:
-        plot(report, plot_path)
+        plot(report, plot_path, g)
     r = report.to_json()
     if value_driven:
         from edgemem.schedule.value_driven import evaluate_export
