@@ -160,18 +160,39 @@ def verify(
     export_dir: Annotated[Path, typer.Argument(help="an export folder (export/NAME)")],
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     m4_windows: Annotated[int | None, typer.Option(help="run only the first N windows on the emulated M4")] = None,
+    plot_confusion: Annotated[Path | None, typer.Option(
+        "--plot-confusion", help="also draw the integer model's confusion matrix (normalized per true class) here")
+    ] = None,
 ) -> None:
     """Run the held-out test subjects through every runtime and compare them."""
     from edgemem.verify.run import verify as do_verify
 
     progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]"))
-    r = do_verify(export_dir, m4_windows, progress)
+    r = do_verify(export_dir, m4_windows, progress, plot_confusion)
     if as_json:
         print(json.dumps(r, indent=2))
     else:
         out.print(_table(r))
     if not r["bit_exact"]:
         raise typer.Exit(1)
+
+
+@app.command("plot-spikes")
+def plot_spikes(
+    export_dir: Annotated[Path, typer.Argument(help="an export folder of a spiking model (export/NAME)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for spike_raster.png and firing_rates.png")],
+    window: Annotated[int, typer.Option(help="the held-out window the raster shows")] = 0,
+    rate_windows: Annotated[int | None, typer.Option(help="held-out windows the rates average (default: all)")] = None,
+) -> None:
+    """Spike raster (one held-out window) and firing rate per neuron of every spiking population, as the integer
+    model (what C computes) produces them."""
+    from edgemem.verify.plots import plot_spikes as draw
+    from edgemem.verify.plots import spikes
+
+    s = spikes(export_dir, window, rate_windows)
+    raster, rates = draw(s, out_dir)
+    summary = ", ".join(f"{p} {s.rates[p].mean():.3f}" for p in s.names)
+    out.print(f"wrote {raster} and {rates} (mean spikes per neuron per step: {summary})")
 
 
 @app.command()
