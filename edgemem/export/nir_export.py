@@ -1,6 +1,6 @@
 """The spiking models (L2MU, spiking LMUFormer) as a NIR graph (Neuromorphic Intermediate Representation, `nir` 1.0),
-in the form NIR's consumers import: snntorch's `import_from_nir`, Norse's and Rockpool's `from_nir` (docs/nir.md has
-what each one loads and how close it computes).
+in the form snntorch's `import_from_nir` imports (docs/nir.md: what snntorch, Norse and Rockpool load, and how close
+each one computes).
 
 Time. NIR nodes are continuous-time; one model step is one time step of length DT (snntorch's export convention,
 dt = 1e-4 s). A snntorch neuron with decay beta (alpha for the synaptic current) becomes
