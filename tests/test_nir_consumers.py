@@ -28,6 +28,7 @@ import nir
 import numpy as np
 import pytest
 import torch
+from test_nir import _reference
 
 from conftest import ROOT
 from edgemem.checkpoint import load_checkpoint
@@ -63,8 +64,10 @@ def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     graph = nir.read(path)
     plain, plain_spikes = simulate(graph, x.numpy(), extensions=False)
     full, _ = simulate(graph, x.numpy())
+    torch_logits, _ = _reference(model, x)  # the float model's own step
+    assert np.abs(full - torch_logits).max() < ATOL  # (test_nir.py checks it on more)
     return {"name": request.param, "path": path, "graph": graph, "x": x, "plain": plain, "plain_spikes": plain_spikes,
-            "float": full}
+            "float": torch_logits}
 
 
 def _step(net: torch.nn.Module, x: torch.Tensor, neurons: list[str], state: object = None
