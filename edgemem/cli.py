@@ -87,7 +87,7 @@ def export(
     meta = do_export(checkpoint, [f.strip() for f in to.split(",") if f.strip()], out_dir, name)
     if "arena_bytes" not in meta:  # --to nir alone
         out.print(f"wrote {', '.join(meta['files'])} to {out_dir}; NIR cannot express {len(meta['unsupported'])} "
-                  "details (listed in the graph's metadata 'unsupported')")
+                  "details (listed in the graph's metadata 'unsupported'; docs/nir.md)")
         return
     out.print(f"wrote {', '.join(meta['files'])} and meta.json to {out_dir} (arena {meta['arena_bytes']} B)")
 
@@ -208,19 +208,40 @@ def verify(
     m4_windows: Annotated[int | None, typer.Option(help="run only the first N windows on the emulated M4")] = None,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="the model.pt the export was made from "
                                                     "(default: meta.json's path, relative to the folder)")] = None,
+    plot_confusion: Annotated[Path | None, typer.Option(
+        "--plot-confusion", help="also draw the integer model's confusion matrix (normalized per true class) here")
+    ] = None,
 ) -> None:
     """Run the held-out test subjects through every runtime and compare them. The checkpoint must be the one the
     export was made from (meta.json's checkpoint_sha256)."""
     from edgemem.verify.run import verify as do_verify
 
     progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]"))
-    r = do_verify(export_dir, m4_windows, progress, checkpoint)
+    r = do_verify(export_dir, m4_windows, progress, checkpoint, plot_confusion)
     if as_json:
         print(json.dumps(r, indent=2))
     else:
         out.print(_table(r))
     if not r["bit_exact"]:
         raise typer.Exit(1)
+
+
+@app.command("plot-spikes")
+def plot_spikes(
+    export_dir: Annotated[Path, typer.Argument(help="an export folder of a spiking model (export/NAME)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for spike_raster.png and firing_rates.png")],
+    window: Annotated[int, typer.Option(help="the held-out window the raster shows")] = 0,
+    rate_windows: Annotated[int | None, typer.Option(help="held-out windows the rates average (default: all)")] = None,
+) -> None:
+    """Spike raster (one held-out window) and firing rate per neuron of every spiking population, as the integer
+    model (what C computes) produces them."""
+    from edgemem.verify.plots import plot_spikes as draw
+    from edgemem.verify.plots import spikes
+
+    s = spikes(export_dir, window, rate_windows)
+    raster, rates = draw(s, out_dir)
+    summary = ", ".join(f"{p} {s.rates[p].mean():.3f}" for p in s.names)
+    out.print(f"wrote {raster} and {rates} (mean spikes per neuron per step: {summary})")
 
 
 @app.command()
@@ -291,7 +312,7 @@ def plan(
         frames = report.schedules["patch"].detail["patch_frames"]
         write_bytes_atomic(patch_out, build_patch_blob(patch_layout(g, frames), (export_dir / "model.bin").read_bytes()))
     if plot_path is not None:
-        plot(report, plot_path)
+        plot(report, plot_path, g)
     r = report.to_json()
     if value_driven:
         from edgemem.schedule.value_driven import evaluate_export

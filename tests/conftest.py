@@ -56,3 +56,15 @@ def em_run() -> Path:
     from edgemem.verify import c_runtime
 
     return c_runtime.build_host()
+
+
+def check_png(path: Path, min_size: tuple[int, int] = (500, 300), min_bytes: int = 15_000) -> np.ndarray:
+    """A PNG someone can read: at least min_size pixels (width, height), min_bytes on disk, and a picture rather than
+    a blank canvas (many distinct colours). Returns its pixels [h][w][channels]."""
+    import matplotlib.image
+
+    assert path.is_file() and path.stat().st_size >= min_bytes, (path, path.stat().st_size if path.exists() else 0)
+    img = matplotlib.image.imread(path)
+    assert img.shape[1] >= min_size[0] and img.shape[0] >= min_size[1], img.shape
+    assert len(np.unique(img.reshape(-1, img.shape[-1]), axis=0)) > 50
+    return img

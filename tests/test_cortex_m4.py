@@ -33,12 +33,14 @@ def test_footprint_fits_a_pinetime_class_watch():
     assert fp.ram_bytes >= load_meta(SHIPPED)["arena_bytes"]  # the arena is really in the image
 
 
-def test_verify_json_reports_every_runtime():
+def test_verify_json_reports_every_runtime(tmp_path):
     need("gcc", "arm-none-eabi-gcc", "qemu-system-arm", "make")
-    res = subprocess.run([sys.executable, "-m", "edgemem.cli", "verify", str(SHIPPED), "--json", "--m4-windows", "8"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=900)
+    png = tmp_path / "confusion.png"
+    res = subprocess.run([sys.executable, "-m", "edgemem.cli", "verify", str(SHIPPED), "--json", "--m4-windows", "8",
+                          "--plot-confusion", str(png)], capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert res.returncode == 0, res.stderr
     r = json.loads(res.stdout)
+    assert png.stat().st_size > 15_000 and "confusion" not in json.dumps(r)  # the picture; the report unchanged
     assert set(r["accuracy"]) == {"torch_float", "onnx_float", "int_reference", "c_host", "c_cortex_m4"}
     assert r["bit_exact"] is True and r["steps_compared"] == r["test_windows"] * r["steps_per_window"]
     for key in ("model", "flash_bytes", "ram_bytes", "instructions_per_step"):

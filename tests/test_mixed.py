@@ -261,3 +261,40 @@ def test_distillation_pulls_the_student_toward_the_teacher():
     fit(plain, fn, (x, y), None, spec, quiet=True)
     fit(kd, fn, (x, y), None, spec, quiet=True, teacher=copy.deepcopy(teacher).eval())
     assert kl_to_teacher(kd) < kl_to_teacher(plain)
+
+
+def test_pareto_front_of_every_evaluated_configuration(tmp_path):
+    """quantize's pareto.png: the search path plus the single moves and uniform widths, evaluated on the validation
+    set; the highlighted front is exactly the non-dominated configurations; the shipped quantize.json plots too."""
+    import json
+
+    from conftest import ROOT, check_png
+    from edgemem.quant.mixed_run import evaluated_configurations, plot_pareto
+
+    torch.manual_seed(0)
+    model = ELMNet(ELMConfig(n_in=6, n_out=2, n_s=8, n_m=8, n_mlp=16)).eval()
+    x, y = _data()
+    fn = zoo_logits("sum")
+    sens = mixed.sensitivity(model, fn, x, y)
+    sizes = {n: mixed.weight_count(m) for n, m in mixed.weight_layers(model).items()}
+    search = mixed.greedy(sens, sizes, mixed.config_bytes(sizes, dict.fromkeys(sizes, 8)) // 3)
+    mixed.evaluate(model, fn, x, y, search)
+    configs = evaluated_configurations(model, fn, x, y, sizes, sens, search)
+    assert len(configs) > len(search.steps) and all(0 <= c["val_accuracy_fake_quant"] <= 1 for c in configs)
+    assert [c["search_path"] for c in configs] == [True] * len(search.steps) + [False] * (len(configs) - len(search.steps))
+    assert len({tuple(c["bits"].values()) for c in configs}) == len(configs)
+    chosen = len(search.steps) - 1
+    front = plot_pareto(tmp_path / "pareto.png", configs, chosen, 100, "tiny ELM", "note")
+    assert [i for i, c in enumerate(configs) if c["pareto_front"]] == sorted(front)
+    pts = [(c["weight_bytes"], c["val_accuracy_fake_quant"]) for c in configs]
+
+    def dominates(a, b):
+        return a[0] <= b[0] and a[1] >= b[1] and a != b
+
+    assert not any(dominates(pts[j], pts[i]) for i in front for j in range(len(pts)))  # the front is non-dominated
+    assert all(any(dominates(pts[f], pts[i]) or pts[f] == pts[i] for f in front) for i in range(len(pts)))
+    assert [pts[i][0] for i in front] == sorted(pts[i][0] for i in front)  # by bytes: accuracy rises with bytes
+    check_png(tmp_path / "pareto.png", (700, 450))
+    shipped = json.loads((ROOT / "models" / "kws_lmuformer_mixed" / "quantize.json").read_text())["configurations"]
+    plot_pareto(tmp_path / "shipped.png", shipped, len(shipped) - 1, 14336, "kws_lmuformer_mixed")
+    check_png(tmp_path / "shipped.png", (700, 450))

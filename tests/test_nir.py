@@ -1,9 +1,9 @@
 """NIR export (edgemem/export/nir_export.py): the graph written with nir.write and read back with nir.read, simulated
-step by step (edgemem/export/nir_sim.py), reproduces the float model's `step`.
+step by step (edgemem/export/nir_sim.py), reproduces the float model's `step`. (The consumers: test_nir_consumers.py.)
 
 Measured (float32 both sides): per-step logits within 5.8e-6 of the model's on all 1002 held-out har_l2mu windows
-and within 3.9e-6 on 512 kws_slmuformer windows, every spike and every class equal. The tolerance here is 1e-4 on the
-logits, and the spikes must all agree: a flip would show as an error of the order of a weight, far above it.
+and within 3.9e-6 on the 800 kws_slmuformer windows, every spike and every class equal. The tolerance here is 1e-4 on
+the logits, and the spikes must all agree: a flip would show as an error of the order of a weight, far above it.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import torch
 
 from conftest import CHECKPOINT, ROOT, SHIPPED
 from edgemem.checkpoint import load_checkpoint
-from edgemem.export.nir_export import write_nir
-from edgemem.export.nir_sim import simulate
+from edgemem.export.nir_export import population_spikes, write_nir
+from edgemem.export.nir_sim import back_edges, simulate
 from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig
 
 EDGEMEM = [sys.executable, "-m", "edgemem.cli"]
@@ -51,14 +51,24 @@ def _roundtrip(model: torch.nn.Module, tmp: Path) -> tuple[nir.NIRGraph, list[st
     return nir.read(tmp / "model.nir"), unsupported
 
 
-def _check(model: torch.nn.Module, graph: nir.NIRGraph, x: torch.Tensor, names: dict[str, str]) -> None:
+def _node(graph: nir.NIRGraph, name: str) -> str:
+    """The node called `name` (the exporter prefixes each name with its place in the evaluation order)."""
+    return next(n for n in graph.nodes if n.split("_", 1)[1] == name)
+
+
+def _check(model: torch.nn.Module, graph: nir.NIRGraph, x: torch.Tensor) -> None:
     ref, ref_spikes = _reference(model, x)
     out, spikes = simulate(graph, x.numpy())
     assert np.abs(out - ref).max() < ATOL
     assert (out.sum(1).argmax(1) == ref.sum(1).argmax(1)).all()
-    for pop, node in names.items():
-        assert np.array_equal(spikes[node], ref_spikes[pop]), pop
+    pops = population_spikes(graph, spikes)
+    assert set(pops) == set(ref_spikes)
+    for pop, s in pops.items():
+        assert np.array_equal(s, ref_spikes[pop]), pop
     assert sum(s.sum() for s in spikes.values()) > 0  # the check is not vacuous: neurons do fire
+    assert list(graph.nodes) == sorted(graph.nodes)  # the evaluation order is the name order nir.read returns
+    declared = {tuple(e.split("->")) for e in str(graph.metadata["recurrent_edges"]).split("\n")}
+    assert back_edges(graph) == declared
 
 
 def test_har_l2mu_roundtrip(tmp_path: Path) -> None:
@@ -68,13 +78,18 @@ def test_har_l2mu_roundtrip(tmp_path: Path) -> None:
     model = ckpt.model.eval()
     graph, unsupported = _roundtrip(model, tmp_path)
     x = torch.tensor(np.asarray(held.x[:16]), dtype=torch.float32)
-    _check(model, graph, x, {p: p for p in ("encoder", "memory", "hidden")})
-    named = {u.split(":")[0] for u in unsupported}
-    assert {"encoder", "memory", "hidden", "lmu_m"} <= named  # reset by subtraction, saturation
+    _check(model, graph, x)
+    named = {u.split(":")[0].split("_", 1)[1] for u in unsupported}
+    # reset by subtraction, saturation; the memory cell with a negative threshold (its own node, threshold -1) has
+    # spiked before the first step: the recurrent edge from it starts nonzero
+    assert {"encoder", "memory", "memory_neg", "hidden", "lmu_m", "enc_m_neg"} <= named
     assert graph.metadata["unsupported"].split("\n") == unsupported
-    # the LMU memory is plain NIR: a Linear of A on the memory delayed by one step, in a cycle
-    assert isinstance(graph.nodes["lmu_A"], nir.Linear) and isinstance(graph.nodes["lmu_m_prev"], nir.Delay)
-    assert ("lmu_m_prev", "lmu_A") in graph.edges and ("lmu_A", "lmu_m") in graph.edges
+    thr = model.pops["memory"].threshold.detach().numpy()
+    neg = graph.nodes[_node(graph, "memory_neg")]
+    assert np.array_equal(neg.metadata["edgemem_neurons"], np.flatnonzero(thr < 0)) and (neg.v_threshold == -1).all()
+    # the LMU memory is plain NIR: the identity summing B u and A m of the previous step (an edge back), in a cycle
+    m, a = _node(graph, "lmu_m"), _node(graph, "lmu_A")
+    assert isinstance(graph.nodes[a], nir.Linear) and (m, a) in graph.edges and (a, m) in back_edges(graph)
     # run as plain NIR (reset to v_reset, no saturation), the graph is a different model: the extensions matter
     plain, _ = simulate(graph, x.numpy(), extensions=False)
     assert np.abs(plain - _reference(model, x)[0]).max() > ATOL
@@ -103,12 +118,14 @@ def test_tiny_spiking_lmuformer_roundtrip(tmp_path: Path) -> None:
     graph, unsupported = _roundtrip(model, tmp_path)
     torch.manual_seed(1)
     x = 2.0 * torch.randn(4, 30, model.cfg.n_in)
-    pops = {p: (f"{p}_lif" if p in ("mix1", "mix2") else p) for p in model.cfg.populations()}
-    _check(model, graph, x, pops)
-    assert {u.split(":")[0] for u in unsupported} == {*pops.values(), "lmu_m"}
-    # the causal conv is Delays plus one Linear per tap; the residuals are edges into the next neuron
-    assert isinstance(graph.nodes["conv0_lag2"], nir.Delay) and ("emb1", "hid") in graph.edges
-    assert ("hid", "mix2_lif") in graph.edges
+    _check(model, graph, x)
+    assert {u.split(":")[0].split("_", 1)[1] for u in unsupported} == {*model.cfg.populations(), "lmu_m"}
+    # the causal conv is a history of k frames (the identity, its older frames shifted back in) and one Affine on it;
+    # the residuals are edges into the next neuron (mix2's through an identity, hid's folded into lmu_he)
+    hist, shift = _node(graph, "conv0_hist"), _node(graph, "conv0_shift")
+    assert (shift, hist) in back_edges(graph) and isinstance(graph.nodes[_node(graph, "conv0")], nir.Affine)
+    assert (_node(graph, "hid"), _node(graph, "mix2_res")) in graph.edges
+    assert not any(isinstance(n, nir.Delay | nir.Scale) for n in graph.nodes.values())
 
 
 def test_cli_nir(tmp_path: Path) -> None:
@@ -124,3 +141,20 @@ def test_cli_nir(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert "spiking" in res.stderr + res.stdout and len((res.stderr + res.stdout).strip().splitlines()) == 1
     assert not (tmp_path / "ann").exists()
+
+
+def test_thresholds_of_every_sign(tmp_path: Path) -> None:
+    """A population with positive, negative and zero thresholds: three nodes (thresholds 1, -1 and 0), each neuron's
+    membrane in units of its |threshold| (1 for a zero threshold), the same spikes as the model."""
+    from conftest import random_l2mu
+
+    model = random_l2mu(3, neurons=("lif", "lif", "cuba"))
+    with torch.no_grad():
+        thr = model.pops["memory"].threshold
+        thr[:3] = torch.tensor([-0.04, 0.0, -0.02])
+    graph, _ = _roundtrip(model, tmp_path)
+    torch.manual_seed(2)
+    _check(model, graph, torch.randn(3, 40, model.cfg.n_in))
+    groups = {n.split("_", 1)[1]: node.v_threshold[0] for n, node in graph.nodes.items() if "edgemem_population"
+              in (node.metadata or {}) and n.split("_", 1)[1].startswith("memory")}
+    assert groups == {"memory": 1.0, "memory_neg": -1.0, "memory_zero": 0.0}

@@ -210,3 +210,35 @@ def test_plan_of_a_retired_version_1_blob_says_how_to_re_export(tmp_path):
     res = cli("plan", str(folder))
     lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
     assert res.returncode == 2 and len(lines) == 1 and "version 1 is no longer supported: re-export" in lines[0]
+
+
+@pytest.mark.parametrize("name", ["kws_lmuformer", "har_l2mu"])
+def test_plan_plot_draws_every_buffer_where_the_arena_holds_it(tmp_path, name):
+    """plan --plot: every live buffer a labeled bar at its arena offset over its live ops, no two bars that are live
+    at once overlapping in bytes, state bars across the whole step, every schedule's peak marked where it is."""
+    from conftest import check_png
+    from edgemem.schedule.plan import buffer_labels, load_export_graph, plan_graph, plot
+
+    g, steps = load_export_graph(ROOT / "export" / name)
+    report = plan_graph(g, steps, target="pinetime")
+    drawn = plot(report, tmp_path / "plan.png", g)
+    check_png(tmp_path / "plan.png", (1000, 800))
+    bars, n = drawn["bars"], len(g.ops)
+    arena = plan_arena(g).arena_size
+    assert len(bars) == sum(1 for b in plan_arena(g).live if b is not None)
+    assert max(b["offset"] + b["bytes"] for b in bars) <= arena
+    for a in bars:
+        if a["state"]:
+            assert (a["first"], a["last"]) == (-1, n)
+        for b in bars:
+            if a is not b and a["first"] <= b["last"] and b["first"] <= a["last"]:
+                assert a["offset"] + a["bytes"] <= b["offset"] or b["offset"] + b["bytes"] <= a["offset"]
+    labels = buffer_labels(g)
+    assert labels[g.in_buffer] == "input" and len(set(labels)) == len(labels)
+    assert all(not lab.startswith("b") for lab in labels)  # every buffer is named by the op that writes it
+    for sched, (x, peak) in drawn["peaks"].items():
+        line = report.schedules[sched].timeline
+        assert peak == max(line) and line[x + 1] == peak
+    if "layer_by_layer" in report.schedules:  # not for har_l2mu: a recurrence across ops
+        assert drawn["peaks"]["layer_by_layer"][1] == report.schedules["layer_by_layer"].peak_ram_bytes
+    assert drawn["peaks"]["streaming"][1] <= arena == report.schedules["streaming"].peak_ram_bytes

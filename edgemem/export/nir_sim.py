@@ -1,18 +1,21 @@
 """A discrete-time simulator of NIR graphs, with the discretization edgemem/export/nir_export.py exports with.
 
-One step of length dt (the graph's metadata `dt`, else nir_export.DT) evaluates every node once, in topological order
-of the graph without the edges that leave Delay nodes (a Delay's output is its input of `delay / dt` steps ago, zero
-before that, so delays break cycles; a cycle without one is an error). A node's input is the sum of its sources.
+One step of length dt (the graph's metadata `dt`, else nir_export.DT) evaluates every node once, in the graph's node
+order (`nir.read` returns nodes sorted by name; the exporter's names put them in evaluation order, and nirtorch, which
+snntorch's importer uses, evaluates them in the same order). A node's input is the sum of its sources' outputs; an
+edge from a source that comes later in the order (or from the node itself) carries that source's output of the
+previous step, zero before the first step: that is how a cycle (a recurrent edge) is stepped. A nir.Delay of k steps
+outputs its input of k steps ago (zero before), available from the start of the step.
 
 Neurons, forward Euler with step dt (the new synaptic current feeds the membrane in the same step, as in snntorch):
     LIF      v = (1 - dt/tau) v + (dt/tau) v_leak + (dt r/tau) x;  s = v > v_threshold;  v = v_reset where s
     CubaLIF  I = (1 - dt/tau_syn) I + (dt w_in/tau_syn) x;  then v as LIF with x = I
-tau = inf (no leak; snntorch's decay 1, exported with r = inf) takes dt r / tau = 1, the limit of r = tau / dt.
+tau = inf (no leak, exported with r = inf) takes dt r / tau = 1, the limit of r = tau / dt.
 With `extensions` (the default) the edgemem_* node metadata that NIR has no field for is honoured: reset by
 subtraction (v -= v_threshold at the step after the membrane was above it, snntorch's reset_mechanism="subtract",
-instead of the reset to v_reset), a Delay's nonzero output before its first input (`edgemem_initial`) and
-saturation (`edgemem_clip`: a neuron's input and updated states clamped, a Scale's output, e.g. the LMU memory's,
-clamped). Without them the graph is run as plain NIR.
+instead of the reset to v_reset), a node's nonzero output before the first step (`edgemem_initial`, what a recurrent
+edge from it reads at the first step) and saturation (`edgemem_clip`: a neuron's input and updated states clamped,
+per neuron; a Linear's or Scale's output, e.g. the LMU memory's, clamped). Without them the graph is run as plain NIR.
 """
 
 from __future__ import annotations
@@ -31,25 +34,17 @@ def _meta(node: nir.NIRNode, key: str) -> object:
     return v.decode() if isinstance(v, bytes) else v
 
 
-def topological_order(graph: nir.NIRGraph) -> list[str]:
-    deps: dict[str, set[str]] = {n: set() for n in graph.nodes}
-    for src, dst in graph.edges:
-        if not isinstance(graph.nodes[src], nir.Delay):
-            deps[dst].add(src)
-    order: list[str] = []
-    ready = [n for n, d in deps.items() if not d]
-    while ready:
-        n = ready.pop(0)
-        order.append(n)
-        for m, d in deps.items():
-            if n in d:
-                d.discard(n)
-                if not d:
-                    ready.append(m)
-    if len(order) != len(deps):
-        stuck = sorted(set(deps) - set(order))
-        raise EdgememError(f"NIR graph has a cycle without a Delay through {', '.join(stuck)}")
-    return order
+def _width(node: nir.NIRNode) -> int:
+    shape = next(iter(node.output_type.values()))
+    return int(np.prod(shape))
+
+
+def back_edges(graph: nir.NIRGraph) -> set[tuple[str, str]]:
+    """The edges that read the previous step's output: into a node that is not after their source in node order
+    (edges of a Delay excepted: its output is ready at the start of the step, its input taken at the end)."""
+    pos = {n: i for i, n in enumerate(graph.nodes)}
+    delay = {n for n, node in graph.nodes.items() if isinstance(node, nir.Delay)}
+    return {(s, d) for s, d in graph.edges if pos[s] >= pos[d] and s not in delay and d not in delay}
 
 
 class NIRSim:
@@ -59,10 +54,11 @@ class NIRSim:
         self.g, self.ext, self.dtype = graph, extensions, dtype
         dt = (graph.metadata or {}).get("dt", DT)
         self.dt = float(dt)
-        self.order = topological_order(graph)
+        self.order = list(graph.nodes)
         self.sources: dict[str, list[str]] = {n: [] for n in graph.nodes}
         for src, dst in graph.edges:
             self.sources[dst].append(src)
+        self.back = back_edges(graph)
         ins, outs = list(graph.inputs), list(graph.outputs)
         if len(ins) != 1 or len(outs) != 1:
             raise EdgememError(f"NIR simulation needs one Input and one Output node (got {len(ins)} and {len(outs)})")
@@ -70,6 +66,12 @@ class NIRSim:
         self.state: dict[str, dict[str, np.ndarray]] = {}
         self.delays: dict[str, deque[np.ndarray]] = {}
         self.spikes: dict[str, np.ndarray] = {}
+        self.prev: dict[str, np.ndarray] = {}  # the previous step's output of every source of a back edge
+        for s, _ in self.back:
+            node = graph.nodes[s]
+            init = _meta(node, "edgemem_initial") if extensions else None
+            self.prev[s] = (np.zeros((batch, _width(node)), dtype) if init is None
+                            else np.broadcast_to(self._c(init), (batch, _width(node))).copy())
         for name, node in graph.nodes.items():
             if isinstance(node, nir.Delay):
                 steps = np.rint(np.asarray(node.delay, dtype=np.float64) / self.dt).astype(int)
@@ -98,7 +100,10 @@ class NIRSim:
 
     def _clip(self, node: nir.NIRNode, x: np.ndarray) -> np.ndarray:
         c = _meta(node, "edgemem_clip") if self.ext else None
-        return x if c is None else np.clip(x, -float(c), float(c)).astype(self.dtype)
+        if c is None:
+            return x
+        c = self._c(c)
+        return np.clip(x, -c, c).astype(self.dtype)
 
     def _neuron(self, name: str, node: nir.NIRNode, x: np.ndarray) -> np.ndarray:
         st, dt = self.state[name], self.dt
@@ -128,9 +133,7 @@ class NIRSim:
         return s
 
     def step(self, x: np.ndarray) -> np.ndarray:
-        out: dict[str, np.ndarray] = {}
-        for name, buf in self.delays.items():
-            out[name] = buf[0]
+        out: dict[str, np.ndarray] = {name: buf[0] for name, buf in self.delays.items()}
         for name in self.order:
             node = self.g.nodes[name]
             if name in self.delays:
@@ -141,13 +144,14 @@ class NIRSim:
             srcs = self.sources[name]
             if not srcs:
                 raise EdgememError(f"NIR node {name} has no input")
-            v = out[srcs[0]]
-            for s in srcs[1:]:
-                v = v + out[s]
+            parts = [self.prev[s] if (s, name) in self.back else out[s] for s in srcs]
+            v = parts[0]
+            for p in parts[1:]:
+                v = v + p
             if isinstance(node, nir.Affine):
-                out[name] = v @ self._c(node.weight).T + self._c(node.bias)
+                out[name] = self._clip(node, v @ self._c(node.weight).T + self._c(node.bias))
             elif isinstance(node, nir.Linear):
-                out[name] = v @ self._c(node.weight).T
+                out[name] = self._clip(node, v @ self._c(node.weight).T)
             elif isinstance(node, nir.Scale):
                 out[name] = self._clip(node, v * self._c(node.scale))
             elif isinstance(node, nir.Output):
@@ -159,6 +163,8 @@ class NIRSim:
         for name, buf in self.delays.items():
             buf.popleft()
             buf.append(sum(out[s] for s in self.sources[name]))
+        for s in self.prev:
+            self.prev[s] = out[s]
         return out[self.output]
 
 

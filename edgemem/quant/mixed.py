@@ -10,7 +10,9 @@ Search: start with every layer at 8 bits; repeatedly take the single step (one l
 smallest sensitivity increase per weight byte saved, until the weights fit the budget; when some step would reach the
 budget, take the one of those with the smallest increase instead (the ratio rule alone overshoots: a big cheap layer
 can halve the bytes where a small step would have done). Every configuration on the way
-is kept: they form the accuracy-versus-bytes curve the report plots.
+is kept; with the configurations one move from all-8-bit (one layer at each lower width) and the uniform ones (every
+layer at 4, every layer at 2 where its rows allow it) they are evaluated on the validation set, and the report plots
+their Pareto front of weight bytes against validation accuracy (`candidates`, `pareto_front`).
 
 Activations (the kinds whose lowering names activations it can keep at 16 bits: lower_lmuformer.ACT16): the same
 measure, with the input of the layers that read an activation fake-quantized per tensor at 8 or 16 bits (scale =
@@ -204,6 +206,37 @@ def greedy(sens: dict[str, dict[int, float]], sizes: dict[str, int], budget_byte
 def evaluate(model: nn.Module, fn: LogitsFn, x: np.ndarray, y: np.ndarray, search: Search) -> None:
     for step in search.steps:
         step.accuracy = _loss(with_bits(model, step.bits), fn, x, y)[1]
+
+
+def candidates(sizes: dict[str, int], widths: dict[str, tuple[int, ...]], search: Search) -> list[Step]:
+    """The configurations the report evaluates: the search path, then every single move from all-8-bit (one layer at
+    one of its lower `widths`) and the uniform ones (every layer at its lowest allowed width not above 4, then 2),
+    each once (the first occurrence kept)."""
+    full = dict.fromkeys(sizes, 8)
+    configs = [dict(st.bits) for st in search.steps]
+    configs += [{**full, n: b} for n in sizes for b in widths.get(n, ())]
+    for top in (4, 2):
+        configs.append({n: min((b for b in widths.get(n, ()) if b <= top), default=8) for n in sizes})
+    seen: set[tuple[int, ...]] = set()
+    out = []
+    for bits in configs:
+        key = tuple(bits[n] for n in sizes)
+        if key not in seen:
+            seen.add(key)
+            out.append(Step(bits, config_bytes(sizes, bits), float("nan")))
+    return out
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the non-dominated (bytes, accuracy) points (fewer bytes and higher accuracy are better; of equal
+    points the first), by bytes."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1], i))
+    front, best = [], -math.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
 
 
 def _quant_layer(m: nn.Module, bits: int, input_bits: int | None = None) -> nn.Module:

@@ -120,6 +120,8 @@ def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs:
     search = mixed.greedy(sens, sizes, flash)
     mixed.evaluate(ckpt.model, fn, s.val.x, s.val.y, search)
     assert search.chosen is not None
+    say("the configurations around the search (validation split): the Pareto front")
+    configs = evaluated_configurations(ckpt.model, fn, s.val.x, s.val.y, sizes, sens, search)
     bits = search.chosen.bits
     op_bits = {op_name(kind, n): b for n, b in bits.items() if b != 8}
     readers = _act_readers(kind, ckpt.model)
@@ -170,16 +172,29 @@ def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs:
         "arena_bytes": arena,
         "ram_budget_bytes": ram,
         "fits_ram": None if ram is None else arena <= ram,
-        "configurations": [{"weight_bytes": st.weight_bytes, "val_accuracy_fake_quant": st.accuracy,
-                            "bits": {op_name(kind, n): b for n, b in st.bits.items()}} for st in search.steps],
+        "configurations": [{**c, "bits": {op_name(kind, n): b for n, b in c["bits"].items()}} for c in configs],
     }
     if out is not None:
-        _write(out, ckpt, tuned, recipe, name, op_bits, wide, result, search)
+        _write(out, ckpt, tuned, recipe, name, op_bits, wide, result)
     return result
 
 
+def evaluated_configurations(model: nn.Module, fn: Any, x: np.ndarray, y: np.ndarray, sizes: dict[str, int],
+                             sens: dict[str, dict[int, float]], search: mixed.Search) -> list[dict[str, Any]]:
+    """Every configuration the report plots (mixed.candidates: the search path first, its last step the chosen one),
+    with its validation accuracy (fake-quantized) and whether it is on the search path and on the Pareto front."""
+    cands = mixed.candidates(sizes, {n: tuple(v) for n, v in sens.items()}, search)
+    known = {tuple(st.bits[n] for n in sizes): st.accuracy for st in search.steps}
+    for c in cands:
+        c.accuracy = known.get(tuple(c.bits[n] for n in sizes))
+    mixed.evaluate(model, fn, x, y, mixed.Search([c for c in cands if c.accuracy is None]))
+    front = set(mixed.pareto_front([(c.weight_bytes, c.accuracy) for c in cands]))
+    return [{"weight_bytes": c.weight_bytes, "val_accuracy_fake_quant": c.accuracy, "bits": c.bits,
+             "search_path": i < len(search.steps), "pareto_front": i in front} for i, c in enumerate(cands)]
+
+
 def _write(out: Path, ckpt: Checkpoint, tuned: nn.Module, recipe: Recipe, name: str, op_bits: dict[str, int],
-           act_bits: dict[str, int], result: dict[str, Any], search: mixed.Search) -> None:
+           act_bits: dict[str, int], result: dict[str, Any]) -> None:
     """recipe.yaml, model.pt, quantize.json and pareto.png, all or nothing (a card or verify.json already in the
     folder stays)."""
     quant = replace(recipe.quant, "quant", weight_bits=op_bits, act_bits=act_bits)
@@ -187,32 +202,69 @@ def _write(out: Path, ckpt: Checkpoint, tuned: nn.Module, recipe: Recipe, name: 
     new_recipe = replace(recipe, "", name=name, quant=quant).moved_to(out)
     text = yaml.safe_dump(new_recipe.to_dict(), sort_keys=False)
     tuned_ckpt = dataclasses.replace(ckpt, model=tuned, recipe=new_recipe.to_dict(), name=name)
+    configs = result["configurations"]
+    chosen = max(i for i, c in enumerate(configs) if c["search_path"])  # the search's last step
     commit_files(out, {
         "recipe.yaml": lambda p: p.write_text(f"# Written by `edgemem quantize` from {recipe.name}.\n{text}"),
         "model.pt": lambda p: save_checkpoint(p, tuned_ckpt),
         "quantize.json": lambda p: p.write_text(json.dumps(result, indent=2) + "\n"),
-        "pareto.png": lambda p: _pareto(p, search, result),
+        "pareto.png": lambda p: plot_pareto(p, configs, chosen, result["flash_budget_bytes"],
+                                            f"{name}: weight widths per layer",
+                                            f"after QAT, the integer model: {100 * result['accuracy']:.1f} % on the "
+                                            f"test split (int8: {100 * result['accuracy_int8']:.1f} %)"),
     })
 
 
-def _pareto(path: Path, search: mixed.Search, result: dict[str, Any]) -> None:
+ZOOM = 3.0  # accuracy points the second panel of pareto.png shows below the best configuration
+
+
+def plot_pareto(path: Path, configs: list[dict[str, Any]], chosen: int, budget: int, title: str, note: str = ""
+                ) -> list[int]:
+    """pareto.png: weight bytes against validation accuracy of every evaluated configuration (quantize.json's
+    `configurations`), their Pareto front, the chosen one, the all-8-bit one (the int8 model) and the budget.
+    Returns the front (indices into configs, by bytes)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    xs = np.array([c["weight_bytes"] for c in configs], dtype=float)
+    ys = np.array([100 * c["val_accuracy_fake_quant"] for c in configs])
+    front = mixed.pareto_front(list(zip(xs, ys)))
+    int8 = next(i for i, c in enumerate(configs) if all(b == 8 for b in c["bits"].values()))
+
+    spread = ys.max() - ys.min()
+
+    def panel(ax: Any, zoom: bool) -> None:
+        ax.scatter(xs, ys, s=22, color="0.65", label=f"evaluated configurations ({len(configs)})", zorder=2)
+        ax.step(xs[front], ys[front], where="post", color="C0", lw=1.5, zorder=3)
+        ax.scatter(xs[front], ys[front], s=40, color="C0", label=f"Pareto front ({len(front)})", zorder=4)
+        ax.scatter([xs[int8]], [ys[int8]], s=90, marker="s", facecolor="none", edgecolor="k", lw=1.5, zorder=5,
+                   label=f"int8 model ({xs[int8]:,.0f} B, {ys[int8]:.1f} %)")
+        ax.scatter([xs[chosen]], [ys[chosen]], s=220, marker="*", color="C3", zorder=6,
+                   label=f"chosen ({xs[chosen]:,.0f} B, {ys[chosen]:.1f} %)")
+        ax.axvline(budget, color="C3", ls="--", lw=1, label=f"flash budget ({budget:,} B)", zorder=1)
+        ax.set_xlabel("weight bytes as stored (packed 8/4/2-bit rows)")
+        ax.set_ylabel("validation accuracy (%, fake-quantized)")
+        ax.grid(alpha=0.3)
+        if zoom:  # the top ZOOM points: where the front's useful part and the chosen configuration are
+            ax.set_ylim(ys.max() - ZOOM, ys.max() + 0.1 * ZOOM)
+            ax.set_title(f"zoom: the top {ZOOM:g} points", fontsize=10)
+        else:
+            ax.set_ylim(ys.min() - max(0.5, 0.06 * spread), ys.max() + max(0.5, 0.06 * spread))
+            ax.set_title("every evaluated configuration", fontsize=10)
+
     def draw(tmp: Path) -> None:
-        fig, ax = plt.subplots(figsize=(5.5, 3.6))
-        xs = [st.weight_bytes for st in search.steps]
-        ys = [100 * (st.accuracy or 0) for st in search.steps]
-        ax.plot(xs, ys, "o-", label="search path (validation, fake-quantized)")
-        ax.axvline(result["flash_budget_bytes"], color="grey", ls="--", label="budget")
-        ax.plot([result["weight_bytes"]], [100 * result["accuracy"]], "r*", ms=12, label="chosen after QAT (test, int)")
-        ax.set_xlabel("weight bytes")
-        ax.set_ylabel("accuracy (%)")
-        ax.legend(fontsize=7)
+        two = spread > 2 * ZOOM
+        fig, axes = plt.subplots(1, 2 if two else 1, figsize=(12, 4.8) if two else (7.2, 4.8), squeeze=False)
+        panel(axes[0][0], False)
+        if two:
+            panel(axes[0][1], True)
+        axes[0][-1].legend(fontsize=8, loc="lower right", framealpha=0.9)
+        fig.suptitle(title + (f"\n{note}" if note else ""), fontsize=11)
         fig.tight_layout()
         fig.savefig(tmp, format="png", dpi=110)
         plt.close(fig)
 
     write_atomic(path, draw)
+    return front

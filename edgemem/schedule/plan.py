@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,11 +40,12 @@ from typing import Any
 from edgemem.errors import EdgememError
 from edgemem.graph.arena import plan_arena
 from edgemem.graph.check import live_ranges, tables_of
-from edgemem.graph.ir import Graph, OpType
+from edgemem.graph.ir import NONE, Graph, OpType
 from edgemem.schedule.patch import MAX_FRAMES as MAX_PATCH_FRAMES
 from edgemem.schedule.patch import extra_macs, front_stage, op_buffers, patch_layout
 
-__all__ = ["TARGETS", "Report", "Schedule", "front_stage", "load_export_graph", "parse_size", "plan_graph", "plot"]
+__all__ = ["TARGETS", "Report", "Schedule", "buffer_labels", "front_stage", "load_export_graph", "parse_size",
+           "plan_graph", "plot"]
 
 # RAM / flash of the targets `edgemem plan --target` knows (bytes)
 TARGETS: dict[str, tuple[int, int]] = {
@@ -285,27 +287,110 @@ def plot_format(path: Path) -> str:
     return fmt
 
 
-def plot(report: Report, path: Path) -> None:
-    """Bytes live vs op index, one panel per schedule (PNG, SVG or PDF by the suffix), written atomically."""
+_ROLE = {("state0", OpType.LIF): "mem", ("state1", OpType.LIF): "syn", ("state0", OpType.LMU): "memory",
+         ("state0", OpType.CONV1D): "ring", ("state0", OpType.LEAKY): "trace"}
+
+
+def buffer_labels(g: Graph) -> list[str]:
+    """A name per buffer from the op that first writes it (the blob keeps no buffer names): "FC4 out", "LIF5 mem",
+    "LMU6 memory", "CONV1D0 ring", the graph's "input"; "b7" for a buffer no op names."""
+    labels = [f"b{b}" for b in range(len(g.buffers))]
+    for i in reversed(range(len(g.ops))):  # the first op that names a buffer (as anything but its input) wins
+        op = g.ops[i]
+        for part in ("scratch", "state1", "state0", "out"):
+            b = getattr(op, part)
+            if b != NONE:
+                role = _ROLE.get((part, op.type), "state" if part.startswith("state") else part)
+                labels[b] = f"{op.type.name}{i} {role}"
+    labels[g.in_buffer] = "input"
+    return labels
+
+
+def plot(report: Report, path: Path, g: Graph) -> dict[str, Any]:
+    """The memory timeline (PNG): above, the streaming arena as placed, each buffer a labeled bar over the ops it is
+    live at (x) and the bytes it occupies (y), the arena size (the streaming peak) marked; below, the bytes live at
+    each op of every schedule (log scale), each peak marked, the RAM budget dashed. Buffers too small to hold their
+    label carry their number, named in the key at the right. Returns what it drew: "bars" (buffer, label, first and
+    last op, offset, bytes, state) and "peaks" (schedule -> op index, bytes)."""
     import matplotlib
 
     from edgemem.atomic import write_atomic
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
 
-    items = list(report.schedules.values())
-    fig, axes = plt.subplots(len(items), 1, figsize=(7, 2.2 * len(items)), sharex=True, squeeze=False)
-    for ax, s in zip(axes[:, 0], items):
-        xs = list(range(-1, len(s.timeline) - 1))
-        ax.step(xs, s.timeline, where="mid")
-        ax.set_ylabel("bytes live")
-        ax.set_title(f"{s.name}: peak {s.peak_ram_bytes:,} B, extra MACs {s.extra_macs_ratio:.1%}", fontsize=9)
+
+    arena = plan_arena(g)
+    labels = buffer_labels(g)
+    n = len(g.ops)
+    bars = [{"buffer": b, "label": labels[b], "first": r[0], "last": r[1], "offset": arena.offsets[b],
+             "bytes": arena.sizes[b], "state": g.buffers[b].state}
+            for b, r in enumerate(arena.live) if r is not None and arena.sizes[b] > 0]
+    xs = list(range(-1, n + 1))
+    peaks = {}
+    for name, sch in report.schedules.items():
+        k = max(range(len(sch.timeline)), key=lambda j: sch.timeline[j])
+        peaks[name] = (xs[k], sch.timeline[k])
+
+    def draw(tmp: Path) -> None:
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 9), height_ratios=[3, 2], sharex=True)
+        fig.subplots_adjust(left=0.08, right=0.78, top=0.93, bottom=0.1, hspace=0.12)
+        keyed = []
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        top.set_xlim(-1.6, n + 0.6)
+        top.set_ylim(0, arena.arena_size * 1.08)
+        for bar in bars:
+            x0, x1 = bar["first"] - 0.45, bar["last"] + 0.45
+            colour = "#c6dbef" if bar["state"] else "#fdd0a2"
+            top.add_patch(Rectangle((x0, bar["offset"]), x1 - x0, bar["bytes"], facecolor=colour, edgecolor="0.3",
+                                    lw=0.6, hatch="//" if bar["state"] else None))
+            box = top.transData.transform([(x0, bar["offset"]), (x1, bar["offset"] + bar["bytes"])])
+            w, h = box[1] - box[0]
+            full = f"{bar['label']} · {bar['bytes']} B"
+            for text in (full, f"{bar['label']}\n{bar['bytes']} B", f"b{bar['buffer']}"):
+                t = top.text((x0 + x1) / 2, bar["offset"] + bar["bytes"] / 2, text, ha="center", va="center",
+                             fontsize=7)
+                ext = t.get_window_extent(renderer)
+                if ext.width <= w - 2 and ext.height <= h - 1:
+                    break
+                t.remove()
+            else:
+                text = None
+            if text is None or text == f"b{bar['buffer']}":
+                keyed.append(f"b{bar['buffer']}: {bar['label']}, {bar['bytes']} B" + (" (state)" if bar["state"]
+                                                                                       else ""))
+        top.axhline(arena.arena_size, color="C3", ls="--", lw=1)
+        top.text(n + 0.5, arena.arena_size * 1.005, f"arena {arena.arena_size:,} B (streaming peak)", color="C3",
+                 ha="right", va="bottom", fontsize=8)
+        top.set_ylabel("arena offset (bytes)")
+        top.set_title("streaming: every buffer over the ops it is live at (hatched: state, kept across steps)",
+                      fontsize=10)
+        if keyed:
+            fig.text(0.795, 0.93, "buffers too small for their label\n" + "\n".join(keyed), fontsize=7, va="top",
+                     family="monospace")
+        for k, (name, sch) in enumerate(report.schedules.items()):
+            bottom.step(xs, sch.timeline, where="mid", color=f"C{k}", label=f"{name}: peak {sch.peak_ram_bytes:,} B"
+                        + (f", +{sch.extra_macs_ratio:.1%} MACs" if sch.extra_macs_ratio else ""))
+            px, py = peaks[name]
+            bottom.plot([px], [py], "o", color=f"C{k}", ms=7)
         if report.budget is not None:
-            ax.axhline(report.budget, color="red", linestyle="--", linewidth=0.8)
-    axes[-1, 0].set_xlabel("op index (-1: start)")
-    fig.tight_layout()
-    try:
-        write_atomic(path, lambda tmp: fig.savefig(tmp, format=plot_format(path), dpi=100))
-    finally:
+            bottom.axhline(report.budget, color="C3", ls="--", lw=1, label=f"RAM budget {report.budget:,} B")
+        if report.unavailable:
+            why = [textwrap.fill(f"{k}: not possible ({v})", 42) for k, v in report.unavailable.items()]
+            fig.text(0.795, 0.3, "\n".join(why), fontsize=7, va="top")
+        bottom.set_yscale("log")
+        bottom.set_ylabel("bytes live (log)")
+        bottom.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        bottom.set_xticks(xs)
+        bottom.set_xticklabels(["start"] + [f"{i} {op.type.name}" for i, op in enumerate(g.ops)] + ["end"],
+                               rotation=90, fontsize=7)
+        bottom.set_xlabel("op index (the step's ops in order)")
+        bottom.grid(alpha=0.3, which="both", axis="y")
+        fig.suptitle(f"memory timeline: {report.steps} steps a window, chosen schedule {report.chosen}", fontsize=11)
+        fig.savefig(tmp, format=plot_format(path), dpi=100)
         plt.close(fig)
+
+    write_atomic(path, draw)
+    return {"bars": bars, "peaks": peaks}

@@ -38,10 +38,11 @@ def _check_patch(export_dir: Path, blob_path: Path, xq: np.ndarray, ref: np.ndar
 
 
 def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None,
-           checkpoint: Path | None = None) -> dict[str, Any]:
+           checkpoint: Path | None = None, confusion_png: Path | None = None) -> dict[str, Any]:
     """Runs every runtime; m4_windows limits the (slow) emulated run to the first N test windows (N >= 1). The
     checkpoint is `checkpoint` or meta.json's (relative to the folder); either must have meta.json's
-    checkpoint_sha256."""
+    checkpoint_sha256. confusion_png: where to draw the integer reference's confusion matrix (edgemem.verify.plots;
+    the report is the same)."""
     def say(msg: str) -> None:
         if progress:
             progress(msg)
@@ -79,6 +80,11 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
     say("integer reference")
     xq = quantize(ts.x, q.input_scale).astype(np.int8)
     ref, spikes = q.run(xq)
+    if confusion_png is not None:
+        from edgemem.verify.plots import plot_integer_confusion
+
+        say(f"confusion matrix of the integer reference -> {confusion_png}")
+        plot_integer_confusion(confusion_png, meta, ckpt.class_names, ts.y, predictions(ref, readout))
     say("C host")
     host = c_runtime.run_host(blob_path, xq, n_out)
     n_m4 = len(xq) if m4_windows is None else min(m4_windows, len(xq))
