@@ -4,6 +4,11 @@
 
 #include "edgemem.h" /* the runtime: em_graph_bind, em_graph_init, em_graph_step */
 
+/* the edgemem that wrote this file (`edgemem --version`); the commit is "checkout" when exported from a
+ * source checkout (so the file is a function of committed inputs), else the commit its wheel was built from */
+#define EM_TOOL_VERSION "0.1.0"
+#define EM_TOOL_COMMIT "checkout"
+
 #define EM_MODEL_FORMAT 2
 #define EM_MODEL_BLOB_SIZE 3727u
 /* bytes of arena the model's buffers occupy (the blob's arena_size) */
