@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -15,6 +17,17 @@ from edgemem.models.l2mu import L2MU, L2MUConfig
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "export" / "har_l2mu"
 CHECKPOINT = ROOT / "models" / "har_l2mu" / "model.pt"
+
+
+def need_module(name: str, install: str = "make setup installs it") -> ModuleType:
+    """import_module(name), or a skip locally and a failure under CI=true (as need() does for toolchains)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        msg = f"python package missing: {name} ({install})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg, allow_module_level=True)
 
 
 def need(*tools: str) -> None:

@@ -30,12 +30,12 @@ import pytest
 import torch
 from test_nir import _reference
 
-from conftest import ROOT
+from conftest import ROOT, need_module
 from edgemem.checkpoint import load_checkpoint
 from edgemem.export.nir_export import DT, population_spikes, write_nir
 from edgemem.export.nir_sim import back_edges, simulate
 
-nirtorch = pytest.importorskip("nirtorch", reason="the NIR consumers need nirtorch (pip install '.[nir]')")
+nirtorch = need_module("nirtorch", "pip install '.[nir]'")
 
 SLMU = ROOT / "models" / "kws_slmuformer" / "model.pt"
 ATOL = 1e-4
@@ -186,7 +186,7 @@ def _norse_modules(graph: nir.NIRGraph, dt: float) -> torch.nn.Module:
 
 
 def test_norse_neurons_step_as_plain_nir(case: dict) -> None:
-    pytest.importorskip("norse", reason="Norse is not installed (pip install '.[nir]')")
+    need_module("norse", "make setup installs it with --no-deps")
     graph, x = case["graph"], case["x"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -201,7 +201,7 @@ def test_norse_neurons_step_as_plain_nir(case: dict) -> None:
 @pytest.mark.xfail(strict=True, reason="Norse 1.1.0's from_nir runs nirtorch.load (deprecated), which executes nodes "
                    "in depth-first pre-order: a node summing two inputs of one step reads one of them a step late")
 def test_norse_from_nir_steps_as_plain_nir(case: dict) -> None:
-    norse = pytest.importorskip("norse.torch", reason="Norse is not installed (pip install '.[nir]')")
+    norse = need_module("norse.torch", "make setup installs it with --no-deps")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.disable(logging.WARNING)
@@ -218,7 +218,7 @@ def test_norse_from_nir_steps_as_plain_nir(case: dict) -> None:
 @pytest.mark.xfail(strict=True, raises=AttributeError,
                    reason="Rockpool 3.1.0's from_nir maps nir.LIF through node.tau_mem, which only nir.CubaLIF has")
 def test_rockpool_from_nir_loads(case: dict) -> None:
-    pytest.importorskip("rockpool", reason="Rockpool is not installed (pip install '.[nir]')")
+    need_module("rockpool", "pip install '.[nir]'")
     from rockpool.nn.modules.torch.nir import from_nir
 
     with warnings.catch_warnings():

@@ -8,6 +8,7 @@ from zero where TFLM and edgemem round them up, so LiteRT may differ by one unit
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -18,7 +19,9 @@ from edgemem.errors import EdgememError
 from edgemem.export.tflite_export import to_tflite
 from edgemem.export.tflite_float import to_tflite_float
 from edgemem.export.tflite_run import run_sequence
+from edgemem.graph.blob import parse_graph_blob
 from edgemem.graph.intops import quantize_multiplier15
+from edgemem.graph.ir import OpType
 from edgemem.graph.ref import run_graph
 from edgemem.models.elm import ELMConfig, ELMNet
 from edgemem.models.lmu_rnn import LMURNN, LMURNNConfig
@@ -99,14 +102,20 @@ def test_a_graph_lowered_without_scales_is_refused():
 @pytest.mark.parametrize("name", ["har_elm", "har_l2mu_mixed"])
 def test_shipped_tflite_gate(name):
     """The shipped files against model.bin on 1,000 held-out steps: TFLM bit-exact, in both the state-I/O and the
-    resource-variable form; LiteRT, given TFLM's state at every step, within two units of TFLM in every state and
-    logit of that step (its tie rounding, docs/tflite.md; measured at most 2, in har_l2mu_mixed's hidden.syn). Run
-    free, har_l2mu_mixed's LiteRT logits drift by thousands once a tie flips a spike, so that figure checks nothing.
-    The float32 twin agrees with the int8 model on most steps' top class."""
-    r = check_export(SHIPPED.parent / name, steps=1000)
+    resource-variable form; LiteRT, given TFLM's state at every step, within `ties` units of TFLM in every state and
+    logit of that step: LiteRT rounds an exact .5 tie of a 16x8 FULLY_CONNECTED away from zero where TFLM rounds up
+    (docs/tflite.md), one unit per FC, and the most FCs summed into one buffer is the most a step's value can move
+    (3 for the L2MU's currents; measured 3 on har_l2mu_mixed's re-export, 2 before it). Run free, har_l2mu_mixed's
+    LiteRT logits drift by thousands once a tie flips a spike, so that figure checks nothing. The float32 twin agrees
+    with the int8 model on most steps' top class."""
+    folder = SHIPPED.parent / name
+    g = parse_graph_blob((folder / "model.bin").read_bytes())
+    fcs_into = Counter(op.out for op in g.ops if op.type == OpType.FC)
+    ties = max(fcs_into.values())
+    r = check_export(folder, steps=1000)
     assert r["steps"] == 1000 and r["tflm"]["bit_exact"] and r["tflm_resource_variables"]["bit_exact"], r
     for backend in ("litert-ref", "litert"):
-        assert r[backend]["step_max_abs_difference"] <= 2, (backend, r[backend])
+        assert r[backend]["step_max_abs_difference"] <= ties, (backend, ties, r[backend])
     assert r["float32"]["argmax_agreement"] >= 0.8, r["float32"]
     assert r["tflm_arena_bytes"] > 0
 
