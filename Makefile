@@ -86,7 +86,7 @@ test-python: setup vendor
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # Release artifacts of the shipped models, reproduced byte for byte from the committed checkpoints; the QCDQ_MODELS
-# also get model_qcdq.onnx (their integer step as QCDQ ONNX, edgemem/export/qcdq.py; checked by `make verify`).
+# also get model_qcdq.onnx (their integer step as QCDQ ONNX, edgemem/exporters/qcdq.py; checked by `make verify`).
 QCDQ_MODELS := kws_lmuformer_mixed har_l2mu_mixed
 export: setup
 	for m in $(MODELS); do \

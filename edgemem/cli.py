@@ -47,8 +47,8 @@ def train(
 ) -> None:
     """Train a recipe's model and its baselines; write model.pt, metrics.json, curves.png, confusion.png, README.md."""
     from edgemem.commands.train import train_recipe, with_overrides
-    from edgemem.train.loop import Interrupted
-    from edgemem.train.recipe import load_recipe
+    from edgemem.training.loop import Interrupted
+    from edgemem.training.recipe import load_recipe
 
     r = with_overrides(load_recipe(recipe), epochs)
     folder = out_dir or r.folder
@@ -82,7 +82,7 @@ def export(
     Always (unless --to is nir alone): model.bin (the op graph blob), model.h / model.c and meta.json. Per --to:
     onnx model.onnx (the float step); qcdq model_qcdq.onnx (the integer step as QCDQ ONNX); nir model.nir (the
     float spiking model: l2mu, spiking lmuformer); tflite model.tflite, model_vars.tflite, model_float.tflite."""
-    from edgemem.export.run import export as do_export
+    from edgemem.exporters.run import export as do_export
 
     meta = do_export(checkpoint, [f.strip() for f in to.split(",") if f.strip()], out_dir, name)
     if "arena_bytes" not in meta:  # --to nir alone
@@ -139,7 +139,7 @@ def card(
 ) -> None:
     """Regenerate the model card (README.md) from metrics.json and, if given, a verify report."""
     from edgemem.commands.train import write_card
-    from edgemem.train.recipe import load_recipe
+    from edgemem.training.recipe import load_recipe
 
     r = load_recipe(recipe)
     deployment = None
@@ -161,7 +161,7 @@ def schema(
     out_file: Annotated[Path | None, typer.Option("--out", help="write it here instead of printing it")] = None,
 ) -> None:
     """Print the JSON Schema of a recipe file (for editors; docs/recipe.schema.json is this output)."""
-    from edgemem.train.recipe import recipe_schema
+    from edgemem.training.recipe import recipe_schema
 
     text = json.dumps(recipe_schema(), indent=2) + "\n"
     if out_file is None:
@@ -214,7 +214,7 @@ def verify(
 ) -> None:
     """Run the held-out test subjects through every runtime and compare them. The checkpoint must be the one the
     export was made from (meta.json's checkpoint_sha256)."""
-    from edgemem.verify.run import verify as do_verify
+    from edgemem.verification.run import verify as do_verify
 
     progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]"))
     r = do_verify(export_dir, m4_windows, progress, checkpoint, plot_confusion)
@@ -235,8 +235,8 @@ def plot_spikes(
 ) -> None:
     """Spike raster (one held-out window) and firing rate per neuron of every spiking population, as the integer
     model (what C computes) produces them."""
-    from edgemem.verify.plots import plot_spikes as draw
-    from edgemem.verify.plots import spikes
+    from edgemem.verification.plots import plot_spikes as draw
+    from edgemem.verification.plots import spikes
 
     s = spikes(export_dir, window, rate_windows)
     raster, rates = draw(s, out_dir)
@@ -253,7 +253,7 @@ def stress(
                                                     "(default: meta.json's path, relative to the folder)")] = None,
 ) -> None:
     """Long-stream check: C host vs the integer reference at every step, saturation counted per state."""
-    from edgemem.verify.stress import stress as do_stress
+    from edgemem.verification.stress import stress as do_stress
 
     if steps < streams or streams < 2:
         raise EdgememError(f"need at least 2 streams and one step per stream (got {streams} streams, {steps} steps)")
