@@ -17,7 +17,7 @@ PATCH_MODELS := kws_lmuformer kws_slmuformer kws_lmuformer_mixed
 FUZZ_SECONDS ?= 60
 
 .PHONY: setup apt demo vendor test test-python test-firmware test-wheel fuzz longstream export verify mixed firmware \
-        firmware-demo bench lint lock clean
+        firmware-demo bench lint lock docs clean
 
 setup: apt $(STAMP)
 
@@ -86,7 +86,7 @@ test-python: setup vendor
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # Release artifacts of the shipped models, reproduced byte for byte from the committed checkpoints; the QCDQ_MODELS
-# also get model_qcdq.onnx (their integer step as QCDQ ONNX, edgemem/export/qcdq.py; checked by `make verify`).
+# also get model_qcdq.onnx (their integer step as QCDQ ONNX, edgemem/exporters/qcdq.py; checked by `make verify`).
 QCDQ_MODELS := kws_lmuformer_mixed har_l2mu_mixed
 export: setup
 	for m in $(MODELS); do \
@@ -141,6 +141,11 @@ bench: setup
 lint: setup
 	$(VENV)/bin/ruff check edgemem tests
 	$(VENV)/bin/lint-imports --no-cache
+
+# The Python API's reference from its docstrings (pdoc), into build/docs/ (not committed): edgemem, edgemem.api
+docs: setup
+	$(PY) -m pdoc edgemem edgemem.api -o build/docs --docformat google
+	@echo "open build/docs/index.html"
 
 clean:
 	$(MAKE) -C firmware clean

@@ -144,16 +144,16 @@ def event_driven_kernels(root: Path, windows: int = 20) -> dict[str, object]:
 
     import numpy as np
 
-    from edgemem.export.folder import checkpoint_of
+    from edgemem.exporters.folder import checkpoint_of
     from edgemem.graph.arena import place_by_lifetime
     from edgemem.graph.blob import build_graph_blob
     from edgemem.graph.intops import quantize
     from edgemem.graph.ir import FLAG_EVENTS, OpType
     from edgemem.graph.ref import run_graph
     from edgemem.quant.lower import lower
-    from edgemem.train.sets import data_sets
-    from edgemem.verify.c_runtime import run_cortex_m4
-    from edgemem.verify.held_out import held_out_set
+    from edgemem.training.sets import data_sets
+    from edgemem.verification.c_runtime import run_cortex_m4
+    from edgemem.verification.held_out import held_out_set
 
     out: dict[str, object] = {}
     for name in SPIKING:

@@ -156,10 +156,10 @@ def onnxruntime_us_per_step(model: Path, x_float: np.ndarray) -> float:
 def bench_model(root: Path, name: str) -> dict[str, Any]:
     import json
 
-    from edgemem.export.folder import TFLITE_VARS_FILE, load_meta
-    from edgemem.export.tflite_run import open_session
-    from edgemem.verify import c_runtime
-    from edgemem.verify.stress import real_stream
+    from edgemem.exporters.folder import TFLITE_VARS_FILE, load_meta
+    from edgemem.exporters.tflite_run import open_session
+    from edgemem.verification import c_runtime
+    from edgemem.verification.stress import real_stream
 
     exp = root / "export" / name
     meta = load_meta(exp)

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from edgemem import api
 from edgemem.errors import EdgememError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -46,26 +47,23 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="continue an interrupted training")] = False,
 ) -> None:
     """Train a recipe's model and its baselines; write model.pt, metrics.json, curves.png, confusion.png, README.md."""
-    from edgemem.commands.train import train_recipe, with_overrides
-    from edgemem.train.loop import Interrupted
-    from edgemem.train.recipe import load_recipe
+    from edgemem.training.loop import Interrupted
 
-    r = with_overrides(load_recipe(recipe), epochs)
-    folder = out_dir or r.folder
     try:
-        metrics = train_recipe(r, folder, cv=cv, jobs=jobs, resume=resume)
+        res = api.train(recipe, epochs=epochs, out=out_dir, cv=cv, jobs=jobs, resume=resume)
     except Interrupted as e:
         err.print(f"interrupted: {e.epochs_done} epochs kept in {e.path}; continue with "
                   f"`edgemem train {recipe} --resume`", highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit(130) from None
     table = Table("model", "test acc", "CV mean ± sd", "params")
-    for name, m in [(r.model.kind, metrics), *metrics["baselines"].items()]:
+    metrics = res.raw
+    for name, m in [(res.model, metrics), *res.baselines.items()]:
         cvs = "–" if m["cv_accuracy_mean"] is None else f"{m['cv_accuracy_mean']:.3f} ± {m['cv_accuracy_sd']:.3f}"
         table.add_row(name, f"{m['test_accuracy']:.3f}", cvs, str(m["params"] or "–"))
     out.print(table)
-    narrow = ", ".join(f"{k} {b} bits" for k, b in r.quant.weight_bits.items())
+    narrow = ", ".join(f"{k} {b} bits" for k, b in res.weight_bits.items())
     out.print(f"integer model ({'int8' + (', ' + narrow if narrow else '')}) test accuracy: "
-              f"{metrics['int8']['test_accuracy']:.3f}; wrote {folder}/model.pt")
+              f"{res.int8_accuracy:.3f}; wrote {res.folder}/model.pt")
 
 
 @app.command()
@@ -82,9 +80,7 @@ def export(
     Always (unless --to is nir alone): model.bin (the op graph blob), model.h / model.c and meta.json. Per --to:
     onnx model.onnx (the float step); qcdq model_qcdq.onnx (the integer step as QCDQ ONNX); nir model.nir (the
     float spiking model: l2mu, spiking lmuformer); tflite model.tflite, model_vars.tflite, model_float.tflite."""
-    from edgemem.export.run import export as do_export
-
-    meta = do_export(checkpoint, [f.strip() for f in to.split(",") if f.strip()], out_dir, name)
+    meta = api.export(checkpoint, out_dir, to=to, name=name).raw
     if "arena_bytes" not in meta:  # --to nir alone
         out.print(f"wrote {', '.join(meta['files'])} to {out_dir}; NIR cannot express {len(meta['unsupported'])} "
                   "details (listed in the graph's metadata 'unsupported'; docs/nir.md)")
@@ -112,16 +108,8 @@ def quantize(
     fine-tunes at those widths with quantization-aware training (brevitas), and writes the model as a new folder
     NAME_mixed: model.pt, recipe.yaml (its quant.weight_bits / act_bits), quantize.json and pareto.png.
     Run `edgemem export NAME_mixed/model.pt` next for its C files, the weights packed at those widths."""
-    from edgemem.checkpoint import load_checkpoint
-    from edgemem.quant.mixed_run import quantize_mixed
-    from edgemem.schedule.plan import parse_size
-
-    budget, ram_budget = parse_size(flash), (parse_size(ram) if ram is not None else None)
-    if epochs < 0:
-        raise EdgememError(f"--epochs must be >= 0, got {epochs}")
-    folder = out_dir or checkpoint.resolve().parent.parent / f"{load_checkpoint(checkpoint).name}_mixed"
     progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]"))
-    r = quantize_mixed(checkpoint, budget, ram_budget, epochs, folder, progress, distill)
+    r = api.quantize(checkpoint, flash, ram=ram, epochs=epochs, out=out_dir, distill=distill, progress=progress).raw
     if as_json:
         print(json.dumps({k: v for k, v in r.items() if k != "configurations"}, indent=2))
         return
@@ -139,7 +127,7 @@ def card(
 ) -> None:
     """Regenerate the model card (README.md) from metrics.json and, if given, a verify report."""
     from edgemem.commands.train import write_card
-    from edgemem.train.recipe import load_recipe
+    from edgemem.training.recipe import load_recipe
 
     r = load_recipe(recipe)
     deployment = None
@@ -161,7 +149,7 @@ def schema(
     out_file: Annotated[Path | None, typer.Option("--out", help="write it here instead of printing it")] = None,
 ) -> None:
     """Print the JSON Schema of a recipe file (for editors; docs/recipe.schema.json is this output)."""
-    from edgemem.train.recipe import recipe_schema
+    from edgemem.training.recipe import recipe_schema
 
     text = json.dumps(recipe_schema(), indent=2) + "\n"
     if out_file is None:
@@ -214,10 +202,9 @@ def verify(
 ) -> None:
     """Run the held-out test subjects through every runtime and compare them. The checkpoint must be the one the
     export was made from (meta.json's checkpoint_sha256)."""
-    from edgemem.verify.run import verify as do_verify
-
     progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]"))
-    r = do_verify(export_dir, m4_windows, progress, checkpoint, plot_confusion)
+    r = api.verify(export_dir, m4_windows=m4_windows, checkpoint=checkpoint, plot_confusion=plot_confusion,
+                   progress=progress).raw
     if as_json:
         print(json.dumps(r, indent=2))
     else:
@@ -235,8 +222,8 @@ def plot_spikes(
 ) -> None:
     """Spike raster (one held-out window) and firing rate per neuron of every spiking population, as the integer
     model (what C computes) produces them."""
-    from edgemem.verify.plots import plot_spikes as draw
-    from edgemem.verify.plots import spikes
+    from edgemem.verification.plots import plot_spikes as draw
+    from edgemem.verification.plots import spikes
 
     s = spikes(export_dir, window, rate_windows)
     raster, rates = draw(s, out_dir)
@@ -253,7 +240,7 @@ def stress(
                                                     "(default: meta.json's path, relative to the folder)")] = None,
 ) -> None:
     """Long-stream check: C host vs the integer reference at every step, saturation counted per state."""
-    from edgemem.verify.stress import stress as do_stress
+    from edgemem.verification.stress import stress as do_stress
 
     if steps < streams or streams < 2:
         raise EdgememError(f"need at least 2 streams and one step per stream (got {streams} streams, {steps} steps)")
@@ -281,47 +268,13 @@ def plan(
                                                  "patches without outliers, 4 or 2 (default 4)")] = None,
 ) -> None:
     """Peak RAM of the streaming, layer-by-layer and patch schedules of an exported graph; pick one that fits."""
-    from edgemem.atomic import check_out_file
-    from edgemem.schedule.plan import TARGETS, load_export_graph, parse_size, plan_graph, plot, plot_format
-
-    budget = None if ram is None else parse_size(ram)
-    if patch_out is not None:  # output paths first: a typo there must not cost a plan or a data set load
-        check_out_file(patch_out, "--patch-out")
-    if plot_path is not None:
-        plot_format(plot_path)
-        check_out_file(plot_path, "--plot")
-    if target is not None and target not in TARGETS:  # before the export is read: a typo is the likelier error
-        raise EdgememError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
-    if low_bits is not None and not value_driven:
-        raise EdgememError("--low-bits applies to --value-driven only")
-    vd_args = (8 if patch_frames is None else patch_frames, 4 if low_bits is None else low_bits)
-    if value_driven:  # imported only here: it needs torch and the data set, a plain plan neither
-        from edgemem.schedule.value_driven import check_args, stage_end
-
-        check_args(*vd_args)
-    g, steps = load_export_graph(export_dir)
-    if value_driven:
-        stage_end(g)  # no conv front: say so before planning and loading the data
-    report = plan_graph(g, steps, budget, target, patch_frames)
-    if patch_out is not None:
-        from edgemem.atomic import write_bytes_atomic
-        from edgemem.schedule.patch import build_patch_blob, patch_layout
-
-        if "patch" not in report.schedules:
-            raise EdgememError(f"no patch schedule to write: {report.unavailable.get('patch', 'none planned')}")
-        frames = report.schedules["patch"].detail["patch_frames"]
-        write_bytes_atomic(patch_out, build_patch_blob(patch_layout(g, frames), (export_dir / "model.bin").read_bytes()))
-    if plot_path is not None:
-        plot(report, plot_path, g)
-    r = report.to_json()
-    if value_driven:
-        from edgemem.schedule.value_driven import evaluate_export
-
-        progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]"))
-        r["value_driven"] = evaluate_export(export_dir, *vd_args, progress=progress)
+    progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]"))
+    r = api.plan(export_dir, ram=ram, target=target, patch_frames=patch_frames, patch_out=patch_out, plot=plot_path,
+                 value_driven=value_driven, low_bits=low_bits, progress=progress).raw
     if as_json:
         print(json.dumps(r, indent=2))
         return
+    steps = r["steps_per_window"]
     t = Table("schedule", "peak RAM", "extra MACs", title=f"edgemem plan: {export_dir} ({steps} steps a window)")
     for name, s in r["schedules"].items():
         t.add_row(name + (" (chosen)" if name == r["chosen"] else ""), f"{s['peak_ram_bytes']:,} B",

@@ -66,7 +66,7 @@ def random_l2mu(seed: int, neurons: tuple[str, str, str] = ("lif", "cuba", "lif"
 def em_run() -> Path:
     """The host em_run, built once for the whole session (skipped locally, failed under CI, without gcc)."""
     need("gcc", "make")
-    from edgemem.verify import c_runtime
+    from edgemem.verification import c_runtime
 
     return c_runtime.build_host()
 

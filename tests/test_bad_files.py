@@ -20,7 +20,7 @@ import pytest
 from conftest import CHECKPOINT, ROOT, SHIPPED, need
 from edgemem.checkpoint import load_checkpoint
 from edgemem.errors import EdgememError
-from edgemem.export.folder import load_meta
+from edgemem.exporters.folder import load_meta
 from edgemem.graph.blob import (
     BUFFER_SIZE,
     HEADER_SIZE,
@@ -158,7 +158,7 @@ def test_verify_rejects_a_damaged_onnx_model(tmp_path, damage):
 
 
 def test_every_damaged_onnx_model_is_a_one_line_error(tmp_path):
-    from edgemem.export.onnx_export import run_onnx
+    from edgemem.exporters.onnx_export import run_onnx
 
     ckpt = load_checkpoint(CHECKPOINT)
     names, shapes = load_meta(SHIPPED)["state_names"], ckpt.model.state_shapes()
@@ -236,7 +236,7 @@ def test_a_version_1_blob_says_how_to_re_export():
 
 def test_em_run_rejects_the_same_blobs(tmp_path):
     need("gcc", "make")
-    from edgemem.verify.c_runtime import build_host
+    from edgemem.verification.c_runtime import build_host
 
     exe = build_host()
     inp = tmp_path / "in.bin"
@@ -308,7 +308,7 @@ def test_load_meta_names_every_missing_or_mistyped_field(tmp_path):
 # ---------------------------------------------------------------------------------------- verify trusts nothing
 
 def test_check_hashes_refuses_what_it_cannot_check(tmp_path):
-    from edgemem.export.folder import check_hashes
+    from edgemem.exporters.folder import check_hashes
 
     folder = export_copy(tmp_path)
     meta = load_meta(folder)
@@ -331,7 +331,7 @@ def test_check_hashes_refuses_what_it_cannot_check(tmp_path):
     (folder / "model.bin").symlink_to(outside)  # the same bytes, but not the folder's own file
     refused(meta["files"], "is a symbolic link")
     # verify checks the names before it reads anything: a link to /dev/zero would never end
-    from edgemem.verify.run import verify
+    from edgemem.verification.run import verify
 
     (folder / "model.bin").unlink()
     (folder / "model.bin").symlink_to("/dev/zero")
@@ -359,7 +359,7 @@ def test_verify_refuses_an_empty_file_list_and_a_negative_window_count(tmp_path)
 def test_warnings_before_the_error_line_are_dropped():
     code = """if True:
         import sys, warnings
-        import edgemem.verify.run as v
+        import edgemem.verification.run as v
         from edgemem import cli
         from edgemem.errors import EdgememError
 

@@ -20,8 +20,8 @@ from conftest import CHECKPOINT, SHIPPED
 from edgemem import atomic
 from edgemem.checkpoint import load_checkpoint, save_checkpoint
 from edgemem.errors import EdgememError, check_name
-from edgemem.export import run as export_run
-from edgemem.export.folder import check_export_out, write_export
+from edgemem.exporters import run as export_run
+from edgemem.exporters.folder import check_export_out, write_export
 
 # ------------------------------------------------------------------------------------------------ helpers
 
@@ -175,7 +175,7 @@ def test_quantize_checks_out_before_loading_anything(tmp_path):
 def test_an_unwritable_output_folder_is_found_before_work(tmp_path, monkeypatch):
     from edgemem.commands import train as train_cmd
     from edgemem.quant import mixed_run
-    from edgemem.train.recipe import load_recipe
+    from edgemem.training.recipe import load_recipe
 
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -225,12 +225,12 @@ def test_a_crafted_checkpoint_name_writes_nothing_outside(tmp_path):
     res = cli("quantize", str(models / "model.pt"), "--flash", "4KiB")
     assert_user_error(res, "model name", "is not a valid model name")
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["har", "model.pt", "models"]
-    from edgemem.train.recipe import recipe_from_dict
+    from edgemem.training.recipe import recipe_from_dict
 
     with pytest.raises(EdgememError, match="recipe field 'name' must be a C identifier"):  # the recipe's own rule
         recipe_from_dict({"name": "../x"})
     meta = json.loads((SHIPPED / "meta.json").read_text())
-    from edgemem.export.folder import load_meta
+    from edgemem.exporters.folder import load_meta
 
     bad = tmp_path / "export"
     bad.mkdir()
@@ -247,9 +247,9 @@ def test_train_outputs_are_committed_together_and_resume_is_coherent(tmp_path, m
     from test_train import RECIPE
 
     from edgemem.commands import train as train_cmd
-    from edgemem.train import report
-    from edgemem.train.loop import Interrupted
-    from edgemem.train.recipe import load_recipe
+    from edgemem.training import report
+    from edgemem.training.loop import Interrupted
+    from edgemem.training.recipe import load_recipe
 
     (tmp_path / "recipe.yaml").write_text(RECIPE.replace("epochs: 2", "epochs: 1").replace("[gru, features_rf]", "[]"))
     for f in ("model.pt", "metrics.json", "README.md", "curves.png", "confusion.png"):

@@ -72,7 +72,7 @@ def test_verify_rejects_a_blob_with_a_bad_crc_or_version(tmp_path):
 
 def test_em_run_rejects_bad_input(tmp_path):
     need("gcc", "make")
-    from edgemem.verify.c_runtime import build_host
+    from edgemem.verification.c_runtime import build_host
 
     exe = build_host()
     blob = SHIPPED / "model.bin"

@@ -9,10 +9,10 @@ import sys
 import numpy as np
 
 from conftest import ROOT, SHIPPED, need
-from edgemem.export.folder import load_meta
+from edgemem.exporters.folder import load_meta
 from edgemem.graph.intops import quantize
-from edgemem.verify import c_runtime
-from edgemem.verify.held_out import held_out_set, int_model
+from edgemem.verification import c_runtime
+from edgemem.verification.held_out import held_out_set, int_model
 
 
 def test_cortex_m4_is_bit_exact_on_real_test_windows():

@@ -14,7 +14,7 @@ from conftest import ROOT, SHIPPED, need
 from edgemem.demo.har_site import build_site
 from edgemem.demo.serve import make_server
 from edgemem.errors import EdgememError
-from edgemem.verify import c_runtime
+from edgemem.verification import c_runtime
 
 ARTIFACTS = ROOT / "build" / "test-artifacts"
 RECORDING = 3  # a held-out recording (index into data.json's recordings)

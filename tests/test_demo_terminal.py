@@ -14,7 +14,7 @@ import numpy as np
 from conftest import ROOT, SHIPPED, need
 from edgemem.demo.har_site import site_data
 from edgemem.demo.runtime import AppRuntime
-from edgemem.verify import c_runtime
+from edgemem.verification import c_runtime
 
 
 def test_ctypes_runtime_equals_em_run_on_both_blob_formats(rng):

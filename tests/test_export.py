@@ -10,10 +10,10 @@ import torch
 from conftest import CHECKPOINT, SHIPPED, random_l2mu
 from edgemem.checkpoint import load_checkpoint
 from edgemem.errors import EdgememError
-from edgemem.export import run as export_run
-from edgemem.export.folder import load_meta
-from edgemem.export.onnx_export import export_onnx, run_onnx
-from edgemem.verify.held_out import held_out_set
+from edgemem.exporters import run as export_run
+from edgemem.exporters.folder import load_meta
+from edgemem.exporters.onnx_export import export_onnx, run_onnx
+from edgemem.verification.held_out import held_out_set
 
 
 def _onnx_vs_torch(model, x: np.ndarray, path) -> None:

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from conftest import ROOT, SHIPPED, need
 from edgemem.errors import EdgememError
-from edgemem.export.graph_c_arrays import write_graph_c
+from edgemem.exporters.graph_c_arrays import write_graph_c
 from edgemem.graph.blob import (
     BUFFER_SIZE,
     HEADER_SIZE,
@@ -38,7 +38,7 @@ from edgemem.graph.intops import Q15_ONE, quantize_multiplier
 from edgemem.graph.ir import FLAG_ACC, FLAG_CUBA, FLAG_EVENTS, NONE, Act, DType, Graph, Op, OpType, lut_op_flags
 from edgemem.graph.ref import arena_image, init_state, lif_spikes, run_graph, step, validate
 from edgemem.quant import lut
-from edgemem.verify import c_runtime
+from edgemem.verification import c_runtime
 
 S8, S16, S32 = DType.S8, DType.S16, DType.S32
 KS = (1, 2, 3, 5)

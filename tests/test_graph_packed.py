@@ -37,7 +37,7 @@ from edgemem.models.elm import ELMConfig, ELMNet
 from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig
 from edgemem.quant.lower import lower
 from edgemem.quant.lowering import Builder, quantize_fc
-from edgemem.verify import c_runtime
+from edgemem.verification import c_runtime
 
 S8, S16, S32, S4, S2 = DType.S8, DType.S16, DType.S32, DType.S4, DType.S2
 W_STD = {S8: 73.0, S4: 4.6, S2: 1.1}  # spread of uniform weights over each dtype's whole range

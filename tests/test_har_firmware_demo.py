@@ -57,7 +57,7 @@ def test_qemu_demo_matches_integer_reference(demo: dict[str, Any]) -> None:
 def test_qemu_instructions_match_em_run(demo: dict[str, Any]) -> None:
     """Per step as em_run (what verify reports) counts it on the same windows; per window = reset + steps +
     readout, so a little above steps x per step."""
-    from edgemem.verify import c_runtime
+    from edgemem.verification import c_runtime
 
     res, data = demo["qemu"], demo["data"]
     m4 = c_runtime.run_cortex_m4(SHIPPED / "model.bin", data.xq, len(data.class_names))

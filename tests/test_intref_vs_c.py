@@ -11,8 +11,8 @@ from edgemem.graph.arena import place_by_lifetime
 from edgemem.graph.blob import build_graph_blob
 from edgemem.graph.intops import quantize, quantize_multiplier, requant, rshift_round, sat
 from edgemem.quant.lower import lower
-from edgemem.verify import c_runtime
-from edgemem.verify.held_out import int_model
+from edgemem.verification import c_runtime
+from edgemem.verification.held_out import int_model
 
 
 def test_requant_rounds_half_up_and_saturates():
@@ -64,7 +64,7 @@ def test_c_host_matches_integer_reference_over_10000_steps(name, model, rng, tmp
 def test_c_host_matches_integer_reference_on_every_real_test_window():
     need("gcc", "make")
     from conftest import SHIPPED
-    from edgemem.verify.held_out import held_out_set
+    from edgemem.verification.held_out import held_out_set
 
     meta, _, ts = held_out_set(SHIPPED)
     q = int_model((SHIPPED / "model.bin").read_bytes(), meta)

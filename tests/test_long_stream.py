@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SHIPPED, need
-from edgemem.verify.stress import PATTERNS, pattern_stream, stress
+from edgemem.verification.stress import PATTERNS, pattern_stream, stress
 
 
 def test_patterns_are_what_they_say():

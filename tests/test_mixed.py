@@ -12,7 +12,7 @@ from edgemem.models.elm import ELMConfig, ELMNet
 from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig
 from edgemem.quant import mixed
 from edgemem.quant.lowering import quantize_fc
-from edgemem.train.pipeline import zoo_logits
+from edgemem.training.pipeline import zoo_logits
 
 
 @pytest.mark.parametrize("bits", [8, 4, 2])
@@ -184,7 +184,7 @@ def test_activation_widths_other_than_the_supported_ones_are_errors():
 def test_activation_sensitivity_and_the_choice_under_a_ram_budget():
     from edgemem.quant.lower_lmuformer import ACT16
     from edgemem.quant.mixed import ACT_GAIN, act_peaks, act_sensitivity, choose_act_bits
-    from edgemem.train.pipeline import zoo_logits
+    from edgemem.training.pipeline import zoo_logits
 
     model = _tiny_lmuformer()
     fn = zoo_logits("sum")
@@ -240,8 +240,8 @@ def test_distillation_pulls_the_student_toward_the_teacher():
     epochs end closer to its output distribution (KL) with the KD term than with cross-entropy alone."""
     import copy
 
-    from edgemem.train.loop import fit
-    from edgemem.train.recipe import TrainSpec
+    from edgemem.training.loop import fit
+    from edgemem.training.recipe import TrainSpec
 
     torch.manual_seed(0)
     x, y = _data()

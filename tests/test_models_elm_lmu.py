@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgemem.export.onnx_export import StepModule
+from edgemem.exporters.onnx_export import StepModule
 from edgemem.models.elm import ELMConfig, ELMNet
 from edgemem.models.lmu_rnn import LMURNN, LMURNNConfig
 

@@ -4,7 +4,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from edgemem.export.onnx_export import StepModule
+from edgemem.exporters.onnx_export import StepModule
 from edgemem.models.lmu import LMUMemory
 from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig
 from edgemem.models.transformer import KWSTransformer, TransformerConfig

@@ -1,5 +1,5 @@
-"""NIR export (edgemem/export/nir_export.py): the graph written with nir.write and read back with nir.read, simulated
-step by step (edgemem/export/nir_sim.py), reproduces the float model's `step`. (The consumers: test_nir_consumers.py.)
+"""NIR export (edgemem/exporters/nir_export.py): the graph written with nir.write and read back with nir.read, simulated
+step by step (edgemem/exporters/nir_sim.py), reproduces the float model's `step`. (The consumers: test_nir_consumers.py.)
 
 Measured (float32 both sides): per-step logits within 5.8e-6 of the model's on all 1002 held-out har_l2mu windows
 and within 3.9e-6 on the 800 kws_slmuformer windows, every spike and every class equal. The tolerance here is 1e-4 on
@@ -18,8 +18,8 @@ import torch
 
 from conftest import CHECKPOINT, ROOT, SHIPPED
 from edgemem.checkpoint import load_checkpoint
-from edgemem.export.nir_export import population_spikes, write_nir
-from edgemem.export.nir_sim import back_edges, simulate
+from edgemem.exporters.nir_export import population_spikes, write_nir
+from edgemem.exporters.nir_sim import back_edges, simulate
 from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig
 
 EDGEMEM = [sys.executable, "-m", "edgemem.cli"]
@@ -72,7 +72,7 @@ def _check(model: torch.nn.Module, graph: nir.NIRGraph, x: torch.Tensor) -> None
 
 
 def test_har_l2mu_roundtrip(tmp_path: Path) -> None:
-    from edgemem.verify.held_out import held_out_set
+    from edgemem.verification.held_out import held_out_set
 
     _, ckpt, held = held_out_set(SHIPPED)
     model = ckpt.model.eval()

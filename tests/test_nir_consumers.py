@@ -1,5 +1,5 @@
 """model.nir in NIR's consumers (docs/nir.md): snntorch's `import_from_nir`, Norse's and Rockpool's `from_nir`. The
-imported network is stepped on the same input as edgemem's NIR simulator (edgemem/export/nir_sim.py) run as plain NIR
+imported network is stepped on the same input as edgemem's NIR simulator (edgemem/exporters/nir_sim.py) run as plain NIR
 (reset to v_reset, no saturation: what NIR expresses) and as the float model (nir_sim with the edgemem_* extensions).
 
 Measured on every held-out window (1002 har_l2mu, 800 kws_slmuformer; float32; docs/nir.md has the table), here
@@ -32,8 +32,8 @@ from test_nir import _reference
 
 from conftest import ROOT, need_module
 from edgemem.checkpoint import load_checkpoint
-from edgemem.export.nir_export import DT, population_spikes, write_nir
-from edgemem.export.nir_sim import back_edges, simulate
+from edgemem.exporters.nir_export import DT, population_spikes, write_nir
+from edgemem.exporters.nir_sim import back_edges, simulate
 
 nirtorch = need_module("nirtorch", "pip install '.[nir]'")
 
@@ -52,7 +52,7 @@ def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     keyword model (its data is synthesized, not shipped; the frames are normalized log-mels, ~N(0, 1))."""
     path = tmp_path_factory.mktemp(request.param) / "model.nir"
     if request.param == "har_l2mu":
-        from edgemem.verify.held_out import held_out_set
+        from edgemem.verification.held_out import held_out_set
 
         _, ckpt, held = held_out_set(ROOT / "export" / "har_l2mu")
         x = torch.tensor(np.asarray(held.x[:8]), dtype=torch.float32)

@@ -65,14 +65,14 @@ def _ok(res: tuple[int, str, str]) -> str:
 
 def test_relative_data_path_from_other_working_directories(tmp_path, monkeypatch, capsys):
     from edgemem.checkpoint import load_checkpoint
-    from edgemem.export.run import lower_checkpoint
+    from edgemem.exporters.run import lower_checkpoint
     from edgemem.graph.intops import quantize
     from edgemem.graph.ref import run_graph
     from edgemem.models.readout import predictions
-    from edgemem.train.recipe import load_recipe
-    from edgemem.train.sets import data_sets
-    from edgemem.verify.held_out import held_out_set
-    from edgemem.verify.stress import real_stream
+    from edgemem.training.recipe import load_recipe
+    from edgemem.training.sets import data_sets
+    from edgemem.verification.held_out import held_out_set
+    from edgemem.verification.stress import real_stream
 
     _project(tmp_path, LMUFORMER, {"weight_bits": {"head": 4}})
     npz = (tmp_path / "proj" / "data" / "rec.npz").resolve()
@@ -159,8 +159,8 @@ def test_npy_instead_of_npz_exit_2(tmp_path, monkeypatch, capsys):
 
 def test_the_card_of_an_npz_l2mu_describes_its_data():
     """The L2MU card described seglearn's watch data, a "test (9–10)" column and a cross-validation that never ran."""
-    from edgemem.train.recipe import Recipe, validate
-    from edgemem.train.report import model_card
+    from edgemem.training.recipe import Recipe, validate
+    from edgemem.training.report import model_card
 
     recipe = validate({"name": "own", "data": {"source": "npz", "path": "data/rec.npz", "window": 16, "hop": 8,
                                                "train_subjects": [1, 2], "val_subjects": [3], "test_subjects": [4]}})
@@ -177,9 +177,9 @@ def test_every_shipped_card_regenerates_byte_for_byte():
     """The card code describes each data source; the shipped cards (watch, keywords, psMNIST) stay as committed."""
     from conftest import ROOT
     from edgemem.commands.train import peers
-    from edgemem.train import report
-    from edgemem.train.recipe import load_recipe
-    from edgemem.train.zoo_card import mixed_card, zoo_card
+    from edgemem.training import report
+    from edgemem.training.recipe import load_recipe
+    from edgemem.training.zoo_card import mixed_card, zoo_card
 
     for folder in sorted(p.parent for p in (ROOT / "models").glob("*/recipe.yaml")):
         r = load_recipe(folder / "recipe.yaml")
@@ -196,8 +196,8 @@ def test_every_shipped_card_regenerates_byte_for_byte():
 
 
 def test_load_npz_is_what_train_reads(tmp_path):
-    from edgemem.train.pipeline import load_windows
-    from edgemem.train.recipe import load_recipe
+    from edgemem.training.pipeline import load_windows
+    from edgemem.training.recipe import load_recipe
 
     recipe = load_recipe(_project(tmp_path, L2MU))
     windows, names = load_windows(recipe)
@@ -216,7 +216,7 @@ def _write(recipe, **data) -> Path:
 
 def test_a_siblings_invalid_recipe_does_not_break_this_card(tmp_path):
     from edgemem.commands.train import peers
-    from edgemem.train.recipe import load_recipe
+    from edgemem.training.recipe import load_recipe
 
     recipe = load_recipe(_project(tmp_path, L2MU))
     (tmp_path / "other").mkdir()

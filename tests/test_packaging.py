@@ -18,8 +18,8 @@ import pytest
 from conftest import CHECKPOINT, ROOT, SHIPPED, need
 from edgemem import __version__, tool
 from edgemem.errors import EdgememError
-from edgemem.export.folder import load_meta
-from edgemem.export.graph_c_arrays import model_h
+from edgemem.exporters.folder import load_meta
+from edgemem.exporters.graph_c_arrays import model_h
 
 EDGEMEM = [sys.executable, "-m", "edgemem.cli"]
 OTHER_CHECKPOINT = ROOT / "models" / "har_elm" / "model.pt"
@@ -235,7 +235,7 @@ def test_verify_finds_and_checks_the_checkpoint(tmp_path):
 
 
 def test_held_out_set_takes_a_checkpoint_from_elsewhere(tmp_path):
-    from edgemem.verify.held_out import held_out_set
+    from edgemem.verification.held_out import held_out_set
 
     moved = tmp_path / "x" / "y" / "har"
     shutil.copytree(SHIPPED, moved)

@@ -28,9 +28,9 @@ from edgemem.graph.blob import build_graph_blob, parse_graph_blob
 from edgemem.graph.ir import Graph
 from edgemem.graph.ref import lif_spikes, run_graph
 from edgemem.quant.lower import lower
-from edgemem.train import recipe as recipe_mod
-from edgemem.train.recipe import load_recipe
-from edgemem.verify import c_runtime
+from edgemem.training import recipe as recipe_mod
+from edgemem.training.recipe import load_recipe
+from edgemem.verification import c_runtime
 
 FEW = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -1,4 +1,4 @@
-"""QCDQ ONNX (edgemem/export/qcdq.py, edgemem/verify/qcdq.py): the weight codes in the file are the integer graph's
+"""QCDQ ONNX (edgemem/exporters/qcdq.py, edgemem/verification/qcdq.py): the weight codes in the file are the integer graph's
 exactly, for small random mixed-precision models of both kinds it supports (LMUFormer, the L2MU's graph lowering),
 ties included; onnxruntime agrees with the integer reference on the shipped kws_lmuformer_mixed; a version-1 model is
 refused with one line."""
@@ -16,13 +16,13 @@ from onnx import numpy_helper
 from conftest import ROOT, random_l2mu
 from edgemem.checkpoint import load_checkpoint
 from edgemem.errors import EdgememError
-from edgemem.export.onnx_export import export_onnx, state_names, state_shapes
-from edgemem.export.qcdq import WEIGHTS_KEY, export_qcdq
+from edgemem.exporters.onnx_export import export_onnx, state_names, state_shapes
+from edgemem.exporters.qcdq import WEIGHTS_KEY, export_qcdq
 from edgemem.graph.blob import build_graph_blob, parse_graph_blob
 from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig
 from edgemem.quant import mixed
 from edgemem.quant.lower import lower
-from edgemem.verify.qcdq import check_export, check_weight_codes, compare
+from edgemem.verification.qcdq import check_export, check_weight_codes, compare
 
 STEPS = 30
 LF = dict(n_in=8, n_out=5, channels=16, n_u=2, order=8, theta=20.0)
@@ -129,7 +129,7 @@ def test_lmuformer_float_onnx_is_unchanged_by_the_quantizer_hooks(tmp_path):
 
 
 def test_qcdq_export_of_another_kind_is_refused(tmp_path):
-    from edgemem.export import run as export_run
+    from edgemem.exporters import run as export_run
 
     with pytest.raises(EdgememError, match="qcdq export supports lmuformer and l2mu models, not elm"):
         export_run.export(ROOT / "models" / "har_elm" / "model.pt", ["qcdq"], tmp_path / "out")

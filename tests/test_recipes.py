@@ -13,8 +13,8 @@ import pytest
 
 from conftest import ROOT, random_l2mu
 from edgemem.errors import EdgememError
-from edgemem.train import recipe as recipe_mod
-from edgemem.train.recipe import load_recipe, recipe_from_dict, recipe_schema
+from edgemem.training import recipe as recipe_mod
+from edgemem.training.recipe import load_recipe, recipe_from_dict, recipe_schema
 
 BAD = [
     ("train: {batch_size: 0}", "recipe field 'train.batch_size' must be >= 1, got 0"),

@@ -25,13 +25,13 @@ import torch
 from conftest import ROOT
 from edgemem.checkpoint import Checkpoint, save_checkpoint
 from edgemem.errors import EdgememError
-from edgemem.export import run as export_run
+from edgemem.exporters import run as export_run
 from edgemem.models import registry
 from edgemem.quant import lowering
 from edgemem.quant.lowering import PEAK_BITS, snap_peak
-from edgemem.train.pipeline import build_l2mu, load_windows, prepare
-from edgemem.train.recipe import validate
-from edgemem.train.sets import DataSets
+from edgemem.training.pipeline import build_l2mu, load_windows, prepare
+from edgemem.training.recipe import validate
+from edgemem.training.sets import DataSets
 
 DATA = {"source": "watch", "window": 100, "hop": 50, "downsample": 2, "train_subjects": [1, 2, 3, 4, 5, 6, 7],
         "val_subjects": [8], "test_subjects": [9, 10]}
@@ -104,7 +104,7 @@ def _export(ckpt: Path, formats: list[str], out: Path) -> dict[str, bytes]:
 
 
 def _perturbed(change: Callable[[np.ndarray], np.ndarray]) -> property:
-    """DataSets.calibration (the windows export calibrates on, edgemem.train.sets) with `change` applied."""
+    """DataSets.calibration (the windows export calibrates on, edgemem.training.sets) with `change` applied."""
     calibration = DataSets.calibration.fget
     assert calibration is not None
 
@@ -203,7 +203,7 @@ def test_export_bytes_do_not_depend_on_the_cpus_vector_width(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "ATEN_CPU_CAPABILITY": "default", "OMP_NUM_THREADS": "2",
            "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR"}
-    code = ("import sys; from pathlib import Path; from edgemem.export.run import export\n"
+    code = ("import sys; from pathlib import Path; from edgemem.exporters.run import export\n"
             "for ckpt, fmt, out in zip(*[iter(sys.argv[1:])] * 3): export(Path(ckpt), fmt.split(','), Path(out))")
     res = subprocess.run([sys.executable, "-c", code, *[a for job in jobs for a in job]], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)

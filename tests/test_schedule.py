@@ -1,4 +1,4 @@
-"""Arena planning by lifetime (edgemem/schedule/arena.py, docs/graph.md "Placement") and `edgemem plan`."""
+"""Arena planning by lifetime (edgemem/graph/arena.py, docs/graph.md "Placement") and `edgemem plan`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from test_graph import C_STATUS, _em_run_verdict, _inputs, _layout, random_graph
 
 from conftest import ROOT
-from edgemem.export.folder import load_meta
+from edgemem.exporters.folder import load_meta
 from edgemem.graph.arena import packed_arena, place_by_lifetime, plan_arena
 from edgemem.graph.blob import HEADER_SIZE, build_graph_blob, parse_graph_blob
 from edgemem.graph.check import GraphDefect

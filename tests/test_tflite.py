@@ -1,4 +1,4 @@
-"""TFLite export (edgemem/export/tflite_export.py): small random models of every kind, lowered to an integer graph,
+"""TFLite export (edgemem/exporters/tflite_export.py): small random models of every kind, lowered to an integer graph,
 written as one .tflite step and run in TFLite Micro and LiteRT over streamed input, against the integer reference.
 
 TFLM computes edgemem's integers exactly (every step, every logit). LiteRT's 16x8 kernels round exact .5 ties away
@@ -16,9 +16,9 @@ import torch
 
 from conftest import SHIPPED, random_l2mu
 from edgemem.errors import EdgememError
-from edgemem.export.tflite_export import to_tflite
-from edgemem.export.tflite_float import to_tflite_float
-from edgemem.export.tflite_run import run_sequence
+from edgemem.exporters.tflite_export import to_tflite
+from edgemem.exporters.tflite_float import to_tflite_float
+from edgemem.exporters.tflite_run import run_sequence
 from edgemem.graph.blob import parse_graph_blob
 from edgemem.graph.intops import quantize_multiplier15
 from edgemem.graph.ir import OpType
@@ -27,7 +27,7 @@ from edgemem.models.elm import ELMConfig, ELMNet
 from edgemem.models.lmu_rnn import LMURNN, LMURNNConfig
 from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig
 from edgemem.quant.lower import lower
-from edgemem.verify.tflite import check_export
+from edgemem.verification.tflite import check_export
 
 STEPS = 200
 FLOAT_AGREEMENT: dict[str, float] = {}  # per-step argmax, float32 file vs the int8 model (printed by -s)

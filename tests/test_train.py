@@ -11,7 +11,7 @@ import torch
 from conftest import ROOT
 from edgemem.checkpoint import load_checkpoint
 from edgemem.commands.train import train_recipe
-from edgemem.train.recipe import load_recipe
+from edgemem.training.recipe import load_recipe
 
 RECIPE = """name: smoke
 data: {source: basic_motions, window: 50, hop: 25, train_subjects: [1], val_subjects: [], test_subjects: [2]}
@@ -42,7 +42,7 @@ def test_train_writes_checkpoint_metrics_and_plots(tmp_path):
 
 
 def test_same_recipe_and_seed_give_byte_identical_checkpoints_and_exports(tmp_path):
-    from edgemem.export.run import export
+    from edgemem.exporters.run import export
 
     (tmp_path / "recipe.yaml").write_text(RECIPE.replace("epochs: 2", "epochs: 1"))
     recipe = load_recipe(tmp_path / "recipe.yaml")

@@ -1,4 +1,4 @@
-"""Pictures of the deployed integer model (edgemem/verify/plots.py): the confusion matrix `edgemem verify
+"""Pictures of the deployed integer model (edgemem/verification/plots.py): the confusion matrix `edgemem verify
 --plot-confusion` draws, and the spike raster and firing rates of `edgemem plot-spikes`, on the shipped L2MU."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from conftest import ROOT, SHIPPED, check_png
 from edgemem.errors import EdgememError
 from edgemem.graph.blob import parse_graph_blob
 from edgemem.graph.ref import lif_spikes, run_graph
-from edgemem.verify.plots import confusion, int_confusion, plot_confusion, plot_spikes, spikes
+from edgemem.verification.plots import confusion, int_confusion, plot_confusion, plot_spikes, spikes
 
 
 def test_confusion_of_the_integer_model_is_normalized_per_true_class(tmp_path):
@@ -22,7 +22,7 @@ def test_confusion_of_the_integer_model_is_normalized_per_true_class(tmp_path):
     check_png(tmp_path / "confusion.png", (700, 600))
     assert norm.shape == (7, 7) and np.allclose(norm.sum(1), 1.0)
     # the diagonal weighted by the class sizes is the integer reference's accuracy that `make verify` recorded
-    from edgemem.verify.held_out import held_out_set
+    from edgemem.verification.held_out import held_out_set
 
     _, _, ts = held_out_set(SHIPPED)
     sizes = np.bincount(ts.y, minlength=7)
@@ -45,7 +45,7 @@ def test_spike_raster_and_rates_of_every_population(tmp_path):
     assert all(set(np.unique(r)) <= {0, 1} for r in s.raster.values())
     # the raster is what run_graph's LIF ops emit for that window, the rates the mean over the 64 windows
     from edgemem.graph.intops import quantize
-    from edgemem.verify.held_out import held_out_set
+    from edgemem.verification.held_out import held_out_set
 
     meta, _, ts = held_out_set(SHIPPED)
     g = parse_graph_blob((SHIPPED / "model.bin").read_bytes())

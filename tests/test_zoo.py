@@ -24,7 +24,7 @@ from torch import nn
 
 from conftest import ROOT, need, random_l2mu
 from edgemem.checkpoint import load_checkpoint
-from edgemem.export.folder import check_hashes, load_meta
+from edgemem.exporters.folder import check_hashes, load_meta
 from edgemem.graph.blob import blob_version, build_graph_blob, parse_graph_blob
 from edgemem.graph.intops import quantize
 from edgemem.graph.ir import DType, OpType
@@ -33,8 +33,8 @@ from edgemem.models.elm import ELMConfig, ELMNet
 from edgemem.models.lmu_rnn import LMURNN, LMURNNConfig
 from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig
 from edgemem.quant.lower import Lowered, lower
-from edgemem.verify import c_runtime
-from edgemem.verify.held_out import held_out_set, int_model
+from edgemem.verification import c_runtime
+from edgemem.verification.held_out import held_out_set, int_model
 
 EDGEMEM = [sys.executable, "-m", "edgemem.cli"]
 C_TOOLS = ("gcc", "make")
@@ -450,7 +450,7 @@ def check_export(folder: Path, n: int) -> None:
 
 def test_shipped_graph_export_is_reproduced_byte_for_byte(tmp_path):
     """`make export` on a graph model (har_elm: the quickest to calibrate) rewrites export/ byte for byte."""
-    from edgemem.export import run as export_run
+    from edgemem.exporters import run as export_run
 
     shipped = ROOT / "export" / "har_elm"
     export_run.export(ROOT / "models" / "har_elm" / "model.pt", ["onnx", "c", "tflite"], tmp_path, name="har_elm")

@@ -132,7 +132,7 @@ expect_error "needs the data extra: pip install 'edgemem[data]'" "$EM" train bm.
 [ ! -e t ] && [ ! -e n ] && [ ! -e bm/model.pt ] || fail "a refused command wrote files"
 
 # the demo's builds (ctypes shared library, WebAssembly) from the packaged firmware
-run "$VPY" -c "from edgemem.demo.runtime import build_shared; from edgemem.verify.c_runtime import _make; \
+run "$VPY" -c "from edgemem.demo.runtime import build_shared; from edgemem.verification.c_runtime import _make; \
 build_shared(); _make('wasm')"
 [ -f "$BUILD/host/libedgemem_app.so" ] && [ -f "$BUILD/wasm/edgemem.wasm" ] || fail "no shared/wasm build in $BUILD"
 after=$(listing)

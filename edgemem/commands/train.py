@@ -18,12 +18,12 @@ from edgemem.graph.ref import run_graph
 from edgemem.models.readout import predictions
 from edgemem.quant.lower import lower
 from edgemem.quant.widths import check_widths
-from edgemem.train import report
-from edgemem.train.cv import cross_validate, current_entries
-from edgemem.train.loop import Interrupted
-from edgemem.train.pipeline import Trained, build_main, load_windows, prepare, train_model
-from edgemem.train.recipe import Recipe, replace
-from edgemem.train.sets import calibration_windows
+from edgemem.training import report
+from edgemem.training.cv import cross_validate, current_entries
+from edgemem.training.loop import Interrupted
+from edgemem.training.pipeline import Trained, build_main, load_windows, prepare, train_model
+from edgemem.training.recipe import Recipe, replace
+from edgemem.training.sets import calibration_windows
 
 
 def _metrics(t: Trained, zoo: bool) -> dict[str, Any]:
@@ -94,7 +94,7 @@ def _finish(recipe: Recipe, out: Path, cv: bool, jobs: int, quiet: bool, trained
     ckpt = Checkpoint(trained.model, prep.normalizer, class_names, d.window, stored, recipe.name)
     zoo = main != "l2mu"
     metrics = _metrics(trained, zoo)
-    # the windows export calibrates on, normalized with the checkpoint's statistics (edgemem.train.sets)
+    # the windows export calibrates on, normalized with the checkpoint's statistics (edgemem.training.sets)
     calib = calibration_windows(prep.split.train.x, recipe.quant.calib_windows)
     metrics["int8"] = {"test_accuracy": int_accuracy(recipe, trained.model, calib, prep.split.test.x, prep.split.test.y)}
     metrics["baselines"] = {}
@@ -128,7 +128,7 @@ def _finish(recipe: Recipe, out: Path, cv: bool, jobs: int, quiet: bool, trained
 
 def peers(folder: Path, recipe: Recipe) -> dict[str, dict[str, Any]]:
     """metrics.json of the sibling model folders whose recipe trains on exactly this data and split."""
-    from edgemem.train.recipe import load_recipe
+    from edgemem.training.recipe import load_recipe
 
     out = {}
     for other in sorted(folder.resolve().parent.iterdir()):
@@ -147,7 +147,7 @@ def card_text(folder: Path, recipe: Recipe, metrics: dict[str, Any], deployment:
               ) -> str:
     """The model card of a trained model's folder, from its metrics (and a verify report)."""
     if (folder / "quantize.json").is_file():  # written by `edgemem quantize`, not trained
-        from edgemem.train.zoo_card import mixed_card
+        from edgemem.training.zoo_card import mixed_card
 
         return mixed_card(folder, deployment)
     metrics = dict(metrics)
@@ -155,7 +155,7 @@ def card_text(folder: Path, recipe: Recipe, metrics: dict[str, Any], deployment:
         metrics["deployment"] = deployment
     if recipe.model.kind == "l2mu":
         return report.model_card(metrics, recipe.to_dict(), recipe.name)
-    from edgemem.train.zoo_card import zoo_card
+    from edgemem.training.zoo_card import zoo_card
 
     return zoo_card(metrics, recipe.to_dict(), recipe.name, peers(folder, recipe))
 
@@ -168,7 +168,7 @@ def write_card(folder: Path, recipe: Recipe, deployment: dict[str, Any] | None =
 
 def _update_index(folder: Path) -> None:
     if (folder.parent / "har_l2mu").is_dir():  # the repository's models/ folder: keep its index in step
-        from edgemem.train.zoo_card import zoo_index
+        from edgemem.training.zoo_card import zoo_index
 
         report.write_text_atomic(folder.parent / "README.md", zoo_index(folder.parent))
 

@@ -61,10 +61,10 @@ def held_out_data(export_dir: Path = DEFAULT_EXPORT, windows: int | None = None)
     runtimes (same split, normalization and quantize). The stream is the test recordings back to back, each cut
     after its last full window; a window's timestamp is the stream time at its end."""
     from edgemem.data.sources import load_source
-    from edgemem.export.folder import checkpoint_of
+    from edgemem.exporters.folder import checkpoint_of
     from edgemem.graph.intops import quantize
-    from edgemem.train.sets import recipe_of
-    from edgemem.verify.held_out import held_out_set, int_model
+    from edgemem.training.sets import recipe_of
+    from edgemem.verification.held_out import held_out_set, int_model
 
     meta, ckpt, ts = held_out_set(export_dir)
     q = int_model((export_dir / "model.bin").read_bytes(), meta)
@@ -104,9 +104,9 @@ def write_data(data: DemoData, path: Path) -> Path:
 
 def reference_predictions(export_dir: Path, data: DemoData) -> np.ndarray:
     """Class per window from the integer reference (verify's int_model and predictions), for comparison."""
-    from edgemem.export.folder import load_meta
+    from edgemem.exporters.folder import load_meta
     from edgemem.models.readout import predictions
-    from edgemem.verify.held_out import int_model
+    from edgemem.verification.held_out import int_model
 
     q = int_model((export_dir / "model.bin").read_bytes(), load_meta(export_dir))
     logits, _ = q.run(data.xq)
@@ -114,7 +114,7 @@ def reference_predictions(export_dir: Path, data: DemoData) -> np.ndarray:
 
 
 def _make(*targets: str, **variables: str) -> subprocess.CompletedProcess[str]:
-    from edgemem.verify.c_runtime import run_make
+    from edgemem.verification.c_runtime import run_make
 
     return run_make(*targets, **variables)
 
@@ -122,7 +122,7 @@ def _make(*targets: str, **variables: str) -> subprocess.CompletedProcess[str]:
 def build_dir(export_dir: Path = DEFAULT_EXPORT) -> Path:
     """The firmware build folder (edgemem.tool: firmware/build in a checkout, the user cache otherwise); another
     model than the default gets its own subfolder, since the outputs do not track HAR_DIR."""
-    from edgemem.verify.c_runtime import build_dir as firmware_build
+    from edgemem.verification.c_runtime import build_dir as firmware_build
 
     build = firmware_build()
     if export_dir.resolve() != DEFAULT_EXPORT.resolve():

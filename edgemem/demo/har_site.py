@@ -37,10 +37,10 @@ def _b64(a: np.ndarray) -> str:
 
 def site_data(export_dir: Path) -> dict[str, Any]:
     from edgemem.data.sources import load_source
-    from edgemem.export.folder import checkpoint_of
+    from edgemem.exporters.folder import checkpoint_of
     from edgemem.graph.intops import quantize
-    from edgemem.train.sets import recipe_of
-    from edgemem.verify.held_out import held_out_set
+    from edgemem.training.sets import recipe_of
+    from edgemem.verification.held_out import held_out_set
 
     meta, ckpt, held = held_out_set(export_dir)
     ckpt_path = checkpoint_of(export_dir, meta)
@@ -80,7 +80,7 @@ def site_data(export_dir: Path) -> dict[str, Any]:
 
 def build_site(export_dir: Path, out: Path) -> Path:
     """Write the page, edgemem.wasm, model.bin, uPlot and data.json into `out` (made fresh); returns `out`."""
-    from edgemem.verify.c_runtime import _make, build_dir, require
+    from edgemem.verification.c_runtime import _make, build_dir, require
 
     missing = [f for f in VENDOR_FILES if not (VENDOR / f).is_file()]
     if missing:

@@ -15,7 +15,7 @@ from edgemem.errors import EdgememError
 
 
 def build_shared() -> Path:
-    from edgemem.verify.c_runtime import _make, build_dir, require
+    from edgemem.verification.c_runtime import _make, build_dir, require
 
     require("gcc")
     _make("shared")

@@ -132,7 +132,7 @@ def _lif(n: int, cfg: LMUFormerConfig) -> snn.Leaky:
 
 def _bn_eval(bn: nn.BatchNorm1d | nn.Identity, x: torch.Tensor) -> torch.Tensor:
     """The deployed BatchNorm on one step x [b][C]: running statistics whatever the mode (export folds exactly this).
-    An nn.Identity in its place (a BN already folded into the layer before it: edgemem/export/qcdq.py) passes x."""
+    An nn.Identity in its place (a BN already folded into the layer before it: edgemem/exporters/qcdq.py) passes x."""
     if isinstance(bn, nn.Identity):
         return x
     return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, training=False, eps=bn.eps)
@@ -145,7 +145,7 @@ def _bn_seq(bn: nn.BatchNorm1d | nn.Identity, x: torch.Tensor) -> torch.Tensor:
 
 def layer_weight(layer: nn.Module) -> torch.Tensor:
     """The weight a layer computes with, for code that reads it directly instead of calling the layer: `.weight`, or
-    for a brevitas layer its quantized weight (edgemem/export/qcdq.py), so that such code never bypasses a quantizer."""
+    for a brevitas layer its quantized weight (edgemem/exporters/qcdq.py), so that such code never bypasses a quantizer."""
     quant = getattr(layer, "quant_weight", None)
     if quant is None:
         return layer.weight  # type: ignore[return-value]
@@ -194,7 +194,7 @@ class LMUFormer(nn.Module):
         return F.relu(x) if self.cfg.activation == "relu" else F.gelu(x)
 
     def _tap(self, name: str, v: torch.Tensor) -> torch.Tensor:
-        """Identity. The QCDQ export twin (edgemem/export/qcdq.py) hangs an activation quantizer on a name here through
+        """Identity. The QCDQ export twin (edgemem/exporters/qcdq.py) hangs an activation quantizer on a name here through
         an `act_quant` ModuleDict: the names are the integer graph's int8 buffers (lower_lmuformer's peak keys, with
         `_pre` for `.pre`: a module name has no dots)."""
         taps = self._modules.get("act_quant")
@@ -303,7 +303,7 @@ class LMUFormer(nn.Module):
             window = torch.cat([state[f"conv{i}"], f.unsqueeze(1)], dim=1)  # [b][k][c_in], current frame last
             new[f"conv{i}"] = window[:, 1:]
             out = torch.einsum("bkc,ock->bo", window, weight)  # tap k-1 (the last) meets the current frame
-        # the convs have no bias (BN's shift is theirs); a twin with BN folded in (edgemem/export/qcdq.py) has one
+        # the convs have no bias (BN's shift is theirs); a twin with BN folded in (edgemem/exporters/qcdq.py) has one
         return out if conv.bias is None else out + conv.bias
 
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:

@@ -26,10 +26,10 @@ from edgemem.models import registry
 from edgemem.quant import mixed
 from edgemem.quant.lower import Lowered, lower
 from edgemem.quant.lowering import packable
-from edgemem.train.loop import fit, seed_everything
-from edgemem.train.pipeline import zoo_logits
-from edgemem.train.recipe import Recipe, replace
-from edgemem.train.sets import data_sets
+from edgemem.training.loop import fit, seed_everything
+from edgemem.training.pipeline import zoo_logits
+from edgemem.training.recipe import Recipe, replace
+from edgemem.training.sets import data_sets
 
 
 def op_name(kind: str, module: str) -> str:

@@ -29,7 +29,7 @@ tensor's dtype: s8 8, s4 4, s2 2; activation bits from the input buffer's dtype,
 ADD's multiplies are not counted, they are the same in every variant). Each multiply of a front-stage op is charged
 the bits of the input frame it reads (a conv's tap into the causal zero padding is charged to frame 0).
 
-Calibration windows: the ones `edgemem export` calibrated the int8 scales on (edgemem.train.sets:
+Calibration windows: the ones `edgemem export` calibrated the int8 scales on (edgemem.training.sets:
 recipe.quant.calib_windows training windows, seed 0); the scored windows are the held-out test subjects, as in
 `edgemem verify`. The training and test subjects are disjoint, so no scored window sets a threshold.
 """
@@ -314,10 +314,10 @@ def evaluate_export(folder: Path, patch: int = 8, low_bits: int = 4, k: float = 
     """value_driven_report of an export folder: its graph, the export's calibration windows, its held-out test set
     (as `edgemem verify` builds it) at the export's input scale."""
     from edgemem.checkpoint import load_checkpoint
-    from edgemem.export.folder import checkpoint_of, load_meta
+    from edgemem.exporters.folder import checkpoint_of, load_meta
     from edgemem.graph.intops import quantize
     from edgemem.schedule.plan import load_export_graph
-    from edgemem.train.sets import data_sets
+    from edgemem.training.sets import data_sets
 
     check_args(patch, low_bits)
     g, _ = load_export_graph(folder)

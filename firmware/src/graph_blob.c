@@ -1,5 +1,5 @@
 /* Graph blob (version 2) parser: every check of docs/graph.md "Parse order", in that order, so each defect maps to
- * one status and the Python parser (edgemem/export/graph_blob.py) rejects the same blobs. Nothing is read outside
+ * one status and the Python parser (edgemem/graph/blob.py) rejects the same blobs. Nothing is read outside
  * [blob, blob + total_size); all size arithmetic is in uint32 on values whose bounds are stated, or in uint64. */
 #include "em_graph.h"
 #include "em_crc32.h"

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from edgemem.errors import EdgememError
-from edgemem.export.folder import TFLITE_FILE, TFLITE_FLOAT_FILE, TFLITE_VARS_FILE, load_meta
-from edgemem.export.tflite_run import BACKENDS, open_session, run_sequence
+from edgemem.exporters.folder import TFLITE_FILE, TFLITE_FLOAT_FILE, TFLITE_VARS_FILE, load_meta
+from edgemem.exporters.tflite_run import BACKENDS, open_session, run_sequence
 from edgemem.tool import require_extra
 
 TFLITE_PACKAGES = ("flatbuffers", "ai_edge_litert", "tflite_micro")  # the tflite extra (pyproject.toml)
@@ -67,8 +67,8 @@ def step_deviation(data: bytes, x: np.ndarray, states: list[tuple[str, int]], ba
 
 
 def check_export(export_dir: Path, steps: int = STEPS, checkpoint: Path | None = None) -> dict[str, Any]:
-    from edgemem.verify.held_out import int_model
-    from edgemem.verify.stress import real_stream
+    from edgemem.verification.held_out import int_model
+    from edgemem.verification.stress import real_stream
 
     for f in (TFLITE_FILE, TFLITE_VARS_FILE):
         if not (export_dir / f).is_file():

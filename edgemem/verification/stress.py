@@ -11,13 +11,13 @@ import numpy as np
 
 from edgemem.checkpoint import load_checkpoint
 from edgemem.data.sources import load_source
-from edgemem.export.folder import BLOB_FILE, checkpoint_of, load_meta
+from edgemem.exporters.folder import BLOB_FILE, checkpoint_of, load_meta
 from edgemem.graph.blob import parse_graph_blob
 from edgemem.graph.intops import quantize
 from edgemem.graph.ir import DType, Graph, OpType
 from edgemem.graph.ref import run_graph
-from edgemem.train.sets import recipe_of
-from edgemem.verify import c_runtime
+from edgemem.training.sets import recipe_of
+from edgemem.verification import c_runtime
 
 PATTERNS = ("real", "full_scale_random", "constant_max", "constant_min", "alternating", "zeros")
 INT16_MIN, INT16_MAX = -32768, 32767

@@ -1,14 +1,14 @@
 """`edgemem export CKPT --to onnx,c[,qcdq][,nir][,tflite] --out DIR`: lower a checkpoint to its integer graph and
-write the release artifacts (the folder's files and meta.json: edgemem/export/folder.py).
+write the release artifacts (the folder's files and meta.json: edgemem/exporters/folder.py).
 
-Every model kind goes the same way: calibrate on the checkpoint's calibration windows (edgemem.train.sets), lower
+Every model kind goes the same way: calibrate on the checkpoint's calibration windows (edgemem.training.sets), lower
 to the op graph (edgemem.quant.lower), place its buffers (edgemem.graph.arena), write the blob (edgemem.graph.blob)
 and whatever formats were asked for. Each step runs once; nothing is written until every file was generated, and
 then the folder is written whole beside --out and swapped in (folder.write_folder): an interrupted or failed export
 leaves the previous folder as it was. --out is checked before the checkpoint is even loaded.
-qcdq: model_qcdq.onnx, the integer graph's step as QCDQ ONNX (edgemem/export/qcdq.py); nir: model.nir, the float
-spiking model as a NIR graph (edgemem/export/nir_export.py); tflite: model.tflite, model_vars.tflite and
-model_float.tflite (edgemem/export/tflite_export.py, tflite_float.py).
+qcdq: model_qcdq.onnx, the integer graph's step as QCDQ ONNX (edgemem/exporters/qcdq.py); nir: model.nir, the float
+spiking model as a NIR graph (edgemem/exporters/nir_export.py); tflite: model.tflite, model_vars.tflite and
+model_float.tflite (edgemem/exporters/tflite_export.py, tflite_float.py).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 
 from edgemem.checkpoint import Checkpoint, load_checkpoint
 from edgemem.errors import EdgememError, check_name
-from edgemem.export import graph_c_arrays
-from edgemem.export.folder import (
+from edgemem.exporters import graph_c_arrays
+from edgemem.exporters.folder import (
     BLOB_FILE,
     FORMATS,
     HEADER_FILE,
@@ -37,15 +37,15 @@ from edgemem.export.folder import (
     write_export,
     write_folder,
 )
-from edgemem.export.onnx_export import export_onnx, state_names
-from edgemem.export.qcdq import check_exportable, export_qcdq
+from edgemem.exporters.onnx_export import export_onnx, state_names
+from edgemem.exporters.qcdq import check_exportable, export_qcdq
 from edgemem.graph.arena import place_by_lifetime
 from edgemem.graph.blob import build_graph_blob
 from edgemem.models import registry
 from edgemem.quant.lower import Lowered, lower
 from edgemem.tool import require_extra, tool_info
-from edgemem.train.recipe import Recipe
-from edgemem.train.sets import data_sets, recipe_of
+from edgemem.training.recipe import Recipe
+from edgemem.training.sets import data_sets, recipe_of
 
 # the optional packages a format needs (pyproject.toml's extras), checked before any work
 FORMAT_EXTRAS = {"tflite": ("tflite", ("flatbuffers", "ai_edge_litert")), "nir": ("nir", ("nir",))}
@@ -61,7 +61,7 @@ def lower_checkpoint(ckpt: Checkpoint, checkpoint_path: Path) -> Lowered:
 
 def nir_bytes(model: Any) -> tuple[bytes, list[str]]:
     """The model's NIR file (an EdgememError for a model that is not spiking) and what NIR cannot express."""
-    from edgemem.export.nir_export import write_nir  # imports nir (h5py) only when asked for
+    from edgemem.exporters.nir_export import write_nir  # imports nir (h5py) only when asked for
 
     with tempfile.TemporaryDirectory(prefix="edgemem-nir-") as tmp:
         unsupported = write_nir(model, Path(tmp) / NIR_FILE)
@@ -118,8 +118,8 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
         files[QCDQ_FILE] = _qcdq_bytes(ckpt.model, low)
     meta = _meta(checkpoint, ckpt, out, name, recipe, low, tool)
     if "tflite" in formats:
-        from edgemem.export.tflite_export import to_tflite  # the tflite extra: imported only when asked for
-        from edgemem.export.tflite_float import to_tflite_float
+        from edgemem.exporters.tflite_export import to_tflite  # the tflite extra: imported only when asked for
+        from edgemem.exporters.tflite_float import to_tflite_float
 
         state_io = to_tflite(low, name)
         files[TFLITE_FILE] = state_io.data

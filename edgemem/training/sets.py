@@ -15,8 +15,8 @@ import numpy as np
 
 from edgemem.checkpoint import Checkpoint
 from edgemem.data.windows import Split, Windows, split_by_subject
-from edgemem.train.pipeline import load_windows
-from edgemem.train.recipe import Recipe, recipe_from_dict
+from edgemem.training.pipeline import load_windows
+from edgemem.training.recipe import Recipe, recipe_from_dict
 
 CALIBRATION_SEED = 0
 

@@ -8,7 +8,7 @@ dt = 1e-4 s). A snntorch neuron with decay beta (alpha for the synaptic current)
     Leaky    -> nir.LIF     tau = dt / (1 - beta), r = tau / dt, v_leak = 0
     Synaptic -> nir.CubaLIF tau_mem = dt / (1 - beta), r = tau_mem / dt, tau_syn = dt / (1 - alpha), w_in = tau_syn / dt
 
-so that the forward-Euler step of NIR's equations with step dt (edgemem/export/nir_sim.py) is exactly snntorch's update:
+so that the forward-Euler step of NIR's equations with step dt (edgemem/exporters/nir_sim.py) is exactly snntorch's update:
 v = beta v + I (LIF), and I = alpha I + x, v = beta v + I (CubaLIF, the new I). snntorch clamps beta and alpha to
 [0, 1] when it steps, so the exported values are clamped the same way; a decay of 1 (no leak) is written as
 tau = 1e12 dt (decay 1 - 1e-12, which is 1.0 in float32), not as tau = inf: the importers compute r dt / tau, and

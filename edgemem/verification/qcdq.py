@@ -1,4 +1,4 @@
-"""The QCDQ ONNX of an export (model_qcdq.onnx, edgemem/export/qcdq.py) against the integer model it was made from.
+"""The QCDQ ONNX of an export (model_qcdq.onnx, edgemem/exporters/qcdq.py) against the integer model it was made from.
 
 Weights: the integer codes the file implies (its int8 initializers through their Clip nodes, per output channel,
 zero point 0) must equal the integer graph's weight tensors exactly, layer by layer, at the same width; any
@@ -26,7 +26,7 @@ import onnx
 from onnx import numpy_helper
 
 from edgemem.errors import EdgememError
-from edgemem.export.qcdq import WEIGHTS_KEY
+from edgemem.exporters.qcdq import WEIGHTS_KEY
 from edgemem.graph.intops import quantize
 from edgemem.graph.ir import Graph, OpType
 from edgemem.graph.ref import run_graph
@@ -105,7 +105,7 @@ def compare(path: Path, g: Graph, input_scale: float, output_scale: float, x: np
             readout: str, state_names: list[str], state_shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
     """Weight codes (exact, or EdgememError), then onnxruntime vs the integer reference on windows x [n][T][n_in]
     (normalized float; quantized at input_scale for both) with labels y."""
-    from edgemem.export.onnx_export import run_onnx
+    from edgemem.exporters.onnx_export import run_onnx
     from edgemem.models.readout import predictions
 
     widths = check_weight_codes(onnx.load(str(path)), g)
@@ -139,9 +139,9 @@ def subset(n: int, windows: int | None) -> np.ndarray:
 def check_export(export_dir: Path, windows: int | None = None, held: Any = None) -> dict[str, Any]:
     """The QCDQ file of an export folder against its model.bin on the recipe's held-out windows (`held`: what
     verify.held_out_set returned, when the caller has it already)."""
-    from edgemem.export.onnx_export import state_shapes
+    from edgemem.exporters.onnx_export import state_shapes
     from edgemem.graph.blob import parse_graph_blob
-    from edgemem.verify.held_out import held_out_set
+    from edgemem.verification.held_out import held_out_set
 
     path = export_dir / FILE
     if not path.is_file():

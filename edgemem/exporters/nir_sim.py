@@ -1,4 +1,4 @@
-"""A discrete-time simulator of NIR graphs, with the discretization edgemem/export/nir_export.py exports with.
+"""A discrete-time simulator of NIR graphs, with the discretization edgemem/exporters/nir_export.py exports with.
 
 One step of length dt (the graph's metadata `dt`, else nir_export.DT) evaluates every node once, in the graph's node
 order (`nir.read` returns nodes sorted by name; the exporter's names put them in evaluation order, and nirtorch, which
@@ -26,7 +26,7 @@ import nir
 import numpy as np
 
 from edgemem.errors import EdgememError
-from edgemem.export.nir_export import DT
+from edgemem.exporters.nir_export import DT
 
 
 def _meta(node: nir.NIRNode, key: str) -> object:

@@ -1,6 +1,6 @@
 """`edgemem verify EXPORT_DIR`: one table across torch float, onnxruntime, the integer reference, C host and C on
 an emulated Cortex-M4, on the held-out test subjects of the model's recipe; with model_qcdq.onnx in the folder, also
-its weight codes and onnxruntime run against the integer reference (edgemem.verify.qcdq, the `qcdq_onnx` section)."""
+its weight codes and onnxruntime run against the integer reference (edgemem.verification.qcdq, the `qcdq_onnx` section)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import numpy as np
 import torch
 
 from edgemem.errors import EdgememError
-from edgemem.export.folder import PATCH_FILE, QCDQ_FILE, TFLITE_FILE, check_files, check_hashes, load_meta
-from edgemem.export.onnx_export import run_onnx, state_shapes
+from edgemem.exporters.folder import PATCH_FILE, QCDQ_FILE, TFLITE_FILE, check_files, check_hashes, load_meta
+from edgemem.exporters.onnx_export import run_onnx, state_shapes
 from edgemem.graph.intops import quantize
 from edgemem.models.readout import predictions
 from edgemem.models.registry import per_step_logits
-from edgemem.verify import c_runtime
-from edgemem.verify.held_out import held_out_set, int_model
+from edgemem.verification import c_runtime
+from edgemem.verification.held_out import held_out_set, int_model
 
 QCDQ_WINDOWS = 2000  # held-out windows for the QCDQ check (onnxruntime streams them as one batch: seconds)
 
@@ -41,7 +41,7 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
            checkpoint: Path | None = None, confusion_png: Path | None = None) -> dict[str, Any]:
     """Runs every runtime; m4_windows limits the (slow) emulated run to the first N test windows (N >= 1). The
     checkpoint is `checkpoint` or meta.json's (relative to the folder); either must have meta.json's
-    checkpoint_sha256. confusion_png: where to draw the integer reference's confusion matrix (edgemem.verify.plots;
+    checkpoint_sha256. confusion_png: where to draw the integer reference's confusion matrix (edgemem.verification.plots;
     the report is the same)."""
     def say(msg: str) -> None:
         if progress:
@@ -52,7 +52,7 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
 
     check_files(export_dir, load_meta(export_dir))  # nothing of the folder is read before its names are checked
     if (export_dir / TFLITE_FILE).is_file():  # before any work: the TFLite check needs the tflite extra
-        from edgemem.verify.tflite import require_tflite
+        from edgemem.verification.tflite import require_tflite
 
         require_tflite(f"verifying {export_dir} (it has {TFLITE_FILE})")
     meta, ckpt, ts = held_out_set(export_dir, checkpoint)
@@ -81,7 +81,7 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
     xq = quantize(ts.x, q.input_scale).astype(np.int8)
     ref, spikes = q.run(xq)
     if confusion_png is not None:
-        from edgemem.verify.plots import plot_integer_confusion
+        from edgemem.verification.plots import plot_integer_confusion
 
         say(f"confusion matrix of the integer reference -> {confusion_png}")
         plot_integer_confusion(confusion_png, meta, ckpt.class_names, ts.y, predictions(ref, readout))
@@ -125,12 +125,12 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
         say("C host, patch schedule")
         report["patch_schedule"] = _check_patch(export_dir, blob_path, xq, ref, n_out)
     if (export_dir / QCDQ_FILE).is_file():
-        from edgemem.verify.qcdq import check_export
+        from edgemem.verification.qcdq import check_export
 
         say("onnxruntime QCDQ")
         report["qcdq_onnx"] = check_export(export_dir, QCDQ_WINDOWS, (meta, ckpt, ts))
     if (export_dir / TFLITE_FILE).is_file():
-        from edgemem.verify import tflite
+        from edgemem.verification import tflite
 
         say(f"TFLite: TFLM, LiteRT (reference and optimized kernels), {tflite.STEPS} held-out steps")
         report["tflite"] = tflite.check_export(export_dir, checkpoint=checkpoint)

@@ -11,7 +11,7 @@ rounds half to even in float32 (torch.round) where edgemem rounds half away from
 (intops.round_half_away): on the raw weights the two give different codes wherever w / scale lies within float32
 rounding of a .5 tie (rare, but nothing rules it out). On the grid every w / scale is an integer to within ~1e-5, which
 any rounding maps to the same code, so the int8 initializers of the file are the graph's codes exactly
-(edgemem.verify.qcdq reads them back from the file and compares). Each weight is exported as an int8 initializer
+(edgemem.verification.qcdq reads them back from the file and compares). Each weight is exported as an int8 initializer
 named OP.weight_q (OP: the graph op), a Clip to +-(2^(b-1) - 1) and a per-channel DequantizeLinear; the
 `edgemem.weights` metadata entry maps graph op names to those initializers.
 
@@ -37,7 +37,7 @@ from torch import nn
 
 from edgemem.atomic import write_atomic
 from edgemem.errors import EdgememError
-from edgemem.export.onnx_export import OPSET, StepModule, state_names, state_shapes
+from edgemem.exporters.onnx_export import OPSET, StepModule, state_names, state_shapes
 from edgemem.graph.intops import quantize
 from edgemem.graph.ir import DType, OpType
 from edgemem.models import registry
@@ -128,7 +128,7 @@ def _on_grid(w: np.ndarray, codes: np.ndarray, bits: int, op: str, scale: np.nda
     scale = np.asarray(scale, dtype=np.float64)
     if not np.array_equal(quantize(rows / scale[:, None], 1.0, bits), codes.reshape(rows.shape)):
         raise EdgememError(f"{op}: the folded float weights do not reproduce the integer graph's codes (the lowering "
-                           "and edgemem/export/qcdq.py fold BatchNorm differently)")
+                           "and edgemem/exporters/qcdq.py fold BatchNorm differently)")
     return (codes.reshape(rows.shape) * scale[:, None]).reshape(w.shape)
 
 

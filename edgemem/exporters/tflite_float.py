@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from edgemem.errors import EdgememError
-from edgemem.export.tflite_export import StateTensor, TfliteModel, _Lowering
-from edgemem.export.tflite_writer import Op, options
+from edgemem.exporters.tflite_export import StateTensor, TfliteModel, _Lowering
+from edgemem.exporters.tflite_writer import Op, options
 from edgemem.graph.ir import FLAG_CUBA, Act
 from edgemem.quant.lower import Lowered
 

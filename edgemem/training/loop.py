@@ -18,7 +18,7 @@ from torch import nn
 
 from edgemem.atomic import write_bytes_atomic
 from edgemem.errors import EdgememError
-from edgemem.train.recipe import AugmentSpec, TrainSpec
+from edgemem.training.recipe import AugmentSpec, TrainSpec
 
 LogitsFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]  # x [b][T][c] -> logits [b][n_out]
 

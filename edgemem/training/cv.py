@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgemem.data.windows import Windows, cv_folds
-from edgemem.train.recipe import Recipe
+from edgemem.training.recipe import Recipe
 
 
 def model_hash(recipe: Recipe, name: str) -> str:
@@ -27,7 +27,7 @@ def model_hash(recipe: Recipe, name: str) -> str:
 
 
 def _one(args: tuple[str, Recipe, Windows, list[str], list[int], list[int], int]) -> float | None:
-    from edgemem.train.pipeline import prepare, train_model
+    from edgemem.training.pipeline import prepare, train_model
 
     name, recipe, windows, class_names, train_s, test_s, seed = args
     recipe = replace(recipe, train=replace(recipe.train, threads=1))

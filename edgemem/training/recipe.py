@@ -419,7 +419,7 @@ def recipe_schema() -> dict[str, Any]:
                                      "or a kind of the zoo with its config's fields"}
     schema.pop("title", None)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "edgemem recipe",
-            "description": "A recipe file of `edgemem train` (edgemem/train/recipe.py; regenerate with `edgemem schema "
+            "description": "A recipe file of `edgemem train` (edgemem/training/recipe.py; regenerate with `edgemem schema "
                            "--out docs/recipe.schema.json`)", **schema}
 
 

@@ -18,8 +18,8 @@ from edgemem.models import registry
 from edgemem.models.baselines import CNNClassifier, GRUClassifier, features_rf_fit_predict
 from edgemem.models.l2mu import L2MU, L2MUConfig
 from edgemem.models.transformer import KWSTransformer, TransformerConfig
-from edgemem.train.loop import History, LogitsFn, accuracy, fit, predict, seed_everything
-from edgemem.train.recipe import BASELINES, Recipe, ZooModelSpec
+from edgemem.training.loop import History, LogitsFn, accuracy, fit, predict, seed_everything
+from edgemem.training.recipe import BASELINES, Recipe, ZooModelSpec
 
 # Energy per operation used in the estimates (Horowitz, ISSCC 2014, 45 nm, 32-bit float), as in the LMUFormer and
 # Spikformer papers: a multiply-accumulate 4.6 pJ, an accumulate (a spike selecting a weight) 0.9 pJ.

@@ -11,14 +11,14 @@ import numpy as np
 
 from edgemem.checkpoint import load_checkpoint
 from edgemem.data.windows import Windows
-from edgemem.export.folder import checkpoint_of, load_meta
+from edgemem.exporters.folder import checkpoint_of, load_meta
 from edgemem.graph.blob import parse_graph_blob
 from edgemem.graph.ref import lif_spikes, run_graph
-from edgemem.train.sets import data_sets
+from edgemem.training.sets import data_sets
 
 
 def held_out_set(export_dir: Path, checkpoint: Path | None = None) -> tuple[dict[str, Any], Any, Windows]:
-    """An export's meta.json, its checkpoint and the checkpoint's held-out windows (normalized; edgemem.train.sets).
+    """An export's meta.json, its checkpoint and the checkpoint's held-out windows (normalized; edgemem.training.sets).
     The checkpoint is `checkpoint` or meta.json's, and must have meta.json's checkpoint_sha256."""
     meta = load_meta(export_dir)
     ckpt_path = checkpoint_of(export_dir, meta, checkpoint)

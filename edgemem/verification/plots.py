@@ -21,13 +21,13 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from edgemem.atomic import write_atomic  # noqa: E402
 from edgemem.errors import EdgememError  # noqa: E402
-from edgemem.export.folder import load_meta  # noqa: E402
+from edgemem.exporters.folder import load_meta  # noqa: E402
 from edgemem.graph.blob import parse_graph_blob  # noqa: E402
 from edgemem.graph.intops import quantize  # noqa: E402
 from edgemem.graph.ir import Graph, OpType  # noqa: E402
 from edgemem.graph.ref import run_graph  # noqa: E402
 from edgemem.models.readout import predictions  # noqa: E402
-from edgemem.verify.held_out import held_out_set  # noqa: E402
+from edgemem.verification.held_out import held_out_set  # noqa: E402
 
 RASTER_FILE = "spike_raster.png"
 RATES_FILE = "firing_rates.png"

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from edgemem.atomic import write_atomic, write_text_atomic  # noqa: E402
-from edgemem.train.loop import History  # noqa: E402
+from edgemem.training.loop import History  # noqa: E402
 
 METRIC_KEYS = ("test_accuracy", "val_accuracy", "cv_accuracy_mean", "cv_accuracy_sd", "params", "macs_per_step",
                "spikes_per_step")

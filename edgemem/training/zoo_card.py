@@ -1,4 +1,4 @@
-"""Model cards for the zoo's models other than har_l2mu (whose card is edgemem.train.report.model_card).
+"""Model cards for the zoo's models other than har_l2mu (whose card is edgemem.training.report.model_card).
 
 Every figure comes from metrics.json (written by `edgemem train`) and verify.json (`edgemem verify --json`).
 """
@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from edgemem.models.registry import kind as model_kind
-from edgemem.train.pipeline import E_AC_PJ, E_MAC_PJ
-from edgemem.train.report import _fmt, data_paragraph, widths_text
+from edgemem.training.pipeline import E_AC_PJ, E_MAC_PJ
+from edgemem.training.report import _fmt, data_paragraph, widths_text
 
 
 def _data(recipe: dict[str, Any]) -> str:
@@ -117,7 +117,7 @@ def _patch(p: dict[str, Any] | None) -> list[str]:
 
 
 def _qcdq(q: dict[str, Any] | None) -> list[str]:
-    """The QCDQ ONNX paragraph (edgemem/verify/qcdq.py), when the export has model_qcdq.onnx."""
+    """The QCDQ ONNX paragraph (edgemem/verification/qcdq.py), when the export has model_qcdq.onnx."""
     if not q:
         return []
     return [

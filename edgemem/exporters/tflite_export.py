@@ -19,7 +19,7 @@ A graph's sums are int16 tensors at the sum's scale, as edgemem's are int16 valu
 inputs are the step input and every state, its outputs the logits and every next state, in the same order (names
 `state:X` and `next:X`). With `variables=True` the state lives in resource variables instead (VAR_HANDLE /
 READ_VARIABLE / ASSIGN_VARIABLE, zeroed by a CALL_ONCE subgraph), and the file has one input and one output. The
-float32 twin is edgemem.export.tflite_float.
+float32 twin is edgemem.exporters.tflite_float.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgemem.errors import EdgememError
-from edgemem.export.tflite_writer import Model, Op, SubGraph, options
+from edgemem.exporters.tflite_writer import Model, Op, SubGraph, options
 from edgemem.graph.ir import FLAG_CUBA, Act, DType, OpType
 from edgemem.quant.lower import Lowered
 
@@ -90,7 +90,7 @@ class _Lowering:
         return self.sg.const(self._name(base), np.asarray(values), dtype, sc, 0 if sc is None else 0, axis)
 
     def dtype_of(self, tid: int) -> str:
-        from edgemem.export.tflite_writer import TYPES
+        from edgemem.exporters.tflite_writer import TYPES
 
         t = self.sg.tensors[tid].type
         return next(k for k, v in TYPES.items() if v == t)
@@ -401,7 +401,7 @@ class _Lowering:
             init.op(Op.ASSIGN_VARIABLE, [hi, zero], [])
         # the step: CALL_ONCE(init), VAR_HANDLE + READ_VARIABLE before the ops that read the state, ASSIGN at the end
         pre = []
-        from edgemem.export.tflite_writer import fb
+        from edgemem.exporters.tflite_writer import fb
 
         o = fb.OperatorT()
         o.opcodeIndex = self.model.opcode(Op.CALL_ONCE)
