@@ -359,17 +359,18 @@ def test_verify_refuses_an_empty_file_list_and_a_negative_window_count(tmp_path)
 def test_warnings_before_the_error_line_are_dropped():
     code = """if True:
         import sys, warnings
-        import edgemem.verification.run as v
-        from edgemem import cli
+        from types import SimpleNamespace
+
+        from edgemem import api, cli
         from edgemem.errors import EdgememError
 
         def fake(*_a, **_k):
             warnings.warn("overflow encountered in divide", RuntimeWarning)
             if sys.argv[2] == "bad":
                 raise EdgememError("the one problem")
-            return {"bit_exact": True}
+            return SimpleNamespace(raw={"bit_exact": True})
 
-        v.verify = fake
+        api.verify = fake
         cli._table = lambda r: ""
         cli.entry()
     """
