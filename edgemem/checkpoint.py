@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -88,9 +89,32 @@ def load_checkpoint(path: Path) -> Checkpoint:
         model = registry.from_config(payload["kind"], payload["config"])
         model.load_state_dict(payload["state_dict"])
         normalizer = Normalizer.from_dict(payload["normalizer"])
-        return Checkpoint(
+        ckpt = Checkpoint(
             model.eval(), normalizer, list(payload["class_names"]), int(payload["window"]), payload["recipe"],
             str(payload["name"]),
         )
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
         raise EdgememError(f"checkpoint {path} is incomplete or inconsistent ({_why(e)})") from None
+    check_consistent(ckpt, f"checkpoint {path}")
+    return ckpt
+
+
+def check_consistent(ckpt: Checkpoint, where: str) -> None:
+    """What every consumer indexes without looking: one class name per output (model.h's EM_MODEL_CLASS_NAMES), one
+    finite mean and one finite positive std per input channel (EM_MODEL_INPUT_MEAN / _STD, the normalization of every
+    runtime's input)."""
+    cfg = ckpt.model.cfg
+    n_in, n_out = int(cfg.n_in), int(cfg.n_out)
+    names = ckpt.class_names
+    if len(names) != n_out or not all(isinstance(c, str) and c for c in names):
+        raise EdgememError(f"{where} has {len(names)} class names for a model of {n_out} outputs (one non-empty name "
+                           "per output)")
+    for what, v in (("mean", ckpt.normalizer.mean), ("std", ckpt.normalizer.std)):
+        if v.shape != (n_in,):
+            raise EdgememError(f"{where}: the normalizer's {what} has {v.size} values for a model of {n_in} inputs")
+        if not np.isfinite(v).all():
+            raise EdgememError(f"{where}: the normalizer's {what} is not finite ({v.tolist()})")
+    if (ckpt.normalizer.std <= 0).any():
+        raise EdgememError(f"{where}: the normalizer's std must be positive, got {ckpt.normalizer.std.tolist()}")
+    if ckpt.window < 1:
+        raise EdgememError(f"{where}: window must be at least 1, got {ckpt.window}")

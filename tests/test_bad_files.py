@@ -441,3 +441,35 @@ def test_em_run_refuses_bytes_after_the_declared_size_as_python_does(em_run, tmp
     (tmp_path / "m.bin").write_bytes(b"XXXX" + BLOB[4:] + bytes(5))
     res = _em_run(em_run, str(tmp_path / "m.bin"), str(inp), str(tmp_path / "o.bin"), "10")
     assert "bad magic" in one_line(res.stderr)
+
+
+# ------------------------------------------------------------------------------------ inconsistent checkpoints
+
+@pytest.mark.parametrize("damage,words", [
+    ("one_class_name", "has 1 class names for a model of 7 outputs"),
+    ("short_std", "the normalizer's std has 2 values for a model of 6 inputs"),
+    ("nan_mean", "the normalizer's mean is not finite"),
+    ("zero_std", "the normalizer's std must be positive"),
+])
+def test_export_of_an_inconsistent_checkpoint_is_one_line_and_writes_nothing(tmp_path, damage, words):
+    """Such a checkpoint used to export broken C: EM_MODEL_CLASS_NAMES indexed past its end, `nanf` in model.h."""
+    from edgemem.checkpoint import save_checkpoint
+    from edgemem.data.windows import Normalizer
+
+    ckpt = load_checkpoint(ROOT / "models" / "har_elm" / "model.pt")
+    mean, std = ckpt.normalizer.mean.copy(), ckpt.normalizer.std.copy()
+    if damage == "one_class_name":
+        ckpt.class_names = ckpt.class_names[:1]
+    elif damage == "short_std":
+        std = std[:2]
+    elif damage == "nan_mean":
+        mean[3] = np.nan
+    else:
+        std[0] = 0.0
+    ckpt.normalizer = Normalizer(mean, std)
+    path = tmp_path / "models" / "bad" / "model.pt"
+    path.parent.mkdir(parents=True)
+    save_checkpoint(path, ckpt)
+    res = cli("export", str(path), "--to", "c", "--out", str(tmp_path / "out"))
+    assert_user_error(res, words)
+    assert not (tmp_path / "out").exists()
