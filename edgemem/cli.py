@@ -69,7 +69,8 @@ def train(
 @app.command()
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="model.pt")],
-    to: Annotated[str, typer.Option("--to", help="comma-separated formats: onnx,c,qcdq,nir,tflite")] = "onnx,c",
+    to: Annotated[str, typer.Option("--to", help="comma-separated formats: onnx,c,qcdq,nir,tflite; or bundle "
+                                    "alone")] = "onnx,c",
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")] = Path("export/model"),
     name: Annotated[str | None, typer.Option(help="model name in C symbols (default: the checkpoint's)")] = None,
 ) -> None:
@@ -79,11 +80,17 @@ def export(
     act_bits: int8 everywhere unless `edgemem quantize` wrote narrower ones), calibrated on its training windows.
     Always (unless --to is nir alone): model.bin (the op graph blob), model.h / model.c and meta.json. Per --to:
     onnx model.onnx (the float step); qcdq model_qcdq.onnx (the integer step as QCDQ ONNX); nir model.nir (the
-    float spiking model: l2mu, spiking lmuformer); tflite model.tflite, model_vars.tflite, model_float.tflite."""
+    float spiking model: l2mu, spiking lmuformer); tflite model.tflite, model_vars.tflite, model_float.tflite.
+    bundle (alone): a folder to drop into a firmware project: the runtime sources the model needs, model.h /
+    model.c, CMake, Zephyr, Arduino and PlatformIO glue (docs/bundle.md)."""
     meta = api.export(checkpoint, out_dir, to=to, name=name).raw
     if "arena_bytes" not in meta:  # --to nir alone
         out.print(f"wrote {', '.join(meta['files'])} to {out_dir}; NIR cannot express {len(meta['unsupported'])} "
                   "details (listed in the graph's metadata 'unsupported'; docs/nir.md)")
+        return
+    if to.strip() == "bundle":
+        out.print(f"wrote the bundle {meta['name']} to {out_dir} (arena {meta['arena_bytes']} B): add_subdirectory "
+                  f"it and link edgemem::{meta['name']}; README.md there says how to call it")
         return
     out.print(f"wrote {', '.join(meta['files'])} and meta.json to {out_dir} (arena {meta['arena_bytes']} B)")
 

@@ -17,7 +17,7 @@ from edgemem.errors import EdgememError, check_name
 from edgemem.graph.blob import RETIRED_VERSION_MESSAGE
 from edgemem.models import registry
 
-FORMATS = ("onnx", "c", "qcdq", "nir", "tflite")
+FORMATS = ("onnx", "c", "qcdq", "nir", "tflite", "bundle")  # bundle: alone (edgemem/exporters/bundle.py)
 BLOB_FILE = "model.bin"  # the graph blob (docs/graph.md)
 HEADER_FILE, SOURCE_FILE = "model.h", "model.c"  # the blob as a C array, with the model's constants
 ONNX_FILE = "model.onnx"  # one float step, state in and out

@@ -21,6 +21,7 @@ from typing import Any
 from edgemem.checkpoint import Checkpoint, load_checkpoint
 from edgemem.errors import EdgememError, check_name
 from edgemem.exporters import graph_c_arrays
+from edgemem.exporters.bundle import bundle_files, check_bundle_out, write_bundle
 from edgemem.exporters.folder import (
     BLOB_FILE,
     FORMATS,
@@ -86,7 +87,13 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
         raise EdgememError(f"unknown export format '{unknown[0] if unknown else ''}' (choose from {', '.join(FORMATS)})")
     if name is not None:
         check_name(name, "--name")
-    check_export_out(out)  # before the checkpoint is loaded and calibrated
+    if "bundle" in formats and formats != ["bundle"]:
+        raise EdgememError("--to bundle is a folder of its own (sources and build files): export it alone, to its "
+                           "own --out")
+    if formats == ["bundle"]:
+        check_bundle_out(out)  # before the checkpoint is loaded and calibrated
+    else:
+        check_export_out(out)
     for f in formats:
         if f in FORMAT_EXTRAS:
             extra, modules = FORMAT_EXTRAS[f]
@@ -117,6 +124,10 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
     if "qcdq" in formats:
         files[QCDQ_FILE] = _qcdq_bytes(ckpt.model, low)
     meta = _meta(checkpoint, ckpt, out, name, recipe, low, tool)
+    if formats == ["bundle"]:
+        meta["files"] = {BLOB_FILE: sha256(blob)}
+        write_bundle(out, bundle_files(name, files[HEADER_FILE].decode(), files[SOURCE_FILE].decode(), blob, meta))
+        return meta
     if "tflite" in formats:
         from edgemem.exporters.tflite_export import to_tflite  # the tflite extra: imported only when asked for
         from edgemem.exporters.tflite_float import to_tflite_float
