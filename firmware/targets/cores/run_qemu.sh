@@ -3,7 +3,7 @@
 #   run_qemu.sh CORE ELF [ARGS...]      CORE: m0 m3 m4 m7 m33 m55 rv32
 # As targets/cortex_m4/run_qemu.sh: ARGS reach main() through the semihosting command line, argv[0] is the ELF's
 # base name, no spaces inside an argument, commas escaped. -icount shift=6 on every machine: deterministic, and the
-# Arm cores count instructions with SysTick against it (rv32 reads minstret, which -icount makes exact).
+# Arm cores count instructions with SysTick against it (rv32 reads minstret, which -icount ties to the instructions).
 # Env: QEMU_ARM, QEMU_RISCV32 (binaries), QEMU_TIMEOUT (seconds, default 300).
 set -eu
 if [ $# -lt 2 ]; then
@@ -22,7 +22,7 @@ case $core in
     m7) machine="-M mps2-an500" ;;
     m33) machine="-M mps2-an505" ;;
     m55) machine="-M mps3-an547" ;;
-    rv32) machine="-M virt -bios none -cpu rv32"; qemu=${QEMU_RISCV32:-qemu-system-riscv32} ;;
+    rv32) machine="-M virt -bios none"; qemu=${QEMU_RISCV32:-qemu-system-riscv32} ;;
     *) echo "run_qemu.sh: unknown core '$core' (m0 m3 m4 m7 m33 m55 rv32)" >&2; exit 2 ;;
 esac
 name=$(basename "$elf" .elf)
