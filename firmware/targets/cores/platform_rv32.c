@@ -8,13 +8,11 @@
 
 #include "em_run_platform.h"
 
-/* picolibc's crt0-semihost puts its own argv[0] before the command line, whose first word is already the program
- * name (run_qemu.sh's arg=NAME): drop the extra one so argv[1] is MODEL.bin, as on the other targets. */
+/* picolibc's crt0-semihost supplies argv[0] itself and makes argv[1..] of the semihosting command line, so
+ * run_qemu.sh passes no program name for rv32: argv arrives as on the other targets. */
 int em_platform_init(int *argc, char ***argv) {
-    if (*argc > 1) {
-        (*argc)--;
-        (*argv)++;
-    }
+    (void)argc;
+    (void)argv;
     return 0;
 }
 
