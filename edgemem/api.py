@@ -266,7 +266,8 @@ def export(checkpoint: PathLike, out: PathLike, *, to: str | Sequence[str] = ("o
 
 
 def verify(export_dir: PathLike, *, m4_windows: int | None = None, checkpoint: PathLike | None = None,
-           plot_confusion: PathLike | None = None, progress: Progress | None = None) -> VerifyReport:
+           plot_confusion: PathLike | None = None, progress: Progress | None = None,
+           cores: str | list[str] | None = None) -> VerifyReport:
     """Run the held-out windows through torch, onnxruntime, the integer reference, C on the host and C on an
     emulated Cortex-M4 (QEMU), and compare them (`edgemem verify`). A model that is not bit-exact is reported
     (`bit_exact=False`), not raised.
@@ -279,6 +280,9 @@ def verify(export_dir: PathLike, *, m4_windows: int | None = None, checkpoint: P
             sha256 must be meta.json's.
         plot_confusion: also draw the integer model's confusion matrix (normalized per true class) into this PNG.
         progress: called with each stage's name.
+        cores: also run em_run on these emulated cores ("all", "m0,m3,...", or a list of m0 m3 m4 m7 m33 m55 rv32;
+            the same windows as the M4): `raw["cores"][core]` = bit_exact, instructions_per_step, flash_bytes,
+            ram_bytes. Default none (the report is as before).
 
     Returns:
         A `VerifyReport`: `bit_exact`, `accuracy`, `flash_bytes`, `ram_bytes`, `instructions_per_step`, ...
@@ -288,11 +292,14 @@ def verify(export_dir: PathLike, *, m4_windows: int | None = None, checkpoint: P
         >>> v.bit_exact, round(v.accuracy, 4), v.flash_bytes, v.ram_bytes  # doctest: +SKIP
         (True, 0.8353, 12656, 836)
     """
+    from edgemem.verification.c_runtime import parse_cores
     from edgemem.verification.run import verify as do_verify
 
+    core_list = parse_cores(cores) if isinstance(cores, str) or cores is None else parse_cores(",".join(cores))
     r = do_verify(_path(export_dir, "export_dir"), m4_windows, progress,
                   None if checkpoint is None else _path(checkpoint, "checkpoint"),
-                  None if plot_confusion is None else _path(plot_confusion, "plot_confusion"))
+                  None if plot_confusion is None else _path(plot_confusion, "plot_confusion"),
+                  **({"cores": core_list} if core_list else {}))
     return VerifyReport(model=r["model"], bit_exact=r["bit_exact"], bit_exact_host=r["bit_exact_host"],
                         bit_exact_cortex_m4=r["bit_exact_cortex_m4"], accuracy=r["accuracy"]["c_host"],
                         accuracies=dict(r["accuracy"]), test_windows=r["test_windows"], flash_bytes=r["flash_bytes"],

@@ -206,12 +206,15 @@ def verify(
     plot_confusion: Annotated[Path | None, typer.Option(
         "--plot-confusion", help="also draw the integer model's confusion matrix (normalized per true class) here")
     ] = None,
+    cores: Annotated[str | None, typer.Option(
+        "--cores", help="also run em_run on emulated cores: all, or a comma list of m0,m3,m4,m7,m33,m55,rv32 "
+        "(adds \"cores\" to the report)")] = None,
 ) -> None:
     """Run the held-out test subjects through every runtime and compare them. The checkpoint must be the one the
     export was made from (meta.json's checkpoint_sha256)."""
     progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]"))
     r = api.verify(export_dir, m4_windows=m4_windows, checkpoint=checkpoint, plot_confusion=plot_confusion,
-                   progress=progress).raw
+                   progress=progress, **({"cores": cores} if cores else {})).raw
     if as_json:
         print(json.dumps(r, indent=2))
     else:

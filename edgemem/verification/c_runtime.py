@@ -149,6 +149,72 @@ def run_cortex_m4(blob: Path, x: np.ndarray, n_out: int) -> M4Run:
     return M4Run(logits, float(m.group(1)))
 
 
+CORES = ("m0", "m3", "m4", "m7", "m33", "m55", "rv32")
+_CORE_TOOLS = {"rv32": ("riscv64-unknown-elf-gcc", "qemu-system-riscv32")}
+
+
+@dataclass
+class CoreRun:
+    logits: np.ndarray
+    instructions_per_step: float
+
+
+def run_core(core: str, blob: Path, x: np.ndarray, n_out: int) -> CoreRun:
+    """em_run on one core under QEMU (firmware/targets/cores/run_qemu.sh; `make cores`): the M0 (microbit, 16 KB
+    RAM: blobs up to 4 KiB, arenas up to 1 KiB), M3, M4, M7, M33, M55 and RISC-V rv32."""
+    if core not in CORES:
+        raise EdgememError(f"unknown core '{core}' (one of {', '.join(CORES)})")
+    for t in _CORE_TOOLS.get(core, ("arm-none-eabi-gcc", "qemu-system-arm")):
+        require(t)
+    _make(f"{build_dir()}/{core}/em_run.elf")
+    elf = build_dir() / core / "em_run.elf"
+    script = FIRMWARE / "targets" / "cores" / "run_qemu.sh"
+
+    def run(b: Path, inp: Path, out: Path, steps: int) -> str:
+        with tempfile.TemporaryDirectory(prefix="edgemem-qemu-") as cwd:
+            for name, src in (("model.bin", b), ("in.bin", inp)):
+                os.symlink(src, Path(cwd) / name)
+            res = subprocess.run(["sh", str(script), core, str(elf), "model.bin", "in.bin", "out.bin", str(steps)],
+                                 capture_output=True, text=True, cwd=cwd)
+            # rv32's semihosting console arrives on QEMU's stderr
+            res = subprocess.CompletedProcess(res.args, res.returncode, res.stdout + res.stderr, res.stderr)
+            out_text = _check(res, f"C {core} (QEMU) run")
+            shutil.copyfile(Path(cwd) / "out.bin", out)
+        return out_text
+
+    logits, stdout = _io(blob, x, run, n_out)
+    m = re.search(r"instructions_per_step=([0-9.]+)", stdout)
+    if not m:
+        raise EdgememError(f"QEMU {core} run printed no instruction count: {stdout.strip()[:200]}")
+    return CoreRun(logits, float(m.group(1)))
+
+
+def core_footprint(core: str, model_dir: Path) -> Footprint:
+    """footprint() for one core: the probe built with that core's flags (rv32: picolibc's minimal crt0)."""
+    if core == "m4":
+        return footprint(model_dir)
+    size_tool = require("riscv64-unknown-elf-size" if core == "rv32" else "arm-none-eabi-size")
+    with tempfile.TemporaryDirectory(prefix="edgemem-fp-") as build:
+        _make(f"{build}/{core}/footprint.elf", MODEL_DIR=str(model_dir.resolve()), BUILD=build)
+        res = subprocess.run([size_tool, f"{build}/{core}/footprint.elf"], capture_output=True, text=True)
+    line = _check(res, "size").strip().splitlines()[-1].split()
+    text, data, bss = int(line[0]), int(line[1]), int(line[2])
+    return Footprint(text + data, data + bss, text, data, bss)
+
+
+def parse_cores(spec: str | None) -> list[str]:
+    """--cores: None or "" -> [], "all" -> every core, else a comma list of CORES."""
+    if not spec:
+        return []
+    if spec.strip() == "all":
+        return list(CORES)
+    cores = [c.strip() for c in spec.split(",") if c.strip()]
+    bad = [c for c in cores if c not in CORES]
+    if bad:
+        raise EdgememError(f"--cores: unknown core(s) {', '.join(bad)} (all or a comma list of {', '.join(CORES)})")
+    return cores
+
+
 @dataclass
 class Footprint:
     flash_bytes: int

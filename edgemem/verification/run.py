@@ -38,7 +38,8 @@ def _check_patch(export_dir: Path, blob_path: Path, xq: np.ndarray, ref: np.ndar
 
 
 def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None,
-           checkpoint: Path | None = None, confusion_png: Path | None = None) -> dict[str, Any]:
+           checkpoint: Path | None = None, confusion_png: Path | None = None,
+           cores: list[str] | None = None) -> dict[str, Any]:
     """Runs every runtime; m4_windows limits the (slow) emulated run to the first N test windows (N >= 1). The
     checkpoint is `checkpoint` or meta.json's (relative to the folder); either must have meta.json's
     checkpoint_sha256. confusion_png: where to draw the integer reference's confusion matrix (edgemem.verification.plots;
@@ -121,6 +122,15 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
         "spikes_per_step": spikes,  # integer reference, all LIF populations, mean over the test steps
         "readout": readout,
     }
+    if cores:  # em_run on each named core, over the same windows as the M4 run, against the integer reference
+        report["cores"] = {}
+        for core in cores:
+            say(f"C {core} (QEMU, {n_m4} windows)")
+            run = c_runtime.run_core(core, blob_path, xq[:n_m4], n_out)
+            cfp = c_runtime.core_footprint(core, export_dir)
+            report["cores"][core] = {"bit_exact": bool(np.array_equal(ref[:n_m4], run.logits)),
+                                     "instructions_per_step": run.instructions_per_step,
+                                     "flash_bytes": cfp.flash_bytes, "ram_bytes": cfp.ram_bytes}
     if (export_dir / PATCH_FILE).is_file():
         say("C host, patch schedule")
         report["patch_schedule"] = _check_patch(export_dir, blob_path, xq, ref, n_out)

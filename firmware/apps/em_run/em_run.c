@@ -27,9 +27,19 @@
 #ifndef EM_RUN_ARENA_BYTES
 #define EM_RUN_ARENA_BYTES (256u * 1024u)
 #endif
+/* Chunk buffers and the OUTPUT.tmp path: smaller on a small-RAM core (the Cortex-M0 build passes -D overrides). */
+#ifndef EM_RUN_CHUNK_STEPS
 #define EM_RUN_CHUNK_STEPS 4096u
+#endif
+#ifndef EM_RUN_IN_BUF
 #define EM_RUN_IN_BUF 16384u   /* bytes of input per chunk */
+#endif
+#ifndef EM_RUN_OUT_BUF
 #define EM_RUN_OUT_BUF 16384u  /* int16 logits per chunk */
+#endif
+#ifndef EM_RUN_PATH_MAX
+#define EM_RUN_PATH_MAX 1024u
+#endif
 
 /* Static so a large blob does not live on a small MCU stack; uint32_t for the alignment the parser needs. */
 static uint32_t g_model_buf[EM_RUN_MODEL_MAX / 4u + 1u];
@@ -38,7 +48,7 @@ static uint32_t g_arena[EM_RUN_ARENA_BYTES / 4u];
 static int8_t g_in[EM_RUN_IN_BUF];
 static int16_t g_out[EM_RUN_OUT_BUF];
 static uint8_t g_out_bytes[EM_RUN_OUT_BUF * 2u];
-static char g_tmp_path[1024];
+static char g_tmp_path[EM_RUN_PATH_MAX];
 
 static int fail(const char *what, const char *detail) {
     fprintf(stderr, "em_run: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");

@@ -1,6 +1,8 @@
 /* em_run platform hooks for Cortex-M4 under QEMU: semihosting I/O (newlib rdimon) and SysTick timing.
  * Under `-icount shift=6` each instruction takes 2^6 ns of virtual time and SysTick (processor clock) ticks at
- * 25 MHz, i.e. every 40 ns, so instructions = ticks * 40 / 64. */
+ * 25 MHz, i.e. every 40 ns, so instructions = ticks * 40 / 64.
+ * The other Arm cores (targets/cores/) build this file too, with their board's SysTick period as
+ * -DEM_TICK_NUM=ns-per-tick-numerator -DEM_TICK_DEN=... (ticks * NUM / DEN = instructions). */
 #include <stdint.h>
 #include <string.h>
 
@@ -23,7 +25,13 @@ static int semihost(int op, void *arg) {
 }
 
 /* Split the semihosting command line ("-semihosting-config ...,arg=a,arg=b" joins them with spaces). */
+#ifndef EM_TICK_NUM
+#define EM_TICK_NUM 40u
+#define EM_TICK_DEN 64u
+#endif
+#ifndef CMDLINE_MAX
 #define CMDLINE_MAX 1024
+#endif
 #define ARGV_MAX 16
 static char g_cmdline[CMDLINE_MAX];
 static char *g_argv[ARGV_MAX + 1];
@@ -64,8 +72,8 @@ uint32_t em_cycle_begin(void) { return SYST_CVR; }
 uint32_t em_cycle_end(uint32_t begin) { return (begin - SYST_CVR) & 0xFFFFFFu; }
 
 int em_platform_instr_ratio(uint32_t *num, uint32_t *den) {
-    *num = 40;
-    *den = 64;
+    *num = EM_TICK_NUM;
+    *den = EM_TICK_DEN;
     return 1;
 }
 

@@ -48,9 +48,12 @@ void Reset_Handler(void) {
         *dst++ = 0;
         __asm__("" : : "r"(dst) : "memory");
     }
-    /* CPACR: full access to CP10/CP11 (the FPU) before any float instruction; the -mfloat-abi=hard code needs it */
+#if defined(__ARM_FP)
+    /* CPACR: full access to CP10/CP11 (the FPU) before any float instruction; the -mfloat-abi=hard code needs it
+     * (built without an FPU, for the Cortex-M0 and M3 in targets/cores/, there is none to enable) */
     *(volatile uint32_t *)0xE000ED88u |= 0xFu << 20;
     __asm volatile("dsb\n\tisb" ::: "memory");
+#endif
 
     static char *argv[1] = {0}; /* the semihosting build fills argv in em_platform_init */
     int rc = main(0, argv);

@@ -1,0 +1,37 @@
+"""har_elm on every emulated core (firmware/targets/cores): em_run under QEMU, 2 windows, bit-exact with the host
+run of the same blob, and each core's instruction count and footprint present (edgemem verify --cores)."""
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgemem.verification import c_runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPORT = ROOT / "export" / "har_elm"
+TOOLS = ("gcc", "arm-none-eabi-gcc", "qemu-system-arm", "riscv64-unknown-elf-gcc", "qemu-system-riscv32")
+
+pytestmark = pytest.mark.skipif(any(shutil.which(t) is None for t in TOOLS) or not (EXPORT / "model.bin").is_file(),
+                                reason="needs gcc, the Arm and RISC-V toolchains, QEMU and export/har_elm")
+
+
+def test_har_elm_on_every_core():
+    blob = EXPORT / "model.bin"
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, size=(2, 100, 6), dtype=np.int8)  # 2 windows of har_elm's 100 steps, 6 channels
+    host = c_runtime.run_host(blob, x, 7)
+    for core in c_runtime.CORES:
+        run = c_runtime.run_core(core, blob, x, 7)
+        assert np.array_equal(run.logits, host), core
+        assert run.instructions_per_step > 1000, core
+        fp = c_runtime.core_footprint(core, EXPORT)
+        assert fp.flash_bytes > 3727 and fp.ram_bytes >= 224, core  # the blob in flash, the arena in RAM
+
+
+def test_parse_cores():
+    assert c_runtime.parse_cores(None) == []
+    assert c_runtime.parse_cores("all") == list(c_runtime.CORES)
+    assert c_runtime.parse_cores("m0, rv32") == ["m0", "rv32"]
+    with pytest.raises(c_runtime.EdgememError):
+        c_runtime.parse_cores("m4,m85")
