@@ -11,7 +11,8 @@ from conftest import ROOT
 
 SCRIPT = ROOT / "tools" / "apt_missing.sh"
 ALL = ["gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "qemu-system-arm", "gcc", "make", "clang", "libclang-rt-14-dev",
-       "espeak-ng", "valgrind", "lld-14", "chromium", "npm"]
+       "espeak-ng", "valgrind", "lld-14", "chromium", "npm", "gcc-riscv64-unknown-elf", "picolibc-riscv64-unknown-elf",
+       "qemu-system-misc"]
 
 
 def missing(tmp_path: Path, tools: list[str], files: list[str] = ()) -> list[str]:
@@ -40,17 +41,21 @@ def test_nodes_own_npm_means_debians_npm_is_not_asked_for(tmp_path):
     assert "chromium" in got and "qemu-system-arm" in got
 
 
+RISCV_TOOLS = ["riscv64-unknown-elf-gcc", "qemu-system-riscv32"]
+RISCV_FILES = ["/usr/lib/picolibc/riscv64-unknown-elf/lib/libc.a"]
+
+
 def test_a_complete_machine_installs_nothing(tmp_path):
     tools = ["arm-none-eabi-gcc", "qemu-system-arm", "gcc", "make", "clang", "espeak-ng", "valgrind", "wasm-ld-14",
-             "chromium", "npm"]
+             "chromium", "npm", *RISCV_TOOLS]
     files = ["/usr/lib/arm-none-eabi/newlib/libc.a",
-             "/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a"]
+             "/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a", *RISCV_FILES]
     assert missing(tmp_path, tools, files) == []
 
 
 def test_only_the_one_missing_package_is_named(tmp_path):
     tools = ["arm-none-eabi-gcc", "qemu-system-arm", "gcc", "make", "clang", "espeak-ng", "valgrind", "wasm-ld-14",
-             "npm"]
+             "npm", *RISCV_TOOLS]
     files = ["/usr/lib/arm-none-eabi/newlib/libc.a",
-             "/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a"]
+             "/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a", *RISCV_FILES]
     assert missing(tmp_path, tools, files) == ["chromium"]

@@ -19,6 +19,9 @@ REQUIREMENTS=(
   "lld-14                  wasm-ld-14"
   "chromium                chromium"
   "npm                     npm"
+  "gcc-riscv64-unknown-elf riscv64-unknown-elf-gcc"
+  "picolibc-riscv64-unknown-elf /usr/lib/picolibc/riscv64-unknown-elf/lib/libc.a"
+  "qemu-system-misc        qemu-system-riscv32"
 )
 
 # APT_PROBE_ROOT prefixes the absolute probes (tests point it at a fake root; empty on a real machine)
