@@ -190,6 +190,11 @@ def _table(r: dict) -> Table:
         t.add_row("onnxruntime QCDQ", f"{q['accuracy_onnx_qcdq']:.4f}",
                   f"{q['windows']} windows, class agreement {q['class_agreement']:.4f}, max |Δlogit| "
                   f"{q['max_abs_logit_diff_lsb']:.0f} LSB, weight codes exact")
+    s = r.get("serial")
+    if s:
+        t.add_row(f"C on target ({s['port']})", f"{s['accuracy']:.4f}", f"{s['windows']} windows, " +
+                  ("bit-exact" if s["bit_exact"] else "DIFFERS") + f", {s['instructions_per_step']:,.0f} "
+                  "instructions/step")
     t.caption = (f"bit_exact={r['bit_exact']} over {r['steps_compared']:,} steps · flash {r['flash_bytes']:,} B · "
                  f"RAM {r['ram_bytes']:,} B + stack {r['stack_bytes']} B · "
                  f"{r['instructions_per_step']:,.0f} instructions/step (M4, QEMU icount)")
@@ -209,12 +214,16 @@ def verify(
     cores: Annotated[str | None, typer.Option(
         "--cores", help="also run em_run on emulated cores: all, or a comma list of m0,m3,m4,m7,m33,m55,rv32 "
         "(adds \"cores\" to the report)")] = None,
+    port: Annotated[str | None, typer.Option(
+        "--port", help="also validate on a target running uart_validate over this serial line: a device "
+        "(/dev/ttyACM0) or socket://HOST:PORT (adds \"serial\" to the report; same windows as --m4-windows)")] = None,
 ) -> None:
     """Run the held-out test subjects through every runtime and compare them. The checkpoint must be the one the
     export was made from (meta.json's checkpoint_sha256)."""
     progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]"))
     r = api.verify(export_dir, m4_windows=m4_windows, checkpoint=checkpoint, plot_confusion=plot_confusion,
-                   progress=progress, **({"cores": cores} if cores else {})).raw
+                   progress=progress, **({"cores": cores} if cores else {}),
+                   **({"port": port} if port else {})).raw
     if as_json:
         print(json.dumps(r, indent=2))
     else:

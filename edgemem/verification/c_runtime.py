@@ -247,3 +247,12 @@ def stack_bytes(model_dir: Path) -> int:
     if not m:
         raise EdgememError(f"stack analysis printed no figure: {res.stdout.strip()[-200:]}")
     return int(m.group(1))
+
+
+def build_uart_validate(model_dir: Path, build: Path | None = None, defs: str = "") -> Path:
+    """firmware/apps/uart_validate for QEMU mps2-an386 with model_dir's model.c compiled in (`make uart-validate
+    MODEL_DIR=...`); defs: extra -D flags (UV_DEFS). -> the ELF (BUILD/m4/uart_validate.elf)."""
+    require("arm-none-eabi-gcc")
+    build = build_dir() if build is None else build
+    _make("uart-validate", MODEL_DIR=str(model_dir.resolve()), BUILD=str(build), UV_DEFS=defs)
+    return build / "m4" / "uart_validate.elf"

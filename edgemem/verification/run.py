@@ -39,11 +39,13 @@ def _check_patch(export_dir: Path, blob_path: Path, xq: np.ndarray, ref: np.ndar
 
 def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None,
            checkpoint: Path | None = None, confusion_png: Path | None = None,
-           cores: list[str] | None = None) -> dict[str, Any]:
+           cores: list[str] | None = None, port: str | None = None) -> dict[str, Any]:
     """Runs every runtime; m4_windows limits the (slow) emulated run to the first N test windows (N >= 1). The
     checkpoint is `checkpoint` or meta.json's (relative to the folder); either must have meta.json's
     checkpoint_sha256. confusion_png: where to draw the integer reference's confusion matrix (edgemem.verification.plots;
-    the report is the same)."""
+    the report is the same). port: also validate on a target running firmware/apps/uart_validate over this serial line
+    (a device, or socket://HOST:PORT), the same windows as the M4: the report's `serial` section, and its bit_exact
+    joins the overall one."""
     def say(msg: str) -> None:
         if progress:
             progress(msg)
@@ -131,6 +133,17 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
             report["cores"][core] = {"bit_exact": bool(np.array_equal(ref[:n_m4], run.logits)),
                                      "instructions_per_step": run.instructions_per_step,
                                      "flash_bytes": cfp.flash_bytes, "ram_bytes": cfp.ram_bytes}
+    if port is not None:  # the compiled-in model on a target over a serial line (edgemem.verification.serial_link)
+        from edgemem.verification.serial_link import validate
+
+        say(f"C on the target over {port} ({n_m4} windows)")
+        sr = validate(port, blob_path.read_bytes(), xq[:n_m4], n_out)
+        serial_exact = bool(np.array_equal(ref[:n_m4], sr.logits))
+        report["serial"] = {"port": port, "windows": n_m4, "accuracy": acc(predictions(sr.logits, readout)),
+                            "bit_exact": serial_exact, "instructions_per_step": sr.instructions_per_step,
+                            "steps_compared": int(n_m4 * ref.shape[1]), "seconds": round(sr.seconds, 3),
+                            "runtime_version": sr.hello.version, "blob_crc32": f"{sr.hello.blob_crc32:08x}"}
+        report["bit_exact"] = report["bit_exact"] and serial_exact
     if (export_dir / PATCH_FILE).is_file():
         say("C host, patch schedule")
         report["patch_schedule"] = _check_patch(export_dir, blob_path, xq, ref, n_out)

@@ -107,8 +107,12 @@ class Link:
 
     def request(self, ftype: int, payload: bytes = b"") -> bytes:
         """Sends one frame, returns the reply's payload (type ftype | 0x80), else raises one line."""
+        self._write(frame(ftype, payload), TYPE_NAMES.get(ftype, f"type 0x{ftype:02x}"))
+        return self.receive(ftype)
+
+    def receive(self, ftype: int) -> bytes:
+        """The next frame's payload, which must be the reply to a request of type ftype."""
         name = TYPE_NAMES.get(ftype, f"type 0x{ftype:02x}")
-        self._write(frame(ftype, payload), name)
         deadline = time.monotonic() + self.timeout
         # sync: skip anything before A5 5A (a board's boot banner, line noise)
         prev = b""
