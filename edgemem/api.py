@@ -158,7 +158,7 @@ class PlanReport:
     fits: bool
     """Whether the chosen schedule fits the budget."""
     ram_budget_bytes: int | None
-    """The budget planned against (`ram`, else the target's RAM, else None)."""
+    """The budget planned against (`ram`, else the target profile's RAM free for a model, else None)."""
     patch_out: Path | None
     """Where the patch schedule's plan blob went (with `patch_out`)."""
     raw: dict[str, Any] = field(repr=False)
@@ -267,7 +267,8 @@ def export(checkpoint: PathLike, out: PathLike, *, to: str | Sequence[str] = ("o
 
 def verify(export_dir: PathLike, *, m4_windows: int | None = None, checkpoint: PathLike | None = None,
            plot_confusion: PathLike | None = None, progress: Progress | None = None,
-           cores: str | list[str] | None = None, port: str | None = None) -> VerifyReport:
+           cores: str | list[str] | None = None, port: str | None = None,
+           target: str | None = None) -> VerifyReport:
     """Run the held-out windows through torch, onnxruntime, the integer reference, C on the host and C on an
     emulated Cortex-M4 (QEMU), and compare them (`edgemem verify`). A model that is not bit-exact is reported
     (`bit_exact=False`), not raised.
@@ -287,6 +288,9 @@ def verify(export_dir: PathLike, *, m4_windows: int | None = None, checkpoint: P
             MODEL_DIR=...`) over this serial line: a device (/dev/ttyACM0) or a pyserial URL (socket://HOST:PORT);
             the same windows as the M4. `raw["serial"]` = accuracy, bit_exact, instructions_per_step, ...; its
             bit_exact joins `bit_exact`. Needs pyserial (the `serial` extra).
+        target: a target profile (pinetime, bangle2, nrf52840dk, mps2-an386 or a board.yaml path): adds
+            `raw["target"]`, the profile and the M4 footprint's flash / RAM margins against what the board's
+            firmware leaves free for a model (docs/targets.md).
 
     Returns:
         A `VerifyReport`: `bit_exact`, `accuracy`, `flash_bytes`, `ram_bytes`, `instructions_per_step`, ...
@@ -300,10 +304,17 @@ def verify(export_dir: PathLike, *, m4_windows: int | None = None, checkpoint: P
     from edgemem.verification.run import verify as do_verify
 
     core_list = parse_cores(cores) if isinstance(cores, str) or cores is None else parse_cores(",".join(cores))
+    profile = None
+    if target is not None:  # a typo fails before the runtimes run
+        from edgemem.schedule.profiles import load_target
+
+        profile = load_target(target)
     r = do_verify(_path(export_dir, "export_dir"), m4_windows, progress,
                   None if checkpoint is None else _path(checkpoint, "checkpoint"),
                   None if plot_confusion is None else _path(plot_confusion, "plot_confusion"),
                   **({"cores": core_list} if core_list else {}), **({"port": port} if port else {}))
+    if profile is not None:
+        r["target"] = profile.margins(ram_bytes=r["ram_bytes"], flash_bytes=r["flash_bytes"])
     return VerifyReport(model=r["model"], bit_exact=r["bit_exact"], bit_exact_host=r["bit_exact_host"],
                         bit_exact_cortex_m4=r["bit_exact_cortex_m4"], accuracy=r["accuracy"]["c_host"],
                         accuracies=dict(r["accuracy"]), test_windows=r["test_windows"], flash_bytes=r["flash_bytes"],
@@ -369,7 +380,8 @@ def plan(export_dir: PathLike, *, ram: int | str | None = None, target: str | No
     Args:
         export_dir: an export folder (model.bin and meta.json).
         ram: RAM budget, bytes or "4KiB" (default: the target's RAM, else none).
-        target: pinetime, bangle2 or mps2-an386.
+        target: a target profile: pinetime, bangle2, nrf52840dk, mps2-an386, or a board.yaml path (docs/targets.md);
+            the budget is the RAM its firmware leaves free for a model.
         patch_frames: the patch size to plan (default: the least RAM within 10 % extra MACs).
         patch_out: also write the patch schedule's plan blob here (for em_graph_patch_parse / em_run).
         plot: also draw the memory timeline into this PNG (or another matplotlib format).
@@ -386,7 +398,7 @@ def plan(export_dir: PathLike, *, ram: int | str | None = None, target: str | No
         {'streaming': 952, 'layer_by_layer': ..., 'patch': 1952}
     """
     from edgemem.atomic import check_out_file
-    from edgemem.schedule.plan import TARGETS, load_export_graph, plan_graph, plot_format
+    from edgemem.schedule.plan import load_export_graph, plan_graph, plot_format
     from edgemem.schedule.plan import plot as draw
 
     folder = _path(export_dir, "export_dir")
@@ -398,8 +410,11 @@ def plan(export_dir: PathLike, *, ram: int | str | None = None, target: str | No
     if plot_path is not None:
         plot_format(plot_path)
         check_out_file(plot_path, "--plot")
-    if target is not None and target not in TARGETS:  # before the export is read: a typo is the likelier error
-        raise EdgememError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+    profile = None
+    if target is not None:  # before the export is read: a typo is the likelier error
+        from edgemem.schedule.profiles import load_target
+
+        profile = load_target(target)
     if low_bits is not None and not value_driven:
         raise EdgememError("--low-bits applies to --value-driven only")
     vd_args = (8 if patch_frames is None else patch_frames, 4 if low_bits is None else low_bits)
@@ -410,7 +425,7 @@ def plan(export_dir: PathLike, *, ram: int | str | None = None, target: str | No
     g, steps = load_export_graph(folder)
     if value_driven:
         stage_end(g)  # no conv front: say so before planning and loading the data
-    report = plan_graph(g, steps, budget, target, patch_frames)
+    report = plan_graph(g, steps, budget, profile, patch_frames)
     if patch_path is not None:
         from edgemem.atomic import write_bytes_atomic
         from edgemem.schedule.patch import build_patch_blob, patch_layout

@@ -217,17 +217,25 @@ def verify(
     port: Annotated[str | None, typer.Option(
         "--port", help="also validate on a target running uart_validate over this serial line: a device "
         "(/dev/ttyACM0) or socket://HOST:PORT (adds \"serial\" to the report; same windows as --m4-windows)")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="a target profile (pinetime, bangle2, nrf52840dk, "
+                                               "mps2-an386) or board.yaml: flash / RAM margin against what its "
+                                               "firmware leaves free")] = None,
 ) -> None:
     """Run the held-out test subjects through every runtime and compare them. The checkpoint must be the one the
     export was made from (meta.json's checkpoint_sha256)."""
     progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]"))
     r = api.verify(export_dir, m4_windows=m4_windows, checkpoint=checkpoint, plot_confusion=plot_confusion,
                    progress=progress, **({"cores": cores} if cores else {}),
-                   **({"port": port} if port else {})).raw
+                   **({"port": port} if port else {}), **({"target": target} if target else {})).raw
     if as_json:
         print(json.dumps(r, indent=2))
     else:
         out.print(_table(r))
+        if target:
+            t = r["target"]
+            out.print(f"{t['name']} ({t['chip']}): flash margin {t['flash_margin_bytes']:,} B of "
+                      f"{t['flash_free_for_model']:,} B free, RAM margin {t['ram_margin_bytes']:,} B of "
+                      f"{t['ram_free_for_model']:,} B free for a model", highlight=False)
     if not r["bit_exact"]:
         raise typer.Exit(1)
 
@@ -272,8 +280,11 @@ def stress(
 @app.command()
 def plan(
     export_dir: Annotated[Path, typer.Argument(help="an export folder of a graph model (export/NAME)")],
-    ram: Annotated[str | None, typer.Option("--ram", help="RAM budget, e.g. 4KiB (default: the target's RAM)")] = None,
-    target: Annotated[str | None, typer.Option("--target", help="pinetime, bangle2 or mps2-an386")] = None,
+    ram: Annotated[str | None, typer.Option("--ram", help="RAM budget, e.g. 4KiB (default: the target's RAM free "
+                                            "for a model)")] = None,
+    target: Annotated[str | None, typer.Option(
+        "--target", help="a target profile: pinetime, bangle2, nrf52840dk, mps2-an386, or a board.yaml path "
+        "(docs/targets.md); its RAM free for a model is the default budget")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     plot_path: Annotated[Path | None, typer.Option("--plot", help="write a memory-timeline PNG here")] = None,
     patch_frames: Annotated[int | None, typer.Option("--patch-frames", help="patch size to plan (default: the "
@@ -304,7 +315,8 @@ def plan(
     verdict = "fits" if r["fits"] else "does not fit"
     budget_txt = "no budget" if r["ram_budget_bytes"] is None else f"{r['ram_budget_bytes']:,} B"
     out.print(f"chosen: {r['chosen']} ({verdict}; {budget_txt})"
-              + (f"; {target}: margin {r['target']['margin_bytes']:,} B" if target else ""))
+              + (f"; {r['target']['name']}: margin {r['target']['margin_bytes']:,} B of "
+                 f"{r['target']['ram_free_for_model']:,} B free for a model" if target else ""))
     if value_driven:
         _print_value_driven(r["value_driven"])
 

@@ -168,3 +168,108 @@ def test_metadata_follows_the_specifications(bundle):
     meta = json.loads((bundle / "meta.json").read_text())
     for rel in meta["bundle"]["files"]:
         assert (bundle / rel).is_file(), rel
+
+
+ARDUINO_FIELDS = {"name", "version", "author", "maintainer", "sentence", "paragraph", "category", "url",
+                  "architectures", "depends", "dot_a_linkage", "includes", "precompiled", "ldflags"}
+
+
+def test_arduino_properties_has_only_specified_fields(bundle):
+    props = dict(line.split("=", 1) for line in (bundle / "library.properties").read_text().splitlines() if line)
+    assert set(props) <= ARDUINO_FIELDS, set(props) - ARDUINO_FIELDS
+    assert props["url"].startswith("https://example.invalid") and "example.invalid" in props["maintainer"]
+
+
+M4_MAIN = r"""
+#include <stdio.h>
+#include "edgemem_har_elm.h"
+#include "input.h"
+/* em_run's loop on the held-out windows compiled in: state reset per window, logits printed over semihosting */
+static uint32_t arena[(EM_MODEL_ARENA_BYTES + 3) / 4];
+extern void initialise_monitor_handles(void); /* rdimon: -nostartfiles skips the crt0 that calls it */
+int main(void) {
+    initialise_monitor_handles();
+    em_graph_t g;
+    em_graph_ctx_t ctx;
+    if (em_graph_bind(&g, em_model_blob, EM_MODEL_BLOB_SIZE) != EM_OK) return 3;
+    if (em_graph_init(&ctx, &g, arena, sizeof arena) != EM_OK) return 4;
+    for (int w = 0; w < N_WIN; w++) {
+        if (em_graph_reset(&ctx) != EM_OK) return 5;
+        for (int t = 0; t < N_STEPS; t++) {
+            int16_t out[EM_MODEL_N_OUT];
+            if (em_graph_step(&ctx, &INPUT[(w * N_STEPS + t) * EM_MODEL_N_IN], out) != EM_OK) return 7;
+            for (int k = 0; k < EM_MODEL_N_OUT; k++) printf("%d%c", out[k], k + 1 < EM_MODEL_N_OUT ? ' ' : '\n');
+        }
+    }
+    return 0;
+}
+"""
+
+
+def test_cortex_m4_elf_under_qemu_equals_em_run(bundle, tmp_path):
+    need("cmake", "arm-none-eabi-gcc", "qemu-system-arm")
+    meta, _, held = held_out_set(bundle)
+    x = quantize(held.x[:2], meta["input_scale"]).astype(np.int8)  # 2 held-out windows
+    n, steps = x.shape[0], x.shape[1]
+    m4 = firmware_dir() / "targets" / "cortex_m4"
+    proj = _project(tmp_path, bundle, M4_MAIN, (
+        f"target_sources(app PRIVATE {(m4 / 'startup.c').as_posix()})\n"
+        "target_include_directories(app PRIVATE ${CMAKE_CURRENT_LIST_DIR}/src)\n"
+        f"target_link_options(app PRIVATE -nostartfiles -T{(m4 / 'mps2_an386.ld').as_posix()} "
+        "--specs=nano.specs --specs=rdimon.specs)\n"))
+    (proj / "src" / "input.h").write_text(
+        f"#define N_WIN {n}\n#define N_STEPS {steps}\nstatic const int8_t INPUT[] = {{"
+        + ",".join(map(str, x.ravel().tolist())) + "};\n")
+    build = tmp_path / "build"
+    _cmake(proj, build, f"-DCMAKE_TOOLCHAIN_FILE={bundle / 'cmake' / 'arm-none-eabi-cortex-m4.cmake'}",
+           "-DCMAKE_BUILD_TYPE=MinSizeRel", target="app")
+    res = subprocess.run(["timeout", "300", "qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
+                          "-semihosting-config", "enable=on,target=native", "-kernel", str(build / "app")],
+                         capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    got = np.array([[int(v) for v in line.split()] for line in res.stdout.splitlines() if line.strip()])
+    n_out = len(meta["class_names"])
+    ref = run_host(bundle / "model.bin", x, n_out).reshape(n * steps, n_out)
+    assert got.shape == ref.shape and np.array_equal(got, ref)
+
+
+@pytest.mark.parametrize("model", ["kws_lmuformer"])
+def test_conv_and_lmu_bundle_host_build_equals_em_run(model, tmp_path):
+    need("cmake", "gcc", "make")
+    b = tmp_path / model
+    export(ROOT / "models" / model / "model.pt", ["bundle"], b)
+    mask = kernel_mask((b / "src" / "model.h").read_text())
+    assert {"conv1d_causal_s8.c", "lmu_s8_s16.c"} <= set(kernel_sources(mask))
+    meta, _, held = held_out_set(b)
+    x = quantize(held.x[:2], meta["input_scale"]).astype(np.int8)  # 2 held-out windows
+    n, steps = x.shape[0], x.shape[1]
+    main_c = HOST_MAIN.replace("edgemem_har_elm.h", f"edgemem_{model}.h")
+    proj = _project(tmp_path, b, main_c)
+    cml = proj / "CMakeLists.txt"
+    cml.write_text(cml.read_text().replace("edgemem::har_elm", f"edgemem::{model}"))
+    _cmake(proj, tmp_path / "build")
+    (tmp_path / "in.bin").write_bytes(x.tobytes())
+    res = subprocess.run([str(tmp_path / "build" / "app"), str(tmp_path / "in.bin"), str(tmp_path / "out.bin"),
+                          str(n), str(steps)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    ref = run_host(b / "model.bin", x, len(meta["class_names"]))
+    assert (tmp_path / "out.bin").read_bytes() == ref.astype("<i2").tobytes()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    import sys
+    return subprocess.run([sys.executable, "-m", "edgemem.cli", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_cli_refusals_are_one_line_exit_2(tmp_path):
+    ckpt = str(ROOT / "models" / "har_elm" / "model.pt")
+    res = _cli("export", ckpt, "--to", "bundle,c", "--out", str(tmp_path / "b"))
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and "export it alone" in lines[0], res.stderr
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    res = _cli("export", ckpt, "--to", "bundle", "--out", str(busy))
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and "neither empty nor an earlier edgemem bundle" in lines[0]
+    assert (busy / "notes.txt").read_text() == "mine"

@@ -27,7 +27,16 @@ VENDOR = (_CHECKOUT / "build" if _CHECKOUT is not None else tool.cache_dir()) / 
 # the built page: build/demo/har in a checkout, <cache>/demo/har otherwise
 SITE = (_CHECKOUT / "build" if _CHECKOUT is not None else tool.cache_dir()) / "demo" / "har"
 VENDOR_FILES = ("uPlot.iife.min.js", "uPlot.min.css")
-PINETIME = {"name": "PineTime (nRF52832)", "flash_bytes": 512 * 1024, "ram_bytes": 64 * 1024, "mhz": 64}
+
+def pinetime_budget() -> dict[str, Any]:
+    """The PineTime profile (edgemem/schedule/targets/pinetime.yaml): what InfiniTime leaves free for a model."""
+    from edgemem.schedule.profiles import load_target
+
+    t = load_target("pinetime")
+    return {"name": "PineTime (nRF52832, InfiniTime)", "flash_bytes": t.flash_free_for_model,
+            "ram_bytes": t.ram_free_for_model, "flash_total": t.flash_total, "ram_total": t.ram_total, "mhz": 64}
+
+
 CSV_COLUMNS = ("ax", "ay", "az", "gx", "gy", "gz")  # accelerometer in g, gyroscope in rad/s, 50 Hz
 
 
@@ -73,7 +82,7 @@ def site_data(export_dir: Path) -> dict[str, Any]:
         "footprint": {k: verify.get(k) for k in ("flash_bytes", "ram_bytes", "arena_bytes", "stack_bytes",
                                                  "instructions_per_step")},
         "accuracy_c_host": (verify.get("accuracy") or {}).get("c_host"),
-        "budget": PINETIME,
+        "budget": pinetime_budget(),
         "recordings": recordings,
     }
 

@@ -279,20 +279,25 @@ void loop() {{
     return body
 
 
+# pyproject.toml names no project URL or maintainer, so the bundle carries these placeholders (docs/bundle.md):
+# the Arduino library specification 1.5 requires `url` and `maintainer`; replace them before publishing a bundle
+PLACEHOLDER_URL = "https://example.invalid/edgemem"  # RFC 2606 .invalid: unmistakably not a real address
+PLACEHOLDER_MAINTAINER = "edgemem maintainers <maintainer@example.invalid>"
+
+
 def _arduino_properties(c: dict[str, Any]) -> str:
     return "\n".join([
         f"name=edgemem_{c['name']}",
         f"version={c['version']}",
         "author=edgemem",
-        "maintainer=edgemem <edgemem@users.noreply.github.com>",
+        f"maintainer={PLACEHOLDER_MAINTAINER}",
         f"sentence=The edgemem model {c['name']}: a bit-exact int8 spiking model and its C runtime.",
         "paragraph=Exported by edgemem: bind the compiled-in model, init its arena, step it once per time step. Only "
         f"the kernels this model needs are included (EM_GRAPH_KERNELS={c['mask']}).",
         "category=Data Processing",
-        "url=https://github.com/edgemem/edgemem",
+        f"url={PLACEHOLDER_URL}",
         "architectures=*",
         f"includes=edgemem_{c['name']}.h",
-        "license=Apache-2.0",
         "",
     ])
 
@@ -304,6 +309,8 @@ def _platformio(c: dict[str, Any]) -> dict[str, Any]:
         "description": f"The edgemem model {c['name']}: a bit-exact int8 spiking model and its C runtime",
         "keywords": ["edgemem", "spiking", "int8", "tinyml"],
         "license": "Apache-2.0",
+        "homepage": PLACEHOLDER_URL,
+        "authors": [{"name": "edgemem maintainers", "email": "maintainer@example.invalid", "maintainer": True}],
         "frameworks": "*",
         "platforms": "*",
         "build": {"srcDir": "src", "includeDir": "src", "flags": [f"-DEM_GRAPH_KERNELS={c['mask']}"]},

@@ -31,7 +31,6 @@ multiply an element, ACT and ONOFF none.
 from __future__ import annotations
 
 import json
-import re
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,30 +42,18 @@ from edgemem.graph.check import live_ranges, tables_of
 from edgemem.graph.ir import NONE, Graph, OpType
 from edgemem.schedule.patch import MAX_FRAMES as MAX_PATCH_FRAMES
 from edgemem.schedule.patch import extra_macs, front_stage, op_buffers, patch_layout
+from edgemem.schedule.profiles import Target, load_target, parse_size, shipped_targets
 
 __all__ = ["TARGETS", "Report", "Schedule", "buffer_labels", "front_stage", "load_export_graph", "parse_size",
            "plan_graph", "plot"]
 
-# RAM / flash of the targets `edgemem plan --target` knows (bytes)
+# the shipped target profiles (edgemem/schedule/targets/*.yaml, docs/targets.md): name -> (RAM, flash) that the
+# board's firmware leaves free for a model, bytes
 TARGETS: dict[str, tuple[int, int]] = {
-    "pinetime": (64 * 1024, 512 * 1024),  # nRF52832
-    "bangle2": (256 * 1024, 1024 * 1024),  # nRF52840
-    "mps2-an386": (4 * 1024 * 1024, 4 * 1024 * 1024),  # the QEMU Cortex-M4 board the tests run on
-}
+    n: (t.ram_free_for_model, t.flash_free_for_model) for n, t in ((n, load_target(n)) for n in shipped_targets())}
 PATCH_SIZES = (1, 2, 4, 8, 16)
 MAX_EXTRA_MACS = 0.10  # the recompute a patch size may cost (MCUNetV2 keeps its halo overhead near 10 %)
-_UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "kb": 1000, "mb": 1000**2, "k": 1024, "m": 1024**2}
 _STAGE_OPS = (OpType.CONV1D, OpType.ACT, OpType.FC, OpType.ADD, OpType.ONOFF)
-
-
-def parse_size(text: str) -> int:
-    """'4KiB', '4 KiB', '64kb', '4096' -> bytes (KiB/MiB and bare K/M binary, kB/MB decimal)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
-    unit = m.group(2).lower() if m else ""
-    if not m or unit not in _UNITS:
-        raise EdgememError(f"bad size {text!r}: expected a number of bytes with an optional unit B, KiB, MiB, kB, "
-                           "MB (e.g. 4KiB)")
-    return int(float(m.group(1)) * _UNITS[unit])
 
 
 @dataclass
@@ -192,7 +179,7 @@ class Report:
     chosen: str
     fits: bool
     budget: int | None
-    target: str | None
+    target: Target | None
     steps: int
 
     def to_json(self) -> dict[str, Any]:
@@ -206,17 +193,16 @@ class Report:
             "ram_budget_bytes": self.budget,
         }
         if self.target is not None:
-            ram, flash = TARGETS[self.target]
-            out["target"] = {"name": self.target, "ram_bytes": ram, "flash_bytes": flash,
-                             "margin_bytes": ram - self.schedules[self.chosen].peak_ram_bytes}
+            out["target"] = self.target.margins(ram_bytes=self.schedules[self.chosen].peak_ram_bytes)
         return out
 
 
-def plan_graph(g: Graph, steps: int, ram: int | None = None, target: str | None = None,
+def plan_graph(g: Graph, steps: int, ram: int | None = None, target: str | Target | None = None,
                patch_frames: int | None = None) -> Report:
-    """Every schedule's peak RAM and recompute; patch sizes PATCH_SIZES unless `patch_frames` names one."""
-    if target is not None and target not in TARGETS:
-        raise EdgememError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+    """Every schedule's peak RAM and recompute; patch sizes PATCH_SIZES unless `patch_frames` names one. `target`: a
+    profile (or its name / YAML path); its RAM free for a model is the budget unless `ram` is given."""
+    if target is not None and not isinstance(target, Target):
+        target = load_target(target)
     if patch_frames is not None and not 1 <= patch_frames <= MAX_PATCH_FRAMES:
         raise EdgememError(f"--patch-frames must be in [1, {MAX_PATCH_FRAMES}], got {patch_frames}")
     if steps < 1:
@@ -243,7 +229,7 @@ def plan_graph(g: Graph, steps: int, ram: int | None = None, target: str | None 
         schedules["patch"] = best
     else:
         unavailable["patch"] = next((s for s in patches if isinstance(s, str)), "window shorter than a patch")
-    budget = ram if ram is not None else (TARGETS[target][0] if target is not None else None)
+    budget = ram if ram is not None else (target.ram_free_for_model if target is not None else None)
     order = sorted(schedules.values(), key=lambda s: (s.extra_macs_ratio, s.peak_ram_bytes))
     fitting = [s for s in order if budget is None or s.peak_ram_bytes <= budget]
     chosen = fitting[0] if fitting else min(order, key=lambda s: s.peak_ram_bytes)

@@ -144,11 +144,11 @@ function showAccuracy() {
 
 function drawFootprint() {
   const f = state.data.footprint, b = state.data.budget;
-  $("budget-name").textContent = `beside a ${b.name}: ${b.flash_bytes / 1024} KiB flash, ${b.ram_bytes / 1024} KiB RAM, ${b.mhz} MHz`;
+  $("budget-name").textContent = `beside a ${b.name}: what its firmware leaves free for a model, ${(b.flash_bytes / 1024).toFixed(1)} of ${b.flash_total / 1024} KiB flash, ${(b.ram_bytes / 1024).toFixed(1)} of ${b.ram_total / 1024} KiB RAM, ${b.mhz} MHz`;
   const stepUs = f.instructions_per_step / b.mhz, frameUs = (1e6 * state.data.downsample) / state.data.rate_hz;
   const meters = [
-    ["Flash (code + model)", f.flash_bytes, b.flash_bytes, `${f.flash_bytes.toLocaleString()} B of ${(b.flash_bytes / 1024)} KiB`],
-    ["RAM (arena, state, stack)", f.ram_bytes + (f.stack_bytes || 0), b.ram_bytes, `${(f.ram_bytes + (f.stack_bytes || 0)).toLocaleString()} B of ${b.ram_bytes / 1024} KiB`],
+    ["Flash (code + model)", f.flash_bytes, b.flash_bytes, `${f.flash_bytes.toLocaleString()} B of ${b.flash_bytes.toLocaleString()} B free`],
+    ["RAM (arena, state, stack)", f.ram_bytes + (f.stack_bytes || 0), b.ram_bytes, `${(f.ram_bytes + (f.stack_bytes || 0)).toLocaleString()} B of ${b.ram_bytes.toLocaleString()} B free`],
     ["CPU per 40 ms step", stepUs, frameUs, `${f.instructions_per_step.toLocaleString()} instructions ≈ ${stepUs.toFixed(0)} µs`],
   ];
   const rows = meters.map(([name, v, max, text]) => {
