@@ -190,6 +190,12 @@ def _table(r: dict) -> Table:
         t.add_row("onnxruntime QCDQ", f"{q['accuracy_onnx_qcdq']:.4f}",
                   f"{q['windows']} windows, class agreement {q['class_agreement']:.4f}, max |Δlogit| "
                   f"{q['max_abs_logit_diff_lsb']:.0f} LSB, weight codes exact")
+    for core, c in (r.get("cores") or {}).items():
+        win = f"{c['windows']} windows, " if "windows" in c else ""
+        t.add_row(f"C {core} (QEMU {c.get('board', '')})".replace(" )", ")"), "",
+                  win + ("bit-exact" if c["bit_exact"] else "DIFFERS") +
+                  f", {c['instructions_per_step']:,.0f} instr/step, flash {c['flash_bytes']:,} B, "
+                  f"RAM {c['ram_bytes']:,} B")
     t.caption = (f"bit_exact={r['bit_exact']} over {r['steps_compared']:,} steps · flash {r['flash_bytes']:,} B · "
                  f"RAM {r['ram_bytes']:,} B + stack {r['stack_bytes']} B · "
                  f"{r['instructions_per_step']:,.0f} instructions/step (M4, QEMU icount)")
@@ -209,12 +215,15 @@ def verify(
     cores: Annotated[str | None, typer.Option(
         "--cores", help="also run em_run on emulated cores: all, or a comma list of m0,m3,m4,m7,m33,m55,rv32 "
         "(adds \"cores\" to the report)")] = None,
+    cores_windows: Annotated[int | None, typer.Option(
+        "--cores-windows", help="run the cores on only the first N windows (default: the M4's windows)")] = None,
 ) -> None:
     """Run the held-out test subjects through every runtime and compare them. The checkpoint must be the one the
     export was made from (meta.json's checkpoint_sha256)."""
     progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]"))
     r = api.verify(export_dir, m4_windows=m4_windows, checkpoint=checkpoint, plot_confusion=plot_confusion,
-                   progress=progress, **({"cores": cores} if cores else {})).raw
+                   progress=progress, **({"cores": cores} if cores else {}),
+                   **({"cores_windows": cores_windows} if cores_windows is not None else {})).raw
     if as_json:
         print(json.dumps(r, indent=2))
     else:
