@@ -267,7 +267,7 @@ def export(checkpoint: PathLike, out: PathLike, *, to: str | Sequence[str] = ("o
 
 def verify(export_dir: PathLike, *, m4_windows: int | None = None, checkpoint: PathLike | None = None,
            plot_confusion: PathLike | None = None, progress: Progress | None = None,
-           cores: str | list[str] | None = None, port: str | None = None,
+           cores: str | list[str] | None = None, cores_windows: int | None = None, port: str | None = None,
            target: str | None = None) -> VerifyReport:
     """Run the held-out windows through torch, onnxruntime, the integer reference, C on the host and C on an
     emulated Cortex-M4 (QEMU), and compare them (`edgemem verify`). A model that is not bit-exact is reported
@@ -283,7 +283,8 @@ def verify(export_dir: PathLike, *, m4_windows: int | None = None, checkpoint: P
         progress: called with each stage's name.
         cores: also run em_run on these emulated cores ("all", "m0,m3,...", or a list of m0 m3 m4 m7 m33 m55 rv32;
             the same windows as the M4): `raw["cores"][core]` = bit_exact, instructions_per_step, flash_bytes,
-            ram_bytes. Default none (the report is as before).
+            ram_bytes, board, windows. Default none (the report is as before).
+        cores_windows: run the cores on only the first N windows (default: the M4's windows).
         port: also validate on a target running firmware/apps/uart_validate (`make -C firmware uart-validate
             MODEL_DIR=...`) over this serial line: a device (/dev/ttyACM0) or a pyserial URL (socket://HOST:PORT);
             the same windows as the M4. `raw["serial"]` = accuracy, bit_exact, instructions_per_step, ...; its
@@ -312,7 +313,9 @@ def verify(export_dir: PathLike, *, m4_windows: int | None = None, checkpoint: P
     r = do_verify(_path(export_dir, "export_dir"), m4_windows, progress,
                   None if checkpoint is None else _path(checkpoint, "checkpoint"),
                   None if plot_confusion is None else _path(plot_confusion, "plot_confusion"),
-                  **({"cores": core_list} if core_list else {}), **({"port": port} if port else {}))
+                  **({"cores": core_list} if core_list else {}),
+                  **({"cores_windows": cores_windows} if cores_windows is not None else {}),
+                  **({"port": port} if port else {}))
     if profile is not None:
         r["target"] = profile.margins(ram_bytes=r["ram_bytes"], flash_bytes=r["flash_bytes"])
     return VerifyReport(model=r["model"], bit_exact=r["bit_exact"], bit_exact_host=r["bit_exact_host"],

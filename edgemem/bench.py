@@ -223,7 +223,9 @@ def main() -> None:
 
     results["machine"]["pinned_core"] = bench_runtimes.pin_one_core()  # the peers' timings: one core
     results["runtimes"] = {m: bench_runtimes.bench_model(root, m) for m in SHIPPED}
-    write_text_atomic(args.out.parent / "RESULTS.md", bench_runtimes.markdown(results["runtimes"]))
+    results["cores_instructions_per_step"] = bench_runtimes.cores_from_verify(root, SHIPPED)
+    write_text_atomic(args.out.parent / "RESULTS.md",
+                      bench_runtimes.markdown(results["runtimes"], results["cores_instructions_per_step"]))
     for name, r in results["runtimes"].items():
         t, lt, ox = r["tflm"]["ratios"], r["litert"]["ratios"], r["onnxruntime"]["ratios"]
         print(f"{name}: TFLM / edgemem: instructions {t['instructions_per_step']:.2f}x, RAM {t['ram_bytes']:.2f}x, "

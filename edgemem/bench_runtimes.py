@@ -18,6 +18,7 @@ Timings are reported, never asserted.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -190,7 +191,7 @@ def pin_one_core() -> int:
     return core
 
 
-def markdown(results: dict[str, Any]) -> str:
+def markdown(results: dict[str, Any], cores: dict[str, dict[str, Any]] | None = None) -> str:
     lines = ["# edgemem C vs TFLite Micro, LiteRT and onnxruntime",
              "",
              "Written by `make bench` (edgemem/bench_runtimes.py; method in its docstring and docs/tflite.md). Ratios "
@@ -208,4 +209,39 @@ def markdown(results: dict[str, Any]) -> str:
             f"{t['ratios']['ram_bytes']:.2f}x | {e['flash_bytes']:,} B | {t['flash_bytes']:,} B | "
             f"{t['ratios']['flash_bytes']:.2f}x | {e['us_per_step']:.2f} | {lt['us_per_step']:.2f} | "
             f"{lt['ratios']['us_per_step']:.2f}x | {ox['us_per_step']:.2f} | {ox['ratios']['us_per_step']:.2f}x |")
+    if cores:
+        lines += cores_markdown(cores)
     return "\n".join(lines) + "\n"
+
+
+def cores_from_verify(root: Path, models: Any) -> dict[str, dict[str, Any]]:
+    """models/NAME/verify.json's "cores" (`make verify`: edgemem verify --cores all), for the models that have it."""
+    out = {}
+    for m in models:
+        p = root / "models" / m / "verify.json"
+        if p.is_file():
+            c = json.loads(p.read_text()).get("cores")
+            if c:
+                out[m] = c
+    return out
+
+
+def cores_markdown(cores: dict[str, dict[str, Any]]) -> list[str]:
+    """Instructions per step of em_run on each emulated core (QEMU -icount; firmware/README.md "Cores")."""
+    names = list(dict.fromkeys(c for per in cores.values() for c in per))
+    lines = ["", "## Instructions per step on each core", "",
+             "From models/NAME/verify.json (`make verify`: `edgemem verify --cores all`, em_run under QEMU, bit-exact "
+             "with the integer reference over the windows shown). m0: the -mcpu=cortex-m0 build, on the microbit or, "
+             "where the model does not fit its 16 KB RAM, on mps2-an385 (marked *).", "",
+             "| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for m, per in cores.items():
+        cells = []
+        for c in names:
+            e = per.get(c)
+            if e is None:
+                cells.append("–")
+                continue
+            mark = "*" if c == "m0" and e.get("board") not in (None, "microbit") else ""
+            cells.append(f"{e['instructions_per_step']:,.0f}{mark}" + ("" if e["bit_exact"] else " (DIFFERS)"))
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return lines

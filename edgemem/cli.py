@@ -190,6 +190,12 @@ def _table(r: dict) -> Table:
         t.add_row("onnxruntime QCDQ", f"{q['accuracy_onnx_qcdq']:.4f}",
                   f"{q['windows']} windows, class agreement {q['class_agreement']:.4f}, max |Δlogit| "
                   f"{q['max_abs_logit_diff_lsb']:.0f} LSB, weight codes exact")
+    for core, c in (r.get("cores") or {}).items():
+        win = f"{c['windows']} windows, " if "windows" in c else ""
+        t.add_row(f"C {core} (QEMU {c.get('board', '')})".replace(" )", ")"), "",
+                  win + ("bit-exact" if c["bit_exact"] else "DIFFERS") +
+                  f", {c['instructions_per_step']:,.0f} instr/step, flash {c['flash_bytes']:,} B, "
+                  f"RAM {c['ram_bytes']:,} B")
     s = r.get("serial")
     if s:
         t.add_row(f"C on target ({s['port']})", f"{s['accuracy']:.4f}", f"{s['windows']} windows, " +
@@ -214,6 +220,8 @@ def verify(
     cores: Annotated[str | None, typer.Option(
         "--cores", help="also run em_run on emulated cores: all, or a comma list of m0,m3,m4,m7,m33,m55,rv32 "
         "(adds \"cores\" to the report)")] = None,
+    cores_windows: Annotated[int | None, typer.Option(
+        "--cores-windows", help="run the cores on only the first N windows (default: the M4's windows)")] = None,
     port: Annotated[str | None, typer.Option(
         "--port", help="also validate on a target running uart_validate over this serial line: a device "
         "(/dev/ttyACM0) or socket://HOST:PORT (adds \"serial\" to the report; same windows as --m4-windows)")] = None,
@@ -226,6 +234,7 @@ def verify(
     progress = None if as_json else (lambda msg: err.print(f"[dim]· {msg}[/]"))
     r = api.verify(export_dir, m4_windows=m4_windows, checkpoint=checkpoint, plot_confusion=plot_confusion,
                    progress=progress, **({"cores": cores} if cores else {}),
+                   **({"cores_windows": cores_windows} if cores_windows is not None else {}),
                    **({"port": port} if port else {}), **({"target": target} if target else {})).raw
     if as_json:
         print(json.dumps(r, indent=2))

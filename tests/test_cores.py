@@ -35,3 +35,24 @@ def test_parse_cores():
     assert c_runtime.parse_cores("m0, rv32") == ["m0", "rv32"]
     with pytest.raises(c_runtime.EdgememError):
         c_runtime.parse_cores("m4,m85")
+
+
+def test_large_model_on_m0_and_rv32():
+    """psmnist_lmu (54 KB blob, over the microbit build's 4 KiB): the M0 build runs it on mps2-an385, bit-exact."""
+    exp = ROOT / "export" / "psmnist_lmu"
+    if not (exp / "model.bin").is_file():
+        pytest.skip("needs export/psmnist_lmu")
+    blob = exp / "model.bin"
+    x = np.random.default_rng(1).integers(-128, 128, size=(1, 64, 1), dtype=np.int8)  # 1 window, 64 steps, 1 channel
+    host = c_runtime.run_host(blob, x, 10)
+    for core, board in (("m0", "mps2-an385"), ("rv32", "virt")):
+        run = c_runtime.run_core(core, blob, x, 10, arena_bytes=896)
+        assert np.array_equal(run.logits, host), core
+        assert run.board == board and run.instructions_per_step > 10000, core
+
+
+def test_m0_board():
+    assert c_runtime.m0_board(3727, 224) == "microbit"
+    assert c_runtime.m0_board(3727, None) == "microbit"
+    assert c_runtime.m0_board(3727, 1544) == "mps2-an385"
+    assert c_runtime.m0_board(54394, 896) == "mps2-an385"

@@ -101,6 +101,30 @@ def _deployment(dep: dict[str, Any], folder: str) -> list[str]:
            else "."),
         *_patch(dep.get("patch_schedule")),
         *_qcdq(dep.get("qcdq_onnx")),
+        *_cores(dep.get("cores")),
+    ]
+
+
+def _cores(cores: dict[str, Any] | None) -> list[str]:
+    """The per-core row (`edgemem verify --cores all`, firmware/README.md "Cores"), when the report has one."""
+    if not cores:
+        return []
+    names = list(cores)
+    board = {c: e.get("board", "") for c, e in cores.items()}
+    cell = {c: f"{e['instructions_per_step']:,.0f}" + ("" if e["bit_exact"] else " (NOT bit-exact)")
+            for c, e in cores.items()}
+    windows = sorted({e["windows"] for e in cores.values() if "windows" in e})
+    return [
+        "",
+        "### On each core (`edgemem verify --cores all`, em_run under QEMU)"
+        + (f", {'/'.join(map(str, windows))} sequences" if windows else ""),
+        "",
+        "| | " + " | ".join(f"{c} ({board[c]})" if board[c] else c for c in names) + " |",
+        "|---|" + "---|" * len(names),
+        "| bit-exact | " + " | ".join(str(cores[c]["bit_exact"]) for c in names) + " |",
+        "| instructions / step | " + " | ".join(cell[c] for c in names) + " |",
+        "| flash / RAM (B) | " + " | ".join(f"{cores[c]['flash_bytes']:,} / {cores[c]['ram_bytes']:,}"
+                                           for c in names) + " |",
     ]
 
 

@@ -151,34 +151,55 @@ def run_cortex_m4(blob: Path, x: np.ndarray, n_out: int) -> M4Run:
 
 CORES = ("m0", "m3", "m4", "m7", "m33", "m55", "rv32")
 _CORE_TOOLS = {"rv32": ("riscv64-unknown-elf-gcc", "qemu-system-riscv32")}
+# The QEMU machine each core's em_run runs on (firmware/targets/cores/run_qemu.sh)
+BOARDS = {"m0": "microbit", "m3": "mps2-an385", "m4": "mps2-an386", "m7": "mps2-an500", "m33": "mps2-an505",
+          "m55": "mps3-an547", "rv32": "virt"}
+# The microbit build's em_run buffers (firmware/Makefile RUN_DEFS_m0): larger models run the M0 build on mps2-an385
+M0_MICROBIT_BLOB_MAX = 4096
+M0_MICROBIT_ARENA_MAX = 1024
 
 
 @dataclass
 class CoreRun:
     logits: np.ndarray
     instructions_per_step: float
+    board: str = ""
 
 
-def run_core(core: str, blob: Path, x: np.ndarray, n_out: int) -> CoreRun:
+def m0_board(blob_bytes: int, arena_bytes: int | None) -> str:
+    """Where the M0 build runs: the microbit (nRF51, 16 KB RAM) when the blob and arena fit its em_run buffers,
+    else mps2-an385 (the same -mcpu=cortex-m0 code, full-size buffers, executed by QEMU's Cortex-M3)."""
+    fits = blob_bytes <= M0_MICROBIT_BLOB_MAX and (arena_bytes is None or arena_bytes <= M0_MICROBIT_ARENA_MAX)
+    return "microbit" if fits else "mps2-an385"
+
+
+def run_core(core: str, blob: Path, x: np.ndarray, n_out: int, arena_bytes: int | None = None) -> CoreRun:
     """em_run on one core under QEMU (firmware/targets/cores/run_qemu.sh; `make cores`): the M0 (microbit, 16 KB
-    RAM: blobs up to 4 KiB, arenas up to 1 KiB), M3, M4, M7, M33, M55 and RISC-V rv32."""
+    RAM: blobs up to 4 KiB, arenas up to 1 KiB; larger models run the M0 build on mps2-an385, see m0_board), M3,
+    M4, M7, M33, M55 and RISC-V rv32. arena_bytes: the graph's arena (picks the M0 board; None: the blob decides)."""
     if core not in CORES:
         raise EdgememError(f"unknown core '{core}' (one of {', '.join(CORES)})")
     for t in _CORE_TOOLS.get(core, ("arm-none-eabi-gcc", "qemu-system-arm")):
         require(t)
-    _make(f"{build_dir()}/{core}/em_run.elf")
-    elf = build_dir() / core / "em_run.elf"
+    board = BOARDS[core]
+    target = core
+    if core == "m0":
+        board = m0_board(Path(blob).stat().st_size, arena_bytes)
+        if board != "microbit":
+            target = "m0-an385"
+    _make(f"{build_dir()}/{target}/em_run.elf")
+    elf = build_dir() / target / "em_run.elf"
     script = FIRMWARE / "targets" / "cores" / "run_qemu.sh"
 
     def run(b: Path, inp: Path, out: Path, steps: int) -> str:
         with tempfile.TemporaryDirectory(prefix="edgemem-qemu-") as cwd:
             for name, src in (("model.bin", b), ("in.bin", inp)):
                 os.symlink(src, Path(cwd) / name)
-            res = subprocess.run(["sh", str(script), core, str(elf), "model.bin", "in.bin", "out.bin", str(steps)],
+            res = subprocess.run(["sh", str(script), target, str(elf), "model.bin", "in.bin", "out.bin", str(steps)],
                                  capture_output=True, text=True, cwd=cwd)
             # rv32's semihosting console arrives on QEMU's stderr
             res = subprocess.CompletedProcess(res.args, res.returncode, res.stdout + res.stderr, res.stderr)
-            out_text = _check(res, f"C {core} (QEMU) run")
+            out_text = _check(res, f"C {core} (QEMU {board}) run")
             shutil.copyfile(Path(cwd) / "out.bin", out)
         return out_text
 
@@ -186,7 +207,7 @@ def run_core(core: str, blob: Path, x: np.ndarray, n_out: int) -> CoreRun:
     m = re.search(r"instructions_per_step=([0-9.]+)", stdout)
     if not m:
         raise EdgememError(f"QEMU {core} run printed no instruction count: {stdout.strip()[:200]}")
-    return CoreRun(logits, float(m.group(1)))
+    return CoreRun(logits, float(m.group(1)), board)
 
 
 def core_footprint(core: str, model_dir: Path) -> Footprint:

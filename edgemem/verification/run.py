@@ -39,7 +39,8 @@ def _check_patch(export_dir: Path, blob_path: Path, xq: np.ndarray, ref: np.ndar
 
 def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None,
            checkpoint: Path | None = None, confusion_png: Path | None = None,
-           cores: list[str] | None = None, port: str | None = None) -> dict[str, Any]:
+           cores: list[str] | None = None, cores_windows: int | None = None,
+           port: str | None = None) -> dict[str, Any]:
     """Runs every runtime; m4_windows limits the (slow) emulated run to the first N test windows (N >= 1). The
     checkpoint is `checkpoint` or meta.json's (relative to the folder); either must have meta.json's
     checkpoint_sha256. confusion_png: where to draw the integer reference's confusion matrix (edgemem.verification.plots;
@@ -52,6 +53,8 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
 
     if m4_windows is not None and (isinstance(m4_windows, bool) or m4_windows < 1):
         raise EdgememError(f"--m4-windows must be a positive number of windows, got {m4_windows}")
+    if cores_windows is not None and (isinstance(cores_windows, bool) or cores_windows < 1):
+        raise EdgememError(f"--cores-windows must be a positive number of windows, got {cores_windows}")
 
     check_files(export_dir, load_meta(export_dir))  # nothing of the folder is read before its names are checked
     if (export_dir / TFLITE_FILE).is_file():  # before any work: the TFLite check needs the tflite extra
@@ -124,15 +127,18 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
         "spikes_per_step": spikes,  # integer reference, all LIF populations, mean over the test steps
         "readout": readout,
     }
-    if cores:  # em_run on each named core, over the same windows as the M4 run, against the integer reference
+    if cores:  # em_run on each named core (the M4's windows, or the first cores_windows), against the integer reference
         report["cores"] = {}
+        n_c = n_m4 if cores_windows is None else min(cores_windows, len(xq))
         for core in cores:
-            say(f"C {core} (QEMU, {n_m4} windows)")
-            run = c_runtime.run_core(core, blob_path, xq[:n_m4], n_out)
+            say(f"C {core} (QEMU, {n_c} windows)")
+            run = c_runtime.run_core(core, blob_path, xq[:n_c], n_out, arena_bytes=meta["arena_bytes"])
             cfp = c_runtime.core_footprint(core, export_dir)
-            report["cores"][core] = {"bit_exact": bool(np.array_equal(ref[:n_m4], run.logits)),
+            report["cores"][core] = {"bit_exact": bool(np.array_equal(ref[:n_c], run.logits)),
                                      "instructions_per_step": run.instructions_per_step,
-                                     "flash_bytes": cfp.flash_bytes, "ram_bytes": cfp.ram_bytes}
+                                     "flash_bytes": cfp.flash_bytes, "ram_bytes": cfp.ram_bytes,
+                                     "board": run.board, "windows": int(n_c)}
+        report["bit_exact"] = report["bit_exact"] and all(c["bit_exact"] for c in report["cores"].values())
     if port is not None:  # the compiled-in model on a target over a serial line (edgemem.verification.serial_link)
         from edgemem.verification.serial_link import validate
 

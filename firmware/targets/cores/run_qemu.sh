@@ -1,6 +1,6 @@
 #!/bin/sh
 # Run a semihosting ELF built for one core (make cores) on its QEMU machine; returns the program's exit status.
-#   run_qemu.sh CORE ELF [ARGS...]      CORE: m0 m3 m4 m7 m33 m55 rv32
+#   run_qemu.sh CORE ELF [ARGS...]      CORE: m0 m3 m4 m7 m33 m55 rv32, or m0-an385 (the M0 build on mps2-an385)
 # As targets/cortex_m4/run_qemu.sh: ARGS reach main() through the semihosting command line, argv[0] is the ELF's
 # base name (rv32: picolibc's own), no spaces inside an argument, commas escaped. -icount shift=6 on every machine: deterministic, and the
 # Arm cores count instructions with SysTick against it (rv32 reads minstret, which -icount ties to the instructions).
@@ -18,13 +18,13 @@ shift 2
 qemu=${QEMU_ARM:-qemu-system-arm}
 case $core in
     m0) machine="-M microbit" ;;
-    m3) machine="-M mps2-an385" ;;
+    m3|m0-an385) machine="-M mps2-an385" ;;
     m4) machine="-M mps2-an386" ;;
     m7) machine="-M mps2-an500" ;;
     m33) machine="-M mps2-an505" ;;
     m55) machine="-M mps3-an547" ;;
     rv32) machine="-M virt -bios none"; qemu=${QEMU_RISCV32:-qemu-system-riscv32} ;;
-    *) echo "run_qemu.sh: unknown core '$core' (m0 m3 m4 m7 m33 m55 rv32)" >&2; exit 2 ;;
+    *) echo "run_qemu.sh: unknown core '$core' (m0 m3 m4 m7 m33 m55 rv32 m0-an385)" >&2; exit 2 ;;
 esac
 name=$(basename "$elf" .elf)
 cfg="enable=on,target=native,arg=$name"
