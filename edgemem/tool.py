@@ -149,6 +149,7 @@ EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
     "tflite": ("ai_edge_litert", "tflite_micro", "flatbuffers"),
     "nir": ("nir",),
     "data": ("aeon",),
+    "serial": ("serial",),  # pyserial
 }
 
 
