@@ -1,7 +1,6 @@
 """`edgemem verify EXPORT --port`: firmware/apps/uart_validate (har_elm compiled in) on QEMU mps2-an386, its UART0
 on a loopback TCP socket that pyserial opens as socket://127.0.0.1:PORT (a board would be /dev/ttyACM0); bad
 frames both ways, a corrupted reply and a device killed mid-run give one-line errors within seconds."""
-import shutil
 import socket
 import subprocess
 import threading
@@ -11,16 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import need_module
+from conftest import need, need_module
 from edgemem.verification import c_runtime
 from edgemem.verification import serial_link as sl
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPORT = ROOT / "export" / "har_elm"
 
-pytestmark = pytest.mark.skipif(
-    any(shutil.which(t) is None for t in ("gcc", "arm-none-eabi-gcc", "qemu-system-arm"))
-    or not (EXPORT / "model.bin").is_file(), reason="needs gcc, arm-none-eabi-gcc, qemu-system-arm and export/har_elm")
+
+
+@pytest.fixture(autouse=True)
+def _toolchains():
+    need("gcc", "arm-none-eabi-gcc", "qemu-system-arm")  # a skip locally, a failure under CI=true
 
 
 class Qemu:
