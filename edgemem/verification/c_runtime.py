@@ -124,29 +124,34 @@ class M4Run:
     instructions_per_step: float
 
 
-def run_cortex_m4(blob: Path, x: np.ndarray, n_out: int) -> M4Run:
-    elf = build_m4()
-    require("qemu-system-arm")
-    script = FIRMWARE / "targets" / "cortex_m4" / "run_qemu.sh"
+def _qemu_em_run(cmd: list[str], blob: Path, x: np.ndarray, n_out: int, what: str) -> tuple[np.ndarray, float]:
+    """em_run under QEMU through a runner script (`cmd` + MODEL IN OUT STEPS): logits and instructions per step.
+    Semihosting paths must not contain spaces: it runs from a temp dir holding links to the files. The console is
+    read from stdout and stderr together (rv32's semihosting writes to QEMU's stderr)."""
 
     def run(b: Path, inp: Path, out: Path, steps: int) -> str:
-        # semihosting paths must not contain spaces: run from a temp dir holding links to everything
         with tempfile.TemporaryDirectory(prefix="edgemem-qemu-") as cwd:
             for name, src in (("model.bin", b), ("in.bin", inp)):
                 os.symlink(src, Path(cwd) / name)
-            res = subprocess.run(
-                ["sh", str(script), str(elf), "model.bin", "in.bin", "out.bin", str(steps)],
-                capture_output=True, text=True, cwd=cwd,
-            )
-            out_text = _check(res, "C Cortex-M4 (QEMU) run")
+            res = subprocess.run([*cmd, "model.bin", "in.bin", "out.bin", str(steps)], capture_output=True, text=True,
+                                 cwd=cwd)
+            res = subprocess.CompletedProcess(res.args, res.returncode, res.stdout + res.stderr, res.stderr)
+            out_text = _check(res, what)
             shutil.copyfile(Path(cwd) / "out.bin", out)
         return out_text
 
     logits, stdout = _io(blob, x, run, n_out)
     m = re.search(r"instructions_per_step=([0-9.]+)", stdout)
     if not m:
-        raise EdgememError(f"QEMU run printed no instruction count: {stdout.strip()[:200]}")
-    return M4Run(logits, float(m.group(1)))
+        raise EdgememError(f"{what} printed no instruction count: {stdout.strip()[:200]}")
+    return logits, float(m.group(1))
+
+
+def run_cortex_m4(blob: Path, x: np.ndarray, n_out: int) -> M4Run:
+    elf = build_m4()
+    require("qemu-system-arm")
+    script = FIRMWARE / "targets" / "cortex_m4" / "run_qemu.sh"
+    return M4Run(*_qemu_em_run(["sh", str(script), str(elf)], blob, x, n_out, "C Cortex-M4 (QEMU) run"))
 
 
 CORES = ("m0", "m3", "m4", "m7", "m33", "m55", "rv32")
@@ -190,24 +195,9 @@ def run_core(core: str, blob: Path, x: np.ndarray, n_out: int, arena_bytes: int 
     _make(f"{build_dir()}/{target}/em_run.elf")
     elf = build_dir() / target / "em_run.elf"
     script = FIRMWARE / "targets" / "cores" / "run_qemu.sh"
-
-    def run(b: Path, inp: Path, out: Path, steps: int) -> str:
-        with tempfile.TemporaryDirectory(prefix="edgemem-qemu-") as cwd:
-            for name, src in (("model.bin", b), ("in.bin", inp)):
-                os.symlink(src, Path(cwd) / name)
-            res = subprocess.run(["sh", str(script), target, str(elf), "model.bin", "in.bin", "out.bin", str(steps)],
-                                 capture_output=True, text=True, cwd=cwd)
-            # rv32's semihosting console arrives on QEMU's stderr
-            res = subprocess.CompletedProcess(res.args, res.returncode, res.stdout + res.stderr, res.stderr)
-            out_text = _check(res, f"C {core} (QEMU {board}) run")
-            shutil.copyfile(Path(cwd) / "out.bin", out)
-        return out_text
-
-    logits, stdout = _io(blob, x, run, n_out)
-    m = re.search(r"instructions_per_step=([0-9.]+)", stdout)
-    if not m:
-        raise EdgememError(f"QEMU {core} run printed no instruction count: {stdout.strip()[:200]}")
-    return CoreRun(logits, float(m.group(1)), board)
+    logits, instructions = _qemu_em_run(["sh", str(script), target, str(elf)], blob, x, n_out,
+                                        f"C {core} (QEMU {board}) run")
+    return CoreRun(logits, instructions, board)
 
 
 def core_footprint(core: str, model_dir: Path) -> Footprint:
