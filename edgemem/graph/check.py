@@ -43,7 +43,7 @@ BUFFER_FIELDS = ("in0", "in1", "out", "state0", "state1", "scratch")
 # which flag bits each op type may set
 OP_FLAGS = {OpType.FC: FLAG_ACC | FLAG_EVENTS, OpType.CONV1D: FLAG_ACC, OpType.ACT: 6, OpType.LIF: FLAG_CUBA,
             OpType.LEAKY: 0, OpType.LMU: 0, OpType.ADD: FLAG_ACC, OpType.ONOFF: FLAG_ACC,
-            OpType.SPIKE: 0}
+            OpType.SPIKE: 0, OpType.SENSOR: 0}
 
 
 class GraphDefect(EdgememError):
@@ -108,7 +108,7 @@ def tensor_align(dtype: int) -> int:
 def _dim_rule(kind: OpType, i: int) -> tuple[str, int, int, str] | None:
     """(name, lo, hi, status) of d[i] for this op type, or None if the type does not use it."""
     names = {OpType.FC: ("d_in", "d_out"), OpType.CONV1D: ("c_in", "c_out", "k"),
-             OpType.LMU: ("n_u", "order", "a_shift", "b_shift")}.get(kind, ("n",))
+             OpType.LMU: ("n_u", "order", "a_shift", "b_shift"), OpType.SENSOR: ("channels", "decim")}.get(kind, ("n",))
     if i >= len(names):
         return None
     if kind == OpType.CONV1D and i == 2:
@@ -133,6 +133,10 @@ def op_spec(kind: OpType, flags: int, d: tuple[int, ...]) -> OpSpec:
             bufs += [BufSpec("state0", (S8,), (k - 1) * n_in, True, True, True),
                      BufSpec("state1", (S32,), 1, True, True, True)]
         return OpSpec(tuple(bufs), ((S8, n_out * k * n_in), (S32, n_out), (S32, n_out), (S8, n_out)))
+    if kind == OpType.SENSOR:  # d = (C, D): D samples of C channels in, C int8 out
+        c, dec = d[0], d[1]
+        return OpSpec((BufSpec("in0", (S16,), c * dec, False, True, False), BufSpec("out", (S8,), c, None, False, True)),
+                      ((S32, c), (S32, c), (S8, c), None))
     n = d[0]
     if kind == OpType.ACT:
         lut = Act((flags >> 1) & 3) == Act.LUT
@@ -181,6 +185,8 @@ def _used_fields(kind: OpType, flags: int, d: tuple[int, ...]) -> set[str]:
 def _used_tensors(kind: OpType, flags: int) -> tuple[bool, bool, bool, bool]:
     if kind in (OpType.FC, OpType.CONV1D):
         return (True, True, True, True)
+    if kind == OpType.SENSOR:
+        return (True, True, True, False)
     if kind == OpType.ACT:
         return ((flags >> 1) & 3 == Act.LUT, False, False, False)
     if kind == OpType.LIF:
@@ -218,10 +224,15 @@ def check_buffers(t: Tables, bad: Bad) -> None:
         end = offset + count * ELSIZE[dtype]
         if end > t.arena_size:
             raise bad("BUFFER", f"buffer {i} ([{offset}, {end})) lies outside the arena of {t.arena_size} bytes")
-    for name, idx, dt, n in (("in_buffer", t.in_buffer, S8, t.n_in), ("out_buffer", t.out_buffer, S16, t.n_out)):
+    # a model reads int8 and writes int16 logits; an input stage reads int16 samples and writes int8 (the model's
+    # input): the in_buffer's dtype says which, and the out_buffer must be the other one
+    stage = t.buffers[t.in_buffer][0] == S16
+    for name, idx, dt, n in (("in_buffer", t.in_buffer, S16 if stage else S8, t.n_in),
+                             ("out_buffer", t.out_buffer, S8 if stage else S16, t.n_out)):
         dtype, _, _, count, _ = t.buffers[idx]
         if dtype != dt or count != n:
-            raise bad("BUFFER", f"{name} {idx} is {dtype_name(dtype)} [{count}]; expected {dtype_name(dt)} [{n}]")
+            raise bad("BUFFER", f"{name} {idx} is {dtype_name(dtype)} [{count}]; expected {dtype_name(dt)} [{n}]"
+                      + (" (an input stage: s16 in, s8 out)" if stage else ""))
     if t.buffers[t.in_buffer][1] & STATE:
         raise bad("BUFFER", f"in_buffer {t.in_buffer} is a state buffer (the input is not state)")
 
@@ -359,8 +370,9 @@ def check_params(t: Tables, data: list[np.ndarray], bad: Bad) -> None:
     for i, raw in enumerate(t.ops):
         kind, flags, tids = OpType(raw[0]), raw[1], raw[12:16]
         where = f"op {i} ({kind.name})"
-        if kind in (OpType.FC, OpType.CONV1D, OpType.ADD):
-            mult, shift = (data[tids[0]], data[tids[1]]) if kind == OpType.ADD else (data[tids[2]], data[tids[3]])
+        if kind in (OpType.FC, OpType.CONV1D, OpType.ADD, OpType.SENSOR):
+            k = {OpType.ADD: 0, OpType.SENSOR: 1}.get(kind, 2)
+            mult, shift = data[tids[k]], data[tids[k + 1]]
             if (mult < 1 << 30).any() or (shift < 1).any() or (shift > 62).any():
                 raise bad("PARAM", f"{where} has an out-of-range requantization multiplier or shift (multipliers "
                           "must lie in [2^30, 2^31), shifts in [1, 62])")

@@ -76,6 +76,7 @@ class OpType(IntEnum):
     ADD = 7
     ONOFF = 8
     SPIKE = 9  # out = mem > thr: the previous step's spikes recomputed from a LIF membrane (docs/graph.md)
+    SENSOR = 10  # input stage: int16 sensor counts [D][C] -> int8 [C] (edgemem.graph.sensor)
 
 
 class Act(IntEnum):
@@ -170,6 +171,12 @@ class Graph:
         return at
 
     # ---- reading ----
+    @property
+    def is_input_stage(self) -> bool:
+        """An input stage (docs/graph.md "Input stages") reads int16 samples and writes the model's int8 input; a
+        model reads int8 and writes int16 logits."""
+        return self.buffers[self.in_buffer].dtype == DType.S16
+
     def index(self, name: str) -> int:
         for i, b in enumerate(self.buffers):
             if b.name == name:
@@ -187,7 +194,7 @@ def lut_op_flags(act: Act, acc: bool = False) -> int:
 
 # Kernel variants (em_graph.h em_graph_kernel_t, bit k of EM_GRAPH_KERNELS): an op's type and dtypes pick one.
 KERNELS = ("FC_S8", "FC_S16", "FC_S8_PACKED", "FC_S16_PACKED", "CONV1D_S8", "CONV1D_PACKED", "ACT_S8", "ACT_S16",
-           "LIF", "LEAKY", "LMU", "ADD_S8", "ADD_S16", "ONOFF", "SPIKE", "FC_S8_EVENTS", "FC_S8_PACKED_EVENTS")
+           "LIF", "LEAKY", "LMU", "ADD_S8", "ADD_S16", "ONOFF", "SPIKE", "FC_S8_EVENTS", "FC_S8_PACKED_EVENTS", "SENSOR", "LOGMEL")
 
 
 def kernel_of(g: Graph, op: Op) -> str:

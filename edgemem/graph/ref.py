@@ -163,6 +163,15 @@ def _compile(g: Graph, op: Op) -> Callable[[Values], None]:
             _store(v, op.out, requant(v[op.in0], mult[0], shift[0]), acc)
         return add
 
+    if op.type == OpType.SENSOR:
+        c, dec = d0, d1
+        offset, mult, shift = t[0], t[1], t[2]
+
+        def sensor(v: Values) -> None:  # edgemem.graph.sensor.sensor_stage, on the flat [D * C] input
+            total = v[op.in0].reshape(-1, dec, c).sum(axis=1)
+            v[op.out] = sat(requant(sat(total - offset, 32), mult, shift), 8)
+        return sensor
+
     if op.type == OpType.SPIKE:
         thr = t[0]
 
@@ -195,15 +204,17 @@ def reset(st: GraphState) -> None:
 
 
 def step(g: Graph, x_t: np.ndarray, st: GraphState) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """x_t [batch][n_in] int8 values -> (logits [batch][n_out] int16 values, every buffer's values by name)."""
+    """x_t [batch][n_in] int8 values (int16 for an input stage) -> (logits [batch][n_out] int16 values (the int8
+    model input for a stage), every buffer's values by name)."""
     if st.graph is not g:
         raise EdgememError("the state was made for another graph (init_state(g, batch) first)")
     x = np.asarray(x_t)
     if x.shape != (st.batch, g.n_in):
         raise EdgememError(f"step input must be [{st.batch}][{g.n_in}], got shape {x.shape}")
     x = x.astype(np.int64)
-    if x.size and (x.min() < -128 or x.max() > 127):
-        raise EdgememError("step input holds values outside int8")
+    lo, hi = g.buffers[g.in_buffer].dtype.value_range
+    if x.size and (x.min() < lo or x.max() > hi):
+        raise EdgememError(f"step input holds values outside {g.buffers[g.in_buffer].dtype.name.lower()}")
     v = st.values
     v[g.in_buffer] = x
     for run in st.plan:
@@ -213,7 +224,8 @@ def step(g: Graph, x_t: np.ndarray, st: GraphState) -> tuple[np.ndarray, dict[st
 
 def run_graph(g: Graph, x: np.ndarray,
               on_step: Callable[[int, dict[str, np.ndarray]], None] | None = None) -> np.ndarray:
-    """x [b][T][n_in] int8 values -> per-step logits [b][T][n_out] (int64 holding int16), each sequence from reset.
+    """x [b][T][n_in] int8 values -> per-step logits [b][T][n_out] (int64 holding int16), each sequence from reset
+    (an input stage: int16 samples in, its int8 output out).
 
     on_step(t, values) sees every buffer after step t (calibration, debugging, spike counts via lif_spikes).
     """

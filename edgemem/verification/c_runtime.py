@@ -74,13 +74,15 @@ def build_m4() -> Path:
 
 
 def _io(blob: Path, x: np.ndarray, run: Callable[[Path, Path, Path, int], str], n_out: int) -> tuple[np.ndarray, str]:
-    """Write int8 windows [N][T][n_in] to a file, run, read int16 logits [N][T][n_out] back."""
+    """Write int8 windows [N][T][n_in] to a file, run, read int16 logits [N][T][n_out] back. An input stage (x of
+    dtype int16: raw samples) the other way round: int16 little endian in, int8 out."""
     n, steps, _ = x.shape
+    stage = x.dtype == np.int16
     with tempfile.TemporaryDirectory(prefix="edgemem-run-") as tmp:
         inp, out = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
-        np.ascontiguousarray(x, dtype=np.int8).tofile(inp)
+        np.ascontiguousarray(x, dtype="<i2" if stage else np.int8).tofile(inp)
         stdout = run(blob.resolve(), inp, out, steps)
-        y = np.fromfile(out, dtype="<i2")
+        y = np.fromfile(out, dtype=np.int8 if stage else "<i2")
     if y.size != n * steps * n_out:
         raise EdgememError(f"C runtime wrote {y.size} logits, expected {n * steps * n_out}")
     return y.reshape(n, steps, n_out), stdout

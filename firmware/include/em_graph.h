@@ -71,7 +71,9 @@ typedef enum {
     EM_K_SPIKE = 14,
     EM_K_FC_S8_EVENTS = 15,
     EM_K_FC_S8_PACKED_EVENTS = 16,
-    EM_K_COUNT = 17
+    EM_K_SENSOR = 17,
+    EM_K_LOGMEL = 18,
+    EM_K_COUNT = 19
 } em_graph_kernel_t;
 #define EM_GRAPH_KERNEL_BIT(k) (1u << (k))
 #ifndef EM_GRAPH_KERNELS
@@ -91,8 +93,10 @@ typedef enum {
     EM_OP_LMU = 6,
     EM_OP_ADD = 7,
     EM_OP_ONOFF = 8,
-    EM_OP_SPIKE = 9 /* out = mem > thr: a LIF's spikes recomputed from its membrane */
+    EM_OP_SPIKE = 9, /* out = mem > thr: a LIF's spikes recomputed from its membrane */
+    EM_OP_SENSOR = 10 /* input stage: int16 sensor counts [D][C] -> the model's int8 input [C] */
 } em_op_type_t;
+#define EM_OP_LAST EM_OP_SENSOR
 
 /* A graph blob's header fields and its three tables, read in place. Filled by em_graph_parse or em_graph_bind. */
 typedef struct {
@@ -129,6 +133,9 @@ em_status_t em_graph_parse(em_graph_t *g, const uint8_t *blob, size_t size);
  * whose kernel this build left out (EM_GRAPH_KERNELS) makes em_graph_step return EM_ERR_OP, and every kernel
  * checks its own arguments (em_kernels.h). */
 em_status_t em_graph_bind(em_graph_t *g, const uint8_t *blob, size_t size);
+/* 1 if g is an input stage (int16 samples in, int8 out: em_graph_stage_step), 0 if a model (em_graph_step), -1 if
+ * g is NULL or neither parsed nor bound. */
+int em_graph_is_input_stage(const em_graph_t *g);
 /* Bytes of arena the graph needs (the header's arena_size); 0 if g is NULL or neither parsed nor bound. */
 size_t em_graph_arena_size(const em_graph_t *g);
 /* Bind `arena` (4-byte aligned, >= em_graph_arena_size bytes, else EM_ERR_ARENA) and zero every state buffer.
@@ -137,8 +144,13 @@ size_t em_graph_arena_size(const em_graph_t *g);
 em_status_t em_graph_init(em_graph_ctx_t *ctx, const em_graph_t *g, void *arena, size_t arena_size);
 /* Zero every state buffer (start of a new, independent sequence). */
 em_status_t em_graph_reset(em_graph_ctx_t *ctx);
-/* One time step: in [n_in] int8 into in_buffer, every op in list order, out_buffer [n_out] int16 to out. */
+/* One time step: in [n_in] int8 into in_buffer, every op in list order, out_buffer [n_out] int16 to out.
+ * EM_ERR_BUFFER for an input stage (its input is int16: em_graph_stage_step). */
 em_status_t em_graph_step(em_graph_ctx_t *ctx, const int8_t *in, int16_t *out);
+/* One step of an input stage (docs/graph.md "Input stages": a graph whose in_buffer is int16 and out_buffer int8,
+ * e.g. SENSOR or LOGMEL): raw samples in [n_in] int16, the model's int8 input out [n_out], which em_graph_step of
+ * the model graph then takes. EM_ERR_BUFFER for a model graph (int8 in: em_graph_step). */
+em_status_t em_graph_stage_step(em_graph_ctx_t *ctx, const int16_t *in, int8_t *out);
 
 /* ---- Patch schedule (docs/graph.md "Patch schedule"; MCUNetV2's patch-based inference over time) ----
  * The front stage (ops 0 .. stage_ops-1: CONV1D, ACT, FC, ADD, ONOFF) runs op by op over a patch of up to P frames,

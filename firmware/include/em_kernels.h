@@ -123,6 +123,20 @@ em_status_t em_onoff_s16(const int16_t *in, int n, em_out_mode_t mode, int32_t *
  * previous step's spikes (1 after a reset where thr < 0). mem [n] s16, thr [n] s16, out [n] s8. */
 em_status_t em_spike_s16(const int16_t *mem, const int16_t *thr, int n, int8_t *out);
 
+/* ---- input stages (docs/graph.md "Input stages"): raw samples in, the model's int8 input out ----
+ * SENSOR (edgemem/graph/sensor.py is the spec): D samples of C channels of int16 sensor counts -> one step of int8:
+ *   sum[c] = sum_d in[d * C + c];  out[c] = sat8(requant(sat32(sum[c] - offset[c]), mult[c], shift[c]))
+ * in [D][C] s16 sample-major, offset/mult [C] s32, shift [C] s8, out [C] s8. EM_ERR_DIMS unless C, D >= 1 and
+ * C * D <= EM_MAX_DIM; EM_ERR_PARAM unless every mult >= 2^30 and shift in [1, 62]. */
+em_status_t em_sensor_s16(const int16_t *in, int channels, int decim, const int32_t *offset, const int32_t *mult,
+                          const int8_t *shift, int8_t *out);
+/* Float sensor values (physical units) -> int16 counts, as edgemem.graph.sensor.counts_from_float:
+ *   y = x * inv_lsb[c] (one IEEE single multiply), counts = sat16(round half away from zero (y))
+ * x [samples][channels] float, inv_lsb [channels] (model.h EM_MODEL_SENSOR_INV_LSB), counts [samples][channels].
+ * EM_ERR_VALUE if any x is NaN or infinite (checked before anything is written); EM_ERR_DIMS for samples or
+ * channels < 1. */
+em_status_t em_sensor_counts_f32(const float *x, int samples, int channels, const float *inv_lsb, int16_t *counts);
+
 #ifdef __cplusplus
 }
 #endif

@@ -48,7 +48,9 @@ typedef enum {
      * state flag is not the one its op needs */
     EM_ERR_BUFFER = -16,
     /* a patch schedule plan is malformed, unsafe, or made for another graph */
-    EM_ERR_PLAN = -17
+    EM_ERR_PLAN = -17,
+    /* an input value cannot be used: a NaN or infinite sensor value (em_sensor_counts_f32) */
+    EM_ERR_VALUE = -18
 } em_status_t;
 
 /* A short human-readable name of a status code ("unknown status" for a value outside the enum). */

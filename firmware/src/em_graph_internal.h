@@ -96,6 +96,7 @@ static inline int em_graph_kernel(uint32_t type, uint32_t flags, uint32_t in_dty
     case EM_OP_ADD: return in_dtype == EM_DTYPE_S8 ? EM_K_ADD_S8 : EM_K_ADD_S16;
     case EM_OP_ONOFF: return EM_K_ONOFF;
     case EM_OP_SPIKE: return EM_K_SPIKE;
+    case EM_OP_SENSOR: return EM_K_SENSOR;
     default: return -1;
     }
 }

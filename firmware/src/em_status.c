@@ -22,6 +22,7 @@ const char *em_status_str(em_status_t status) {
     case EM_ERR_ORDER: return "buffer read before it is written";
     case EM_ERR_BUFFER: return "bad buffer (table entry, overlap, or dtype/count/state for its op)";
     case EM_ERR_PLAN: return "bad patch plan (table, overlap, or not for this graph)";
+    case EM_ERR_VALUE: return "input value not a number or infinite";
     }
     return "unknown status";
 }

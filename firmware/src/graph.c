@@ -177,6 +177,10 @@ static inline em_status_t run_op(const em_graph_t *g, const uint8_t *rec, uint8_
         BUILT(EM_K_ONOFF);
         em_k_onoff(B16(EM_F_IN0), n, acc, B32(EM_F_OUT));
         return EM_OK;
+    case EM_K_SENSOR:
+        BUILT(EM_K_SENSOR);
+        em_k_sensor((const int16_t *)(const void *)addr[EM_F_IN0], (int)n, D(1), T32(0), T32(1), T8(2), B8(EM_F_OUT));
+        return EM_OK;
     case EM_K_SPIKE:
         BUILT(EM_K_SPIKE);
         em_k_spike(B16(EM_F_IN0), T16(0), n, B8(EM_F_OUT));
@@ -191,16 +195,20 @@ em_status_t em_graph_run_op(const em_graph_t *g, const uint8_t *rec, uint8_t *co
     return run_op(g, rec, addr);
 }
 
-/* in [n_in] int8, out [n_out] int16. */
-em_status_t em_graph_step(em_graph_ctx_t *ctx, const int8_t *in, int16_t *out) {
-    if (!ctx) return EM_ERR_NULL;
-    if (ctx->ready != EM_GRAPH_CTX_READY) return EM_ERR_STATE;
-    if (!in || !out) return EM_ERR_NULL;
+/* Buffer dtype byte of the graph's input buffer (the parser or bind left a valid table). */
+static uint32_t in_dtype(const em_graph_t *g) {
+    return g->buffers[(size_t)EM_GRAPH_BUFFER_ENTRY_SIZE * g->in_buffer];
+}
+
+int em_graph_is_input_stage(const em_graph_t *g) {
+    if (!g || g->valid != EM_GRAPH_VALID) return -1;
+    return in_dtype(g) == EM_DTYPE_S16;
+}
+
+/* Every op in list order (the input already in in_buffer). */
+static em_status_t run_ops(em_graph_ctx_t *ctx) {
     const em_graph_t *g = ctx->graph;
-    /* counts in locals: the byte stores below may alias *g as far as the compiler knows */
-    const uint32_t n_in = g->n_in, n_ops = g->n_ops, n_out = g->n_out;
-    int8_t *x = (int8_t *)buf_at(ctx, g->in_buffer);
-    for (uint32_t i = 0; i < n_in; i++) x[i] = in[i];
+    const uint32_t n_ops = g->n_ops;
     for (uint32_t i = 0; i < n_ops; i++) {
         const uint8_t *rec = g->ops + (size_t)EM_GRAPH_OP_SIZE * i; /* read in place, not copied */
         uint8_t *addr[EM_F_COUNT];
@@ -211,7 +219,40 @@ em_status_t em_graph_step(em_graph_ctx_t *ctx, const int8_t *in, int16_t *out) {
         em_status_t st = run_op(g, rec, addr);
         if (st != EM_OK) return st;
     }
+    return EM_OK;
+}
+
+/* in [n_in] int8, out [n_out] int16. */
+em_status_t em_graph_step(em_graph_ctx_t *ctx, const int8_t *in, int16_t *out) {
+    if (!ctx) return EM_ERR_NULL;
+    if (ctx->ready != EM_GRAPH_CTX_READY) return EM_ERR_STATE;
+    if (!in || !out) return EM_ERR_NULL;
+    const em_graph_t *g = ctx->graph;
+    if (in_dtype(g) != EM_DTYPE_S8) return EM_ERR_BUFFER; /* an input stage: em_graph_stage_step */
+    /* counts in locals: the byte stores below may alias *g as far as the compiler knows */
+    const uint32_t n_in = g->n_in, n_out = g->n_out;
+    int8_t *x = (int8_t *)buf_at(ctx, g->in_buffer);
+    for (uint32_t i = 0; i < n_in; i++) x[i] = in[i];
+    em_status_t st = run_ops(ctx);
+    if (st != EM_OK) return st;
     const int16_t *y = (const int16_t *)(const void *)buf_at(ctx, g->out_buffer);
+    for (uint32_t o = 0; o < n_out; o++) out[o] = y[o];
+    return EM_OK;
+}
+
+/* in [n_in] int16 samples, out [n_out] int8 (the model's input). */
+em_status_t em_graph_stage_step(em_graph_ctx_t *ctx, const int16_t *in, int8_t *out) {
+    if (!ctx) return EM_ERR_NULL;
+    if (ctx->ready != EM_GRAPH_CTX_READY) return EM_ERR_STATE;
+    if (!in || !out) return EM_ERR_NULL;
+    const em_graph_t *g = ctx->graph;
+    if (in_dtype(g) != EM_DTYPE_S16) return EM_ERR_BUFFER; /* a model: em_graph_step */
+    const uint32_t n_in = g->n_in, n_out = g->n_out;
+    int16_t *x = (int16_t *)(void *)buf_at(ctx, g->in_buffer);
+    for (uint32_t i = 0; i < n_in; i++) x[i] = in[i];
+    em_status_t st = run_ops(ctx);
+    if (st != EM_OK) return st;
+    const int8_t *y = (const int8_t *)buf_at(ctx, g->out_buffer);
     for (uint32_t o = 0; o < n_out; o++) out[o] = y[o];
     return EM_OK;
 }

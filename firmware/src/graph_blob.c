@@ -53,7 +53,7 @@ typedef struct {
     uint8_t dims;    /* d0 .. d(dims - 1) are used, the rest must be 0 */
 } op_info_t;
 #define FB(k) (uint8_t)(1u << EM_F_##k)
-static const op_info_t k_op_info[EM_OP_SPIKE + 1] = {
+static const op_info_t k_op_info[EM_OP_LAST + 1] = {
     [EM_OP_FC] = {EM_GRAPH_OPF_ACC | EM_GRAPH_OPF_EVENTS, FB(IN0) | FB(OUT), 0xF, 2}, /* EVENTS: + scratch */
     [EM_OP_CONV1D] = {EM_GRAPH_OPF_ACC, FB(IN0) | FB(OUT), 0xF, 3},         /* k != 1: + state0, state1 */
     [EM_OP_ACT] = {6u, FB(IN0) | FB(OUT), 0x0, 1},                          /* func in bits 1-2; LUT: + t0 */
@@ -63,6 +63,7 @@ static const op_info_t k_op_info[EM_OP_SPIKE + 1] = {
     [EM_OP_ADD] = {EM_GRAPH_OPF_ACC, FB(IN0) | FB(OUT), 0x3, 1},
     [EM_OP_ONOFF] = {EM_GRAPH_OPF_ACC, FB(IN0) | FB(OUT), 0x0, 1},
     [EM_OP_SPIKE] = {0, FB(IN0) | FB(OUT), 0x1, 1},
+    [EM_OP_SENSOR] = {0, FB(IN0) | FB(OUT), 0x7, 2},
 };
 
 /* Bit EM_F_k set for each buffer field the op uses; CONV1D's ring and head follow the raw d2 = k. */
@@ -181,6 +182,15 @@ static void op_spec(const em_op_rec_t *op, op_spec_t *s) {
         set_tensor(s, 0, EM_DTYPE_S32, 1);
         set_tensor(s, 1, EM_DTYPE_S8, 1);
         break;
+    case EM_OP_SENSOR: { /* d = (C, D): counts [D][C] s16 in (not state), int8 [C] out */
+        const uint32_t dec = op->d[1];
+        add_buf(s, EM_F_IN0, DT(EM_DTYPE_S16), n * dec, 2, 1);
+        add_buf(s, EM_F_OUT, DT(EM_DTYPE_S8), n, 0, 0);
+        set_tensor(s, 0, EM_DTYPE_S32, n);
+        set_tensor(s, 1, EM_DTYPE_S32, n);
+        set_tensor(s, 2, EM_DTYPE_S8, n);
+        break;
+    }
     case EM_OP_SPIKE: /* in0: typically a LIF membrane, read before the LIF (last step's value) */
         add_buf(s, EM_F_IN0, DT(EM_DTYPE_S16), n, 0, 1);
         add_buf(s, EM_F_OUT, DT(EM_DTYPE_S8), n, 0, 0);
@@ -204,7 +214,7 @@ static void mark_written(walk_t *w, uint32_t b) { w->written[b / 32u] |= 1u << (
 
 /* Step 5 for one op: type, fields, dims, buffers, tensors, written-before-read (then its writes are marked). */
 static em_status_t check_op(walk_t *w, const em_op_rec_t *op) {
-    if (op->type < EM_OP_FC || op->type > EM_OP_SPIKE) return EM_ERR_OP;
+    if (op->type < EM_OP_FC || op->type > EM_OP_LAST) return EM_ERR_OP;
     if ((op->flags & ~(uint32_t)k_op_info[op->type].flags) || (op->type == EM_OP_ACT && act_func(op->flags) == 3u))
         return EM_ERR_OP;
     const unsigned uf = used_fields(op), ut = used_tensors(op);
@@ -338,8 +348,10 @@ static em_status_t check_buffers(const uint8_t *table, uint32_t n_b, uint32_t ar
     buf_t bi, bo;
     rd_buf(table, in_b, &bi);
     rd_buf(table, out_b, &bo);
-    if (bi.dtype != EM_DTYPE_S8 || bi.count != n_in) return EM_ERR_BUFFER;
-    if (bo.dtype != EM_DTYPE_S16 || bo.count != n_out) return EM_ERR_BUFFER;
+    /* a model: int8 in, int16 logits out; an input stage: int16 samples in, the model's int8 input out */
+    const int stage = bi.dtype == EM_DTYPE_S16;
+    if ((bi.dtype != EM_DTYPE_S8 && !stage) || bi.count != n_in) return EM_ERR_BUFFER;
+    if (bo.dtype != (stage ? EM_DTYPE_S8 : EM_DTYPE_S16) || bo.count != n_out) return EM_ERR_BUFFER;
     if (bi.flags & EM_GRAPH_BUF_STATE) return EM_ERR_BUFFER;
     return EM_OK;
 }
@@ -353,9 +365,10 @@ static em_status_t check_params(const uint8_t *blob, const uint8_t *tensors, con
     switch (op->type) {
     case EM_OP_FC:
     case EM_OP_CONV1D:
-    case EM_OP_ADD: {
-        const int km = op->type == EM_OP_ADD ? 0 : 2;
-        const uint32_t n = op->type == EM_OP_ADD ? 1u : op->d[1];
+    case EM_OP_ADD:
+    case EM_OP_SENSOR: {
+        const int km = op->type == EM_OP_ADD ? 0 : op->type == EM_OP_SENSOR ? 1 : 2;
+        const uint32_t n = op->type == EM_OP_ADD ? 1u : op->type == EM_OP_SENSOR ? op->d[0] : op->d[1];
         const uint8_t *mult = TDATA(km), *shift = TDATA(km + 1);
         for (uint32_t o = 0; o < n; o++) {
             const int32_t sh = (int8_t)shift[o];

@@ -1,5 +1,7 @@
 /* em_run MODEL.bin INPUT.bin OUTPUT.bin STEPS_PER_RESET [PATCH.bin]
- * Streams INPUT (raw int8 [N][n_in]) through the model and writes OUTPUT (int16 little endian [N][n_out]).
+ * Streams INPUT (raw int8 [N][n_in]) through the model and writes OUTPUT (int16 little endian [N][n_out]). An
+ * input stage (docs/graph.md "Input stages") runs the other way round: INPUT int16 little endian samples
+ * [N][n_in], OUTPUT the model's int8 input [N][n_out].
  * The context is reset before step 0 and every STEPS_PER_RESET steps (0: only before step 0).
  * Prints "steps=N" (plus "instructions_per_step=X" where the platform counts them); errors: one line on
  * stderr, exit status 2. Same source for the host and for Cortex-M4 under QEMU semihosting.
@@ -37,6 +39,9 @@
 #ifndef EM_RUN_OUT_BUF
 #define EM_RUN_OUT_BUF 16384u  /* int16 logits per chunk */
 #endif
+#ifndef EM_RUN_STAGE_MAX
+#define EM_RUN_STAGE_MAX EM_MAX_DIM /* largest n_in and n_out of an input stage */
+#endif
 #ifndef EM_RUN_PATH_MAX
 #define EM_RUN_PATH_MAX 1024u
 #endif
@@ -45,8 +50,10 @@
 static uint32_t g_model_buf[EM_RUN_MODEL_MAX / 4u + 1u];
 static uint32_t g_plan_buf[(EM_PATCH_HEADER_SIZE + EM_PATCH_ENTRY_SIZE * EM_GRAPH_MAX_BUFFERS) / 4u + 1u];
 static uint32_t g_arena[EM_RUN_ARENA_BYTES / 4u];
-static int8_t g_in[EM_RUN_IN_BUF];
+static uint8_t g_in[EM_RUN_IN_BUF];
+static int16_t g_in16[EM_RUN_STAGE_MAX];
 static int16_t g_out[EM_RUN_OUT_BUF];
+static int8_t g_out8[EM_RUN_STAGE_MAX];
 static uint8_t g_out_bytes[EM_RUN_OUT_BUF * 2u];
 static char g_tmp_path[EM_RUN_PATH_MAX];
 
@@ -127,6 +134,10 @@ int main(int argc, char **argv) {
     st = em_graph_init(&gctx, &g, g_arena, sizeof g_arena);
     if (st != EM_OK) return fail("em_graph_init failed", em_status_str(st));
     const uint32_t n_in = g.n_in, n_out = g.n_out;
+    const int stage = em_graph_is_input_stage(&g) == 1;
+    const uint32_t in_el = stage ? 2u : 1u, out_el = stage ? 1u : 2u; /* bytes per input / output element */
+    if (stage && (n_in > EM_RUN_STAGE_MAX || n_out > EM_RUN_STAGE_MAX))
+        return fail("input stage wider than EM_RUN_STAGE_MAX", NULL);
 
     em_graph_patch_t plan;
     em_graph_patch_ctx_t pctx;
@@ -156,11 +167,12 @@ int main(int argc, char **argv) {
         fclose(fin);
         return fail("input is empty or not a regular file (its size reads as 0)", argv[2]);
     }
-    if ((unsigned long)in_size % n_in != 0) {
+    if ((unsigned long)in_size % (n_in * in_el) != 0) {
         fclose(fin);
-        return fail("input size is not a multiple of n_in", argv[2]);
+        return fail(stage ? "input size is not a multiple of n_in int16 samples" : "input size is not a multiple of n_in",
+                    argv[2]);
     }
-    const uint32_t n_steps = (uint32_t)((unsigned long)in_size / n_in);
+    const uint32_t n_steps = (uint32_t)((unsigned long)in_size / (n_in * in_el));
 
     const size_t out_len = strlen(argv[3]);
     if (out_len + 5u > sizeof g_tmp_path) {
@@ -177,21 +189,25 @@ int main(int argc, char **argv) {
 
     /* chunk: as many steps as both buffers hold, at most EM_RUN_CHUNK_STEPS (n_in, n_out <= 1024: >= 16) */
     uint32_t chunk = EM_RUN_CHUNK_STEPS;
-    if (chunk > EM_RUN_IN_BUF / n_in) chunk = EM_RUN_IN_BUF / n_in;
+    if (chunk > EM_RUN_IN_BUF / (n_in * in_el)) chunk = EM_RUN_IN_BUF / (n_in * in_el);
     if (chunk > EM_RUN_OUT_BUF / n_out) chunk = EM_RUN_OUT_BUF / n_out;
 
     uint64_t ticks = 0;
     const char *err = NULL;
     for (uint32_t t0 = 0; t0 < n_steps && !err; t0 += chunk) {
         uint32_t n = n_steps - t0 < chunk ? n_steps - t0 : chunk;
-        if (fread(g_in, n_in, n, fin) != n) {
+        if (fread(g_in, n_in * in_el, n, fin) != n) {
             err = "short read on input";
             break;
         }
         for (uint32_t k = 0; k < n;) {
             uint32_t t = t0 + k;
-            const int8_t *x = g_in + (size_t)k * n_in;
+            const int8_t *x = (const int8_t *)g_in + (size_t)k * n_in;
             int16_t *y = g_out + (size_t)k * n_out;
+            if (stage) { /* little endian int16 samples, whatever the host */
+                const uint8_t *b = g_in + (size_t)k * n_in * 2u;
+                for (uint32_t i = 0; i < n_in; i++) g_in16[i] = (int16_t)(uint16_t)(b[2u * i] | (b[2u * i + 1u] << 8));
+            }
             st = EM_OK;
             const int at_reset = t == 0 || (steps_per_reset && t % steps_per_reset == 0);
             if (at_reset) st = patched ? em_graph_patch_reset(&pctx) : em_graph_reset(&gctx);
@@ -206,8 +222,12 @@ int main(int argc, char **argv) {
                 if (m > to_reset) m = to_reset;
             }
             uint32_t c0 = em_cycle_begin();
-            st = patched ? em_graph_patch_run(&pctx, x, (int)m, y) : em_graph_step(&gctx, x, y);
+            st = patched ? em_graph_patch_run(&pctx, x, (int)m, y)
+                 : stage ? em_graph_stage_step(&gctx, g_in16, g_out8)
+                         : em_graph_step(&gctx, x, y);
             ticks += em_cycle_end(c0);
+            if (stage && st == EM_OK) /* int8 results: stored one byte each in the int16 chunk buffer's bytes */
+                for (uint32_t i = 0; i < n_out; i++) g_out_bytes[(size_t)k * n_out + i] = (uint8_t)g_out8[i];
             if (st != EM_OK) {
                 err = em_status_str(st);
                 break;
@@ -215,13 +235,13 @@ int main(int argc, char **argv) {
             k += m;
         }
         if (err) break;
-        /* little endian regardless of the host */
-        for (uint32_t i = 0; i < n * n_out; i++) {
+        /* little endian regardless of the host (an input stage's int8 results are already in g_out_bytes) */
+        for (uint32_t i = 0; !stage && i < n * n_out; i++) {
             uint16_t v = (uint16_t)g_out[i];
             g_out_bytes[2u * i] = (uint8_t)(v & 0xFFu);
             g_out_bytes[2u * i + 1u] = (uint8_t)(v >> 8);
         }
-        if (fwrite(g_out_bytes, 2u * n_out, n, fout) != n) err = "short write on output";
+        if (fwrite(g_out_bytes, out_el * n_out, n, fout) != n) err = "short write on output";
     }
     /* the size said n_steps: a stream that still has data (a device, a file still growing) is not that file */
     if (!err && fgetc(fin) != EOF) err = "input has more data than its size said (not a regular file?)";

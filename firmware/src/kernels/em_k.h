@@ -40,6 +40,8 @@ void em_k_add_s8(const int8_t *in, int n, int32_t mult, int shift, int acc, int3
 void em_k_add_s16(const int16_t *in, int n, int32_t mult, int shift, int acc, int32_t *out);
 void em_k_onoff(const int16_t *in, int n, int acc, int32_t *out);
 void em_k_spike(const int16_t *mem, const int16_t *thr, int n, int8_t *out);
+void em_k_sensor(const int16_t *in, int channels, int decim, const int32_t *offset, const int32_t *mult,
+                 const int8_t *shift, int8_t *out);
 
 /* The public kernels' shared checks: dims in [1, EM_MAX_DIM], mode ASSIGN or ACC, every shift in [1, 62]. */
 static inline em_status_t em_k_check_requant(int in_dim, int out_dim, em_out_mode_t mode, const int8_t *shift) {
