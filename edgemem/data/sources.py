@@ -203,6 +203,11 @@ def load_npz(path: Path) -> Recordings:
 
 
 SOURCES = {"watch": load_watch, "basic_motions": load_basic_motions}
+# Sources whose channels are raw sensor readings: their exports get a SENSOR input stage (edgemem.graph.sensor).
+SENSOR_SOURCES = ("watch", "basic_motions", "npz")
+# int16 full scale per channel of a sensor source, in its units: the watch's accelerometer channels peak at 5.8 and
+# its gyroscope channels at 29.0 over the whole set, which an IMU's +-8 g and +-2000 deg/s (34.9 rad/s) ranges hold.
+SENSOR_FULL_SCALE = {"watch": (8.0, 8.0, 8.0, 34.906585, 34.906585, 34.906585)}
 # Sources that take parameters (a dict, e.g. a recipe's data.params); each documents its keys.
 PARAM_SOURCES = ("kws", "psmnist", "digits")
 SOURCE_NAMES = (*SOURCES, "npz", *PARAM_SOURCES)  # every name a recipe's data.source may take

@@ -47,7 +47,8 @@ def kernel_mask(model_h: str) -> int:
     m = re.search(r"^#define EM_MODEL_GRAPH_KERNELS (0x[0-9a-fA-F]+)u", model_h, re.M)
     if not m:
         raise EdgememError("model.h has no EM_MODEL_GRAPH_KERNELS (a graph model.h of `edgemem export --to c`)")
-    return int(m.group(1), 16)
+    stage = re.search(r"^#define EM_INPUT_STAGE_GRAPH_KERNELS (0x[0-9a-fA-F]+)u", model_h, re.M)  # its input stage's
+    return int(m.group(1), 16) | (int(stage.group(1), 16) if stage else 0)
 
 
 def kernel_sources(mask: int) -> list[str]:

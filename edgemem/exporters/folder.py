@@ -28,9 +28,10 @@ QCDQ_FILE = "model_qcdq.onnx"
 NIR_FILE = "model.nir"
 META = "meta.json"
 PATCH_FILE = "patch.bin"  # the patch schedule's plan (`edgemem plan --patch-out`), where the model has one
+INPUT_STAGE_FILE = "input_stage.bin"  # the input stage's graph blob (raw samples -> model input), where it has one
 # every file an export folder may hold: `export` replaces such a folder as a whole, and refuses to replace any other
 EXPORT_FILES = frozenset({BLOB_FILE, HEADER_FILE, SOURCE_FILE, ONNX_FILE, TFLITE_FILE, TFLITE_VARS_FILE,
-                          TFLITE_FLOAT_FILE, QCDQ_FILE, NIR_FILE, META, PATCH_FILE})
+                          TFLITE_FLOAT_FILE, QCDQ_FILE, NIR_FILE, META, PATCH_FILE, INPUT_STAGE_FILE})
 
 
 def sha256(data: bytes) -> str:
@@ -176,6 +177,10 @@ _TFLITE_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
 _OPTIONAL_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "tool": ("a mapping of name, version and commit strings", lambda v: isinstance(v, dict) and all(
         isinstance(v.get(k), str) and v.get(k) for k in ("name", "version", "commit"))),
+    # a model with an input stage (edgemem/exporters/input_stage.py): its kind and the stage blob's dims
+    "input_stage": ("a mapping with kind 'sensor' or 'logmel', n_in, n_out and arena_bytes", lambda v: isinstance(
+        v, dict) and v.get("kind") in ("sensor", "logmel") and all(_is_int(v.get(k)) for k in
+                                                                   ("n_in", "n_out", "arena_bytes"))),
 }
 _GRAPH_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "readout": ("'sum' or 'last'", lambda v: v in registry.READOUTS),

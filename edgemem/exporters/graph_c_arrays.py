@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,9 +29,11 @@ def _floats(values: Sequence[float]) -> str:
 
 def model_h(name: str, blob: bytes, input_scale: float, output_scale: float, class_names: Sequence[str] = (),
             mean: np.ndarray | None = None, std: np.ndarray | None = None, downsample: int = 1,
-            input_zero_point: int = 0, readout: str = "sum", tool: Mapping[str, str] | None = None) -> str:
+            input_zero_point: int = 0, readout: str = "sum", tool: Mapping[str, str] | None = None,
+            stage_blob: bytes | None = None, stage_meta: Mapping[str, Any] | None = None) -> str:
     """The header: the tool that wrote it, format, sizes, kernels, and the host-side constants (normalization where it
-    applies). `tool`: edgemem.tool.tool_info() unless given."""
+    applies); with an input stage (stage_blob and its meta.json entry), its blob and constants too. `tool`:
+    edgemem.tool.tool_info() unless given."""
     g = parse_graph_blob(blob)
     tool = tool if tool is not None else tool_info()
     if readout not in ("sum", "last"):
@@ -79,6 +82,8 @@ def model_h(name: str, blob: bytes, input_scale: float, output_scale: float, cla
     ]
     if class_names:
         lines.append(f"#define EM_MODEL_CLASS_NAMES {{{', '.join(_c_string(c) for c in class_names)}}}")
+    if stage_blob is not None:
+        lines += _stage_lines(stage_blob, stage_meta or {})
     lines += [
         "",
         "/* the model blob (docs/graph.md), 4-byte aligned for in-place tensor reads. Compiled in, so bound, not parsed:",
@@ -93,6 +98,46 @@ def model_h(name: str, blob: bytes, input_scale: float, output_scale: float, cla
     return "\n".join(lines)
 
 
+def _stage_lines(blob: bytes, meta: Mapping[str, Any]) -> list[str]:
+    s = parse_graph_blob(blob)
+    if not s.is_input_stage:
+        raise EdgememError("the input stage blob is not an input stage (int16 in, int8 out)")
+    kind = meta.get("kind")
+    lines = [
+        "",
+        "/* ---- the input stage (docs/graph.md \"Input stages\"): the device's raw samples in, this model's int8 input",
+        " * out, run by the same runtime from its own blob (em_input_stage_blob, in model.c):",
+        " *   em_graph_bind(&s, em_input_stage_blob, EM_INPUT_STAGE_BLOB_SIZE);",
+        " *   em_graph_init(&sctx, &s, stage_arena, EM_INPUT_STAGE_ARENA_BYTES);",
+        " *   each model step: em_graph_stage_step(&sctx, samples, x); em_graph_step(&ctx, x, logits);",
+        " * samples int16 [EM_INPUT_STAGE_N_IN], x int8 [EM_MODEL_N_IN]. Build with",
+        " * -DEM_GRAPH_KERNELS=(EM_MODEL_GRAPH_KERNELS|EM_INPUT_STAGE_GRAPH_KERNELS) to link both stages' kernels. */",
+        f"#define EM_INPUT_STAGE_{str(kind).upper()} 1",
+        f"#define EM_INPUT_STAGE_BLOB_SIZE {len(blob)}u",
+        f"#define EM_INPUT_STAGE_ARENA_BYTES {s.arena_size}u",
+        f"#define EM_INPUT_STAGE_GRAPH_KERNELS 0x{kernel_mask(s):05x}u",
+        f"#define EM_INPUT_STAGE_N_IN {s.n_in}",
+    ]
+    if kind == "sensor":
+        inv = (np.float32(1.0) / np.asarray(meta["lsb"], dtype=np.float32)).astype(np.float32)
+        lines += [
+            f"/* samples: EM_MODEL_DOWNSAMPLE ({meta['samples_per_step']}) readings of EM_MODEL_SENSOR_CHANNELS "
+            "channels, sample-major, as int16 counts",
+            " * (count = value / lsb, lsb = full scale / 32768); a driver reporting physical values converts them with",
+            " * em_sensor_counts_f32(values, samples, EM_MODEL_SENSOR_CHANNELS, inv_lsb, counts) (em_kernels.h) */",
+            f"#define EM_MODEL_SENSOR_CHANNELS {meta['channels']}",
+            f"/* full scale per channel, in the training data's units ({meta['full_scale_source']}) */",
+            f"#define EM_MODEL_SENSOR_FULL_SCALE {{{_floats(meta['full_scale'])}}}",
+            f"#define EM_MODEL_SENSOR_INV_LSB {{{_floats(inv.tolist())}}}",
+        ]
+    elif kind == "logmel":
+        lines += [
+            "/* samples: one hop of 16-bit mono PCM per model step, at EM_MODEL_SAMPLE_RATE */",
+            f"#define EM_MODEL_SAMPLE_RATE {meta['sample_rate']}",
+        ]
+    return lines + ["extern const uint8_t em_input_stage_blob[EM_INPUT_STAGE_BLOB_SIZE];"]
+
+
 def _c_string(s: str) -> str:
     """A C string literal (escaped as C needs; non-ASCII as UTF-8 octal escapes)."""
     out = []
@@ -102,13 +147,24 @@ def _c_string(s: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def model_c(name: str, blob: bytes) -> str:
-    """The blob bytes as a const array, 16 a line; only for a blob the parser accepts (em_graph_bind trusts it)."""
+def _c_bytes(blob: bytes) -> str:
     if len(blob) < HEADER_SIZE or blob_version(blob) != VERSION:
         raise EdgememError(f"model.c for a graph needs a version-{VERSION} blob")
     parse_graph_blob(blob)  # raises GraphDefect: em_graph_bind would trust a blob that em_graph_parse refuses
     rows = [", ".join(f"0x{b:02x}" for b in blob[i:i + 16]) for i in range(0, len(blob), 16)]
-    body = ",\n    ".join(rows)
+    return ",\n    ".join(rows)
+
+
+def model_c(name: str, blob: bytes, stage_blob: bytes | None = None) -> str:
+    """The blob bytes as a const array, 16 a line (and the input stage's, if any); only for blobs the parser accepts
+    (em_graph_bind trusts them)."""
+    body = _c_bytes(blob)
+    stage = "" if stage_blob is None else f"""
+/* the input stage (model.h "the input stage") */
+const uint8_t em_input_stage_blob[EM_INPUT_STAGE_BLOB_SIZE] EM_MODEL_BLOB_ALIGN = {{
+    {_c_bytes(stage_blob)}
+}};
+"""
     return f"""/* Generated by `edgemem export`; do not edit. Model: {name} (graph, blob version {VERSION}). */
 #include "model.h"
 
@@ -124,7 +180,7 @@ def model_c(name: str, blob: bytes) -> str:
 const uint8_t em_model_blob[EM_MODEL_BLOB_SIZE] EM_MODEL_BLOB_ALIGN = {{
     {body}
 }};
-"""
+{stage}"""
 
 
 def write_graph_c(out: Path, name: str, blob: bytes, input_scale: float, output_scale: float,

@@ -26,6 +26,7 @@ from edgemem.exporters.folder import (
     BLOB_FILE,
     FORMATS,
     HEADER_FILE,
+    INPUT_STAGE_FILE,
     NIR_FILE,
     ONNX_FILE,
     QCDQ_FILE,
@@ -38,6 +39,7 @@ from edgemem.exporters.folder import (
     write_export,
     write_folder,
 )
+from edgemem.exporters.input_stage import input_stage
 from edgemem.exporters.onnx_export import export_onnx, state_names
 from edgemem.exporters.qcdq import check_exportable, export_qcdq
 from edgemem.graph.arena import place_by_lifetime
@@ -46,16 +48,16 @@ from edgemem.models import registry
 from edgemem.quant.lower import Lowered, lower
 from edgemem.tool import require_extra, tool_info
 from edgemem.training.recipe import Recipe
-from edgemem.training.sets import data_sets, recipe_of
+from edgemem.training.sets import DataSets, data_sets, recipe_of
 
 # the optional packages a format needs (pyproject.toml's extras), checked before any work
 FORMAT_EXTRAS = {"tflite": ("tflite", ("flatbuffers", "ai_edge_litert")), "nir": ("nir", ("nir",))}
 
 
-def lower_checkpoint(ckpt: Checkpoint, checkpoint_path: Path) -> Lowered:
+def lower_checkpoint(ckpt: Checkpoint, checkpoint_path: Path, sets: DataSets | None = None) -> Lowered:
     """The integer graph of a checkpoint, calibrated on its recipe's calibration windows (deterministic), with
     the recipe's weight and activation widths."""
-    sets = data_sets(ckpt, checkpoint_path)
+    sets = sets or data_sets(ckpt, checkpoint_path)
     q = sets.recipe.quant
     return lower(ckpt.model, sets.calibration, q.margin, q.weight_bits or None, q.act_bits or None)
 
@@ -112,18 +114,26 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
         files[ONNX_FILE] = _onnx_bytes(ckpt.model)
     recipe = recipe_of(ckpt, checkpoint)
     tool = tool_info()  # meta.json "tool", model.h EM_TOOL_VERSION / EM_TOOL_COMMIT (edgemem/tool.py: the rule)
-    low = lower_checkpoint(ckpt, checkpoint)
+    sets = data_sets(ckpt, checkpoint)
+    low = lower_checkpoint(ckpt, checkpoint, sets)
     # scratch buffers whose lifetimes within a step are disjoint share arena bytes (docs/graph.md "Placement")
     place_by_lifetime(low.graph)
     blob = build_graph_blob(low.graph)
     files[BLOB_FILE] = blob
+    stage = input_stage(recipe, sets, ckpt, low.input_scale)
+    stage_blob = build_graph_blob(stage.graph) if stage else None
+    if stage_blob is not None:
+        files[INPUT_STAGE_FILE] = stage_blob
     files[HEADER_FILE] = graph_c_arrays.model_h(
         name, blob, low.input_scale, low.output_scale, ckpt.class_names, ckpt.normalizer.mean, ckpt.normalizer.std,
-        recipe.data.downsample, readout=recipe.readout, tool=tool).encode()
-    files[SOURCE_FILE] = graph_c_arrays.model_c(name, blob).encode()
+        recipe.data.downsample, readout=recipe.readout, tool=tool, stage_blob=stage_blob,
+        stage_meta=stage.meta if stage else None).encode()
+    files[SOURCE_FILE] = graph_c_arrays.model_c(name, blob, stage_blob).encode()
     if "qcdq" in formats:
         files[QCDQ_FILE] = _qcdq_bytes(ckpt.model, low)
     meta = _meta(checkpoint, ckpt, out, name, recipe, low, tool)
+    if stage is not None:
+        meta["input_stage"] = stage.meta
     if formats == ["bundle"]:
         meta["files"] = {BLOB_FILE: sha256(blob)}
         write_bundle(out, bundle_files(name, files[HEADER_FILE].decode(), files[SOURCE_FILE].decode(), blob, meta))

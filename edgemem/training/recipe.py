@@ -24,7 +24,7 @@ from pydantic import ConfigDict, Discriminator, Field, Strict, Tag, TypeAdapter,
 from pydantic.dataclasses import dataclass
 from pydantic.json_schema import SkipJsonSchema
 
-from edgemem.data.sources import SOURCE_NAMES
+from edgemem.data.sources import SENSOR_SOURCES, SOURCE_NAMES
 from edgemem.errors import EdgememError, check_name
 from edgemem.models.limits import MAX_DIM
 from edgemem.models.readout import READOUTS
@@ -52,6 +52,11 @@ class DataSpec:
     test_subjects: Annotated[list[Int], Field(min_length=1)] = field(default_factory=lambda: [9, 10])
     params: Annotated[dict[Str, Any], Field(description="parameters of a generated source (kws, psmnist, digits)")] = \
         field(default_factory=dict)
+    sensor_full_scale: Annotated[list[Annotated[Float, Field(gt=0)]] | None, Field(
+        description="the sensor's int16 full scale per channel, in the data's units (an accelerometer at +-8 g: 8): "
+                    "the SENSOR input stage maps a count to full_scale / 32768 of them. None: the source's default "
+                    "(watch: 8 g and 2000 deg/s in rad/s) or, for other sensor sources, the power of two at or above "
+                    "1.25 x the training data's largest |value| per channel")] = None
 
     @model_validator(mode="after")
     def _consistent(self) -> DataSpec:
@@ -62,6 +67,9 @@ class DataSpec:
             raise _FieldError("data.path", "is needed for source 'npz' (the .npz file, relative to the recipe)")
         if self.source != "npz" and self.path is not None:
             raise _FieldError("data.path", f"applies to source 'npz' only, not '{self.source}'")
+        if self.sensor_full_scale is not None and self.source not in SENSOR_SOURCES:
+            raise _FieldError("data.sensor_full_scale", f"applies to sensor sources ({', '.join(SENSOR_SOURCES)}), "
+                                                        f"not '{self.source}'")
         parts = {"train_subjects": self.train_subjects, "val_subjects": self.val_subjects,
                  "test_subjects": self.test_subjects}
         names = list(parts)

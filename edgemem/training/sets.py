@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from edgemem.checkpoint import Checkpoint
-from edgemem.data.windows import Split, Windows, split_by_subject
+from edgemem.data.sources import load_source
+from edgemem.data.windows import Split, Windows, cut_windows, split_by_subject
 from edgemem.training.pipeline import load_windows
 from edgemem.training.recipe import Recipe, recipe_from_dict
 
@@ -63,3 +64,28 @@ def data_sets(ckpt: Checkpoint, checkpoint_path: Path) -> DataSets:
         return Windows(ckpt.normalizer(w.x), w.y, w.subject, w.recording, w.start)
 
     return DataSets(recipe, names, Split(norm(raw.train), norm(raw.val), norm(raw.test)))
+
+
+@dataclass(frozen=True)
+class RawHeldOut:
+    """The held-out windows as a device receives them, in the same order as DataSets.held_out."""
+
+    samples: np.ndarray  # sensor: float32 [n][window][C] at the source's rate (before averaging); kws: int16 PCM [n][S]
+    y: np.ndarray  # [n] int64
+
+
+def raw_held_out(recipe: Recipe) -> RawHeldOut:
+    """The test subjects' raw windows: a sensor source's values before the downsampling average, or the keyword
+    clips' 16-bit PCM (edgemem.data.kws.load_clips; held-out speakers in clip order)."""
+    d = recipe.data
+    if d.source == "kws":
+        from edgemem.data import kws
+
+        cfg, _, cache_dir, workers = kws.from_params(d.params)
+        clips = kws.load_clips(cfg, cache_dir, workers)
+        keep = np.isin(clips.speaker, np.asarray(sorted(set(d.test_subjects)), dtype=np.int64))
+        return RawHeldOut(clips.audio[keep].astype(np.int16), clips.label[keep].astype(np.int64))
+    rec = load_source(d.source, recipe.data_file, d.params)
+    windows = cut_windows(rec, d.window, d.hop, 1)
+    test = split_by_subject(windows, d.train_subjects, d.val_subjects, d.test_subjects).test
+    return RawHeldOut(test.x.astype(np.float32), test.y)

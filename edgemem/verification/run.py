@@ -11,7 +11,15 @@ import numpy as np
 import torch
 
 from edgemem.errors import EdgememError
-from edgemem.exporters.folder import PATCH_FILE, QCDQ_FILE, TFLITE_FILE, check_files, check_hashes, load_meta
+from edgemem.exporters.folder import (
+    PATCH_FILE,
+    QCDQ_FILE,
+    TFLITE_FILE,
+    check_files,
+    check_hashes,
+    checkpoint_of,
+    load_meta,
+)
 from edgemem.exporters.onnx_export import run_onnx, state_shapes
 from edgemem.graph.intops import quantize
 from edgemem.models.readout import predictions
@@ -127,6 +135,14 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
         "spikes_per_step": spikes,  # integer reference, all LIF populations, mean over the test steps
         "readout": readout,
     }
+    if "input_stage" in meta:  # raw samples through the stage, bit-exact, then through the model
+        from edgemem.training.sets import recipe_of
+        from edgemem.verification.input_stage import check_input_stage
+
+        ckpt_path = checkpoint_of(export_dir, meta, checkpoint)
+        section = check_input_stage(export_dir, meta, recipe_of(ckpt, ckpt_path), ts.y, xq, q.run, n_m4, say)
+        report["front_end" if section["kind"] == "logmel" else "input_stage"] = section
+        report["bit_exact"] = report["bit_exact"] and section["bit_exact"]
     if cores:  # em_run on each named core (the M4's windows, or the first cores_windows), against the integer reference
         report["cores"] = {}
         n_c = n_m4 if cores_windows is None else min(cores_windows, len(xq))
