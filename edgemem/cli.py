@@ -347,17 +347,32 @@ def _print_value_driven(v: dict) -> None:
 
 @app.command()
 def demo(
-    what: Annotated[str, typer.Argument(help="the demo: har")] = "har",
+    what: Annotated[str, typer.Argument(help="the demo: har, or kws (keywords in a WAV file: --wav)")] = "har",
     serve: Annotated[bool, typer.Option("--serve", help="the browser demo on http://127.0.0.1:PORT")] = False,
     port: Annotated[int, typer.Option(help="port for --serve (0: any free one)")] = 8765,
-    export_dir: Annotated[Path, typer.Option("--export", help="the exported model")] = Path("export/har_l2mu"),
+    export_dir: Annotated[Path | None, typer.Option(
+        "--export", help="the exported model (default export/har_l2mu, or export/kws_lmuformer for kws)")] = None,
     speed: Annotated[float, typer.Option(help="terminal demo: times real time (0: no waiting)")] = 16.0,
     recordings: Annotated[int | None, typer.Option(help="terminal demo: play only the first N recordings")] = None,
+    wav: Annotated[Path | None, typer.Option(help="kws: a 16 kHz mono 16-bit PCM WAV file")] = None,
+    every: Annotated[float, typer.Option(help="kws: seconds between the starts of 1 s windows")] = 0.5,
 ) -> None:
     """The HAR demo on held-out smartwatch recordings: a live terminal view, or (--serve) the browser page with the
-    C runtime in WebAssembly."""
-    if what != "har":
-        raise EdgememError(f"unknown demo '{what}' (available: har)")
+    C runtime in WebAssembly. `demo kws --wav FILE`: keywords in a WAV file, raw audio through the front end and the
+    model in C."""
+    if what not in ("har", "kws"):
+        raise EdgememError(f"unknown demo '{what}' (available: har, kws)")
+    if what == "kws":
+        if wav is None or serve:
+            raise EdgememError("demo kws takes a WAV file: `edgemem demo kws --wav FILE` (no --serve)")
+        from edgemem.demo.kws_wav import classify_wav
+
+        for d in classify_wav(export_dir or Path("export/kws_lmuformer"), wav, every):
+            out.print(f"{d.start_s:6.2f}-{d.end_s:6.2f} s  {d.word:>6}  {100 * d.probability:5.1f} %", highlight=False)
+        return
+    if wav is not None:
+        raise EdgememError("--wav is for `demo kws` (the HAR demo plays the held-out watch recordings)")
+    export_dir = export_dir or Path("export/har_l2mu")
     if serve:
         from edgemem.demo.serve import serve_site
 

@@ -194,7 +194,8 @@ def lut_op_flags(act: Act, acc: bool = False) -> int:
 
 # Kernel variants (em_graph.h em_graph_kernel_t, bit k of EM_GRAPH_KERNELS): an op's type and dtypes pick one.
 KERNELS = ("FC_S8", "FC_S16", "FC_S8_PACKED", "FC_S16_PACKED", "CONV1D_S8", "CONV1D_PACKED", "ACT_S8", "ACT_S16",
-           "LIF", "LEAKY", "LMU", "ADD_S8", "ADD_S16", "ONOFF", "SPIKE", "FC_S8_EVENTS", "FC_S8_PACKED_EVENTS", "SENSOR", "LOGMEL")
+           "LIF", "LEAKY", "LMU", "ADD_S8", "ADD_S16", "ONOFF", "SPIKE", "FC_S8_EVENTS", "FC_S8_PACKED_EVENTS",
+           "SENSOR", "LOGMEL")
 
 
 def kernel_of(g: Graph, op: Op) -> str:

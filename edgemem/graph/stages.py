@@ -3,8 +3,8 @@ the model's int8 input out, run by the same runtime as the model (em_graph_stage
 
 from __future__ import annotations
 
-from edgemem.graph.ir import Graph, Op, OpType
 from edgemem.graph.ir import DType as DT
+from edgemem.graph.ir import Graph, Op, OpType
 from edgemem.graph.sensor import SensorTables
 
 
