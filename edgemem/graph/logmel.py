@@ -171,7 +171,7 @@ def _log2_q20(tabs: LogMelTables, frames: np.ndarray) -> np.ndarray:
     p = frames.astype(np.int64) * tabs.window.astype(np.int64)
     g = 15 - _bitlen(np.abs(p).max(axis=-1))  # [...]
     gg = g[..., None]
-    v = np.where(gg >= 0, p << np.maximum(gg, 0), rshift_round(p, np.maximum(-gg, 0)))
+    v = np.where(gg >= 0, p << np.maximum(gg, 0), rshift_round(p, np.maximum(-gg, 1)))
     v = np.concatenate([v, np.zeros(v.shape[:-1] + (n - tabs.win,), dtype=np.int64)], axis=-1)
     zr, zi = v[..., 0::2][..., _bitrev(m)], v[..., 1::2][..., _bitrev(m)]
     length = 2
@@ -202,8 +202,10 @@ def _log2_q20(tabs: LogMelTables, frames: np.ndarray) -> np.ndarray:
     s = np.stack(sums, axis=-1)  # [..., n_mels]
     bq = tabs.band_quant.astype(np.int64)
     e = (bq[3 * tabs.n_mels + 1] & 0xFFFFFFFF) | (bq[3 * tabs.n_mels + 2] << 32)
-    t = np.where(gg >= 0, rshift_round(s, np.maximum(2 * gg, 0)) + e,
-                 s + rshift_round(np.full_like(s, e), np.maximum(-2 * gg, 0)))
+    # shifts clamped to >= 1 in the unselected lanes; g = 0 adds without a shift
+    t_pos = np.where(gg > 0, rshift_round(s, np.maximum(2 * gg, 1)), s) + e
+    t_neg = s + rshift_round(np.full_like(s, e), np.maximum(-2 * gg, 1))
+    t = np.where(gg >= 0, t_pos, t_neg)
     ex = _bitlen(t) - 1
     r = np.where(ex >= 30, t >> np.maximum(ex - 30, 0), t << np.maximum(30 - ex, 0))
     x = r - (1 << 30)
