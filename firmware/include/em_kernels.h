@@ -137,6 +137,21 @@ em_status_t em_sensor_s16(const int16_t *in, int channels, int decim, const int3
  * channels < 1. */
 em_status_t em_sensor_counts_f32(const float *x, int samples, int channels, const float *inv_lsb, int16_t *counts);
 
+/* Log-mel front end (edgemem/graph/logmel.py is the spec: every rounding, bound and the table layout), one hop:
+ * frame = history ++ pcm, history <- frame[hop:], out[b] = the band's int8 feature (quantized log-mel, normalized
+ * per band). pcm [hop] s16, history [win - hop] s16 (state, zero at the start of a stream; may be NULL when
+ * win == hop), out [n_mels] s8, window [win] s16 Q15, t1 [n_fft/2 + 1 + 65] s32 (cos Q30, then the log2 table
+ * Q26), filterbank s16 (per band: start bin, bin count, Q15 weights), band_quant [3 * n_mels + 3] s32 (per band
+ * offset, multiplier, shift; then zero point, eps low and high words), scratch of em_logmel_buffer_size() bytes,
+ * 4-byte aligned (garbage afterwards). Dims: n_fft a power of two in [64, 1024], 1 <= hop <= win <= n_fft,
+ * 1 <= n_mels <= 256, else EM_ERR_DIMS (and a buffer size of 0); a NULL pointer: EM_ERR_NULL; a misaligned
+ * scratch: EM_ERR_ALIGN; a band outside bins 0 .. n_fft/2, a negative weight, a shift outside [1, 62], a negative
+ * multiplier, |offset| > 2^27, a zero point outside int8 or an eps outside [1, 2^56): EM_ERR_PARAM. */
+size_t em_logmel_buffer_size(int win, int hop, int n_fft, int n_mels); /* 4 * (n_fft + 2) */
+em_status_t em_logmel_s16(const int16_t *pcm, int16_t *history, int8_t *out, int win, int hop, int n_fft,
+                          int n_mels, const int16_t *window, const int32_t *t1, const int16_t *filterbank,
+                          const int32_t *band_quant, void *scratch);
+
 #ifdef __cplusplus
 }
 #endif

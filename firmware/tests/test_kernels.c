@@ -220,6 +220,60 @@ static void test_lif_random(void) {
     }
 }
 
+
+/* Log-mel (the bit-exact check against the Python spec is tests/test_logmel.py): a DC frame and silence, whose
+ * spectra need only the twiddles at k = 0, n_fft/4, n_fft/2, checked by hand. n_fft = win = 64, hop 32, 2 bands:
+ * band 0 = bin 0 (weight 32767), band 1 = bins 5..6 (no energy: eps only). Output scale 4 steps per octave:
+ * out = round(4 log2(mel + eps)), mult 2^30, shift 48. */
+static double t_ln(double x) { /* 2 atanh((x-1)/(x+1)), x in [1, 2] */
+    const double z = (x - 1) / (x + 1), z2 = z * z;
+    double term = z, sum = 0;
+    for (int k = 0; k < 30; k++, term *= z2) sum += term / (2 * k + 1);
+    return 2 * sum;
+}
+
+static void test_logmel(void) {
+    enum { N = 64, M = 32, W = 64, H = 32, B = 2 };
+    int16_t window[W], fb[2 + 1 + 2 + 2] = {0, 1, 32767, 5, 2, 16000, 16000}, hist[W - H], pcm[H];
+    int32_t t1[M + 1 + 65], scratch[N + 2 + 1];
+    int8_t out[B];
+    /* eps = round(1e-6 * 2^71) = 2361183241434823 = 549755 * 2^32 + 3495622342 */
+    const int32_t bq[3 * B + 3] = {0, 1 << 30, 48, 0, 1 << 30, 48, 0, (int32_t)(3495622342u - 4294967296ll), 549755};
+    for (int i = 0; i < W; i++) window[i] = 32767;
+    for (int k = 0; k <= M; k++) t1[k] = 12345; /* unused by DC and silence */
+    t1[0] = 1 << 30;
+    t1[M / 2] = 0;
+    t1[M] = -(1 << 30);
+    for (int i = 0; i <= 64; i++) t1[M + 1 + i] = (int32_t)(t_ln(1.0 + i / 64.0) / t_ln(2.0) * 67108864.0 + 0.5);
+    /* silence: mel 0, 4 log2(1e-6) = -79.7 */
+    for (int i = 0; i < W - H; i++) hist[i] = 0;
+    for (int i = 0; i < H; i++) pcm[i] = 0;
+    CHECK_EQ(em_logmel_s16(pcm, hist, out, W, H, N, B, window, t1, fb, bq, scratch), EM_OK);
+    CHECK_EQ(out[0], -80);
+    CHECK_EQ(out[1], -80);
+    /* DC 1000: X[0] = 64 * 1000/32768 * 32767/32768, mel = X0^2 * 32767/32768 = 3.8144, 4 log2 = 7.73 */
+    for (int i = 0; i < H; i++) pcm[i] = 1000;
+    CHECK_EQ(em_logmel_s16(pcm, hist, out, W, H, N, B, window, t1, fb, bq, scratch), EM_OK);
+    CHECK_EQ(hist[0], 1000); /* the history is the frame's last W - H samples */
+    /* half the frame was the zero history (a step: band 1 gets energy): X[0] halves, 4 log2 = 7.73 - 8 = -0.27 */
+    CHECK_EQ(out[0], 0);
+    CHECK_EQ(em_logmel_s16(pcm, hist, out, W, H, N, B, window, t1, fb, bq, scratch), EM_OK);
+    CHECK_EQ(out[0], 8);
+    CHECK_EQ(out[1], -80);
+    /* errors */
+    CHECK_EQ(em_logmel_buffer_size(W, H, N, B), (N + 2) * 4);
+    CHECK_EQ(em_logmel_buffer_size(W, H, 96, B), 0);
+    CHECK_EQ(em_logmel_s16(NULL, hist, out, W, H, N, B, window, t1, fb, bq, scratch), EM_ERR_NULL);
+    CHECK_EQ(em_logmel_s16(pcm, hist, out, W, H, N, B, window, t1, fb, bq, NULL), EM_ERR_NULL);
+    CHECK_EQ(em_logmel_s16(pcm, hist, out, W, H, 2048, B, window, t1, fb, bq, scratch), EM_ERR_DIMS);
+    CHECK_EQ(em_logmel_s16(pcm, hist, out, W, W + 1, N, B, window, t1, fb, bq, scratch), EM_ERR_DIMS);
+    CHECK_EQ(em_logmel_s16(pcm, hist, out, N + 1, H, N, B, window, t1, fb, bq, scratch), EM_ERR_DIMS);
+    CHECK_EQ(em_logmel_s16(pcm, hist, out, W, H, N, 257, window, t1, fb, bq, scratch), EM_ERR_DIMS);
+    CHECK_EQ(em_logmel_s16(pcm, hist, out, W, H, N, B, window, t1, fb, bq, (char *)scratch + 2), EM_ERR_ALIGN);
+    fb[4] = 40; /* band 1 past bin 32 */
+    CHECK_EQ(em_logmel_s16(pcm, hist, out, W, H, N, B, window, t1, fb, bq, scratch), EM_ERR_PARAM);
+}
+
 void suite_kernels(void) {
     RUN(test_sat);
     RUN(test_rshift_round);
@@ -227,4 +281,5 @@ void suite_kernels(void) {
     RUN(test_requant16);
     RUN(test_lif_hand);
     RUN(test_lif_random);
+    RUN(test_logmel);
 }

@@ -42,6 +42,9 @@ void em_k_onoff(const int16_t *in, int n, int acc, int32_t *out);
 void em_k_spike(const int16_t *mem, const int16_t *thr, int n, int8_t *out);
 void em_k_sensor(const int16_t *in, int channels, int decim, const int32_t *offset, const int32_t *mult,
                  const int8_t *shift, int8_t *out);
+void em_k_logmel(const int16_t *pcm, int16_t *history, int8_t *out, int win, int hop, int n_fft, int n_mels,
+                 const int16_t *window, const int32_t *t1, const int16_t *filterbank, const int32_t *band_quant,
+                 int32_t *scratch);
 
 /* The public kernels' shared checks: dims in [1, EM_MAX_DIM], mode ASSIGN or ACC, every shift in [1, 62]. */
 static inline em_status_t em_k_check_requant(int in_dim, int out_dim, em_out_mode_t mode, const int8_t *shift) {
