@@ -43,7 +43,8 @@ BUFFER_FIELDS = ("in0", "in1", "out", "state0", "state1", "scratch")
 # which flag bits each op type may set
 OP_FLAGS = {OpType.FC: FLAG_ACC | FLAG_EVENTS, OpType.CONV1D: FLAG_ACC, OpType.ACT: 6, OpType.LIF: FLAG_CUBA,
             OpType.LEAKY: 0, OpType.LMU: 0, OpType.ADD: FLAG_ACC, OpType.ONOFF: FLAG_ACC,
-            OpType.SPIKE: 0, OpType.SENSOR: 0}
+            OpType.SPIKE: 0, OpType.SENSOR: 0, OpType.LOGMEL: 0}
+ANY = -1  # an OpSpec tensor count the op's dims do not fix (LOGMEL's filterbank): checked with the parameters
 
 
 class GraphDefect(EdgememError):
@@ -108,7 +109,8 @@ def tensor_align(dtype: int) -> int:
 def _dim_rule(kind: OpType, i: int) -> tuple[str, int, int, str] | None:
     """(name, lo, hi, status) of d[i] for this op type, or None if the type does not use it."""
     names = {OpType.FC: ("d_in", "d_out"), OpType.CONV1D: ("c_in", "c_out", "k"),
-             OpType.LMU: ("n_u", "order", "a_shift", "b_shift"), OpType.SENSOR: ("channels", "decim")}.get(kind, ("n",))
+             OpType.LMU: ("n_u", "order", "a_shift", "b_shift"), OpType.SENSOR: ("channels", "decim"),
+             OpType.LOGMEL: ("win", "hop", "n_fft", "n_mels")}.get(kind, ("n",))
     if i >= len(names):
         return None
     if kind == OpType.CONV1D and i == 2:
@@ -133,6 +135,13 @@ def op_spec(kind: OpType, flags: int, d: tuple[int, ...]) -> OpSpec:
             bufs += [BufSpec("state0", (S8,), (k - 1) * n_in, True, True, True),
                      BufSpec("state1", (S32,), 1, True, True, True)]
         return OpSpec(tuple(bufs), ((S8, n_out * k * n_in), (S32, n_out), (S32, n_out), (S8, n_out)))
+    if kind == OpType.LOGMEL:  # d = (win, hop, n_fft, n_mels): one hop of PCM in, n_mels int8 out
+        win, hop, n_fft, n_mels = d
+        bufs = [BufSpec("in0", (S16,), hop, False, True, False), BufSpec("out", (S8,), n_mels, None, False, True),
+                BufSpec("scratch", (S32,), n_fft + 2, False, False, True)]
+        if win > hop:
+            bufs.append(BufSpec("state0", (S16,), win - hop, True, True, True))
+        return OpSpec(tuple(bufs), ((S16, win), (S32, n_fft // 2 + 66), (S16, ANY), (S32, 3 * n_mels + 3)))
     if kind == OpType.SENSOR:  # d = (C, D): D samples of C channels in, C int8 out
         c, dec = d[0], d[1]
         return OpSpec((BufSpec("in0", (S16,), c * dec, False, True, False), BufSpec("out", (S8,), c, None, False, True)),
@@ -172,7 +181,9 @@ def op_spec(kind: OpType, flags: int, d: tuple[int, ...]) -> OpSpec:
 
 def _used_fields(kind: OpType, flags: int, d: tuple[int, ...]) -> set[str]:
     """Buffer fields an op must set, before its dims are trusted (CONV1D's state follows d2 = k)."""
-    base = {OpType.LMU: {"in0", "state0", "scratch"}}.get(kind, {"in0", "out"})
+    base = {OpType.LMU: {"in0", "state0", "scratch"}, OpType.LOGMEL: {"in0", "out", "scratch"}}.get(kind, {"in0", "out"})
+    if kind == OpType.LOGMEL and d[0] > d[1]:
+        base |= {"state0"}  # the history, win - hop samples
     if kind == OpType.CONV1D and d[2] != 1:
         base |= {"state0", "state1"}
     if kind == OpType.FC and flags & FLAG_EVENTS:
@@ -187,6 +198,8 @@ def _used_tensors(kind: OpType, flags: int) -> tuple[bool, bool, bool, bool]:
         return (True, True, True, True)
     if kind == OpType.SENSOR:
         return (True, True, True, False)
+    if kind == OpType.LOGMEL:
+        return (True, True, True, True)
     if kind == OpType.ACT:
         return ((flags >> 1) & 3 == Act.LUT, False, False, False)
     if kind == OpType.LIF:
@@ -270,6 +283,9 @@ def _check_dims(kind: OpType, d: tuple[int, ...], where: str, bad: Bad) -> None:
             raise bad(status, f"{where} has {name} = {d[i]}, outside [{lo}, {hi}]")
     if kind == OpType.LMU and d[0] * d[1] > MAX_LMU_CELLS:
         raise bad("DIMS", f"{where} has n_u * order = {d[0] * d[1]}, above {MAX_LMU_CELLS}")
+    if kind == OpType.LOGMEL and not (64 <= d[2] and d[2] & (d[2] - 1) == 0 and d[1] <= d[0] <= d[2] and d[3] <= 256):
+        raise bad("DIMS", f"{where} has win {d[0]}, hop {d[1]}, n_fft {d[2]}, n_mels {d[3]} (need n_fft a power of "
+                  "two >= 64, hop <= win <= n_fft, n_mels <= 256)")
 
 
 def check_ops(t: Tables, bad: Bad) -> None:
@@ -301,6 +317,8 @@ def check_ops(t: Tables, bad: Bad) -> None:
                 continue
             dtype, count = t.tensors[tids[k]]
             packed_w = k == 0 and kind in (OpType.FC, OpType.CONV1D) and dtype in PER_BYTE
+            if want[1] == ANY:
+                want = (want[0], count)
             if (dtype, count) != want and not (packed_w and count == want[1]):
                 alt = " (or s4 / s2)" if k == 0 and kind in (OpType.FC, OpType.CONV1D) else ""
                 raise bad("TENSOR", f"{where} t{k} is tensor {tids[k]}, {dtype_name(dtype)} [{count}]; expected "
@@ -376,10 +394,40 @@ def check_params(t: Tables, data: list[np.ndarray], bad: Bad) -> None:
             if (mult < 1 << 30).any() or (shift < 1).any() or (shift > 62).any():
                 raise bad("PARAM", f"{where} has an out-of-range requantization multiplier or shift (multipliers "
                           "must lie in [2^30, 2^31), shifts in [1, 62])")
+        if kind == OpType.LOGMEL:
+            _check_logmel(tuple(raw[8:12]), [data[k] for k in tids], where, bad)
         decays = {OpType.LIF: [0, 1] if flags & FLAG_CUBA else [0], OpType.LEAKY: [0]}.get(kind, [])
         for k in decays:
             if (data[tids[k]] < 0).any():
                 raise bad("PARAM", f"{where} has a negative decay ({'beta' if k == 0 else 'alpha'})")
+
+
+def _check_logmel(d: tuple[int, ...], t: list[np.ndarray], where: str, bad: Bad) -> None:
+    """LOGMEL's tables (edgemem.graph.logmel): twiddles in [-2^30, 2^30], the log2 table in [0, 2^26] and
+    nondecreasing, every band inside bins 0 .. n_fft/2 with weights >= 0 and the bands filling t2 exactly, per band
+    mult >= 2^30, shift in [1, 62] and |offset| <= 2^27, zero point in int8, eps in [1, 2^56). These bounds keep every
+    intermediate of the kernel inside its integer type, whatever the blob holds."""
+    _, _, n_fft, n_mels = d
+    m = n_fft // 2
+    cos, logt, fb, bq = t[1][: m + 1], t[1][m + 1 :], t[2], t[3]
+    if (np.abs(cos) > 1 << 30).any() or (logt < 0).any() or (logt > 1 << 26).any() or (np.diff(logt) < 0).any():
+        raise bad("PARAM", f"{where} has twiddles outside [-2^30, 2^30] or a log2 table outside [0, 2^26] or "
+                  "decreasing")
+    pos = 0
+    for b in range(n_mels):
+        if pos + 2 > fb.size:
+            raise bad("PARAM", f"{where} filterbank ends inside band {b}")
+        lo, cnt = int(fb[pos]), int(fb[pos + 1])
+        if lo < 0 or cnt < 0 or lo + cnt > m + 1 or pos + 2 + cnt > fb.size or (fb[pos + 2 : pos + 2 + cnt] < 0).any():
+            raise bad("PARAM", f"{where} band {b} lies outside bins 0..{m} or the filterbank, or has a negative weight")
+        pos += 2 + cnt
+    if pos != fb.size:
+        raise bad("PARAM", f"{where} filterbank has {fb.size - pos} values after its {n_mels} bands")
+    off, mult, shift = bq[0 : 3 * n_mels : 3], bq[1 : 3 * n_mels : 3], bq[2 : 3 * n_mels : 3]
+    eps = (int(bq[3 * n_mels + 1]) & 0xFFFFFFFF) | (int(bq[3 * n_mels + 2]) << 32)
+    if ((mult < 1 << 30).any() or (shift < 1).any() or (shift > 62).any() or (np.abs(off) > 1 << 27).any()
+            or not -128 <= bq[3 * n_mels] <= 127 or not 1 <= eps < 1 << 56):
+        raise bad("PARAM", f"{where} has an out-of-range band multiplier, shift or offset, zero point or eps")
 
 
 def tables_of(g: Graph) -> Tables:

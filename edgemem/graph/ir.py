@@ -77,6 +77,7 @@ class OpType(IntEnum):
     ONOFF = 8
     SPIKE = 9  # out = mem > thr: the previous step's spikes recomputed from a LIF membrane (docs/graph.md)
     SENSOR = 10  # input stage: int16 sensor counts [D][C] -> int8 [C] (edgemem.graph.sensor)
+    LOGMEL = 11  # input stage: int16 PCM [hop] -> int8 log-mel [n_mels] (edgemem.graph.logmel)
 
 
 class Act(IntEnum):

@@ -221,6 +221,11 @@ def _quant(tabs: LogMelTables, y: np.ndarray) -> np.ndarray:
     return sat(requant(y - off, mult, shift) + bq[3 * nm], 8).astype(np.int8)
 
 
+def logmel_int8(tabs: LogMelTables, frames: np.ndarray) -> np.ndarray:
+    """Whole frames int16 values [..., W] (history ++ pcm) -> int8 [..., n_mels]: steps 2-9 (the LOGMEL op)."""
+    return _quant(tabs, _log2_q20(tabs, np.asarray(frames, dtype=np.int64)))
+
+
 def logmel_frame(tabs: LogMelTables, history: np.ndarray, pcm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One frame: history int16 [W - H] and pcm int16 [H] -> (int8 [n_mels], the new history int16 [W - H])."""
     history, pcm = np.asarray(history, dtype=np.int16), np.asarray(pcm, dtype=np.int16)

@@ -19,6 +19,7 @@ from edgemem.errors import EdgememError
 from edgemem.graph.check import tables_of, validate
 from edgemem.graph.intops import requant, rshift_round, sat
 from edgemem.graph.ir import FLAG_CUBA, NONE, Act, Graph, Op, OpType
+from edgemem.graph.logmel import LogMelTables, logmel_int8
 
 __all__ = ["GraphState", "arena_image", "init_state", "lif_spikes", "reset", "run_graph", "step", "validate"]
 
@@ -171,6 +172,18 @@ def _compile(g: Graph, op: Op) -> Callable[[Values], None]:
             total = v[op.in0].reshape(-1, dec, c).sum(axis=1)
             v[op.out] = sat(requant(sat(total - offset, 32), mult, shift), 8)
         return sensor
+
+    if op.type == OpType.LOGMEL:
+        tabs = LogMelTables(t[0], t[1], t[2], t[3], d0, d1, d2, d3)
+
+        def logmel(v: Values) -> None:  # edgemem.graph.logmel.logmel_frame, for the batch at once
+            hist = v[op.state0] if d0 > d1 else np.zeros((v[op.in0].shape[0], 0), dtype=np.int64)
+            frame = np.concatenate([hist, v[op.in0]], axis=1)
+            v[op.out] = logmel_int8(tabs, frame).astype(np.int64)
+            if d0 > d1:
+                v[op.state0] = frame[:, d1:]
+            v[op.scratch] = np.zeros_like(v[op.scratch])  # garbage in C: not part of the contract
+        return logmel
 
     if op.type == OpType.SPIKE:
         thr = t[0]

@@ -94,9 +94,10 @@ typedef enum {
     EM_OP_ADD = 7,
     EM_OP_ONOFF = 8,
     EM_OP_SPIKE = 9, /* out = mem > thr: a LIF's spikes recomputed from its membrane */
-    EM_OP_SENSOR = 10 /* input stage: int16 sensor counts [D][C] -> the model's int8 input [C] */
+    EM_OP_SENSOR = 10, /* input stage: int16 sensor counts [D][C] -> the model's int8 input [C] */
+    EM_OP_LOGMEL = 11  /* input stage: int16 PCM [hop] -> int8 log-mel features [n_mels] */
 } em_op_type_t;
-#define EM_OP_LAST EM_OP_SENSOR
+#define EM_OP_LAST EM_OP_LOGMEL
 
 /* A graph blob's header fields and its three tables, read in place. Filled by em_graph_parse or em_graph_bind. */
 typedef struct {

@@ -97,6 +97,7 @@ static inline int em_graph_kernel(uint32_t type, uint32_t flags, uint32_t in_dty
     case EM_OP_ONOFF: return EM_K_ONOFF;
     case EM_OP_SPIKE: return EM_K_SPIKE;
     case EM_OP_SENSOR: return EM_K_SENSOR;
+    case EM_OP_LOGMEL: return EM_K_LOGMEL;
     default: return -1;
     }
 }

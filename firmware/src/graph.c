@@ -181,6 +181,11 @@ static inline em_status_t run_op(const em_graph_t *g, const uint8_t *rec, uint8_
         BUILT(EM_K_SENSOR);
         em_k_sensor((const int16_t *)(const void *)addr[EM_F_IN0], (int)n, D(1), T32(0), T32(1), T8(2), B8(EM_F_OUT));
         return EM_OK;
+    case EM_K_LOGMEL:
+        BUILT(EM_K_LOGMEL);
+        em_k_logmel((const int16_t *)(const void *)addr[EM_F_IN0], B16(EM_F_STATE0), B8(EM_F_OUT), n, D(1), D(2), D(3),
+                    T16(0), T32(1), T16(2), T32(3), B32(EM_F_SCRATCH));
+        return EM_OK;
     case EM_K_SPIKE:
         BUILT(EM_K_SPIKE);
         em_k_spike(B16(EM_F_IN0), T16(0), n, B8(EM_F_OUT));

@@ -64,7 +64,9 @@ static const op_info_t k_op_info[EM_OP_LAST + 1] = {
     [EM_OP_ONOFF] = {EM_GRAPH_OPF_ACC, FB(IN0) | FB(OUT), 0x0, 1},
     [EM_OP_SPIKE] = {0, FB(IN0) | FB(OUT), 0x1, 1},
     [EM_OP_SENSOR] = {0, FB(IN0) | FB(OUT), 0x7, 2},
+    [EM_OP_LOGMEL] = {0, FB(IN0) | FB(OUT) | FB(SCRATCH), 0xF, 4}, /* win > hop: + state0 (the history) */
 };
+#define EM_T_ANY 0xFFFFFFFFu /* a tensor count the dims do not fix (LOGMEL t2): checked with the parameters */
 
 /* Bit EM_F_k set for each buffer field the op uses; CONV1D's ring and head follow the raw d2 = k. */
 static unsigned used_fields(const em_op_rec_t *op) {
@@ -72,6 +74,7 @@ static unsigned used_fields(const em_op_rec_t *op) {
     if (op->type == EM_OP_CONV1D && op->d[2] != 1) m |= FB(STATE0) | FB(STATE1);
     if (op->type == EM_OP_FC && (op->flags & EM_GRAPH_OPF_EVENTS)) m |= FB(SCRATCH);
     if (op->type == EM_OP_LIF && (op->flags & EM_GRAPH_OPF_CUBA)) m |= FB(STATE1);
+    if (op->type == EM_OP_LOGMEL && op->d[0] > op->d[1]) m |= FB(STATE0);
     return m;
 }
 
@@ -102,6 +105,10 @@ static em_status_t check_dims(const em_op_rec_t *op) {
         if (v < lo || v > hi) return bad;
     }
     if (op->type == EM_OP_LMU && (uint32_t)op->d[0] * op->d[1] > EM_GRAPH_MAX_LMU_CELLS) return EM_ERR_DIMS;
+    if (op->type == EM_OP_LOGMEL) { /* win, hop, n_fft, n_mels */
+        const uint32_t win = op->d[0], hop = op->d[1], n_fft = op->d[2];
+        if (n_fft < 64u || (n_fft & (n_fft - 1u)) || hop > win || win > n_fft || op->d[3] > 256u) return EM_ERR_DIMS;
+    }
     return EM_OK;
 }
 
@@ -182,6 +189,18 @@ static void op_spec(const em_op_rec_t *op, op_spec_t *s) {
         set_tensor(s, 0, EM_DTYPE_S32, 1);
         set_tensor(s, 1, EM_DTYPE_S8, 1);
         break;
+    case EM_OP_LOGMEL: { /* d = (win, hop, n_fft, n_mels) */
+        const uint32_t win = op->d[0], hop = op->d[1], n_fft = op->d[2], n_mels = op->d[3];
+        add_buf(s, EM_F_IN0, DT(EM_DTYPE_S16), hop, 2, 1);
+        add_buf(s, EM_F_OUT, DT(EM_DTYPE_S8), n_mels, 0, 0);
+        add_buf(s, EM_F_SCRATCH, DT(EM_DTYPE_S32), n_fft + 2u, 2, 0);
+        if (win > hop) add_buf(s, EM_F_STATE0, DT(EM_DTYPE_S16), win - hop, 1, 1);
+        set_tensor(s, 0, EM_DTYPE_S16, win);
+        set_tensor(s, 1, EM_DTYPE_S32, n_fft / 2u + 66u);
+        set_tensor(s, 2, EM_DTYPE_S16, EM_T_ANY);
+        set_tensor(s, 3, EM_DTYPE_S32, 3u * n_mels + 3u);
+        break;
+    }
     case EM_OP_SENSOR: { /* d = (C, D): counts [D][C] s16 in (not state), int8 [C] out */
         const uint32_t dec = op->d[1];
         add_buf(s, EM_F_IN0, DT(EM_DTYPE_S16), n * dec, 2, 1);
@@ -254,7 +273,8 @@ static em_status_t check_op(walk_t *w, const em_op_rec_t *op) {
         const uint8_t *e = w->tensors + (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * op->t[k];
         /* FC and CONV1D weights (t0) may be packed S4 / S2 instead of S8 */
         const int packed_w = k == 0 && (op->type == EM_OP_FC || op->type == EM_OP_CONV1D) && em_graph_packed(e[2]);
-        if ((e[2] != s.t_dtype[k] && !packed_w) || em_rd_u32(e + 8) != s.t_count[k]) return EM_ERR_TENSOR;
+        if ((e[2] != s.t_dtype[k] && !packed_w) || (s.t_count[k] != EM_T_ANY && em_rd_u32(e + 8) != s.t_count[k]))
+            return EM_ERR_TENSOR;
         /* every output row starts on a byte: d_in (FC) or k * c_in (CONV1D) weights fill whole bytes */
         const uint32_t row = (uint32_t)op->d[0] * (op->type == EM_OP_CONV1D ? op->d[2] : 1u);
         if (packed_w && row % em_graph_per_byte(e[2]) != 0) return EM_ERR_TENSOR;
@@ -359,6 +379,46 @@ static em_status_t check_buffers(const uint8_t *table, uint32_t n_b, uint32_t ar
 static int32_t rd_s32(const uint8_t *p) { return (int32_t)em_rd_u32(p); }
 static int16_t rd_s16(const uint8_t *p) { return (int16_t)em_rd_u16(p); }
 
+/* LOGMEL's tables (edgemem/graph/check.py _check_logmel, the same rules in the same order): twiddles in
+ * [-2^30, 2^30], the log2 table in [0, 2^26] and nondecreasing; every band inside bins 0 .. n_fft/2 with weights
+ * >= 0, the bands filling t2 exactly; per band mult >= 2^30, shift in [1, 62], |offset| <= 2^27; zero point in
+ * int8; eps in [1, 2^56). These keep every intermediate of em_k_logmel inside its type, whatever the blob holds. */
+static em_status_t check_logmel(const uint8_t *blob, const uint8_t *tensors, const em_op_rec_t *op) {
+#define TENT(k) (tensors + (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * op->t[k])
+    const uint32_t m = op->d[2] / 2u, n_mels = op->d[3];
+    const uint8_t *t1 = blob + em_rd_u32(TENT(1) + 4), *fb = blob + em_rd_u32(TENT(2) + 4);
+    const uint8_t *bq = blob + em_rd_u32(TENT(3) + 4);
+    const uint32_t fb_count = em_rd_u32(TENT(2) + 8);
+#undef TENT
+    for (uint32_t k = 0; k <= m; k++) {
+        const int32_t c = (int32_t)em_rd_u32(t1 + 4u * k);
+        if (c > (1 << 30) || c < -(1 << 30)) return EM_ERR_PARAM;
+    }
+    for (uint32_t i = 0; i <= 64u; i++) {
+        const int32_t l = (int32_t)em_rd_u32(t1 + 4u * (m + 1u + i));
+        if (l < 0 || l > (1 << 26) || (i > 0 && l < (int32_t)em_rd_u32(t1 + 4u * (m + i)))) return EM_ERR_PARAM;
+    }
+    uint32_t pos = 0;
+    for (uint32_t b = 0; b < n_mels; b++) {
+        if (pos + 2u > fb_count) return EM_ERR_PARAM;
+        const int32_t lo = (int16_t)em_rd_u16(fb + 2u * pos), cnt = (int16_t)em_rd_u16(fb + 2u * pos + 2u);
+        if (lo < 0 || cnt < 0 || (uint32_t)(lo + cnt) > m + 1u || pos + 2u + (uint32_t)cnt > fb_count) return EM_ERR_PARAM;
+        for (int32_t i = 0; i < cnt; i++)
+            if ((int16_t)em_rd_u16(fb + 2u * (pos + 2u + (uint32_t)i)) < 0) return EM_ERR_PARAM;
+        pos += 2u + (uint32_t)cnt;
+    }
+    if (pos != fb_count) return EM_ERR_PARAM;
+    for (uint32_t b = 0; b < n_mels; b++) {
+        const int32_t off = (int32_t)em_rd_u32(bq + 12u * b), mult = (int32_t)em_rd_u32(bq + 12u * b + 4u);
+        const int32_t sh = (int32_t)em_rd_u32(bq + 12u * b + 8u);
+        if (mult < (1 << 30) || sh < 1 || sh > 62 || off > (1 << 27) || off < -(1 << 27)) return EM_ERR_PARAM;
+    }
+    const int32_t zp = (int32_t)em_rd_u32(bq + 12u * n_mels);
+    const uint32_t eps_lo = em_rd_u32(bq + 12u * n_mels + 4u), eps_hi = em_rd_u32(bq + 12u * n_mels + 8u);
+    if (zp < -128 || zp > 127 || eps_hi >= (1u << 24) || (eps_lo == 0u && eps_hi == 0u)) return EM_ERR_PARAM;
+    return EM_OK;
+}
+
 /* Step 8 for one op (its tensors have the dtypes and counts of its spec, and lie inside the blob). */
 static em_status_t check_params(const uint8_t *blob, const uint8_t *tensors, const em_op_rec_t *op) {
 #define TDATA(k) (blob + em_rd_u32(tensors + (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * op->t[k] + 4))
@@ -389,6 +449,7 @@ static em_status_t check_params(const uint8_t *blob, const uint8_t *tensors, con
         }
         return EM_OK;
     }
+    case EM_OP_LOGMEL: return check_logmel(blob, tensors, op);
     default: return EM_OK; /* ACT, LMU (shifts were checked with the dims), ONOFF, SPIKE (any thr) */
     }
 #undef TDATA
