@@ -185,6 +185,10 @@ def test_argument_errors(lib, tables):
     scratch = np.zeros(600, np.int32)
     odd = ctypes.c_void_p(scratch.ctypes.data + 2)
     assert _c_frame(lib, t, hist, pcm, scratch=odd)[0] == EM_ERR_ALIGN
+    for i, v in ((0, 1 << 29), (128, 1)):
+        bad_t1 = t.t1.copy()
+        bad_t1[i] = v
+        assert _c_frame(lib, t, hist, pcm, t1=bad_t1)[0] == EM_ERR_PARAM
     bad_fb = t.filterbank.copy()
     bad_fb[1] = 300  # band past bin 256
     assert _c_frame(lib, t, hist, pcm, filterbank=bad_fb)[0] == EM_ERR_PARAM

@@ -18,6 +18,9 @@ Tables (``LogMelTables``, the four arrays are the blob tensors t0..t3 of one op;
   2^20)``, the band mean in the Q20 log2 domain; ``mult_b, shift_b = quantize_multiplier(ln 2 / (std_b *
   input_scale * 2^20))``), then ``zero_point, eps_lo, eps_hi``: ``E = round(eps * 2^71)`` as a uint64 split into
   two 32-bit words (low first, stored as int32 bit patterns).
+- The C kernel refuses (EM_ERR_PARAM) tables it cannot compute exactly: ``t1[0] != 2^30`` or ``t1[M/2] != 0`` (its
+  j = 0 butterflies skip the multiply), a band outside bins 0 .. M, a negative weight, a shift outside [1, 62],
+  ``|off_b| > 2^27``, a zero point outside int8, ``E`` outside [1, 2^56).
 - dims ``win, hop, n_fft, n_mels`` (u16 each). History state: int16 [win - hop]; the C scratch: 4 * (n_fft + 2) bytes.
 
 One frame (``rshift_round(x, s) = (x + 2^(s-1)) >> s`` with a flooring shift, i.e. ties towards +inf;

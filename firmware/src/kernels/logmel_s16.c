@@ -63,7 +63,15 @@ static void em_rfft_s32(int32_t *z, int n_fft, const int32_t *cosq) {
     }
     for (int len = 2; len <= m; len <<= 1) {
         const int half = len >> 1, step = n_fft / len;
-        for (int j = 0; j < half; j++) {
+        for (int a = 0; a < m; a += len) { /* j = 0: the twiddle is exactly 1 (2^30, 0), t = b exactly */
+            const int b = a + half;
+            const int32_t ar = z[2 * a], ai = z[2 * a + 1], br = z[2 * b], bi = z[2 * b + 1];
+            z[2 * a] = ar + br;
+            z[2 * a + 1] = ai + bi;
+            z[2 * b] = ar - br;
+            z[2 * b + 1] = ai - bi;
+        }
+        for (int j = 1; j < half; j++) {
             const int32_t c = cosq[j * step], s = em_sinq(cosq, m, j * step);
             for (int a = j; a < m; a += len) {
                 const int b = a + half;
@@ -180,6 +188,8 @@ em_status_t em_logmel_s16(const int16_t *pcm, int16_t *history, int8_t *out, int
     if (em_logmel_buffer_size(win, hop, n_fft, n_mels) == 0) return EM_ERR_DIMS;
     if ((uintptr_t)scratch & 3u) return EM_ERR_ALIGN;
     const int m = n_fft / 2;
+    /* the twiddle-free butterflies (j = 0) assume cos 0 = 1 and sin 0 = 0 exactly, as the spec's table has them */
+    if (t1[0] != (1 << 30) || t1[m / 2] != 0) return EM_ERR_PARAM;
     const int16_t *fb = filterbank;
     for (int b = 0; b < n_mels; b++) { /* every band inside bins 0 .. m, weights in [0, 32767] */
         const int lo = fb[0], cnt = fb[1];
