@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from edgemem.exporters.bundle import KERNEL_SOURCES, STANDALONE_KERNEL_SOURCES, kernel_mask, kernel_sources
+from edgemem.exporters.bundle import KERNEL_SOURCES, kernel_mask, kernel_sources
 from edgemem.exporters.run import export
 from edgemem.graph.intops import quantize
 from edgemem.tool import firmware_dir
@@ -136,8 +136,7 @@ def test_only_the_models_kernels_compile_strictly(bundle, tmp_path):
     all_kernels = set(KERNEL_SOURCES.values())
     present = {p.name for p in src.glob("*.c")} & all_kernels
     assert present == wanted and "conv1d_causal_s8.c" not in present and "lmu_s8_s16.c" not in present
-    assert {p.name for p in (firmware_dir() / "src" / "kernels").glob("*.c")} == all_kernels | {"intops.c"} | set(
-        STANDALONE_KERNEL_SOURCES)
+    assert {p.name for p in (firmware_dir() / "src" / "kernels").glob("*.c")} == all_kernels | {"intops.c"}
     assert f"#define EM_GRAPH_KERNELS 0x{mask:04x}u" in (src / "em_graph.h").read_text()
     # no -D: the bundled em_graph.h's default is the model's mask, so everything links (the Arduino IDE's case)
     (tmp_path / "main.c").write_text(HOST_MAIN)

@@ -40,9 +40,6 @@ KERNEL_SOURCES = {
     11: "add_requant.c", 12: "add_requant.c", 13: "onoff_s16.c", 14: "spike_s16.c", 15: "fc_events.c",
     16: "fc_events.c", 17: "sensor_s16.c", 18: "logmel_s16.c",
 }
-# kernels of em_kernels.h that no graph op calls yet (no kernel bit): the log-mel front end (edgemem/graph/logmel.py
-# is its spec); a bundle does not ship them
-STANDALONE_KERNEL_SOURCES = ("logmel_s16.c",)
 _DEFAULT_MASK = "#ifndef EM_GRAPH_KERNELS\n#define EM_GRAPH_KERNELS ((1u << EM_K_COUNT) - 1u)\n"
 
 
