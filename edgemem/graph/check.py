@@ -406,13 +406,17 @@ def _check_logmel(d: tuple[int, ...], t: list[np.ndarray], where: str, bad: Bad)
     """LOGMEL's tables (edgemem.graph.logmel): twiddles in [-2^30, 2^30], the log2 table in [0, 2^26] and
     nondecreasing, every band inside bins 0 .. n_fft/2 with weights >= 0 and the bands filling t2 exactly, per band
     mult >= 2^30, shift in [1, 62] and |offset| <= 2^27, zero point in int8, eps in [1, 2^56). These bounds keep every
-    intermediate of the kernel inside its integer type, whatever the blob holds."""
+    intermediate of the kernel inside its integer type, whatever the blob holds (twiddles also no longer than one,
+    cos^2 + sin^2 <= 2^60 + 2^32, and eps >= 2^32)."""
     _, _, n_fft, n_mels = d
     m = n_fft // 2
-    cos, logt, fb, bq = t[1][: m + 1], t[1][m + 1 :], t[2], t[3]
-    if (np.abs(cos) > 1 << 30).any() or (logt < 0).any() or (logt > 1 << 26).any() or (np.diff(logt) < 0).any():
-        raise bad("PARAM", f"{where} has twiddles outside [-2^30, 2^30] or a log2 table outside [0, 2^26] or "
-                  "decreasing")
+    cos, logt, fb, bq = t[1][: m + 1].astype(np.int64), t[1][m + 1 :], t[2], t[3]
+    sin = cos[np.abs(m // 2 - np.arange(m + 1))]
+    if (cos[0] != 1 << 30 or cos[m // 2] != 0 or (np.abs(cos) > 1 << 30).any()
+            or (cos * cos + sin * sin > (1 << 60) + (1 << 32)).any() or (logt < 0).any()
+            or (logt > 1 << 26).any() or (np.diff(logt) < 0).any()):
+        raise bad("PARAM", f"{where} has twiddles outside [-2^30, 2^30] or longer than one (cos^2 + sin^2), or a log2 "
+                  "table outside [0, 2^26] or decreasing")
     pos = 0
     for b in range(n_mels):
         if pos + 2 > fb.size:
@@ -426,7 +430,7 @@ def _check_logmel(d: tuple[int, ...], t: list[np.ndarray], where: str, bad: Bad)
     off, mult, shift = bq[0 : 3 * n_mels : 3], bq[1 : 3 * n_mels : 3], bq[2 : 3 * n_mels : 3]
     eps = (int(bq[3 * n_mels + 1]) & 0xFFFFFFFF) | (int(bq[3 * n_mels + 2]) << 32)
     if ((mult < 1 << 30).any() or (shift < 1).any() or (shift > 62).any() or (np.abs(off) > 1 << 27).any()
-            or not -128 <= bq[3 * n_mels] <= 127 or not 1 <= eps < 1 << 56):
+            or not -128 <= bq[3 * n_mels] <= 127 or not 1 << 32 <= eps < 1 << 56):
         raise bad("PARAM", f"{where} has an out-of-range band multiplier, shift or offset, zero point or eps")
 
 

@@ -115,7 +115,7 @@ def logmel_tables(cfg: MelConfig, mean: np.ndarray | None = None, std: np.ndarra
     if not -128 <= zero_point <= 127:
         raise EdgememError(f"logmel: zero point {zero_point} is not an int8")
     e = round(cfg.eps * 2.0**UNIT)
-    if not 1 <= e < 2**56:
+    if not 2**32 <= e < 2**56:  # eps >= 2^-39: a loud frame's eps term stays >= 1 (the C parser's rule)
         raise EdgememError(f"logmel: eps {cfg.eps} is out of the integer front end's range")
     m = n_fft // 2
     cos = np.round(np.cos(2 * np.pi * np.arange(m + 1) / n_fft) * 2.0**TW_BITS).astype(np.int64)

@@ -146,8 +146,9 @@ em_status_t em_sensor_counts_f32(const float *x, int samples, int channels, cons
  * 4-byte aligned (garbage afterwards). Dims: n_fft a power of two in [64, 1024], 1 <= hop <= win <= n_fft,
  * 1 <= n_mels <= 256, else EM_ERR_DIMS (and a buffer size of 0); a NULL pointer: EM_ERR_NULL; a misaligned
  * scratch: EM_ERR_ALIGN; a band outside bins 0 .. n_fft/2, a negative weight, t1[0] != 2^30 or t1[n_fft/4] != 0
- * (cos 0, sin 0), a shift outside [1, 62], a negative multiplier, |offset| > 2^27, a zero point outside int8 or an
- * eps outside [1, 2^56): EM_ERR_PARAM. Cost on the Cortex-M4 (QEMU instruction count, win 480, n_fft 512, 32 bands):
+ * (cos 0, sin 0), a twiddle outside [-2^30, 2^30] or longer than one (cos^2 + sin^2 > 2^60 + 2^32), a log2 table
+ * entry outside [0, 2^26] or below the one before, a shift outside [1, 62], a negative multiplier, |offset| > 2^27,
+ * a zero point outside int8 or an eps outside [2^32, 2^56): EM_ERR_PARAM (the blob parser's LOGMEL rules). Cost on the Cortex-M4 (QEMU instruction count, win 480, n_fft 512, 32 bands):
  * about 84k instructions per hop; RAM: history 2 * (win - hop), scratch 4 * (n_fft + 2) bytes, < 100 B of stack. */
 size_t em_logmel_buffer_size(int win, int hop, int n_fft, int n_mels); /* 4 * (n_fft + 2) */
 em_status_t em_logmel_s16(const int16_t *pcm, int16_t *history, int8_t *out, int win, int hop, int n_fft,

@@ -380,9 +380,10 @@ static int32_t rd_s32(const uint8_t *p) { return (int32_t)em_rd_u32(p); }
 static int16_t rd_s16(const uint8_t *p) { return (int16_t)em_rd_u16(p); }
 
 /* LOGMEL's tables (edgemem/graph/check.py _check_logmel, the same rules in the same order): twiddles in
- * [-2^30, 2^30], the log2 table in [0, 2^26] and nondecreasing; every band inside bins 0 .. n_fft/2 with weights
- * >= 0, the bands filling t2 exactly; per band mult >= 2^30, shift in [1, 62], |offset| <= 2^27; zero point in
- * int8; eps in [1, 2^56). These keep every intermediate of em_k_logmel inside its type, whatever the blob holds. */
+ * [-2^30, 2^30] with cos^2 + sin^2 <= 2^60 + 2^32 (each twiddle a rotation, rounded), the log2 table in [0, 2^26]
+ * and nondecreasing; every band inside bins 0 .. n_fft/2 with weights >= 0, the bands filling t2 exactly; per band
+ * mult >= 2^30, shift in [1, 62], |offset| <= 2^27; zero point in int8; eps in [2^32, 2^56). These keep every
+ * intermediate of em_k_logmel inside its type and every table index in range, whatever the blob holds. */
 static em_status_t check_logmel(const uint8_t *blob, const uint8_t *tensors, const em_op_rec_t *op) {
 #define TENT(k) (tensors + (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * op->t[k])
     const uint32_t m = op->d[2] / 2u, n_mels = op->d[3];
@@ -390,9 +391,11 @@ static em_status_t check_logmel(const uint8_t *blob, const uint8_t *tensors, con
     const uint8_t *bq = blob + em_rd_u32(TENT(3) + 4);
     const uint32_t fb_count = em_rd_u32(TENT(2) + 8);
 #undef TENT
-    for (uint32_t k = 0; k <= m; k++) {
-        const int32_t c = (int32_t)em_rd_u32(t1 + 4u * k);
-        if (c > (1 << 30) || c < -(1 << 30)) return EM_ERR_PARAM;
+    if ((int32_t)em_rd_u32(t1) != (1 << 30) || em_rd_u32(t1 + 4u * (m / 2u)) != 0u) return EM_ERR_PARAM; /* exact units */
+    for (uint32_t k = 0; k <= m; k++) { /* |c| <= 2^30 and |cos - j sin| <= 1 + 2^-28: the FFT stays norm-bounded */
+        const int64_t c = (int32_t)em_rd_u32(t1 + 4u * k), s = (int32_t)em_rd_u32(t1 + 4u * (k <= m / 2u ? m / 2u - k : k - m / 2u));
+        if (c > (1 << 30) || c < -(1 << 30) || s > (1 << 30) || s < -(1 << 30)) return EM_ERR_PARAM;
+        if ((uint64_t)(c * c) + (uint64_t)(s * s) > ((uint64_t)1 << 60) + ((uint64_t)1 << 32)) return EM_ERR_PARAM;
     }
     for (uint32_t i = 0; i <= 64u; i++) {
         const int32_t l = (int32_t)em_rd_u32(t1 + 4u * (m + 1u + i));
@@ -415,7 +418,8 @@ static em_status_t check_logmel(const uint8_t *blob, const uint8_t *tensors, con
     }
     const int32_t zp = (int32_t)em_rd_u32(bq + 12u * n_mels);
     const uint32_t eps_lo = em_rd_u32(bq + 12u * n_mels + 4u), eps_hi = em_rd_u32(bq + 12u * n_mels + 8u);
-    if (zp < -128 || zp > 127 || eps_hi >= (1u << 24) || (eps_lo == 0u && eps_hi == 0u)) return EM_ERR_PARAM;
+    (void)eps_lo; /* eps in [2^32, 2^56): a loud frame's eps term, eps >> (up to 32), is still >= 1 */
+    if (zp < -128 || zp > 127 || eps_hi >= (1u << 24) || eps_hi == 0u) return EM_ERR_PARAM;
     return EM_OK;
 }
 

@@ -203,9 +203,16 @@ em_status_t em_logmel_s16(const int16_t *pcm, int16_t *history, int8_t *out, int
             band_quant[3 * b] > (1 << 27) || band_quant[3 * b] < -(1 << 27))
             return EM_ERR_PARAM;
     const int32_t zp = band_quant[3 * n_mels];
-    if (zp < -128 || zp > 127 || band_quant[3 * n_mels + 2] < 0 || band_quant[3 * n_mels + 2] >= (1 << 24) ||
-        (band_quant[3 * n_mels + 1] == 0 && band_quant[3 * n_mels + 2] == 0))
-        return EM_ERR_PARAM;
+    if (zp < -128 || zp > 127 || band_quant[3 * n_mels + 2] < 1 || band_quant[3 * n_mels + 2] >= (1 << 24))
+        return EM_ERR_PARAM; /* eps in [2^32, 2^56) */
+    for (int k = 0; k <= m; k++) { /* rotations no longer than one, and the log2 table in range: as the blob parser */
+        const int64_t c = t1[k], sn = t1[k <= m / 2 ? m / 2 - k : k - m / 2];
+        if (c > (1 << 30) || c < -(1 << 30) || sn > (1 << 30) || sn < -(1 << 30) ||
+            (uint64_t)(c * c) + (uint64_t)(sn * sn) > ((uint64_t)1 << 60) + ((uint64_t)1 << 32))
+            return EM_ERR_PARAM;
+    }
+    for (int i = 0; i <= 64; i++)
+        if (t1[m + 1 + i] < 0 || t1[m + 1 + i] > (1 << 26) || (i > 0 && t1[m + 1 + i] < t1[m + i])) return EM_ERR_PARAM;
     em_k_logmel(pcm, history, out, win, hop, n_fft, n_mels, window, t1, filterbank, band_quant, (int32_t *)scratch);
     return EM_OK;
 }
