@@ -19,7 +19,8 @@ from edgemem.data.sources import SENSOR_FULL_SCALE, SENSOR_SOURCES
 from edgemem.errors import EdgememError
 from edgemem.graph.ir import Graph
 from edgemem.graph.sensor import FULL_SCALE_COUNTS, SensorTables, sensor_tables
-from edgemem.graph.stages import sensor_stage_graph
+from edgemem.graph.logmel import logmel_tables
+from edgemem.graph.stages import logmel_stage_graph, sensor_stage_graph
 from edgemem.training.recipe import Recipe
 from edgemem.training.sets import DataSets
 
@@ -65,4 +66,14 @@ def input_stage(recipe: Recipe, sets: DataSets, ckpt: Checkpoint, input_scale: f
                 "full_scale_counts": FULL_SCALE_COUNTS, "lsb": [float(v) for v in t.lsb],
                 "full_scale_source": origin}
         return InputStage("sensor", g, meta, t)
+    if source == "kws":
+        from edgemem.data import kws
+
+        _, mel, _, _ = kws.from_params(recipe.data.params)
+        lt = logmel_tables(mel, ckpt.normalizer.mean, ckpt.normalizer.std, input_scale)
+        g = logmel_stage_graph(lt)
+        meta = {"kind": "logmel", "n_in": g.n_in, "n_out": g.n_out, "arena_bytes": g.arena_size,
+                "sample_rate": mel.sample_rate, "win": lt.win, "hop": lt.hop, "n_fft": lt.n_fft, "n_mels": lt.n_mels,
+                "f_min": mel.f_min, "f_max": mel.top, "eps": mel.eps}
+        return InputStage("logmel", g, meta)
     return None
