@@ -57,3 +57,26 @@ def test_m0_board():
     assert c_runtime.m0_board(3727, None) == "microbit"
     assert c_runtime.m0_board(3727, 1544) == "mps2-an385"
     assert c_runtime.m0_board(54394, 896) == "mps2-an385"
+
+
+# Each machine's SysTick period over -icount shift=6's 64 ns (firmware/Makefile TICK_*; firmware/README.md "Cores"):
+# the ratio em_run converts ticks with, and the raw ticks QEMU 7.2 gives for tick_check's 20,000 instructions.
+TICKS = {"m0": ("125/128", 20480), "m0-an385": ("40/64", 31999), "m3": ("40/64", 31999), "m4": ("40/64", 31999),
+         "m7": ("40/64", 31999), "m33": ("50/64", 25601), "m55": ("125/256", 40960), "rv32": ("1/64", 1280000)}
+
+
+def test_tick_conversion_per_machine():
+    """make cores-tick: a loop of 20,000 instructions timed on every machine as em_run times a step; each board's
+    ticks-to-instructions ratio gives 20,000 back (one tick of SysTick quantisation either side)."""
+    res = c_runtime.run_make("cores-tick")
+    assert res.returncode == 0, (res.stdout + res.stderr)[-2000:]
+    rows = {}
+    for line in res.stdout.splitlines():
+        if line.startswith("cores-tick: "):
+            f = line.split()
+            rows[f[1]] = dict(kv.split("=") for kv in f[2:] if "=" in kv)
+    assert set(rows) == set(TICKS), rows
+    for machine, (ratio, delta) in TICKS.items():
+        r = rows[machine]
+        assert r["ratio"] == ratio and abs(int(r["delta"]) - delta) <= 1, (machine, r)
+        assert abs(int(r["instructions"]) - 20000) <= 1, (machine, r)
