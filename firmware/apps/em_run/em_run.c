@@ -127,6 +127,9 @@ int main(int argc, char **argv) {
     st = em_graph_init(&gctx, &g, g_arena, sizeof g_arena);
     if (st != EM_OK) return fail("em_graph_init failed", em_status_str(st));
     const uint32_t n_in = g.n_in, n_out = g.n_out;
+    /* a chunk holds at least one step (the M0 microbit build has small buffers: without this, chunk 0 never ends) */
+    if (n_in > EM_RUN_IN_BUF || n_out > EM_RUN_OUT_BUF)
+        return fail("one step is larger than em_run's buffers (EM_RUN_IN_BUF bytes in, EM_RUN_OUT_BUF logits out)", NULL);
 
     em_graph_patch_t plan;
     em_graph_patch_ctx_t pctx;
