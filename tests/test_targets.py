@@ -39,6 +39,17 @@ def test_shipped_profiles_load():
     assert pt.ram_free_for_model < pt.ram_total and pt.flash_free_for_model < pt.flash_total
 
 
+def test_shipped_figures():
+    """The sourced figures of docs/targets.md; a change to a profile must change the derivation there too."""
+    pt, b2, dk = load_target("pinetime"), load_target("bangle2"), load_target("nrf52840dk")
+    assert pt.flash_free_for_model == 474632 - 372944 - 948  # InfiniTime PR #2172's 1.15.0 size report
+    assert pt.ram_free_for_model == 6 * 1024  # PR #1709: minimum free FreeRTOS heap "around 6KB"
+    binary = (594656 // 4096 + 1) * 4096 - 0x26000  # flash_binary_end, page-rounded, from the SoftDevice's end
+    assert b2.flash_free_for_model == (1024 - (38 + 8 + 3 + 20) * 4) * 1024 - binary  # 2v29 flash_available
+    assert b2.ram_free_for_model == 65536  # the one estimate left (docs/targets.md says why)
+    assert (dk.flash_free_for_model, dk.ram_free_for_model) == (1048576 - 180, 262144 - 4)  # startup.c, measured
+
+
 def test_user_yaml(tmp_path):
     board = tmp_path / "board.yaml"
     board.write_text(GOOD)

@@ -162,8 +162,10 @@ _CORE_TOOLS = {"rv32": ("riscv64-unknown-elf-gcc", "qemu-system-riscv32")}
 BOARDS = {"m0": "microbit", "m3": "mps2-an385", "m4": "mps2-an386", "m7": "mps2-an500", "m33": "mps2-an505",
           "m55": "mps3-an547", "rv32": "virt"}
 # The microbit build's em_run buffers (firmware/Makefile RUN_DEFS_m0): larger models run the M0 build on mps2-an385
-M0_MICROBIT_BLOB_MAX = 4096
+M0_MICROBIT_BLOB_MAX = 8192
 M0_MICROBIT_ARENA_MAX = 1024
+M0_MICROBIT_IN_MAX = 256  # EM_RUN_IN_BUF: bytes of one step's input
+M0_MICROBIT_OUT_MAX = 64  # EM_RUN_OUT_BUF: logits of one step's output
 
 
 @dataclass
@@ -173,17 +175,20 @@ class CoreRun:
     board: str = ""
 
 
-def m0_board(blob_bytes: int, arena_bytes: int | None) -> str:
-    """Where the M0 build runs: the microbit (nRF51, 16 KB RAM) when the blob and arena fit its em_run buffers,
-    else mps2-an385 (the same -mcpu=cortex-m0 code, full-size buffers, executed by QEMU's Cortex-M3)."""
-    fits = blob_bytes <= M0_MICROBIT_BLOB_MAX and (arena_bytes is None or arena_bytes <= M0_MICROBIT_ARENA_MAX)
+def m0_board(blob_bytes: int, arena_bytes: int | None, n_in: int = 1, n_out: int = 1) -> str:
+    """Where the M0 build runs: the microbit (nRF51, 16 KB RAM) when the blob, the arena and one step's input and
+    output fit its em_run buffers (firmware/Makefile RUN_DEFS_m0), else mps2-an385 (the same -mcpu=cortex-m0 code,
+    full-size buffers, executed by QEMU's Cortex-M3)."""
+    fits = (blob_bytes <= M0_MICROBIT_BLOB_MAX and (arena_bytes is None or arena_bytes <= M0_MICROBIT_ARENA_MAX)
+            and n_in <= M0_MICROBIT_IN_MAX and n_out <= M0_MICROBIT_OUT_MAX)
     return "microbit" if fits else "mps2-an385"
 
 
 def run_core(core: str, blob: Path, x: np.ndarray, n_out: int, arena_bytes: int | None = None) -> CoreRun:
     """em_run on one core under QEMU (firmware/targets/cores/run_qemu.sh; `make cores`): the M0 (microbit, 16 KB
-    RAM: blobs up to 4 KiB, arenas up to 1 KiB; larger models run the M0 build on mps2-an385, see m0_board), M3,
-    M4, M7, M33, M55 and RISC-V rv32. arena_bytes: the graph's arena (picks the M0 board; None: the blob decides)."""
+    RAM: blobs up to 8 KiB, arenas up to 1 KiB, steps of up to 256 inputs and 64 outputs; larger models run the M0
+    build on mps2-an385, see m0_board), M3, M4, M7, M33, M55 and RISC-V rv32. arena_bytes: the graph's arena (picks
+    the M0 board; None: the blob decides)."""
     if core not in CORES:
         raise EdgememError(f"unknown core '{core}' (one of {', '.join(CORES)})")
     for t in _CORE_TOOLS.get(core, ("arm-none-eabi-gcc", "qemu-system-arm")):
@@ -191,7 +196,10 @@ def run_core(core: str, blob: Path, x: np.ndarray, n_out: int, arena_bytes: int 
     board = BOARDS[core]
     target = core
     if core == "m0":
-        board = m0_board(Path(blob).stat().st_size, arena_bytes)
+        stage = x.dtype == np.int16  # an input stage: int16 samples in (bytes count), at most 64 a step (RUN_DEFS_m0)
+        fits_stage = not stage or (x.shape[-1] <= 64 and n_out <= 64)
+        board = m0_board(Path(blob).stat().st_size, arena_bytes, int(x.shape[-1]) * x.itemsize, n_out)
+        board = board if fits_stage else "mps2-an385"
         if board != "microbit":
             target = "m0-an385"
     _make(f"{build_dir()}/{target}/em_run.elf")

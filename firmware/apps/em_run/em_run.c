@@ -138,6 +138,9 @@ int main(int argc, char **argv) {
     const uint32_t in_el = stage ? 2u : 1u, out_el = stage ? 1u : 2u; /* bytes per input / output element */
     if (stage && (n_in > EM_RUN_STAGE_MAX || n_out > EM_RUN_STAGE_MAX))
         return fail("input stage wider than EM_RUN_STAGE_MAX", NULL);
+    /* a chunk holds at least one step (the M0 microbit build has small buffers: without this, chunk 0 never ends) */
+    if (n_in * in_el > EM_RUN_IN_BUF || n_out > EM_RUN_OUT_BUF)
+        return fail("one step is larger than em_run's buffers (EM_RUN_IN_BUF bytes in, EM_RUN_OUT_BUF logits out)", NULL);
 
     em_graph_patch_t plan;
     em_graph_patch_ctx_t pctx;
