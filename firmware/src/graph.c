@@ -87,6 +87,30 @@ em_status_t em_graph_reset(em_graph_ctx_t *ctx) {
 #define D(k) ((int)em_rec_d(rec, k))
 #define WBITS tensor_wbits(g, em_rec_t(rec, 0))
 
+/* The input stages' ops (SENSOR, LOGMEL), out of line: they run once per step of a stage graph. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static em_status_t run_stage_op(const em_graph_t *g, const uint8_t *rec, uint8_t *const addr[EM_F_COUNT]) {
+    const int n = D(0);
+    const int k = em_graph_op_kernel(g->buffers, g->tensors, rec);
+#define BUILT(K) if (!((EM_GRAPH_KERNELS >> (K)) & 1u)) return EM_ERR_OP
+    switch (k) {
+    case EM_K_SENSOR:
+        BUILT(EM_K_SENSOR);
+        em_k_sensor((const int16_t *)(const void *)addr[EM_F_IN0], (int)n, D(1), T32(0), T32(1), T8(2), B8(EM_F_OUT));
+        return EM_OK;
+    case EM_K_LOGMEL:
+        BUILT(EM_K_LOGMEL);
+        em_k_logmel((const int16_t *)(const void *)addr[EM_F_IN0], B16(EM_F_STATE0), B8(EM_F_OUT), n, D(1), D(2), D(3),
+                    T16(0), T32(1), T16(2), T32(3), B32(EM_F_SCRATCH));
+        return EM_OK;
+    default:
+        return EM_ERR_OP; /* unreachable for a parsed graph */
+    }
+#undef BUILT
+}
+
 /* Inline: the step (the only caller in a firmware without the patch schedule) gets the dispatch without a call. */
 #if defined(__GNUC__)
 __attribute__((always_inline))
@@ -95,7 +119,7 @@ static inline em_status_t run_op(const em_graph_t *g, const uint8_t *rec, uint8_
     const uint32_t flags = em_rec_flags(rec);
     const int acc = (flags & EM_GRAPH_OPF_ACC) != 0;
     const int n = D(0);
-    const int k = em_graph_op_kernel(g->buffers, g->tensors, rec);
+    const int k = em_graph_op_model_kernel(g->buffers, g->tensors, rec);
     /* A kernel left out of this build (EM_GRAPH_KERNELS) is refused by the parser already, and stepping a bound blob
      * that needs one gets EM_ERR_OP here. BUILT(K) is a compile-time constant in each case, so the compiler drops
      * that call and --gc-sections the kernel. The kernels run without their argument checks (em_k.h): the parser
@@ -177,21 +201,12 @@ static inline em_status_t run_op(const em_graph_t *g, const uint8_t *rec, uint8_
         BUILT(EM_K_ONOFF);
         em_k_onoff(B16(EM_F_IN0), n, acc, B32(EM_F_OUT));
         return EM_OK;
-    case EM_K_SENSOR:
-        BUILT(EM_K_SENSOR);
-        em_k_sensor((const int16_t *)(const void *)addr[EM_F_IN0], (int)n, D(1), T32(0), T32(1), T8(2), B8(EM_F_OUT));
-        return EM_OK;
-    case EM_K_LOGMEL:
-        BUILT(EM_K_LOGMEL);
-        em_k_logmel((const int16_t *)(const void *)addr[EM_F_IN0], B16(EM_F_STATE0), B8(EM_F_OUT), n, D(1), D(2), D(3),
-                    T16(0), T32(1), T16(2), T32(3), B32(EM_F_SCRATCH));
-        return EM_OK;
     case EM_K_SPIKE:
         BUILT(EM_K_SPIKE);
         em_k_spike(B16(EM_F_IN0), T16(0), n, B8(EM_F_OUT));
         return EM_OK;
-    default:
-        return EM_ERR_OP; /* unreachable for a parsed graph */
+    default: /* the input stages' ops (not model kernels: see em_graph_op_model_kernel), or unreachable */
+        return run_stage_op(g, rec, addr);
     }
 #undef BUILT
 }
@@ -235,11 +250,19 @@ em_status_t em_graph_step(em_graph_ctx_t *ctx, const int8_t *in, int16_t *out) {
     const em_graph_t *g = ctx->graph;
     if (in_dtype(g) != EM_DTYPE_S8) return EM_ERR_BUFFER; /* an input stage: em_graph_stage_step */
     /* counts in locals: the byte stores below may alias *g as far as the compiler knows */
-    const uint32_t n_in = g->n_in, n_out = g->n_out;
+    const uint32_t n_in = g->n_in, n_ops = g->n_ops, n_out = g->n_out;
     int8_t *x = (int8_t *)buf_at(ctx, g->in_buffer);
     for (uint32_t i = 0; i < n_in; i++) x[i] = in[i];
-    em_status_t st = run_ops(ctx);
-    if (st != EM_OK) return st;
+    for (uint32_t i = 0; i < n_ops; i++) {
+        const uint8_t *rec = g->ops + (size_t)EM_GRAPH_OP_SIZE * i; /* read in place, not copied */
+        uint8_t *addr[EM_F_COUNT];
+        for (int f = 0; f < EM_F_COUNT; f++) {
+            const uint32_t b = em_rec_buf(rec, f);
+            addr[f] = b == EM_GRAPH_NONE ? NULL : buf_at(ctx, b);
+        }
+        em_status_t st = run_op(g, rec, addr);
+        if (st != EM_OK) return st;
+    }
     const int16_t *y = (const int16_t *)(const void *)buf_at(ctx, g->out_buffer);
     for (uint32_t o = 0; o < n_out; o++) out[o] = y[o];
     return EM_OK;

@@ -39,9 +39,6 @@
 #ifndef EM_RUN_OUT_BUF
 #define EM_RUN_OUT_BUF 16384u  /* int16 logits per chunk */
 #endif
-#ifndef EM_RUN_STAGE_MAX
-#define EM_RUN_STAGE_MAX EM_MAX_DIM /* largest n_in and n_out of an input stage */
-#endif
 #ifndef EM_RUN_PATH_MAX
 #define EM_RUN_PATH_MAX 1024u
 #endif
@@ -51,9 +48,7 @@ static uint32_t g_model_buf[EM_RUN_MODEL_MAX / 4u + 1u];
 static uint32_t g_plan_buf[(EM_PATCH_HEADER_SIZE + EM_PATCH_ENTRY_SIZE * EM_GRAPH_MAX_BUFFERS) / 4u + 1u];
 static uint32_t g_arena[EM_RUN_ARENA_BYTES / 4u];
 static uint8_t g_in[EM_RUN_IN_BUF];
-static int16_t g_in16[EM_RUN_STAGE_MAX];
 static int16_t g_out[EM_RUN_OUT_BUF];
-static int8_t g_out8[EM_RUN_STAGE_MAX];
 static uint8_t g_out_bytes[EM_RUN_OUT_BUF * 2u];
 static char g_tmp_path[EM_RUN_PATH_MAX];
 
@@ -136,8 +131,9 @@ int main(int argc, char **argv) {
     const uint32_t n_in = g.n_in, n_out = g.n_out;
     const int stage = em_graph_is_input_stage(&g) == 1;
     const uint32_t in_el = stage ? 2u : 1u, out_el = stage ? 1u : 2u; /* bytes per input / output element */
-    if (stage && (n_in > EM_RUN_STAGE_MAX || n_out > EM_RUN_STAGE_MAX))
-        return fail("input stage wider than EM_RUN_STAGE_MAX", NULL);
+    /* an input stage's samples are decoded into g_out, which it does not use for its int8 results (those go
+     * straight into g_out_bytes): no extra buffer on a small-RAM core */
+    if (stage && n_in > EM_RUN_OUT_BUF) return fail("input stage wider than EM_RUN_OUT_BUF samples", NULL);
     /* a chunk holds at least one step (the M0 microbit build has small buffers: without this, chunk 0 never ends) */
     if (n_in * in_el > EM_RUN_IN_BUF || n_out > EM_RUN_OUT_BUF)
         return fail("one step is larger than em_run's buffers (EM_RUN_IN_BUF bytes in, EM_RUN_OUT_BUF logits out)", NULL);
@@ -209,7 +205,7 @@ int main(int argc, char **argv) {
             int16_t *y = g_out + (size_t)k * n_out;
             if (stage) { /* little endian int16 samples, whatever the host */
                 const uint8_t *b = g_in + (size_t)k * n_in * 2u;
-                for (uint32_t i = 0; i < n_in; i++) g_in16[i] = (int16_t)(uint16_t)(b[2u * i] | (b[2u * i + 1u] << 8));
+                for (uint32_t i = 0; i < n_in; i++) g_out[i] = (int16_t)(uint16_t)(b[2u * i] | (b[2u * i + 1u] << 8));
             }
             st = EM_OK;
             const int at_reset = t == 0 || (steps_per_reset && t % steps_per_reset == 0);
@@ -226,11 +222,9 @@ int main(int argc, char **argv) {
             }
             uint32_t c0 = em_cycle_begin();
             st = patched ? em_graph_patch_run(&pctx, x, (int)m, y)
-                 : stage ? em_graph_stage_step(&gctx, g_in16, g_out8)
+                 : stage ? em_graph_stage_step(&gctx, g_out, (int8_t *)(void *)(g_out_bytes + (size_t)k * n_out))
                          : em_graph_step(&gctx, x, y);
             ticks += em_cycle_end(c0);
-            if (stage && st == EM_OK) /* int8 results: stored one byte each in the int16 chunk buffer's bytes */
-                for (uint32_t i = 0; i < n_out; i++) g_out_bytes[(size_t)k * n_out + i] = (uint8_t)g_out8[i];
             if (st != EM_OK) {
                 err = em_status_str(st);
                 break;
