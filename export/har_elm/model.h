@@ -31,6 +31,27 @@
 #define EM_MODEL_READOUT_SUM 1
 #define EM_MODEL_CLASS_NAMES {"PEN", "ABD", "FEL", "IR", "ER", "TRAP", "ROW"}
 
+/* ---- the input stage (docs/graph.md "Input stages"): the device's raw samples in, this model's int8 input
+ * out, run by the same runtime from its own blob (em_input_stage_blob, in model.c):
+ *   em_graph_bind(&s, em_input_stage_blob, EM_INPUT_STAGE_BLOB_SIZE);
+ *   em_graph_init(&sctx, &s, stage_arena, EM_INPUT_STAGE_ARENA_BYTES);
+ *   each model step: em_graph_stage_step(&sctx, samples, x); em_graph_step(&ctx, x, logits);
+ * samples int16 [EM_INPUT_STAGE_N_IN], x int8 [EM_MODEL_N_IN]. Build with
+ * -DEM_GRAPH_KERNELS=(EM_MODEL_GRAPH_KERNELS|EM_INPUT_STAGE_GRAPH_KERNELS) to link both stages' kernels. */
+#define EM_INPUT_STAGE_SENSOR 1
+#define EM_INPUT_STAGE_BLOB_SIZE 210u
+#define EM_INPUT_STAGE_ARENA_BYTES 32u
+#define EM_INPUT_STAGE_GRAPH_KERNELS 0x20000u
+#define EM_INPUT_STAGE_N_IN 12
+/* samples: EM_MODEL_DOWNSAMPLE (2) readings of EM_MODEL_SENSOR_CHANNELS channels, sample-major, as int16 counts
+ * (count = value / lsb, lsb = full scale / 32768); a driver reporting physical values converts them with
+ * em_sensor_counts_f32(values, samples, EM_MODEL_SENSOR_CHANNELS, inv_lsb, counts) (em_kernels.h) */
+#define EM_MODEL_SENSOR_CHANNELS 6
+/* full scale per channel, in the training data's units (the watch source's default) */
+#define EM_MODEL_SENSOR_FULL_SCALE {8.0f, 8.0f, 8.0f, 34.906585f, 34.906585f, 34.906585f}
+#define EM_MODEL_SENSOR_INV_LSB {4096.0f, 4096.0f, 4096.0f, 938.7340087890625f, 938.7340087890625f, 938.7340087890625f}
+extern const uint8_t em_input_stage_blob[EM_INPUT_STAGE_BLOB_SIZE];
+
 /* the model blob (docs/graph.md), 4-byte aligned for in-place tensor reads. Compiled in, so bound, not parsed:
  *   em_graph_t g;  em_graph_bind(&g, em_model_blob, EM_MODEL_BLOB_SIZE);
  * checks the header, the sizes and the CRC-32 (the exporter ran every other check of em_graph_parse before

@@ -31,6 +31,22 @@
 #define EM_MODEL_READOUT_SUM 1
 #define EM_MODEL_CLASS_NAMES {"yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"}
 
+/* ---- the input stage (docs/graph.md "Input stages"): the device's raw samples in, this model's int8 input
+ * out, run by the same runtime from its own blob (em_input_stage_blob, in model.c):
+ *   em_graph_bind(&s, em_input_stage_blob, EM_INPUT_STAGE_BLOB_SIZE);
+ *   em_graph_init(&sctx, &s, stage_arena, EM_INPUT_STAGE_ARENA_BYTES);
+ *   each model step: em_graph_stage_step(&sctx, samples, x); em_graph_step(&ctx, x, logits);
+ * samples int16 [EM_INPUT_STAGE_N_IN], x int8 [EM_MODEL_N_IN]. Build with
+ * -DEM_GRAPH_KERNELS=(EM_MODEL_GRAPH_KERNELS|EM_INPUT_STAGE_GRAPH_KERNELS) to link both stages' kernels. */
+#define EM_INPUT_STAGE_LOGMEL 1
+#define EM_INPUT_STAGE_BLOB_SIZE 3940u
+#define EM_INPUT_STAGE_ARENA_BYTES 3048u
+#define EM_INPUT_STAGE_GRAPH_KERNELS 0x40000u
+#define EM_INPUT_STAGE_N_IN 320
+/* samples: one hop of 16-bit mono PCM per model step, at EM_MODEL_SAMPLE_RATE */
+#define EM_MODEL_SAMPLE_RATE 16000
+extern const uint8_t em_input_stage_blob[EM_INPUT_STAGE_BLOB_SIZE];
+
 /* the model blob (docs/graph.md), 4-byte aligned for in-place tensor reads. Compiled in, so bound, not parsed:
  *   em_graph_t g;  em_graph_bind(&g, em_model_blob, EM_MODEL_BLOB_SIZE);
  * checks the header, the sizes and the CRC-32 (the exporter ran every other check of em_graph_parse before
