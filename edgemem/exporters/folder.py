@@ -177,7 +177,9 @@ _TFLITE_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
 _OPTIONAL_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "tool": ("a mapping of name, version and commit strings", lambda v: isinstance(v, dict) and all(
         isinstance(v.get(k), str) and v.get(k) for k in ("name", "version", "commit"))),
-    # a model with an input stage (edgemem/exporters/input_stage.py): its kind and the stage blob's dims
+}
+# An export with input_stage.bin (edgemem/exporters/input_stage.py) says what the stage is.
+_STAGE_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "input_stage": ("a mapping with kind 'sensor' or 'logmel', n_in, n_out and arena_bytes", lambda v: isinstance(
         v, dict) and v.get("kind") in ("sensor", "logmel") and all(_is_int(v.get(k)) for k in
                                                                    ("n_in", "n_out", "arena_bytes"))),
@@ -208,6 +210,8 @@ def load_meta(folder: Path) -> dict[str, Any]:
     extra = _GRAPH_FIELDS
     if TFLITE_FILE in (meta.get("files") or {}):  # a TFLite export says what its state inputs are
         extra = {**extra, **_TFLITE_FIELDS}
+    if INPUT_STAGE_FILE in (meta.get("files") or {}) or "input_stage" in meta:
+        extra = {**extra, **_STAGE_FIELDS}
     for key, (what, ok) in {**_META_FIELDS, **extra}.items():
         if key not in meta:
             raise EdgememError(f"{path} has no '{key}' field; re-export with `edgemem export`")

@@ -18,8 +18,8 @@ from edgemem.checkpoint import Checkpoint
 from edgemem.data.sources import SENSOR_FULL_SCALE, SENSOR_SOURCES
 from edgemem.errors import EdgememError
 from edgemem.graph.ir import Graph
-from edgemem.graph.sensor import FULL_SCALE_COUNTS, SensorTables, sensor_tables
 from edgemem.graph.logmel import logmel_tables
+from edgemem.graph.sensor import FULL_SCALE_COUNTS, SensorTables, sensor_tables
 from edgemem.graph.stages import logmel_stage_graph, sensor_stage_graph
 from edgemem.training.recipe import Recipe
 from edgemem.training.sets import DataSets

@@ -227,7 +227,7 @@ def step(g: Graph, x_t: np.ndarray, st: GraphState) -> tuple[np.ndarray, dict[st
     x = x.astype(np.int64)
     lo, hi = g.buffers[g.in_buffer].dtype.value_range
     if x.size and (x.min() < lo or x.max() > hi):
-        raise EdgememError(f"step input holds values outside {g.buffers[g.in_buffer].dtype.name.lower()}")
+        raise EdgememError(f"step input holds values outside int{8 * g.buffers[g.in_buffer].dtype.size}")
     v = st.values
     v[g.in_buffer] = x
     for run in st.plan:

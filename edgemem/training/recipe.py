@@ -201,6 +201,8 @@ class Recipe:
         # fields added later are left out at their defaults, so older recipes keep their CV hashes
         if not d["data"]["params"]:
             d["data"].pop("params")
+        if d["data"]["sensor_full_scale"] is None:
+            d["data"].pop("sensor_full_scale")
         if not d["train"]["baseline_lr"]:
             d["train"].pop("baseline_lr")
         for key in ("weight_bits", "act_bits"):
