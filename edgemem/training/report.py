@@ -63,6 +63,26 @@ def plot_confusion(path: Path, y: np.ndarray, pred: np.ndarray, names: list[str]
     write_atomic(path, draw)
 
 
+def input_stage_lines(dep: dict[str, Any]) -> list[str]:
+    """The input stage paragraph (docs/frontend.md), when the verify report has one: raw samples in."""
+    st = dep.get("front_end") or dep.get("input_stage")
+    if not st:
+        return []
+    if st["kind"] == "logmel":
+        what = (f"**Raw audio in** (the integer log-mel front end, docs/frontend.md): accuracy from 16-bit PCM "
+                f"**{100 * st['accuracy_raw_audio']:.1f} %**; the front end costs **{st['instructions_per_frame']:,.0f} "
+                "instructions per frame** on the Cortex-M4")
+    else:
+        what = (f"**Raw sensor counts in** (the SENSOR input stage, docs/frontend.md): accuracy from raw values "
+                f"**{100 * st['accuracy_raw']:.1f} %**; the stage costs **{st['instructions_per_step']:,.0f} "
+                "instructions per step** on the Cortex-M4")
+    return ["", what + f", {st['ram_bytes']:,} B of RAM (its arena) and a {st['blob_bytes']:,} B blob; bit-exact "
+            f"(reference = C host = M4, and the M4's stage output through the M4's model gives the reference's "
+            f"predictions): **{st['bit_exact']}**; its int8 output equals the float path's in "
+            f"{100 * st['equal_to_float_path']:.2f} % of values (the rest differ by at most "
+            f"{st['max_abs_diff_vs_float_path']})."]
+
+
 def _fmt(v: Any, pct: bool = False) -> str:
     if v is None:
         return "–"
@@ -165,6 +185,7 @@ def model_card(metrics: dict[str, Any], recipe: dict[str, Any], name: str) -> st
             f"RAM **{dep['ram_bytes']:,} B** (arena {dep['arena_bytes']:,} B) plus **{dep['stack_bytes']} B** of stack "
             f"for `em_graph_step`; "
             f"**{dep['instructions_per_step']:,.0f} instructions per step** (QEMU `-icount`, SysTick).",
+            *input_stage_lines(dep),
         ]
     baselines = metrics["baselines"]
     lines += [

@@ -11,7 +11,7 @@ from typing import Any
 
 from edgemem.models.registry import kind as model_kind
 from edgemem.training.pipeline import E_AC_PJ, E_MAC_PJ
-from edgemem.training.report import _fmt, data_paragraph, widths_text
+from edgemem.training.report import _fmt, data_paragraph, input_stage_lines, widths_text
 
 
 def _data(recipe: dict[str, Any]) -> str:
@@ -99,6 +99,7 @@ def _deployment(dep: dict[str, Any], folder: str) -> list[str]:
         f"**{dep['instructions_per_step']:,.0f} instructions per step** (QEMU `-icount`, SysTick)"
         + (f"; {dep['spikes_per_step']:.1f} spikes per step in the integer model." if dep.get("spikes_per_step")
            else "."),
+        *input_stage_lines(dep),
         *_patch(dep.get("patch_schedule")),
         *_qcdq(dep.get("qcdq_onnx")),
         *_cores(dep.get("cores")),
