@@ -24,7 +24,9 @@
  *   bytes 1..4  blob length L, little endian, clamped to the bytes that remain
  *   L bytes     the model blob (copied into its own 16-byte aligned heap buffer of exactly L bytes, so ASan sees
  *               any read past it and the parser's alignment check sees an aligned base)
- *   the rest    int8 input steps of n_in bytes each; at most FUZZ_MAX_STEPS are run (no complete step: one step
+ *   the rest    int8 input steps of n_in bytes each (an input stage, docs/graph.md "Input stages": int16 little
+ *               endian samples, 2 n_in bytes a step, through em_graph_stage_step); at most FUZZ_MAX_STEPS are run
+ *               (no complete step: one step
  *               of zeros). em_graph_reset once after half of them, then step 0's input is replayed and must give
  *               step 0's output again (reset restores the initial state), then the remaining steps run.
  *
@@ -135,11 +137,24 @@ static void check_guards(size_t used_end) {
 typedef struct {
     const em_graph_t *g;
     em_graph_ctx_t gctx;
+    int stage;       /* an input stage (int16 samples in, int8 out: em_graph_stage_step) */
+    size_t in_el, out_el; /* bytes per input / output element */
 } rt_t;
 
 static em_status_t rt_init(rt_t *rt, void *arena, size_t size) { return em_graph_init(&rt->gctx, rt->g, arena, size); }
 static em_status_t rt_reset(rt_t *rt) { return em_graph_reset(&rt->gctx); }
-static em_status_t rt_step(rt_t *rt, const int8_t *in, int16_t *out) { return em_graph_step(&rt->gctx, in, out); }
+/* One step from n_in * in_el input bytes (int16 little endian for a stage) into n_out * out_el output bytes. The
+ * stage's samples go through an exact heap buffer, so ASan sees any read past n_in. */
+static em_status_t rt_step(rt_t *rt, const uint8_t *in, void *out) {
+    if (!rt->stage) return em_graph_step(&rt->gctx, (const int8_t *)in, (int16_t *)out);
+    const size_t n = rt->g->n_in;
+    int16_t *x = malloc(n * sizeof *x);
+    FUZZ_ASSERT(x);
+    for (size_t i = 0; i < n; i++) x[i] = (int16_t)(uint16_t)(in[2 * i] | (in[2 * i + 1] << 8));
+    const em_status_t st = em_graph_stage_step(&rt->gctx, x, (int8_t *)out);
+    free(x);
+    return st;
+}
 
 static void run_model(rt_t *rt, unsigned flags, const uint8_t *steps, size_t steps_len) {
     const size_t need = em_graph_arena_size(rt->g);
@@ -169,9 +184,8 @@ static void run_model(rt_t *rt, unsigned flags, const uint8_t *steps, size_t ste
     POISON(g_arena + used_end, ARENA_BYTES - used_end);
 
     em_status_t st = checked(rt_init(rt, arena, arena_size));
-    const size_t n_in = rt->g->n_in, n_out = rt->g->n_out;
-    int8_t *in = malloc(n_in);
-    int16_t *out = malloc(n_out * sizeof *out), *out0 = malloc(n_out * sizeof *out);
+    const size_t n_in = rt->g->n_in * rt->in_el, n_out = rt->g->n_out * rt->out_el; /* bytes per step */
+    uint8_t *in = malloc(n_in), *out = malloc(n_out), *out0 = malloc(n_out);
     FUZZ_ASSERT(in && out && out0);
     memset(in, 0, n_in);
     if (mode == 1 || mode == 2) {
@@ -182,6 +196,12 @@ static void run_model(rt_t *rt, unsigned flags, const uint8_t *steps, size_t ste
         check_guards(used_end);
     } else {
         FUZZ_ASSERT(st == EM_OK);
+        /* the other step function is refused before it reads or writes anything (1-element buffers: ASan) */
+        int8_t other_in8[1] = {0}, other_out8[1];
+        int16_t other_in16[1] = {0}, other_out16[1];
+        if (rt->stage) FUZZ_ASSERT(checked(em_graph_step(&rt->gctx, other_in8, other_out16)) == EM_ERR_BUFFER);
+        else FUZZ_ASSERT(checked(em_graph_stage_step(&rt->gctx, other_in16, other_out8)) == EM_ERR_BUFFER);
+        check_guards(used_end);
         size_t n_steps = steps_len / n_in;
         if (n_steps > FUZZ_MAX_STEPS) n_steps = FUZZ_MAX_STEPS;
         const size_t total = n_steps ? n_steps : 1, half = total / 2;
@@ -190,18 +210,18 @@ static void run_model(rt_t *rt, unsigned flags, const uint8_t *steps, size_t ste
             if (t == half && t > 0) {
                 FUZZ_ASSERT(checked(rt_reset(rt)) == EM_OK);
                 check_guards(used_end);
-                int8_t *in0 = malloc(n_in);
+                uint8_t *in0 = malloc(n_in);
                 FUZZ_ASSERT(in0);
                 memcpy(in0, steps, n_in); /* t > 0 means there are real steps */
                 FUZZ_ASSERT(checked(rt_step(rt, in0, out)) == EM_OK);
-                FUZZ_ASSERT(memcmp(out, out0, n_out * sizeof *out) == 0); /* reset == fresh init */
+                FUZZ_ASSERT(memcmp(out, out0, n_out) == 0); /* reset == fresh init */
                 check_guards(used_end);
                 free(in0);
                 FUZZ_ASSERT(checked(rt_reset(rt)) == EM_OK);
             }
             FUZZ_ASSERT(checked(rt_step(rt, in, out)) == EM_OK);
             check_guards(used_end);
-            if (t == 0) memcpy(out0, out, n_out * sizeof *out);
+            if (t == 0) memcpy(out0, out, n_out);
         }
     }
     free(in);
@@ -323,6 +343,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         rt_t rt;
         memset(&rt, 0, sizeof rt);
         rt.g = &g;
+        rt.stage = em_graph_is_input_stage(&g) == 1;
+        rt.in_el = rt.stage ? 2u : 1u;
+        rt.out_el = rt.stage ? 1u : 2u;
         if (flags & 16u) run_patch(&g, flags, blob, steps, steps_len);
         else run_model(&rt, flags, steps, steps_len);
     }

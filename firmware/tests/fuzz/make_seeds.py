@@ -13,8 +13,9 @@ import struct
 import sys
 
 
-def steps_for(n_in, kind):
-    """Bytes of 8 int8 input steps of n_in channels."""
+def steps_for(n_in, kind, stage=False):
+    """Bytes of 8 input steps of n_in channels: int8, or for an input stage int16 little endian (the int8 pattern
+    times 256, so full scale reaches +-32767)."""
     out = bytearray()
     for t in range(8):
         for i in range(n_in):
@@ -26,7 +27,7 @@ def steps_for(n_in, kind):
                 v = 127 if (t + i) % 2 == 0 else -128
             else:  # ramp
                 v = ((t * 37 + i * 11) % 256) - 128
-            out += struct.pack("<b", v)
+            out += struct.pack("<h", v * 256 + (255 if v > 0 else 0)) if stage else struct.pack("<b", v)
     return bytes(out)
 
 
@@ -46,13 +47,17 @@ def main(argv):
             return 1
         # n_in: header offset 18 (docs/graph.md); any other format is refused before its steps are read
         n_in = max(1, min(1024, struct.unpack_from("<H", blob, 18)[0]))
-        name = os.path.basename(os.path.dirname(os.path.abspath(path))) or "model"
+        # an input stage (in_buffer s16, docs/graph.md "Input stages") takes int16 samples
+        in_buf = struct.unpack_from("<H", blob, 28)[0]
+        at = 64 + 12 * in_buf
+        stage = len(blob) > at and blob[at] == 2
+        name = (os.path.basename(os.path.dirname(os.path.abspath(path))) or "model") + ("-stage" if stage else "")
         variants = [
             (0x00, "zero"), (0x01, "ramp"), (0x02, "max"), (0x03, "ramp"),
             (0x04, "alt"), (0x0D, "zero"), (0x06, "max"), (0x07, "alt"),
         ]
         for flags, kind in variants:
-            data = bytes([flags]) + struct.pack("<I", len(blob)) + blob + steps_for(n_in, kind)
+            data = bytes([flags]) + struct.pack("<I", len(blob)) + blob + steps_for(n_in, kind, stage)
             with open(os.path.join(out_dir, f"{name}-f{flags:02x}-{kind}.bin"), "wb") as f:
                 f.write(data)
             n += 1
