@@ -274,3 +274,76 @@ def test_cli_refusals_are_one_line_exit_2(tmp_path):
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2 and len(lines) == 1 and "neither empty nor an earlier edgemem bundle" in lines[0]
     assert (busy / "notes.txt").read_text() == "mine"
+
+
+RAW_MAIN = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "edgemem_har_elm.h"
+/* main IN.bin OUT.bin N T: float readings [N][T][DOWNSAMPLE][CHANNELS] in (the device's raw sensor values), through
+ * em_sensor_counts_f32, the input stage and the model; int16 logits [N][T][n_out] out; both reset per window */
+static uint32_t arena[(EM_MODEL_ARENA_BYTES + 3) / 4], stage_arena[(EM_INPUT_STAGE_ARENA_BYTES + 3) / 4];
+static const float inv_lsb[] = EM_MODEL_SENSOR_INV_LSB;
+int main(int argc, char **argv) {
+    if (argc != 5) return 2;
+    FILE *fi = fopen(argv[1], "rb"), *fo = fopen(argv[2], "wb");
+    int n = atoi(argv[3]), steps = atoi(argv[4]);
+    em_graph_t g, s;
+    em_graph_ctx_t ctx, sctx;
+    if (!fi || !fo || em_graph_bind(&g, em_model_blob, EM_MODEL_BLOB_SIZE) != EM_OK) return 3;
+    if (em_graph_bind(&s, em_input_stage_blob, EM_INPUT_STAGE_BLOB_SIZE) != EM_OK) return 3;
+    if (em_graph_init(&ctx, &g, arena, sizeof arena) != EM_OK) return 4;
+    if (em_graph_init(&sctx, &s, stage_arena, sizeof stage_arena) != EM_OK) return 4;
+    for (int w = 0; w < n; w++) {
+        if (em_graph_reset(&ctx) != EM_OK || em_graph_reset(&sctx) != EM_OK) return 5;
+        for (int t = 0; t < steps; t++) {
+            float values[EM_MODEL_DOWNSAMPLE * EM_MODEL_SENSOR_CHANNELS];
+            int16_t counts[EM_INPUT_STAGE_N_IN];
+            int8_t in[EM_MODEL_N_IN];
+            int16_t out[EM_MODEL_N_OUT];
+            if (fread(values, sizeof values, 1, fi) != 1) return 6;
+            em_status_t st = em_sensor_counts_f32(values, EM_MODEL_DOWNSAMPLE, EM_MODEL_SENSOR_CHANNELS, inv_lsb,
+                                                  counts);
+            if (st == EM_ERR_VALUE) return 9;
+            if (st == EM_OK) st = em_graph_stage_step(&sctx, counts, in);
+            if (st == EM_OK) st = em_graph_step(&ctx, in, out);
+            if (st != EM_OK) { fprintf(stderr, "%s\n", em_status_str(st)); return 7; }
+            if (fwrite(out, 1, sizeof out, fo) != sizeof out) return 8;
+        }
+    }
+    fclose(fi);
+    return fclose(fo) != 0;
+}
+"""
+
+
+def test_bundle_takes_raw_float_readings_through_its_input_stage(bundle, tmp_path, rng):
+    """A firmware's whole input path from the bundle alone: float readings -> counts -> stage -> model, equal to the
+    Python integer spec run through em_run; a NaN reading is refused (EM_ERR_VALUE)."""
+    need("cmake", "gcc", "make")
+    from edgemem.graph.blob import parse_graph_blob
+    from edgemem.graph.ref import run_graph
+    from edgemem.graph.sensor import counts_from_float
+
+    meta = json.loads((bundle / "meta.json").read_text())
+    st = meta["input_stage"]
+    d, c, steps = st["samples_per_step"], st["channels"], meta["window"] // st["samples_per_step"]
+    x = (rng.normal(size=(3, steps, d, c)) * np.array([1, 1, 1, 4, 4, 4])).astype(np.float32)
+    x[0, 3] = 40.0  # beyond full scale: the counts saturate
+    stage = parse_graph_blob((ROOT / "export" / "har_elm" / "input_stage.bin").read_bytes())
+    inv = (np.float32(1) / np.asarray(st["lsb"], dtype=np.float32)).astype(np.float32)
+    feats = run_graph(stage, counts_from_float(x, inv).reshape(3, steps, d * c)).astype(np.int8)
+    ref = run_host(bundle / "model.bin", feats, len(meta["class_names"]))
+    proj = _project(tmp_path, bundle, RAW_MAIN)
+    _cmake(proj, tmp_path / "build")
+    (tmp_path / "in.bin").write_bytes(x.tobytes())
+    app = str(tmp_path / "build" / "app")
+    res = subprocess.run([app, str(tmp_path / "in.bin"), str(tmp_path / "out.bin"), "3", str(steps)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "out.bin").read_bytes() == ref.astype("<i2").tobytes()
+    x[1, 7, 1, 4] = np.nan
+    (tmp_path / "in.bin").write_bytes(x.tobytes())
+    res = subprocess.run([app, str(tmp_path / "in.bin"), str(tmp_path / "out.bin"), "3", str(steps)],
+                         capture_output=True, text=True)
+    assert res.returncode == 9

@@ -319,6 +319,28 @@ def _platformio(c: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _stage_readme(meta: dict[str, Any]) -> str:
+    """The input stage paragraph (docs/frontend.md), where the model has one."""
+    st = meta.get("input_stage")
+    if not st:
+        return ""
+    raw = ("one 20 ms hop of 16-bit mono PCM at EM_MODEL_SAMPLE_RATE" if st["kind"] == "logmel" else
+           "EM_MODEL_DOWNSAMPLE readings of every sensor channel, sample-major, as int16 counts (full scale "
+           "EM_MODEL_SENSOR_FULL_SCALE; em_sensor_counts_f32 converts float readings)")
+    return f"""
+**Raw samples in** (the input stage, `em_input_stage_blob` in model.c): instead of quantizing by hand, feed the
+device's raw samples, {raw}, and let the stage compute the int8 input exactly as `edgemem verify` scored it:
+
+```c
+static uint32_t stage_arena[(EM_INPUT_STAGE_ARENA_BYTES + 3) / 4];
+em_graph_t s; em_graph_ctx_t sctx;
+em_graph_bind(&s, em_input_stage_blob, EM_INPUT_STAGE_BLOB_SIZE);
+em_graph_init(&sctx, &s, stage_arena, sizeof stage_arena);
+em_graph_stage_step(&sctx, samples /* int16 [EM_INPUT_STAGE_N_IN] */, in_s8);  /* then em_graph_step as above */
+```
+"""
+
+
 def _readme(c: dict[str, Any]) -> str:
     name, meta = c["name"], c["meta"]
     kernels = ", ".join(c["kernels"])
@@ -347,7 +369,7 @@ starts a new stream.
 **Input**: int8, `q = clamp(round_half_away(x / EM_MODEL_INPUT_SCALE) + EM_MODEL_INPUT_ZERO_POINT, -128, 127)`, where
 `x` is the sample after the normalization `(x - EM_MODEL_INPUT_MEAN[i]) / EM_MODEL_INPUT_STD[i]` where model.h
 defines them (input scale {meta.get('input_scale')!r}). **Output**: int16 logits, `float = q * EM_MODEL_OUTPUT_SCALE`.
-
+{_stage_readme(meta)}
 **Kernel mask**: `EM_GRAPH_KERNELS={c['mask']}` (model.h `EM_MODEL_GRAPH_KERNELS`). The CMake, Zephyr and PlatformIO
 glue define it; the bundled `em_graph.h` defaults to it as well, so a build that passes no definition (the Arduino
 IDE) links the same kernels. Do not set it to anything else: the other kernels are not in this folder.

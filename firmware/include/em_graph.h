@@ -152,6 +152,13 @@ em_status_t em_graph_step(em_graph_ctx_t *ctx, const int8_t *in, int16_t *out);
  * e.g. SENSOR or LOGMEL): raw samples in [n_in] int16, the model's int8 input out [n_out], which em_graph_step of
  * the model graph then takes. EM_ERR_BUFFER for a model graph (int8 in: em_graph_step). */
 em_status_t em_graph_stage_step(em_graph_ctx_t *ctx, const int16_t *in, int8_t *out);
+/* Float sensor values (physical units) -> int16 counts, as edgemem.graph.sensor.counts_from_float:
+ *   y = x * inv_lsb[c] (one IEEE single multiply), counts = sat16(round half away from zero (y))
+ * x [samples][channels] float, inv_lsb [channels] (model.h EM_MODEL_SENSOR_INV_LSB), counts [samples][channels].
+ * EM_ERR_VALUE if any x is NaN or infinite (checked before anything is written); EM_ERR_DIMS for samples or
+ * channels < 1. */
+em_status_t em_sensor_counts_f32(const float *x, int samples, int channels, const float *inv_lsb, int16_t *counts);
+
 
 /* ---- Patch schedule (docs/graph.md "Patch schedule"; MCUNetV2's patch-based inference over time) ----
  * The front stage (ops 0 .. stage_ops-1: CONV1D, ACT, FC, ADD, ONOFF) runs op by op over a patch of up to P frames,

@@ -130,12 +130,8 @@ em_status_t em_spike_s16(const int16_t *mem, const int16_t *thr, int n, int8_t *
  * C * D <= EM_MAX_DIM; EM_ERR_PARAM unless every mult >= 2^30 and shift in [1, 62]. */
 em_status_t em_sensor_s16(const int16_t *in, int channels, int decim, const int32_t *offset, const int32_t *mult,
                           const int8_t *shift, int8_t *out);
-/* Float sensor values (physical units) -> int16 counts, as edgemem.graph.sensor.counts_from_float:
- *   y = x * inv_lsb[c] (one IEEE single multiply), counts = sat16(round half away from zero (y))
- * x [samples][channels] float, inv_lsb [channels] (model.h EM_MODEL_SENSOR_INV_LSB), counts [samples][channels].
- * EM_ERR_VALUE if any x is NaN or infinite (checked before anything is written); EM_ERR_DIMS for samples or
- * channels < 1. */
-em_status_t em_sensor_counts_f32(const float *x, int samples, int channels, const float *inv_lsb, int16_t *counts);
+/* em_sensor_counts_f32 (float readings -> counts for SENSOR) is in em_graph.h: a firmware feeding raw readings
+ * needs it beside em_graph_stage_step. */
 
 /* Log-mel front end (edgemem/graph/logmel.py is the spec: every rounding, bound and the table layout), one hop:
  * frame = history ++ pcm, history <- frame[hop:], out[b] = the band's int8 feature (quantized log-mel, normalized
