@@ -401,7 +401,7 @@ def plan(export_dir: PathLike, *, ram: int | str | None = None, target: str | No
         {'streaming': 952, 'layer_by_layer': ..., 'patch': 1952}
     """
     from edgemem.atomic import check_out_file
-    from edgemem.schedule.plan import load_export_graph, plan_graph, plot_format
+    from edgemem.schedule.plan import input_stage_ram, load_export_graph, plan_graph, plot_format
     from edgemem.schedule.plan import plot as draw
 
     folder = _path(export_dir, "export_dir")
@@ -428,7 +428,7 @@ def plan(export_dir: PathLike, *, ram: int | str | None = None, target: str | No
     g, steps = load_export_graph(folder)
     if value_driven:
         stage_end(g)  # no conv front: say so before planning and loading the data
-    report = plan_graph(g, steps, budget, profile, patch_frames)
+    report = plan_graph(g, steps, budget, profile, patch_frames, input_stage_ram(folder))
     if patch_path is not None:
         from edgemem.atomic import write_bytes_atomic
         from edgemem.schedule.patch import build_patch_blob, patch_layout

@@ -321,6 +321,8 @@ def plan(
     for name, why in r["unavailable"].items():
         t.add_row(name, "–", why)
     out.print(t)
+    if r.get("input_stage_ram_bytes"):
+        out.print(f"input stage: {r['input_stage_ram_bytes']:,} B of RAM beside the model's (counted in the fit)")
     verdict = "fits" if r["fits"] else "does not fit"
     budget_txt = "no budget" if r["ram_budget_bytes"] is None else f"{r['ram_budget_bytes']:,} B"
     out.print(f"chosen: {r['chosen']} ({verdict}; {budget_txt})"

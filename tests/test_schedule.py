@@ -181,8 +181,11 @@ def test_plan_cli_json(tmp_path):
     # the margin is against what InfiniTime leaves free for a model (docs/targets.md), not the whole chip
     free = load_target("pinetime").ram_free_for_model
     assert free < 65536 and r["target"]["ram_total"] == 65536
+    # ... and the device holds the input stage's arena beside the model's (docs/frontend.md)
+    stage = r["input_stage_ram_bytes"]
+    assert stage == load_meta(ROOT / "export" / "kws_lmuformer")["input_stage"]["arena_bytes"]
     assert {k: r["target"][k] for k in ("name", "ram_bytes", "margin_bytes")} == {
-        "name": "pinetime", "ram_bytes": free, "margin_bytes": free - s["streaming"]["peak_ram_bytes"]}
+        "name": "pinetime", "ram_bytes": free, "margin_bytes": free - s["streaming"]["peak_ram_bytes"] - stage}
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     tight = json.loads(cli("plan", "export/kws_lmuformer", "--ram", "100B", "--json").stdout)
     assert tight["fits"] is False and tight["chosen"] == "streaming"  # none fits: the smallest

@@ -181,6 +181,7 @@ class Report:
     budget: int | None
     target: Target | None
     steps: int
+    stage_ram: int = 0  # the input stage's arena (docs/frontend.md): RAM the device needs beside the model's
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -192,15 +193,18 @@ class Report:
             "fits": self.fits,
             "ram_budget_bytes": self.budget,
         }
+        if self.stage_ram:
+            out["input_stage_ram_bytes"] = self.stage_ram  # counted against the budget with every schedule
         if self.target is not None:
-            out["target"] = self.target.margins(ram_bytes=self.schedules[self.chosen].peak_ram_bytes)
+            out["target"] = self.target.margins(ram_bytes=self.schedules[self.chosen].peak_ram_bytes + self.stage_ram)
         return out
 
 
 def plan_graph(g: Graph, steps: int, ram: int | None = None, target: str | Target | None = None,
-               patch_frames: int | None = None) -> Report:
+               patch_frames: int | None = None, stage_ram: int = 0) -> Report:
     """Every schedule's peak RAM and recompute; patch sizes PATCH_SIZES unless `patch_frames` names one. `target`: a
-    profile (or its name / YAML path); its RAM free for a model is the budget unless `ram` is given."""
+    profile (or its name / YAML path); its RAM free for a model is the budget unless `ram` is given. stage_ram: the
+    input stage's arena, which the device holds beside whichever schedule runs the model (counted in the fit)."""
     if target is not None and not isinstance(target, Target):
         target = load_target(target)
     if patch_frames is not None and not 1 <= patch_frames <= MAX_PATCH_FRAMES:
@@ -231,9 +235,17 @@ def plan_graph(g: Graph, steps: int, ram: int | None = None, target: str | Targe
         unavailable["patch"] = next((s for s in patches if isinstance(s, str)), "window shorter than a patch")
     budget = ram if ram is not None else (target.ram_free_for_model if target is not None else None)
     order = sorted(schedules.values(), key=lambda s: (s.extra_macs_ratio, s.peak_ram_bytes))
-    fitting = [s for s in order if budget is None or s.peak_ram_bytes <= budget]
+    fitting = [s for s in order if budget is None or s.peak_ram_bytes + stage_ram <= budget]
     chosen = fitting[0] if fitting else min(order, key=lambda s: s.peak_ram_bytes)
-    return Report(schedules, unavailable, chosen.name, bool(fitting), budget, target, steps)
+    return Report(schedules, unavailable, chosen.name, bool(fitting), budget, target, steps, stage_ram)
+
+
+def input_stage_ram(folder: Path) -> int:
+    """The arena of an export's input stage (input_stage.bin), 0 where it has none."""
+    from edgemem.graph.blob import parse_graph_blob
+
+    path = folder / "input_stage.bin"
+    return parse_graph_blob(path.read_bytes()).arena_size if path.is_file() else 0
 
 
 def load_export_graph(folder: Path) -> tuple[Graph, int]:
