@@ -349,7 +349,8 @@ def _print_value_driven(v: dict) -> None:
 
 @app.command()
 def demo(
-    what: Annotated[str, typer.Argument(help="the demo: har, or kws (keywords in a WAV file: --wav)")] = "har",
+    what: Annotated[str, typer.Argument(
+        help="the demo: har, or kws (keywords in a WAV file: --wav, or --serve for the browser page)")] = "har",
     serve: Annotated[bool, typer.Option("--serve", help="the browser demo on http://127.0.0.1:PORT")] = False,
     port: Annotated[int, typer.Option(help="port for --serve (0: any free one)")] = 8765,
     export_dir: Annotated[Path | None, typer.Option(
@@ -361,12 +362,23 @@ def demo(
 ) -> None:
     """The HAR demo on held-out smartwatch recordings: a live terminal view, or (--serve) the browser page with the
     C runtime in WebAssembly. `demo kws --wav FILE`: keywords in a WAV file, raw audio through the front end and the
-    model in C."""
+    model in C; `demo kws --serve`: the same in the browser, on a WAV file picked in the page."""
     if what not in ("har", "kws"):
         raise EdgememError(f"unknown demo '{what}' (available: har, kws)")
     if what == "kws":
-        if wav is None or serve:
-            raise EdgememError("demo kws takes a WAV file: `edgemem demo kws --wav FILE` (no --serve)")
+        if serve:
+            if wav is not None:
+                raise EdgememError("--wav is for the terminal (`demo kws --wav FILE`); with --serve the page asks "
+                                   "for the file")
+            from edgemem.demo.kws_site import build_kws_site
+            from edgemem.demo.serve import serve_site
+
+            serve_site(export_dir or Path("export/kws_lmuformer"), port, build=build_kws_site, demo="kws",
+                       say=lambda m: out.print(m, highlight=False, soft_wrap=True))
+            return
+        if wav is None:
+            raise EdgememError("demo kws takes a WAV file: `edgemem demo kws --wav FILE`, or `edgemem demo kws "
+                               "--serve` for the browser page")
         from edgemem.demo.kws_wav import classify_wav
 
         for d in classify_wav(export_dir or Path("export/kws_lmuformer"), wav, every):

@@ -47,6 +47,11 @@ def test_terminal_demo_prints_the_c_host_accuracy():
 
 
 def test_unknown_demo_is_one_line_and_status_2():
-    res = subprocess.run([sys.executable, "-m", "edgemem.cli", "demo", "kws"], capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-m", "edgemem.cli", "demo", "ecg"], capture_output=True, text=True,
                          cwd=ROOT)
-    assert res.returncode == 2 and res.stderr.strip() == "error: unknown demo 'kws' (available: har)"
+    assert res.returncode == 2 and res.stderr.strip() == "error: unknown demo 'ecg' (available: har, kws)"
+    res = subprocess.run([sys.executable, "-m", "edgemem.cli", "demo", "kws"], capture_output=True, text=True,
+                         cwd=ROOT)  # neither a file nor the page
+    assert res.returncode == 2 and res.stderr.strip() == (
+        "error: demo kws takes a WAV file: `edgemem demo kws --wav FILE`, or `edgemem demo kws --serve` for the "
+        "browser page")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,13 +29,21 @@ class Detection:
     probability: float
 
 
-def classify_wav(export_dir: Path, wav: Path, every_s: float = 0.5) -> list[Detection]:
+def kws_meta(export_dir: Path) -> dict[str, Any]:
+    """meta.json of a keyword export whose files are the ones `edgemem export` wrote and which has a log-mel front
+    end (input_stage.bin); else the one-line error."""
     meta = load_meta(export_dir)
     stage = meta.get("input_stage")
-    if not stage or stage.get("kind") != "logmel":
+    if not isinstance(stage, dict) or stage.get("kind") != "logmel":
         raise EdgememError(f"{export_dir} has no log-mel front end (a keyword model exported by this edgemem takes "
                            "raw audio; re-export it)")
     check_hashes(export_dir, meta)
+    return meta
+
+
+def classify_wav(export_dir: Path, wav: Path, every_s: float = 0.5) -> list[Detection]:
+    meta = kws_meta(export_dir)
+    stage = meta["input_stage"]
     if not every_s > 0:
         raise EdgememError(f"--every must be positive seconds, got {every_s}")
     rate, hop, steps = int(stage["sample_rate"]), int(stage["n_in"]), int(meta["window"])

@@ -1,7 +1,8 @@
 """The C runtime on the host through ctypes: the same one-model glue (firmware/targets/app/em_app.c) the browser
 runs as WebAssembly, built as a shared library (`make -C firmware shared`). Same integers as `em_run`.
 
-The glue holds one model in static buffers, so a process runs one model at a time (opening another replaces it).
+The glue holds one model, and beside it optionally one input stage (int16 samples in, the model's int8 input out), in
+static buffers, so a process runs one model at a time (opening another replaces it).
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ def build_shared() -> Path:
 
 
 class AppRuntime:
-    def __init__(self, blob: bytes, lib: Path | None = None) -> None:
+    """The model blob, and (`stage`) an input stage blob beside it: what the browser pages hold."""
+
+    def __init__(self, blob: bytes, lib: Path | None = None, stage: bytes | None = None) -> None:
         self.lib = ctypes.CDLL(str(lib or build_shared()))
-        for name in ("em_app_blob", "em_app_in", "em_app_out"):
+        for name in ("em_app_blob", "em_app_in", "em_app_out", "em_app_stage_blob", "em_app_stage_in",
+                     "em_app_stage_out"):
             getattr(self.lib, name).restype = ctypes.c_void_p
-        self.lib.em_app_blob_cap.restype = ctypes.c_uint32
-        self.lib.em_app_arena_bytes.restype = ctypes.c_uint32
+        for name in ("em_app_blob_cap", "em_app_arena_bytes", "em_app_stage_blob_cap", "em_app_stage_arena_bytes"):
+            getattr(self.lib, name).restype = ctypes.c_uint32
         if len(blob) > self.lib.em_app_blob_cap():
             raise EdgememError(f"model blob of {len(blob)} bytes exceeds the glue's {self.lib.em_app_blob_cap()}")
         ctypes.memmove(self.lib.em_app_blob(), blob, len(blob))
@@ -39,6 +43,36 @@ class AppRuntime:
         self.arena_bytes = int(self.lib.em_app_arena_bytes())
         self._in = (ctypes.c_int8 * self.n_in).from_address(self.lib.em_app_in())
         self._out = (ctypes.c_int16 * self.n_out).from_address(self.lib.em_app_out())
+        self.stage_n_in = self.stage_n_out = self.stage_arena_bytes = 0
+        if stage is not None:
+            self._open_stage(stage)
+
+    def _open_stage(self, blob: bytes) -> None:
+        cap = self.lib.em_app_stage_blob_cap()
+        if len(blob) > cap:
+            raise EdgememError(f"input stage blob of {len(blob)} bytes exceeds the glue's {cap}")
+        ctypes.memmove(self.lib.em_app_stage_blob(), blob, len(blob))
+        st = self.lib.em_app_stage_open(ctypes.c_uint32(len(blob)))
+        if st != 0:
+            raise EdgememError(f"the C runtime refused the input stage blob (status {st})")
+        self.stage_n_in, self.stage_n_out = self.lib.em_app_stage_n_in(), self.lib.em_app_stage_n_out()
+        self.stage_arena_bytes = int(self.lib.em_app_stage_arena_bytes())
+        self._stage_in = (ctypes.c_int16 * self.stage_n_in).from_address(self.lib.em_app_stage_in())
+        self._stage_out = (ctypes.c_int8 * self.stage_n_out).from_address(self.lib.em_app_stage_out())
+
+    def stage_reset(self) -> None:
+        if self.lib.em_app_stage_reset() != 0:
+            raise EdgememError("em_app_stage_reset failed (no input stage open)")
+
+    def stage_step(self, samples: np.ndarray) -> np.ndarray:
+        """samples [stage_n_in] int16 -> the model's input [stage_n_out] int8."""
+        if not self.stage_n_in:
+            raise EdgememError("no input stage open")
+        ctypes.memmove(self._stage_in, np.ascontiguousarray(samples, dtype=np.int16).ctypes.data, 2 * self.stage_n_in)
+        st = self.lib.em_app_stage_step()
+        if st != 0:
+            raise EdgememError(f"em_app_stage_step failed (status {st})")
+        return np.frombuffer(bytes(self._stage_out), dtype=np.int8).copy()
 
     def reset(self) -> None:
         if self.lib.em_app_reset() != 0:

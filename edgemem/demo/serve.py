@@ -1,4 +1,5 @@
-"""`edgemem demo har --serve`: build the page (edgemem.demo.har_site) and serve it on 127.0.0.1 only.
+"""`edgemem demo har --serve` and `edgemem demo kws --serve`: build the page (edgemem.demo.har_site, or
+edgemem.demo.kws_site) and serve it on 127.0.0.1 only.
 
 The port is taken first (a busy or impossible port is one line, before a minute of building), then the site is built
 into a folder of this instance's own (a second `--serve`, even one that fails, never touches the files a running one
@@ -61,17 +62,19 @@ def make_server(directory: Path, port: int) -> http.server.ThreadingHTTPServer:
 
 def serve_site(export_dir: Path, port: int, say: Callable[[str], None] = print,
                build: Callable[[Path, Path], Path] = build_site,
-               on_start: Callable[[http.server.ThreadingHTTPServer], None] | None = None) -> None:
+               on_start: Callable[[http.server.ThreadingHTTPServer], None] | None = None,
+               demo: str = "har") -> None:
     """Bind the port, build the site into this instance's temp folder, serve until Ctrl-C (or `server.shutdown()`
-    from another thread; `on_start` gets the server), remove the folder."""
+    from another thread; `on_start` gets the server), remove the folder. `demo` names it: "har" or "kws"."""
     check_port(port)
-    home = Path(tempfile.mkdtemp(prefix="edgemem-har-site-"))
-    site = home / "har"
+    home = Path(tempfile.mkdtemp(prefix=f"edgemem-{demo}-site-"))
+    site = home / demo
     try:
         server = make_server(site, port)  # before the build: a taken port is known at once
         try:
             build(export_dir, site)
-            say(f"the HAR demo is at http://127.0.0.1:{server.server_port}/ (Ctrl-C stops it)")
+            title = {"har": "the HAR demo", "kws": "the keyword demo (pick a WAV file)"}.get(demo, f"the {demo} demo")
+            say(f"{title} is at http://127.0.0.1:{server.server_port}/ (Ctrl-C stops it)")
             if on_start is not None:
                 on_start(server)
             try:
