@@ -85,5 +85,6 @@ void suite_guard(void);
 void suite_graph_kernels(void);
 void suite_graph(void);
 void suite_graph_patch(void);
+void suite_dot(void);
 
 #endif /* EM_TEST_H */

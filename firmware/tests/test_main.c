@@ -47,6 +47,7 @@ int main(int argc, char **argv) {
 #endif
     if (argc > 1) em_test_fixture_dir = argv[1];
     suite_kernels();
+    suite_dot();
     suite_runtime();
     suite_guard();
     suite_graph_kernels();

@@ -5,7 +5,10 @@
 #ifndef EM_PACKED_INLINE_H
 #define EM_PACKED_INLINE_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "em_dot_inline.h" /* EM_DOT_MVE, arm_mve.h */
 
 static inline int32_t em_s4_at(uint32_t x) { return (int32_t)((x & 0xFu) ^ 8u) - 8; } /* low nibble of x */
 static inline int32_t em_s2_at(uint32_t x) { return (int32_t)((x & 3u) ^ 2u) - 2; }   /* low 2 bits of x */
@@ -41,6 +44,97 @@ static inline int32_t em_dot_packed_s8(const uint8_t *w, uint32_t first, int wbi
     return acc;
 }
 
+#ifdef EM_DOT_MVE
+/* Helium (MVE) first part of em_dot2_packed_u_T (below): the same sums u[i] * x[i], i in [0, done), done returned;
+ * the caller's scalar loops take [done, n). Each u (0 .. 15 or 0 .. 3) is moved into its own lane in element order
+ * with shifts and inserts (VSLI), then multiplied with the inputs lane by lane and summed exactly into the int32 or
+ * int64 scalar (VMLADAVA, VMLALDAVA), as em_dot_inline.h does. Contiguous loads only (no gathers).
+ *   int8 x, S4: 8 bytes widened into u16 lanes, b | b >> 4 << 8: read as 16 u8 lanes = 16 weights.
+ *   int8 x, S2: 4 bytes widened into u32 lanes, byte j of the lane = bits 2j, 2j+1 of b: 16 weights.
+ *   int16 x, S4: 4 bytes widened into u32 lanes, b | b >> 4 << 16: read as 8 u16 lanes = 8 weights.
+ *   These three end with a VCTP-predicated vector: the weight bytes and inputs past n are not read, the inputs
+ *   load as 0 there (so the weights' lanes there add nothing), done = n.
+ *   int16 x, S2: the int8 S2 weights of 4 bytes, split into even and odd elements (VMOVLB/VMOVLT), against the
+ *   inputs loaded even/odd apart (VLD2): whole 16-element blocks only (VLD2 has no predicate), the rest scalar. */
+static inline int em_vdot2_packed_u_int8_t(const uint8_t *w0, const uint8_t *w1, int wbits, const int8_t *x, int n,
+                                           int32_t *s0, int32_t *s1) {
+    int32_t a0 = 0, a1 = 0;
+    int i = 0;
+    if (wbits == 4) {
+        const uint16_t half = 0x88u, nib = 0x0F0Fu;
+        for (; i < n; i += 16, w0 += 8, w1 += 8) {
+            const mve_pred16_t pw = vctp16q((uint32_t)(n - i) / 2u), px = vctp8q((uint32_t)(n - i));
+            const int8x16_t vx = vldrbq_z_s8(x + i, px);
+            const uint16x8_t b0 = veorq_u16(vldrbq_z_u16(w0, pw), vdupq_n_u16(half));
+            const uint16x8_t b1 = veorq_u16(vldrbq_z_u16(w1, pw), vdupq_n_u16(half));
+            const uint16x8_t u0 = vandq_u16(vsliq_n_u16(b0, vshrq_n_u16(b0, 4), 8), vdupq_n_u16(nib));
+            const uint16x8_t u1 = vandq_u16(vsliq_n_u16(b1, vshrq_n_u16(b1, 4), 8), vdupq_n_u16(nib));
+            a0 = vmladavaq_s8(a0, vreinterpretq_s8_u16(u0), vx);
+            a1 = vmladavaq_s8(a1, vreinterpretq_s8_u16(u1), vx);
+        }
+    } else {
+        const uint32_t half = 0xAAu, pairs = 0x03030303u;
+        for (; i < n; i += 16, w0 += 4, w1 += 4) {
+            const mve_pred16_t pw = vctp32q((uint32_t)(n - i) / 4u), px = vctp8q((uint32_t)(n - i));
+            const int8x16_t vx = vldrbq_z_s8(x + i, px);
+            const uint32x4_t b0 = veorq_u32(vldrbq_z_u32(w0, pw), vdupq_n_u32(half));
+            const uint32x4_t b1 = veorq_u32(vldrbq_z_u32(w1, pw), vdupq_n_u32(half));
+            /* (b << 18) | (b << 12) | (b << 6) | b, each insert keeping the bits below it: bits 2j, 2j+1 of b land
+             * in byte j; the mask drops the rest */
+            const uint32x4_t u0 = vandq_u32(
+                vsliq_n_u32(vsliq_n_u32(vsliq_n_u32(b0, b0, 6), b0, 12), b0, 18), vdupq_n_u32(pairs));
+            const uint32x4_t u1 = vandq_u32(
+                vsliq_n_u32(vsliq_n_u32(vsliq_n_u32(b1, b1, 6), b1, 12), b1, 18), vdupq_n_u32(pairs));
+            a0 = vmladavaq_s8(a0, vreinterpretq_s8_u32(u0), vx);
+            a1 = vmladavaq_s8(a1, vreinterpretq_s8_u32(u1), vx);
+        }
+    }
+    *s0 = a0;
+    *s1 = a1;
+    return n;
+}
+
+static inline int em_vdot2_packed_u_int16_t(const uint8_t *w0, const uint8_t *w1, int wbits, const int16_t *x, int n,
+                                            int64_t *s0, int64_t *s1) {
+    int64_t a0 = 0, a1 = 0;
+    int i = 0;
+    if (wbits == 4) {
+        const uint32_t half = 0x88u, nib = 0x000F000Fu;
+        for (; i < n; i += 8, w0 += 4, w1 += 4) {
+            const mve_pred16_t pw = vctp32q((uint32_t)(n - i) / 2u), px = vctp16q((uint32_t)(n - i));
+            const int16x8_t vx = vldrhq_z_s16(x + i, px);
+            const uint32x4_t b0 = veorq_u32(vldrbq_z_u32(w0, pw), vdupq_n_u32(half));
+            const uint32x4_t b1 = veorq_u32(vldrbq_z_u32(w1, pw), vdupq_n_u32(half));
+            const uint32x4_t u0 = vandq_u32(vsliq_n_u32(b0, vshrq_n_u32(b0, 4), 16), vdupq_n_u32(nib));
+            const uint32x4_t u1 = vandq_u32(vsliq_n_u32(b1, vshrq_n_u32(b1, 4), 16), vdupq_n_u32(nib));
+            a0 = vmlaldavaq_s16(a0, vreinterpretq_s16_u32(u0), vx);
+            a1 = vmlaldavaq_s16(a1, vreinterpretq_s16_u32(u1), vx);
+        }
+    } else {
+        const uint32_t half = 0xAAu, pairs = 0x03030303u;
+        for (; i + 16 <= n; i += 16, w0 += 4, w1 += 4) {
+            const int16x8x2_t vx = vld2q_s16(x + i); /* val[0]: x[i + 2k], val[1]: x[i + 2k + 1] */
+            const uint32x4_t b0 = veorq_u32(vldrbq_u32(w0), vdupq_n_u32(half));
+            const uint32x4_t b1 = veorq_u32(vldrbq_u32(w1), vdupq_n_u32(half));
+            const uint8x16_t u0 = vreinterpretq_u8_u32(vandq_u32(
+                vsliq_n_u32(vsliq_n_u32(vsliq_n_u32(b0, b0, 6), b0, 12), b0, 18), vdupq_n_u32(pairs)));
+            const uint8x16_t u1 = vreinterpretq_u8_u32(vandq_u32(
+                vsliq_n_u32(vsliq_n_u32(vsliq_n_u32(b1, b1, 6), b1, 12), b1, 18), vdupq_n_u32(pairs)));
+            a0 = vmlaldavaq_s16(a0, vreinterpretq_s16_u16(vmovlbq_u8(u0)), vx.val[0]);
+            a0 = vmlaldavaq_s16(a0, vreinterpretq_s16_u16(vmovltq_u8(u0)), vx.val[1]);
+            a1 = vmlaldavaq_s16(a1, vreinterpretq_s16_u16(vmovlbq_u8(u1)), vx.val[0]);
+            a1 = vmlaldavaq_s16(a1, vreinterpretq_s16_u16(vmovltq_u8(u1)), vx.val[1]);
+        }
+    }
+    *s0 = a0;
+    *s1 = a1;
+    return i;
+}
+#define EM_PACKED_VDOT2(T, w0, w1, wbits, x, n, s0, s1) em_vdot2_packed_u_##T(w0, w1, wbits, x, n, s0, s1)
+#else
+#define EM_PACKED_VDOT2(T, w0, w1, wbits, x, n, s0, s1) 0
+#endif
+
 /* The offset form, for whole bytes of weights (n a multiple of 8 / wbits): sum_i u[i] * x[i] with u = w + half in
  * [0, 2^wbits), half = 2^(wbits-1). The signed sum is this minus half * sum_i x[i], which the caller computes once per
  * input vector: no sign extension per weight, one xor per byte (b ^ 0x88 or b ^ 0xAA adds half to every field) and
@@ -51,8 +145,10 @@ static inline int32_t em_packed_half(int wbits) { return wbits == 4 ? 8 : 2; }
     static inline void em_dot2_packed_u_##T(const uint8_t *w0, const uint8_t *w1, int wbits, const T *x, int n,    \
                                             ACC *a0, ACC *a1) {                                                    \
         ACC s0 = 0, s1 = 0;                                                                                        \
+        int i = EM_PACKED_VDOT2(T, w0, w1, wbits, x, n, &s0, &s1); /* MVE: the vector part; else 0 */             \
+        w0 += (size_t)i * (size_t)wbits / 8u;                                                                      \
+        w1 += (size_t)i * (size_t)wbits / 8u;                                                                      \
         if (wbits == 4) {                                                                                          \
-            int i = 0;                                                                                             \
             for (; i + 4 <= n; i += 4, w0 += 2, w1 += 2) { /* two bytes a pass: half the loop overhead */          \
                 const uint32_t b0 = ((uint32_t)w0[0] | (uint32_t)w0[1] << 8) ^ 0x8888u;                            \
                 const uint32_t b1 = ((uint32_t)w1[0] | (uint32_t)w1[1] << 8) ^ 0x8888u;                            \
@@ -69,7 +165,6 @@ static inline int32_t em_packed_half(int wbits) { return wbits == 4 ? 8 : 2; }
                 s1 += (ACC)(b1 & 0xFu) * x0 + (ACC)(b1 >> 4) * x1;                                                 \
             }                                                                                                      \
         } else {                                                                                                   \
-            int i = 0;                                                                                             \
             for (; i + 4 <= n; i += 4) {                                                                           \
                 const uint32_t b0 = (uint32_t)*w0++ ^ 0xAAu, b1 = (uint32_t)*w1++ ^ 0xAAu;                         \
                 const ACC x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];                                  \

@@ -4,7 +4,7 @@
  * Two functions, s8 and packed weights, so a firmware links only the one its model uses. */
 #include "em_k.h"
 #include "em_intops_inline.h"
-#include "em_packed_inline.h"
+#include "em_packed_inline.h" /* also em_dot_inline.h: EM_DOT_MVE, arm_mve.h */
 
 size_t em_fc_events_buffer_size(int in_dim) { return in_dim > 0 ? (size_t)in_dim * sizeof(int16_t) : 0; }
 
@@ -21,6 +21,30 @@ static inline int list_events(const int8_t *in, int in_dim, int16_t *events, int
     return k;
 }
 
+#ifdef EM_DOT_MVE
+/* Helium (MVE, Cortex-M55): sum_k row[ev[k]] (binary) or sum_k row[ev[k]] * in[ev[k]] over the n listed events,
+ * 8 a pass: the event indices (< EM_MAX_DIM, read as u16 byte offsets) gather the weights (and inputs) with VLDRB.S16,
+ * VADDVA / VMLADAVA sum them exactly into the int32 (|sum| <= 2^24); the last pass is VCTP-predicated (its lanes
+ * past n gather nothing and add 0). The same sums as the scalar loops below. */
+static inline int32_t vdot_events(const int8_t *row, const int8_t *in, const int16_t *events, int n, int binary) {
+    int32_t dot = 0;
+    if (binary) {
+        for (int k = 0; k < n; k += 8) {
+            const mve_pred16_t p = vctp16q((uint32_t)(n - k));
+            const uint16x8_t idx = vldrhq_z_u16((const uint16_t *)(events + k), p);
+            dot = vaddvaq_s16(dot, vldrbq_gather_offset_z_s16(row, idx, p));
+        }
+    } else {
+        for (int k = 0; k < n; k += 8) {
+            const mve_pred16_t p = vctp16q((uint32_t)(n - k));
+            const uint16x8_t idx = vldrhq_z_u16((const uint16_t *)(events + k), p);
+            dot = vmladavaq_s16(dot, vldrbq_gather_offset_z_s16(row, idx, p), vldrbq_gather_offset_z_s16(in, idx, p));
+        }
+    }
+    return dot;
+}
+#endif
+
 /* in [in_dim] s8, w [out_dim][in_dim] s8, bias/mult [out_dim] s32, shift [out_dim] s8, events [in_dim] s16
  * scratch (em_fc_events_buffer_size; garbage afterwards), out [out_dim] s32. */
 void em_k_fc_s8_events(const int8_t *in, const int8_t *w, const int32_t *bias, const int32_t *mult,
@@ -29,12 +53,16 @@ void em_k_fc_s8_events(const int8_t *in, const int8_t *w, const int32_t *bias, c
     const int n = list_events(in, in_dim, events, &binary);
     for (int o = 0; o < out_dim; o++) {
         const int8_t *row = w + (size_t)o * (size_t)in_dim;
+#ifdef EM_DOT_MVE
+        const int32_t dot = vdot_events(row, in, events, n, binary);
+#else
         int32_t dot = 0; /* |dot| <= 1024 * 128 * 128 = 2^24 */
         if (binary) { /* spikes: every listed input is 1, the sum is the listed weights' */
             for (int k = 0; k < n; k++) dot += row[events[k]];
         } else {
             for (int k = 0; k < n; k++) dot += (int32_t)row[events[k]] * in[events[k]];
         }
+#endif
         em_store16_i(&out[o], em_requant16(em_add_sat32_i(bias[o], dot), mult[o], shift[o]), acc);
     }
 }
