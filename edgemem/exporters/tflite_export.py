@@ -3,15 +3,17 @@ same integers as edgemem (docs/tflite.md: the interpreters' rules as measured, a
 
 | graph op          | TFLite ops                                                                              |
 |-------------------|-----------------------------------------------------------------------------------------|
-| FC                | 16x8 FULLY_CONNECTED in raw units: RESHAPE relabels input and output as scale 1, each    |
-|                   | channel's weight scale is its multiplier M * 2^-s (15-bit M: exact in float32), int64 bias |
+| FC                | in raw units (input and output scale 1, each channel's weight scale its multiplier       |
+|                   | M * 2^-s: 15-bit M, exact in float32), int64 bias: a 1x1 16x8 CONV_2D (per-channel      |
+|                   | multipliers), or a 16x8 FULLY_CONNECTED with a per-tensor scale (one multiplier): the    |
+|                   | forms TFLM's CMSIS-NN kernels take (edgemem.exporters.tflite_cmsis)                      |
 | CONV1D (causal)   | CONCATENATION of the last k-1 frames (a state) and the input, the FC above, SLICE        |
 | ACT sat / relu    | QUANTIZE int16 -> int8 (a clamp at equal scales), RELU                                   |
 | ACT lut           | CAST int8 -> int32, ADD 128, GATHER from the graph's 256-entry table                     |
 | LIF / CuBa, SPIKE | decays as 1x1 16x8 DEPTHWISE_CONV_2D (weight 1 at scale beta / 2^15); spikes and the     |
 |                   | reset from SUB, MAXIMUM, MINIMUM and MUL by 0 or 1; SUB and ADD                          |
 | LEAKY             | the decay above, ADD                                                                     |
-| LMU               | int16 BATCH_MATMULs (A m, B u) in raw units, ADD                                         |
+| LMU               | int16 BATCH_MATMULs (A m, B u) in raw units, constant operand pre-transposed (adj_y), ADD |
 | ADD (residual)    | a 1x1 16x8 DEPTHWISE_CONV_2D with the graph's multiplier, ADD                            |
 | ONOFF             | SUB from zero, CONCATENATION                                                             |
 
