@@ -1,8 +1,9 @@
 """TFLite export (edgemem/exporters/tflite_export.py): small random models of every kind, lowered to an integer graph,
 written as one .tflite step and run in TFLite Micro and LiteRT over streamed input, against the integer reference.
 
-TFLM computes edgemem's integers exactly (every step, every logit). LiteRT's 16x8 kernels round exact .5 ties away
-from zero where TFLM and edgemem round them up, so LiteRT may differ by one unit at such a tie (measured below).
+TFLM computes edgemem's integers exactly (every step, every logit), and so does LiteRT on the 1x1 16x8 CONV_2Ds that
+carry per-channel FCs. LiteRT's 16x8 FULLY_CONNECTED (written only where every channel has one multiplier) rounds
+exact .5 ties away from zero where TFLM and edgemem round them up, so it may differ by one unit at such a tie.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SHIPPED, random_l2mu
+from conftest import ROOT, SHIPPED, random_l2mu
 from edgemem.errors import EdgememError
+from edgemem.exporters.tflite_cmsis import cmsis_nn_problems, op_counts
 from edgemem.exporters.tflite_export import to_tflite
 from edgemem.exporters.tflite_float import to_tflite_float
 from edgemem.exporters.tflite_run import run_sequence
@@ -56,18 +58,21 @@ def test_tflm_runs_the_integer_graph_exactly(name):
     torch.manual_seed(0)
     low, x = _stream(MODELS[name](), 1)
     tm = to_tflite(low, name)
+    assert cmsis_nn_problems(tm.data) == []  # every operator in a form TFLM's CMSIS-NN build takes (docs/tflite.md)
     ref = run_graph(low.graph, x[None].astype(np.int64))[0]
     states = [(s.dtype, s.count) for s in tm.states]
     tflm = run_sequence(tm.data, x, states, "tflm").astype(np.int64)
     assert tflm.shape == ref.shape and np.array_equal(tflm, ref), np.argwhere(tflm != ref)[:5]
-    for backend in ("litert-ref", "litert"):  # one unit at a tie, nothing more (these graphs carry no flip along)
+    for backend in ("litert-ref", "litert"):  # LiteRT's 16x8 CONV_2D rounds as TFLM does: exact (docs/tflite.md)
         y = run_sequence(tm.data, x, states, backend).astype(np.int64)
-        assert np.abs(y - ref).max() <= 1, (backend, np.abs(y - ref).max())
+        assert np.array_equal(y, ref), (backend, np.abs(y - ref).max())
     # the resource-variable file keeps the same state inside: one input, same logits
     tv = to_tflite(low, name, variables=True)
+    assert cmsis_nn_problems(tv.data) == []
     assert np.array_equal(run_sequence(tv.data, x, [], "tflm").astype(np.int64), ref)
     # the float32 twin: the same in both interpreters, and close to the int8 model
     tf = to_tflite_float(low, name)
+    assert cmsis_nn_problems(tf.data) == []
     xf = (x * low.input_scale).astype(np.float32)
     ys = [run_sequence(tf.data, xf, [("float32", s.count) for s in tf.states], b) for b in ("tflm", "litert-ref")]
     real = ref * low.output_scale
@@ -123,3 +128,80 @@ def test_shipped_tflite_gate(name):
 def test_a_folder_without_tflite_files_is_refused(tmp_path):
     with pytest.raises(EdgememError, match="has no model.tflite; export with --to tflite"):
         check_export(tmp_path)
+
+
+SHIPPED_MODELS = sorted(p.name for p in (ROOT / "models").iterdir() if (p / "model.pt").is_file())
+
+
+def _walk(data: bytes) -> tuple[list, list]:
+    from ai_edge_litert import schema_py_generated as fb
+
+    m = fb.ModelT.InitFromPackedBuf(data, 0)
+    return m, [(sg, op, max(m.operatorCodes[op.opcodeIndex].builtinCode,
+                            m.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode))
+               for sg in m.subgraphs for op in sg.operators]
+
+
+@pytest.mark.parametrize("name", SHIPPED_MODELS)
+def test_every_shipped_model_exports_only_cmsis_nn_forms(name):
+    """Each shipped checkpoint lowered afresh (its model.bin unchanged) and written as the three .tflite files: every
+    operator is a form docs/tflite.md lists as accepted by TFLM's CMSIS-NN kernels, walked in the flatbuffer: no 16x8
+    FULLY_CONNECTED with per-channel weight scales (CMSIS-NN's Prepare refuses it: the per-channel FCs are 1x1
+    CONV_2Ds), 16x8 convolutions with int64 biases and zero points 0, BATCH_MATMUL with adj_y and without adj_x (no
+    transposed copy in the arena), RESHAPE views that never chain, and CMSIS-NN's int32 accumulators safe."""
+    from ai_edge_litert import schema_py_generated as fb
+
+    from edgemem.checkpoint import load_checkpoint
+    from edgemem.exporters.run import lower_checkpoint
+    from edgemem.graph.arena import place_by_lifetime
+    from edgemem.graph.blob import build_graph_blob
+
+    path = ROOT / "models" / name / "model.pt"
+    low = lower_checkpoint(load_checkpoint(path), path)
+    place_by_lifetime(low.graph)
+    assert build_graph_blob(low.graph) == (ROOT / "export" / name / "model.bin").read_bytes()  # the shipped graph
+    Op, T = fb.BuiltinOperator, fb.TensorType
+    for data in (to_tflite(low, name).data, to_tflite(low, name, variables=True).data, to_tflite_float(low, name).data):
+        assert cmsis_nn_problems(data) == [], cmsis_nn_problems(data)[:5]
+        m, ops = _walk(data)
+        for sg, op, code in ops:
+            ins = [sg.tensors[i] for i in op.inputs if i >= 0]
+            if code == Op.FULLY_CONNECTED and ins[0].type == T.INT16:
+                assert len(ins[1].quantization.scale) == 1
+            if code == Op.CONV_2D and ins[0].type == T.INT16:
+                assert ins[1].type == T.INT8 and ins[2].type == T.INT64 and len(ins[0].shape) == 4
+                assert len(ins[1].quantization.scale) == ins[1].shape[0]
+            if code == Op.BATCH_MATMUL:
+                assert op.builtinOptions.adjY and not op.builtinOptions.adjX
+            if code == Op.RESHAPE:  # a view of the tensor holding the integers, never of another view
+                src = int(op.inputs[0])
+                assert not any(c == Op.RESHAPE and int(o.outputs[0]) == src for s2, o, c in ops if s2 is sg)
+    counts = op_counts(to_tflite(low, name).data)
+    fcs = sum(1 for op in low.graph.ops if op.type in (OpType.FC, OpType.CONV1D))
+    assert counts.get("CONV_2D", 0) + counts.get("FULLY_CONNECTED", 0) == fcs
+
+
+def test_the_cmsis_nn_check_names_the_forms_it_refuses():
+    """The forms the exporter wrote before (16x8 FULLY_CONNECTED with per-channel scales, BATCH_MATMUL without
+    adj_y) and an int32 accumulator CMSIS-NN could overflow are each named."""
+    from edgemem.exporters.tflite_writer import Model, Op, options
+
+    model = Model("old forms")
+    sg = model.subgraph("step")
+    x = sg.tensor("x", (1, 4), "int16", 1.0)
+    w = sg.const("w", np.full((3, 4), 127), "int8", [2.0**-20, 2.0**-21, 2.0**-22])
+    b = sg.const("b", np.zeros(3), "int64", [2.0**-20, 2.0**-21, 2.0**-22])
+    y = sg.tensor("y", (1, 3), "int16", 1.0)
+    sg.op(Op.FULLY_CONNECTED, [x, w, b], [y], *options("FullyConnected"))
+    big = sg.const("big", np.full((1, 1, 1, 600), 127), "int8", [1.0])
+    x4 = sg.tensor("x4", (1, 1, 1, 600), "int16", 1.0)
+    y4 = sg.tensor("y4", (1, 1, 1, 1), "int16", 1.0)
+    sg.op(Op.CONV_2D, [x4, big, sg.const("b1", np.zeros(1), "int64", [1.0])], [y4], *options("Conv2D", padding=1))
+    m = sg.tensor("m", (2, 4), "int16", 1.0)
+    out = sg.tensor("mm", (2, 4), "int16", 1.0)
+    sg.op(Op.BATCH_MATMUL, [m, sg.const("a", np.eye(4), "int16", 1.0)], [out], *options("BatchMatMul"))
+    sg.inputs, sg.outputs = [x, x4, m], [y, y4, out]
+    found = cmsis_nn_problems(model.to_bytes())
+    assert any("FULLY_CONNECTED with per-channel weight scales" in p for p in found), found
+    assert any("overflows CMSIS-NN's int32 accumulator" in p for p in found), found
+    assert any("without adj_y" in p for p in found), found

@@ -3,15 +3,17 @@ same integers as edgemem (docs/tflite.md: the interpreters' rules as measured, a
 
 | graph op          | TFLite ops                                                                              |
 |-------------------|-----------------------------------------------------------------------------------------|
-| FC                | 16x8 FULLY_CONNECTED in raw units: RESHAPE relabels input and output as scale 1, each    |
-|                   | channel's weight scale is its multiplier M * 2^-s (15-bit M: exact in float32), int64 bias |
+| FC                | in raw units (input and output scale 1, each channel's weight scale its multiplier       |
+|                   | M * 2^-s: 15-bit M, exact in float32), int64 bias: a 1x1 16x8 CONV_2D (per-channel      |
+|                   | multipliers), or a 16x8 FULLY_CONNECTED with a per-tensor scale (one multiplier): the    |
+|                   | forms TFLM's CMSIS-NN kernels take (edgemem.exporters.tflite_cmsis)                      |
 | CONV1D (causal)   | CONCATENATION of the last k-1 frames (a state) and the input, the FC above, SLICE        |
 | ACT sat / relu    | QUANTIZE int16 -> int8 (a clamp at equal scales), RELU                                   |
 | ACT lut           | CAST int8 -> int32, ADD 128, GATHER from the graph's 256-entry table                     |
 | LIF / CuBa, SPIKE | decays as 1x1 16x8 DEPTHWISE_CONV_2D (weight 1 at scale beta / 2^15); spikes and the     |
 |                   | reset from SUB, MAXIMUM, MINIMUM and MUL by 0 or 1; SUB and ADD                          |
 | LEAKY             | the decay above, ADD                                                                     |
-| LMU               | int16 BATCH_MATMULs (A m, B u) in raw units, ADD                                         |
+| LMU               | int16 BATCH_MATMULs (A m, B u) in raw units, constant operand pre-transposed (adj_y), ADD |
 | ADD (residual)    | a 1x1 16x8 DEPTHWISE_CONV_2D with the graph's multiplier, ADD                            |
 | ONOFF             | SUB from zero, CONCATENATION                                                             |
 
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgemem.errors import EdgememError
-from edgemem.exporters.tflite_writer import Model, Op, SubGraph, options
+from edgemem.exporters.tflite_writer import Model, Op, SubGraph, fb, options
 from edgemem.graph.ir import FLAG_CUBA, Act, DType, OpType
 from edgemem.quant.lower import Lowered
 
@@ -70,6 +72,9 @@ class _Lowering:
         self.casts: dict[tuple[int, str], int] = {}  # (tensor, dtype) -> its QUANTIZE'd copy
         self.states: list[StateTensor] = []
         self.state_in: dict[int, int] = {}
+        self.views: dict[tuple[int, tuple[int, ...], float], int] = {}  # (tensor, shape, scale) -> its RESHAPE view
+        self.root: dict[int, int] = {}  # view -> the tensor it relabels
+        self.pending: dict[int, int] = {}  # graph buffer -> its raw-unit value, not yet relabelled to its scale
         self.counter = 0
 
     # ---- tensors ----
@@ -103,22 +108,48 @@ class _Lowering:
 
     # ---- value access ----
     def value(self, buf: int) -> int:
+        """buf's value as a [1, count] tensor at the buffer's scale (a sum still held in raw units is relabelled
+        here, once, when something first reads it)."""
+        if buf in self.pending:
+            b = self.g.buffers[buf]
+            self.cur[buf] = self.view(self.pending.pop(buf), (1, b.count), self.scale(buf))
         if buf not in self.cur:
             raise EdgememError(f"TFLite export: buffer {self.g.buffers[buf].name} is read before it is written")
         return self.cur[buf]
 
-    def _as(self, buf: int, dtype: str) -> int:
-        """buf's value as `dtype` at its own scale: QUANTIZE widens int8 exactly and narrows int16 by a clamp to
-        [-128, 127]; made once per tensor and type."""
-        t = self.value(buf)
+    def scale_of(self, t: int) -> float | None:
+        q = self.sg.tensors[t].quantization
+        return None if q is None or not q.scale else float(q.scale[0])
+
+    def view(self, t: int, shape: tuple[int, ...], scale: float) -> int:
+        """t with other dims and/or another scale (RESHAPE copies the integers unchanged): made once per tensor,
+        shape and scale, always from the tensor that holds the integers, so views never chain."""
+        t = self.root.get(t, t)
+        src = self.sg.tensors[t]
+        if tuple(src.shape) == tuple(shape) and self.scale_of(t) == _f32(scale):
+            return t
+        key = (t, tuple(shape), _f32(scale))
+        if key not in self.views:
+            y = self.reshape(src.name.split("#")[0] + ".view", t, shape, self.dtype_of(t), scale)
+            self.views[key] = y
+            self.root[y] = t
+        return self.views[key]
+
+    def _cast(self, t: int, dtype: str) -> int:
+        """t as `dtype` at t's own scale: QUANTIZE widens int8 exactly and narrows int16 by a clamp to
+        [-128, 127]; made once per tensor and type (a spike's int16 0/1 is registered as its int8 copy's twin)."""
         if self.dtype_of(t) == dtype:
             return t
         key = (t, dtype)
         if key not in self.casts:
-            b = self.g.buffers[buf]
-            self.casts[key] = self.tensor(f"{b.name}.s{dtype[3:]}", b.count, dtype, self.scale(buf))
+            src = self.sg.tensors[t]
+            self.casts[key] = self.tensor(f"{src.name.split('#')[0]}.s{dtype[3:]}", tuple(src.shape), dtype,
+                                          self.scale_of(t))
             self.op(Op.QUANTIZE, [t], [self.casts[key]])
         return self.casts[key]
+
+    def _as(self, buf: int, dtype: str) -> int:
+        return self._cast(self.value(buf), dtype)
 
     def as16(self, buf: int) -> int:
         return self._as(buf, "int16")
@@ -126,13 +157,31 @@ class _Lowering:
     def as8(self, buf: int) -> int:
         return self._as(buf, "int8")
 
+    def put(self, buf: int, t: int) -> None:
+        """buf's value is now t ([1, count] at the buffer's scale)."""
+        self.pending.pop(buf, None)
+        self.cur[buf] = t
+
     def store(self, buf: int, t: int, acc: bool) -> None:
         if acc:
             out = self.tensor(self.g.buffers[buf].name, self.g.buffers[buf].count, self.dtype_of(self.value(buf)),
                               self.scale(buf))
             self.op(Op.ADD, [self.value(buf), t], [out], options("Add"))
             t = out
-        self.cur[buf] = t
+        self.put(buf, t)
+
+    def store_raw(self, buf: int, raw: int, acc: bool) -> None:
+        """An int16 result in raw units (scale 1) into buf; with `acc`, added to buf's value in raw units (ADD of
+        equal scales is exact at any scale), so a sum of several FCs is relabelled once, by whoever reads it."""
+        if acc:
+            prev = self.pending.pop(buf) if buf in self.pending else None
+            if prev is None:
+                prev = self.view(self.as16(buf), tuple(self.sg.tensors[raw].shape), 1.0)
+            out = self.tensor(self.g.buffers[buf].name + ".raw_sum", tuple(self.sg.tensors[raw].shape), "int16", 1.0)
+            self.op(Op.ADD, [prev, raw], [out], options("Add"))
+            raw = out
+        self.cur.pop(buf, None)
+        self.pending[buf] = raw
 
     # ---- states ----
     def add_state(self, buf: int, dtype: str, count: int, scale: float) -> None:
@@ -143,7 +192,7 @@ class _Lowering:
         else:
             t = self.sg.tensor(f"state:{name}", (1, count), dtype, None if dtype == "float32" else _f32(scale))
         self.state_in[buf] = t
-        self.cur[buf] = t
+        self.put(buf, t)
 
     def declare_states(self) -> None:
         g = self.g
@@ -162,27 +211,29 @@ class _Lowering:
         mult, shift = self.g.tensors[op.t[2]].data, self.g.tensors[op.t[3]].data
         return [math.ldexp(int(m), -int(s)) for m, s in zip(mult, shift)]
 
-    def raw16(self, name: str, src: int, n: int) -> int:
-        """src as an int16 view of scale 1 (raw integer units): RESHAPE relabels, QUANTIZE widens int8 exactly."""
-        view = self.reshape(name + ".raw", src, (1, n), self.dtype_of(src), 1.0)
-        if self.dtype_of(src) == "int16":
-            return view
-        y = self.tensor(name + ".raw16", n, "int16", 1.0)
-        self.op(Op.QUANTIZE, [view], [y])
-        return y
-
     def fc(self, op, src: int, d_in: int, weights: np.ndarray) -> None:
-        """16x8 FULLY_CONNECTED in raw units: int16 input of scale 1, int8 weights whose per-channel scale is the
-        graph's multiplier M * 2^-s exactly, int64 bias, int16 output of scale 1, relabelled to the sum's scale.
-        TFLite then derives edgemem's own multiplier and rounds as edgemem does (docs/tflite.md)."""
+        """The FC in raw units, as a form TFLM's CMSIS-NN kernels accept (docs/tflite.md "CMSIS-NN"): int16 input
+        of scale 1 ([1, 1, 1, d_in], a RESHAPE view of the int16 value, shared by every FC that reads it), int8
+        weights whose scale is the graph's multiplier M * 2^-s exactly, int64 bias, int16 output of scale 1.
+        Per-channel multipliers: a 1x1 16x8 CONV_2D (arm_convolve_s16 takes per-channel multipliers; CMSIS-NN's
+        16x8 FULLY_CONNECTED does not). One multiplier for every channel: a 16x8 FULLY_CONNECTED with a per-tensor
+        weight scale (arm_fully_connected_s16). TFLite then derives edgemem's own multiplier and rounds as edgemem
+        does; the result stays in raw units until something reads the sum (store_raw)."""
         d_out = op.d[1]
         ws = self.multipliers(op)
-        x = self.raw16(op.name + ".in", src, d_in)
-        w = self.const(op.name + ".w", weights.reshape(d_out, d_in), "int8", ws, axis=0)
-        b = self.const(op.name + ".bias", self.g.tensors[op.t[1]].data, "int64", ws)
-        y = self.tensor(op.name + ".raw", d_out, "int16", 1.0)
-        self.op(Op.FULLY_CONNECTED, [x, w, b], [y], options("FullyConnected"))
-        self.store(op.out, self.reshape(op.name, y, (1, d_out), "int16", self.scale(op.out)), op.acc)
+        x = self.view(self._cast(src, "int16"), (1, 1, 1, d_in), 1.0)
+        bias = self.g.tensors[op.t[1]].data
+        y = self.tensor(op.name + ".raw", (1, 1, 1, d_out), "int16", 1.0)
+        if len(set(ws)) == 1:
+            w = self.const(op.name + ".w", weights.reshape(d_out, d_in), "int8", ws[0])
+            b = self.const(op.name + ".bias", bias, "int64", ws[0])
+            self.op(Op.FULLY_CONNECTED, [x, w, b], [y], options("FullyConnected", keepNumDims=True))
+        else:
+            w = self.const(op.name + ".w", weights.reshape(d_out, 1, 1, d_in), "int8", ws, axis=0)
+            b = self.const(op.name + ".bias", bias, "int64", ws)
+            self.op(Op.CONV_2D, [x, w, b], [y], options("Conv2D", padding=fb.Padding.VALID, strideW=1, strideH=1,
+                                                         dilationWFactor=1, dilationHFactor=1))
+        self.store_raw(op.out, y, op.acc)
 
     def conv1d(self, op) -> None:
         c_in, _, k, _ = op.d
@@ -196,7 +247,7 @@ class _Lowering:
         begin = self.const(op.name + ".begin", np.array([0, c_in]), "int32", None)
         size = self.const(op.name + ".size", np.array([1, (k - 1) * c_in]), "int32", None)
         self.op(Op.SLICE, [win, begin, size], [nxt])
-        self.cur[op.state0] = nxt
+        self.put(op.state0, nxt)
         self.fc(op, win, k * c_in, w)
 
     def act(self, op) -> None:
@@ -212,14 +263,14 @@ class _Lowering:
             table = self.const(op.name + ".lut", self.g.tensors[op.t[0]].data, "int8", s_out)
             y = self.tensor(op.name, n, "int8", s_out)
             self.op(Op.GATHER, [table, idx], [y], options("Gather", axis=0))
-            self.cur[op.out] = y
+            self.put(op.out, y)
             return
         src = self.as8(op.in0) if out_dt == DType.S8 else self.as16(op.in0)
         if op.act == Act.RELU:
             y = self.tensor(op.name, n, self.dtype_of(src), self.scale(op.out))
             self.op(Op.RELU, [src], [y])
             src = y
-        self.cur[op.out] = src
+        self.put(op.out, src)
 
     def reshape(self, name: str, x: int, shape: tuple[int, ...], dtype: str, scale: float) -> int:
         """A view with other dims and, possibly, another scale: RESHAPE copies the integers unchanged."""
@@ -232,30 +283,30 @@ class _Lowering:
                       s_out: float) -> int:
         """y[c] = requant(x[c] * codes[c]) with per-channel weight scales: a 1x1 16x8 DEPTHWISE_CONV_2D (int16 in,
         int16 out), the one TFLite op that multiplies each channel by its own exact fixed-point factor. x is
-        relabelled to s_in on the way in (RESHAPE), the result carries s_out."""
-        x4 = self.reshape(name + ".nhwc", x, (1, 1, 1, n), "int16", s_in)
+        viewed at s_in on the way in; the result is [1, 1, 1, n] at s_out."""
+        x4 = self.view(x, (1, 1, 1, n), s_in)
         w = self.const(name + ".w", np.asarray(codes).reshape(1, 1, 1, n), "int8", [float(v) for v in w_scales],
                        axis=3)
         b = self.const(name + ".bias", np.zeros(n, dtype=np.int64), "int64",
                        [_f32(s_in) * _f32(v) for v in w_scales])
         y4 = self.tensor(name, (1, 1, 1, n), "int16", s_out)
         self.op(Op.DEPTHWISE_CONV_2D, [x4, w, b], [y4],
-                options("DepthwiseConv2D", padding=1, strideW=1, strideH=1, depthMultiplier=1,
+                options("DepthwiseConv2D", padding=fb.Padding.VALID, strideW=1, strideH=1, depthMultiplier=1,
                         dilationWFactor=1, dilationHFactor=1))
-        return self.reshape(name + ".flat", y4, (1, n), "int16", s_out)
+        return y4
 
     def decay(self, name: str, x: int, q15: np.ndarray, n: int, s: float) -> int:
         """rshift_round(q15 * x, 15): weight 1 at scale q15 / 2^15 (exact in float32; a zero factor is weight 0)."""
         q = np.asarray(q15).reshape(-1)
         scales = np.where(q > 0, q, 1) * Q15
-        return self.channel_scale(name, x, n, scales, (q > 0).astype(np.int64), s, s)
+        return self.view(self.channel_scale(name, x, n, scales, (q > 0).astype(np.int64), s, s), (1, n), s)
 
     def above(self, name: str, mem: int, thr: int, n: int, s: float) -> int:
         """(mem > thr) as int16 0/1 at scale 1: sat16(mem - thr) clamped to [0, 1] (the sign survives saturation).
         TFLM's GREATER on int16 does not give this (measured), so no comparison op is used."""
         d = self.tensor(name + ".margin", n, "int16", s)
         self.op(Op.SUB, [mem, thr], [d], options("Sub"))
-        raw = self.reshape(name + ".margin_raw", d, (1, n), "int16", 1.0)
+        raw = self.view(d, (1, n), 1.0)
         lo = self.tensor(name + ".pos", n, "int16", 1.0)
         self.op(Op.MAXIMUM, [raw, self.const(name + ".zero", np.zeros((1, 1)), "int16", 1.0)], [lo])
         y = self.tensor(name + ".above", n, "int16", 1.0)
@@ -265,6 +316,7 @@ class _Lowering:
     def spikes8(self, name: str, above: int, n: int) -> int:
         y = self.tensor(name, n, "int8", 1.0)
         self.op(Op.QUANTIZE, [above], [y])
+        self.casts[(y, "int16")] = above  # the same 0/1 at the same scale: no QUANTIZE back for an FC
         return y
 
     def add16(self, name: str, a: int, b: int, n: int, s: float, sub: bool = False) -> int:
@@ -285,23 +337,23 @@ class _Lowering:
         if op.flags & FLAG_CUBA:
             syn_decay = self.decay(op.name + ".syn_decay", self.value(op.state1), g.tensors[op.t[1]].data, n, s)
             cur = self.add16(op.name + ".syn", syn_decay, cur, n, s)
-            self.cur[op.state1] = cur
+            self.put(op.state1, cur)
         mem_next = self.add16(op.name + ".mem", self.add16(op.name + ".kept", decayed, reset, n, s, sub=True), cur,
                               n, s)
-        self.cur[op.state0] = mem_next
-        self.cur[op.out] = self.spikes8(op.name, self.above(op.name, mem_next, thr, n, s), n)
+        self.put(op.state0, mem_next)
+        self.put(op.out, self.spikes8(op.name, self.above(op.name, mem_next, thr, n, s), n))
 
     def spike(self, op) -> None:
         n = op.d[0]
         s = self.scale(op.in0)
         thr = self.const(op.name + ".thr", self.g.tensors[op.t[0]].data.reshape(1, n), "int16", s)
-        self.cur[op.out] = self.spikes8(op.name, self.above(op.name, self.value(op.in0), thr, n, s), n)
+        self.put(op.out, self.spikes8(op.name, self.above(op.name, self.value(op.in0), thr, n, s), n))
 
     def leaky(self, op) -> None:
         n = op.d[0]
         s = self.scale(op.out)
         decayed = self.decay(op.name + ".decay", self.value(op.out), self.g.tensors[op.t[0]].data, n, s)
-        self.cur[op.out] = self.add16(op.name, decayed, self.as16(op.in0), n, s)
+        self.put(op.out, self.add16(op.name, decayed, self.as16(op.in0), n, s))
 
     def lmu(self, op) -> None:
         g = self.g
@@ -311,18 +363,20 @@ class _Lowering:
         b = g.tensors[op.t[1]].data
         if np.abs(b).max(initial=0) > 32767:
             raise EdgememError(f"{op.name}: B does not fit int16 (lowered before B was 15-bit): lower again")
-        # the memory runs in raw units (scale 1), so both multipliers are powers of two, exact in float32
-        m = self.reshape(op.name + ".m_raw", self.value(op.state0), (n_u, order), "int16", 1.0)
+        # the memory runs in raw units (scale 1), so both multipliers are powers of two, exact in float32. The
+        # constant operands are stored as [N][K] with adj_y: TFLM multiplies by rhs^T directly and transposes nothing
+        # (without adj_y it copies a transposed rhs into its arena on the first Invoke).
+        m = self.view(self.value(op.state0), (n_u, order), 1.0)
         am = self.tensor(op.name + ".Am", (n_u, order), "int16", 1.0)
-        self.op(Op.BATCH_MATMUL, [m, self.const(op.name + ".A_T", a.T, "int16", 2.0**-a_shift)], [am],
-                options("BatchMatMul"))
-        u = self.reshape(op.name + ".u_raw", self.as16(op.in0), (n_u, 1), "int16", 1.0)
+        self.op(Op.BATCH_MATMUL, [m, self.const(op.name + ".A", a, "int16", 2.0**-a_shift)], [am],
+                options("BatchMatMul", adjY=True))
+        u = self.view(self.as16(op.in0), (n_u, 1), 1.0)
         drive = self.tensor(op.name + ".Bu", (n_u, order), "int16", 1.0)
-        self.op(Op.BATCH_MATMUL, [u, self.const(op.name + ".B", b.reshape(1, order), "int16", 2.0**-b_shift)],
-                [drive], options("BatchMatMul"))
-        nxt = self.add16(op.name + ".m_next_raw", am, drive, n_u * order, 1.0)
-        self.sg.tensors[nxt].shape = [n_u, order]
-        self.cur[op.state0] = self.reshape(op.name + ".m", nxt, (1, n_u * order), "int16", s_m)
+        self.op(Op.BATCH_MATMUL, [u, self.const(op.name + ".B", b.reshape(order, 1), "int16", 2.0**-b_shift)],
+                [drive], options("BatchMatMul", adjY=True))
+        nxt = self.tensor(op.name + ".m_next_raw", (n_u, order), "int16", 1.0)
+        self.op(Op.ADD, [am, drive], [nxt], options("Add"))
+        self.put(op.state0, self.view(nxt, (1, n_u * order), s_m))
 
     def onoff(self, op) -> None:
         n = op.d[0]
@@ -335,12 +389,13 @@ class _Lowering:
         self.store(op.out, y, op.acc)
 
     def residual(self, op) -> None:
-        """ADD: src rescaled to the sum's scale by the graph's own multiplier (a 1x1 depthwise conv of weight 1)."""
+        """ADD: src rescaled to the sum's scale by the graph's own multiplier (a 1x1 depthwise conv of weight 1), in
+        raw units like an FC's result."""
         n = op.d[0]
         m, s = self.g.tensors[op.t[0]].data[0], self.g.tensors[op.t[1]].data[0]
         y = self.channel_scale(op.name, self.as16(op.in0), n, np.full(n, math.ldexp(int(m), -int(s))),
                                np.ones(n, dtype=np.int64), 1.0, 1.0)  # raw units in and out
-        self.store(op.out, self.reshape(op.name + ".real", y, (1, n), "int16", self.scale(op.out)), op.acc)
+        self.store_raw(op.out, y, op.acc)
 
     # ---- whole graph ----
     def input_tensor(self) -> int:
@@ -349,7 +404,7 @@ class _Lowering:
     def build(self) -> TfliteModel:
         g = self.g
         x = self.input_tensor()
-        self.cur[g.in_buffer] = x
+        self.put(g.in_buffer, x)
         self.declare_states()
         for op in g.ops:
             {OpType.FC: lambda o: self.fc(o, self.value(o.in0), o.d[0], g.tensors[o.t[0]].data),
@@ -363,7 +418,7 @@ class _Lowering:
         else:
             outs = []
             for b in state_bufs:
-                outs.append(self._named_copy(self.cur[b], f"next:{g.buffers[b].name}"))
+                outs.append(self._named_copy(self.value(b), f"next:{g.buffers[b].name}"))
             self.sg.inputs = [x] + [self.state_in[b] for b in state_bufs]
             self.sg.outputs = [logits] + outs
         counts: dict[str, int] = {}
@@ -401,8 +456,6 @@ class _Lowering:
             init.op(Op.ASSIGN_VARIABLE, [hi, zero], [])
         # the step: CALL_ONCE(init), VAR_HANDLE + READ_VARIABLE before the ops that read the state, ASSIGN at the end
         pre = []
-        from edgemem.exporters.tflite_writer import fb
-
         o = fb.OperatorT()
         o.opcodeIndex = self.model.opcode(Op.CALL_ONCE)
         o.inputs, o.outputs = [], []
@@ -422,7 +475,7 @@ class _Lowering:
             pre.append(r)
         self.sg.operators[:0] = pre
         for (h, _), b in zip(handles, state_bufs):
-            self.op(Op.ASSIGN_VARIABLE, [h, self.cur[b]], [])
+            self.op(Op.ASSIGN_VARIABLE, [h, self.value(b)], [])
         self.sg.inputs, self.sg.outputs = [x], [logits]
 
 

@@ -165,12 +165,12 @@ class _FloatLowering(_Lowering):
         b = g.tensors[op.t[1]].data * 2.0**-b_shift * s_m / s_u  # u (real) -> m (real)
         m = self.reshape(op.name + ".m2", self.value(op.state0), (n_u, order), "float32", 1.0)
         am = self.tensor(op.name + ".Am", (n_u, order), "float32", None)
-        self.op(Op.BATCH_MATMUL, [m, self.const(op.name + ".A_T", a.T, "float32", None)], [am],
-                options("BatchMatMul"))
+        self.op(Op.BATCH_MATMUL, [m, self.const(op.name + ".A", a, "float32", None)], [am],
+                options("BatchMatMul", adjY=True))  # rhs stored pre-transposed, as in model.tflite
         u = self.reshape(op.name + ".u2", self.value(op.in0), (n_u, 1), "float32", 1.0)
         drive = self.tensor(op.name + ".Bu", (n_u, order), "float32", None)
-        self.op(Op.BATCH_MATMUL, [u, self.const(op.name + ".B", b.reshape(1, order), "float32", None)], [drive],
-                options("BatchMatMul"))
+        self.op(Op.BATCH_MATMUL, [u, self.const(op.name + ".B", b.reshape(order, 1), "float32", None)], [drive],
+                options("BatchMatMul", adjY=True))
         total = self.tensor(op.name + ".m_sum", (n_u, order), "float32", None)
         self.op(Op.ADD, [am, drive], [total], options("Add"))
         nxt = self.clamp(op.name + ".m_next", total, (n_u, order), s_m)

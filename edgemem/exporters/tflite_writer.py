@@ -23,7 +23,7 @@ TYPES: dict[str, int] = {"int8": fb.TensorType.INT8, "int16": fb.TensorType.INT1
 NP_TYPES = {"int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64, "float32": np.float32,
             "bool": np.bool_, "uint8": np.uint8}
 # per-operator kernel versions: the lowest each interpreter accepts for the types edgemem writes
-VERSIONS = {Op.DEPTHWISE_CONV_2D: 5, Op.FULLY_CONNECTED: 7, Op.ADD: 3, Op.SUB: 3, Op.MUL: 4, Op.QUANTIZE: 2,
+VERSIONS = {Op.CONV_2D: 4, Op.DEPTHWISE_CONV_2D: 5, Op.FULLY_CONNECTED: 7, Op.ADD: 3, Op.SUB: 3, Op.MUL: 4, Op.QUANTIZE: 2,
             Op.CONCATENATION: 3,
             Op.GATHER: 2, Op.CAST: 1, Op.SELECT_V2: 1, Op.GREATER: 2, Op.BATCH_MATMUL: 4, Op.STRIDED_SLICE: 4,
             Op.RESHAPE: 1, Op.RELU: 2, Op.MAXIMUM: 2, Op.MINIMUM: 2, Op.VAR_HANDLE: 1, Op.READ_VARIABLE: 1,
