@@ -226,12 +226,12 @@ KERNEL_FORMS = {
     "fc_events": "event-driven FC (em_fc_s8_events)",
 }
 # M4 instructions per step (edgemem verify export/NAME --m4-windows 3, bit_exact true in both) at commit 3f4bcf7 and
-# with the four-row / packed-SIMD kernels and the inline requant (commit 33eaa65), measured once when they were
-# written; `make verify` re-measures the models' own figures.
+# with the four-row / packed-SIMD FC and CONV1D kernels, the inline requant and the three-row LMU A·m, measured once
+# when they were written; `make verify` re-measures the models' own figures.
 STEPS_BEFORE_AFTER: dict[str, tuple[float, float]] = {
-    "har_l2mu": (27591.2, 25980.2), "kws_lmuformer": (138297.6, 88659.6), "kws_slmuformer": (113466.2, 84161.1),
-    "psmnist_lmu": (118901.0, 80856.0), "har_elm": (15429.3, 9178.3), "kws_lmuformer_mixed": (209593.4, 122635.4),
-    "har_l2mu_mixed": (39141.3, 37534.3),
+    "har_l2mu": (27591.2, 25755.2), "kws_lmuformer": (138297.6, 87234.6), "kws_slmuformer": (113466.2, 82736.1),
+    "psmnist_lmu": (118901.0, 72879.0), "har_elm": (15429.3, 9178.3), "kws_lmuformer_mixed": (209593.4, 121210.4),
+    "har_l2mu_mixed": (39141.3, 37309.3),
 }
 
 
@@ -279,7 +279,8 @@ def kernels_markdown(rows: list[dict[str, object]], spike_rate: float) -> str:
              "(../shared/NOTES.md), call included. Before: the same program at commit 3f4bcf7. "
              f"Event-driven FC at {spike_rate:.1%} input spikes (kws_slmuformer's measured rate), per dense MAC. "
              "The four-row int8 and int16-input inner loops take 49 instructions per 32 MACs (1.53); the packed ones "
-             "31 per 16 (S4, two rows). What a row adds above that (bias, requantization, store: about 20-45 "
+             "31 per 16 (S4, two rows); the LMU's three-row A·m 17 per 12 (SMLALD, int64). What a row adds "
+             "above that (bias, requantization, store: about 20-45 "
              "instructions an output) and the call (argument checks) weigh most on short rows: 32x32 layers stay "
              "near 3 a MAC.",
              "",
