@@ -124,6 +124,25 @@ static void test_fc_s16(void) {
     CHECK_EQ(em_fc_s16(in, w, bias, mult, shift, MAXI, 1, EM_OUT_ASSIGN, out), EM_OK);
     CHECK_EQ(out[0], -32768);
     shift[0] = 31;
+    /* the four-row int32 path's edge (in_dim < 512): 511 x -128 x -32768 = 2^31 - 2^22 stays below INT32_MAX;
+     * 512 inputs take the int64 path. Four and five rows (a four-row pass and the pair after it) against ref_fc. */
+    for (int n_in = 511; n_in <= 512; n_in++) {
+        for (int n_out = 4; n_out <= 5; n_out++) {
+            for (int i = 0; i < n_in; i++) in32[i] = in[i] = -32768;
+            for (int i = 0; i < n_in * n_out; i++) w[i] = (int8_t)(i % 7 == 3 ? 127 : -128);
+            for (int o = 0; o < n_out; o++) {
+                bias[o] = o == 1 ? INT32_MAX : -o;
+                mult[o] = (1 << 30) + o;
+                shift[o] = (int8_t)(40 + o);
+                out[o] = ref[o] = 0;
+            }
+            CHECK_EQ(em_fc_s16(in, w, bias, mult, shift, n_in, n_out, EM_OUT_ASSIGN, out), EM_OK);
+            ref_fc(in32, w, bias, mult, shift, n_in, n_out, 0, ref);
+            CHECK(memcmp(out, ref, sizeof(int32_t) * (size_t)n_out) == 0);
+        }
+    }
+    shift[0] = 31;
+    mult[0] = 1 << 30;
     /* hand-computed small case: 1000*3 + (-2000)*(-5) + 7*127 = 13889, bias -1 -> 13888, x 0.5 -> 6944 */
     int16_t x3[3] = {1000, -2000, 7};
     int8_t w3[3] = {3, -5, 127};
@@ -275,7 +294,7 @@ static void test_leaky(void) {
 }
 
 static void test_lmu_s8(void) {
-    enum { NU = 4, D = 7 };
+    enum { NU = 4, D = 19 }; /* orders up to 19: the M4's three-row pass loops several times and leaves 0-2 rows */
     int16_t m[NU * D], ref[NU * D], a[D * D], scratch[D];
     int32_t b[D];
     int8_t u[NU];

@@ -19,13 +19,27 @@ void em_k_conv1d_s8(const int8_t *in, int8_t *ring, int32_t *head, const int8_t 
         if (h < 0) h += past;
     }
     const size_t row = (size_t)k * (size_t)c_in; /* w[o] is [k][c_in] */
-    for (int o = 0; o < c_out; o += 2) { /* two output channels a pass: each frame is read once for both */
-        const int pair = o + 1 < c_out;  /* an odd last channel pairs with itself */
-        const int8_t *w0 = w + (size_t)o * row, *w1 = w0 + (size_t)pair * row;
-        /* each tap's dot is exact in int32 (<= 2^24), k <= 16 of them plus the bias in int64 */
-        int64_t sum[2] = {bias[o], bias[o + pair]};
+    int o = 0;
+    for (; o + 4 <= c_out; o += 4) { /* four output channels a pass: each frame word is loaded and widened once */
+        const int8_t *w0 = w + (size_t)o * row;
+        /* each tap's dot is at most 2^24, k <= 16 of them 2^28: exact in int32; the bias joins in int64 */
+        int32_t d[4] = {0, 0, 0, 0};
         int slot = h;
         for (int j = 0; j <= past; j++) { /* tap j pairs with frame t-(k-1)+j: ring[(h+j) % (k-1)], then in */
+            const int8_t *f = j < past ? ring + (size_t)slot * (size_t)c_in : in;
+            em_dot4_s8_acc(w0 + (size_t)j * (size_t)c_in, row, f, c_in, d);
+            if (j < past && ++slot == past) slot = 0;
+        }
+        for (int r = 0; r < 4; r++)
+            em_store16_i(&out[o + r], em_requant16(em_sat32_i((int64_t)bias[o + r] + d[r]), mult[o + r], shift[o + r]),
+                         acc);
+    }
+    for (; o < c_out; o += 2) { /* the last c_out % 4 channels two at a time */
+        const int pair = o + 1 < c_out;  /* an odd last channel pairs with itself */
+        const int8_t *w0 = w + (size_t)o * row, *w1 = w0 + (size_t)pair * row;
+        int64_t sum[2] = {bias[o], bias[o + pair]};
+        int slot = h;
+        for (int j = 0; j <= past; j++) {
             const int8_t *f = j < past ? ring + (size_t)slot * (size_t)c_in : in;
             int32_t d0, d1;
             em_dot2_s8(w0 + (size_t)j * (size_t)c_in, w1 + (size_t)j * (size_t)c_in, f, c_in, &d0, &d1);

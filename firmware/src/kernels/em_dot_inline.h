@@ -12,6 +12,7 @@
 #ifndef EM_DOT_INLINE_H
 #define EM_DOT_INLINE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1) && defined(__GNUC__)
@@ -22,6 +23,18 @@
 #define EM_DOT_DSP 1
 /* folds into SXTB16's rotate */
 static inline uint32_t em_ror8(uint32_t x) { return (x >> 8) | (x << 24); }
+/* SXTB16 with its rotate (bytes 1 and 3 sign-extended to halfwords) as one instruction: gcc 12 does not fold
+ * em_ror8 into __sxtb16 (it emits a separate ROR), which costs one instruction per four MACs and row. */
+static inline uint32_t em_sxtb16_ror8(uint32_t x) {
+    uint32_t r;
+    __asm("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+static inline uint32_t em_ld32(const void *p) { /* unaligned word loads are fine on v7-M (LDR, not LDRD/LDM) */
+    uint32_t v;
+    __builtin_memcpy(&v, p, 4);
+    return v;
+}
 #endif
 
 /* sum_i a[i] * b[i] over n int8 pairs; exact in int32 for n <= 2^17 (|sum| <= n * 2^14). */
@@ -42,7 +55,7 @@ static inline int32_t em_dot_s8(const int8_t *a, const int8_t *b, int n) {
         __builtin_memcpy(&wa, a + i, 4); /* unaligned word loads are fine on v7-M */
         __builtin_memcpy(&wb, b + i, 4);
         acc = (int32_t)__smlad(__sxtb16(wa), __sxtb16(wb), (uint32_t)acc);
-        acc = (int32_t)__smlad(__sxtb16(em_ror8(wa)), __sxtb16(em_ror8(wb)), (uint32_t)acc);
+        acc = (int32_t)__smlad((int16x2_t)em_sxtb16_ror8(wa), (int16x2_t)em_sxtb16_ror8(wb), (uint32_t)acc);
     }
 #endif
     for (; i < n; i++) acc += (int32_t)a[i] * (int32_t)b[i];
@@ -51,7 +64,7 @@ static inline int32_t em_dot_s8(const int8_t *a, const int8_t *b, int n) {
 
 /* Two rows against one input: *r0 = sum_i a0[i] * b[i], *r1 = sum_i a1[i] * b[i] (each exact in int32 as
  * em_dot_s8). The input's words are loaded and widened once for both rows (CMSIS-NN's two-row kernels do the same),
- * about 1.6 instead of 2.5 instructions a MAC on the M4. */
+ * about 1.9 instead of 2.75 instructions a MAC on the M4; em_dot4_s8 below does four rows (about 1.5). */
 static inline void em_dot2_s8(const int8_t *a0, const int8_t *a1, const int8_t *b, int n, int32_t *r0,
                               int32_t *r1) {
     int32_t acc0 = 0, acc1 = 0;
@@ -75,11 +88,11 @@ static inline void em_dot2_s8(const int8_t *a0, const int8_t *a1, const int8_t *
         __builtin_memcpy(&w0, a0 + i, 4);
         __builtin_memcpy(&w1, a1 + i, 4);
         __builtin_memcpy(&wb, b + i, 4);
-        const int16x2_t be = __sxtb16(wb), bo = __sxtb16(em_ror8(wb));
+        const int16x2_t be = __sxtb16(wb), bo = (int16x2_t)em_sxtb16_ror8(wb);
         acc0 = (int32_t)__smlad(__sxtb16(w0), be, (uint32_t)acc0);
-        acc0 = (int32_t)__smlad(__sxtb16(em_ror8(w0)), bo, (uint32_t)acc0);
+        acc0 = (int32_t)__smlad((int16x2_t)em_sxtb16_ror8(w0), bo, (uint32_t)acc0);
         acc1 = (int32_t)__smlad(__sxtb16(w1), be, (uint32_t)acc1);
-        acc1 = (int32_t)__smlad(__sxtb16(em_ror8(w1)), bo, (uint32_t)acc1);
+        acc1 = (int32_t)__smlad((int16x2_t)em_sxtb16_ror8(w1), bo, (uint32_t)acc1);
     }
 #endif
     for (; i < n; i++) {
@@ -88,6 +101,128 @@ static inline void em_dot2_s8(const int8_t *a0, const int8_t *a1, const int8_t *
     }
     *r0 = acc0;
     *r1 = acc1;
+}
+
+#ifdef EM_DOT_DSP
+/* Four rows' words against the widened input pairs xe (inputs 0, 2) and xo (1, 3): per row one LDR, SXTB16,
+ * SXTB16 ROR #8 and two SMLAD. Rows 1 and 3 are rows 0 and 2 plus the stride (register offset), rows 0 and 2 then
+ * advance by a word, so three registers address four rows. */
+#define EM_DOT4_ASM_ROWS                                                                                           \
+    "ldr %[t], [%[w0], %[s]]\n\t"                                                                                    \
+    "sxtb16 %[te], %[t]\n\t"                                                                                        \
+    "sxtb16 %[t], %[t], ror #8\n\t"                                                                                 \
+    "smlad %[a1], %[te], %[xe], %[a1]\n\t"                                                                          \
+    "smlad %[a1], %[t], %[xo], %[a1]\n\t"                                                                           \
+    "ldr %[t], [%[w0]], #4\n\t"                                                                                     \
+    "sxtb16 %[te], %[t]\n\t"                                                                                        \
+    "sxtb16 %[t], %[t], ror #8\n\t"                                                                                 \
+    "smlad %[a0], %[te], %[xe], %[a0]\n\t"                                                                          \
+    "smlad %[a0], %[t], %[xo], %[a0]\n\t"                                                                           \
+    "ldr %[t], [%[w2], %[s]]\n\t"                                                                                    \
+    "sxtb16 %[te], %[t]\n\t"                                                                                        \
+    "sxtb16 %[t], %[t], ror #8\n\t"                                                                                 \
+    "smlad %[a3], %[te], %[xe], %[a3]\n\t"                                                                          \
+    "smlad %[a3], %[t], %[xo], %[a3]\n\t"                                                                           \
+    "ldr %[t], [%[w2]], #4\n\t"                                                                                     \
+    "sxtb16 %[te], %[t]\n\t"                                                                                        \
+    "sxtb16 %[t], %[t], ror #8\n\t"                                                                                 \
+    "smlad %[a2], %[te], %[xe], %[a2]\n\t"                                                                          \
+    "smlad %[a2], %[t], %[xo], %[a2]\n\t"
+#define EM_DOT4_ASM_OPERANDS                                                                                       \
+    : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w0] "+r"(w0), [w2] "+r"(w2), [b] "+r"(b),       \
+      [t] "=&r"(t), [te] "=&r"(te), [xe] "=&r"(xe), [xo] "=&r"(xo)                                                 \
+    : [s] "r"(stride)                                                                                              \
+    : "memory" /* reads the rows and the input: no store to them may move across */
+#endif
+
+/* Four rows against one input: r[k] = sum_i w[k * stride + i] * b[i], k = 0..3 (each exact in int32 as em_dot_s8).
+ * On the M4 one input word is loaded and widened (SXTB16, SXTB16 ROR #8) once for four rows, and each row's word
+ * costs one LDR, two SXTB16 and two SMLAD: 48 instructions for 32 MACs (1.5 a MAC) against 2.75 one row at a time
+ * (the CMSIS-NN technique, the input widened in registers instead of into a scratch buffer, so the graph format
+ * needs no buffer for it). Written in asm because gcc 12, given the same code in C, loads all rows' words first and
+ * spills half of them to the stack; here 13 registers stay live (rows 1 and 3 addressed as rows 0 and 2 plus the
+ * stride, so three pointers serve four rows). em_dot4_s8_acc adds the four dots to r (CONV1D sums its taps there:
+ * k <= 16 taps of at most 2^24 each stay exact in int32). */
+static inline void em_dot4_s8_acc(const int8_t *w, size_t stride, const int8_t *b, int n, int32_t r[4]) {
+#if defined(EM_DOT_MVE) /* the M55 (which has the DSP extension too): its Helium one-row dots beat this pass */
+    for (int k = 0; k < 4; k++) r[k] += em_dot_s8(w + (size_t)k * stride, b, n);
+    return;
+#endif
+    const int8_t *w0 = w, *w2 = w + 2 * stride;
+    int32_t a0 = r[0], a1 = r[1], a2 = r[2], a3 = r[3];
+    int i = 0;
+#ifdef EM_DOT_DSP
+    /* one step: four inputs (b), four bytes of each row; rows 1 and 3 first, then 0 and 2 advance the pointers */
+#define EM_DOT4_ASM_STEP                                                                                           \
+    "ldr %[t], [%[b]], #4\n\t"                                                                                       \
+    "sxtb16 %[xe], %[t]\n\t"                                                                                        \
+    "sxtb16 %[xo], %[t], ror #8\n\t" EM_DOT4_ASM_ROWS
+    uint32_t t, te, xe, xo;
+    for (; i + 8 <= n; i += 8) __asm volatile(EM_DOT4_ASM_STEP EM_DOT4_ASM_STEP EM_DOT4_ASM_OPERANDS);
+    if (i + 4 <= n) {
+        __asm volatile(EM_DOT4_ASM_STEP EM_DOT4_ASM_OPERANDS);
+        i += 4;
+    }
+#undef EM_DOT4_ASM_STEP
+#endif
+    const int8_t *w1 = w0 + stride, *w3 = w2 + stride;
+    for (; i < n; i++, b++) {
+        const int32_t x = *b;
+        a0 += (int32_t)*w0++ * x;
+        a1 += (int32_t)*w1++ * x;
+        a2 += (int32_t)*w2++ * x;
+        a3 += (int32_t)*w3++ * x;
+    }
+    r[0] = a0;
+    r[1] = a1;
+    r[2] = a2;
+    r[3] = a3;
+}
+
+static inline void em_dot4_s8(const int8_t *w, size_t stride, const int8_t *b, int n, int32_t r[4]) {
+    r[0] = r[1] = r[2] = r[3] = 0;
+    em_dot4_s8_acc(w, stride, b, n, r);
+}
+
+/* Four rows of int8 weights against one int16 input: r[k] = sum_i w[k * stride + i] * b[i] in int32, exact for
+ * n < 512 only (|sum| <= n * 2^22; the caller takes em_dot2_s8_s16's int64 path beyond). The input's pairs are
+ * reordered once for four rows (PKHBT, PKHTB: (x0, x2) and (x1, x3), the lanes SXTB16 gives the weights), so each
+ * row costs what it does in em_dot4_s8: 24 instructions for 16 MACs. */
+static inline int64_t em_dot_s8_s16(const int8_t *w, const int16_t *x, int n); /* below */
+static inline void em_dot4_s8_s16(const int8_t *w, size_t stride, const int16_t *b, int n, int32_t r[4]) {
+#if defined(EM_DOT_MVE) /* Helium one-row dots (int64 sums, exact here in int32: n < 512) */
+    for (int k = 0; k < 4; k++) r[k] = (int32_t)em_dot_s8_s16(w + (size_t)k * stride, b, n);
+    return;
+#endif
+    const int8_t *w0 = w, *w2 = w + 2 * stride;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int i = 0;
+#ifdef EM_DOT_DSP
+#define EM_DOT4_S16_ASM_STEP                                                                                       \
+    "ldr %[xo], [%[b]], #4\n\t"                                                                                      \
+    "ldr %[t], [%[b]], #4\n\t"                                                                                       \
+    "pkhbt %[xe], %[xo], %[t], lsl #16\n\t"                                                                          \
+    "pkhtb %[xo], %[t], %[xo], asr #16\n\t" EM_DOT4_ASM_ROWS
+    uint32_t t, te, xe, xo;
+    for (; i + 8 <= n; i += 8) __asm volatile(EM_DOT4_S16_ASM_STEP EM_DOT4_S16_ASM_STEP EM_DOT4_ASM_OPERANDS);
+    if (i + 4 <= n) {
+        __asm volatile(EM_DOT4_S16_ASM_STEP EM_DOT4_ASM_OPERANDS);
+        i += 4;
+    }
+#undef EM_DOT4_S16_ASM_STEP
+#endif
+    const int8_t *w1 = w0 + stride, *w3 = w2 + stride;
+    for (; i < n; i++, b++) {
+        const int32_t x = *b;
+        a0 += (int32_t)*w0++ * x;
+        a1 += (int32_t)*w1++ * x;
+        a2 += (int32_t)*w2++ * x;
+        a3 += (int32_t)*w3++ * x;
+    }
+    r[0] = a0;
+    r[1] = a1;
+    r[2] = a2;
+    r[3] = a3;
 }
 
 /* sum_j a[j] * b[j] over n int16 pairs in int64 (|sum| <= n * 2^30). */
@@ -136,7 +271,7 @@ static inline int64_t em_dot_s8_s16(const int8_t *w, const int16_t *x, int n) {
         __builtin_memcpy(&x23, x + i + 2, 4);
         /* SXTB16 gives (w0, w2) and, rotated, (w1, w3); repack to the halfword pairs (w0, w1), (w2, w3) that line
          * up with x (CMSIS-NN's read_and_pad). gcc emits PKHBT/PKHTB for these masks. */
-        uint32_t even = (uint32_t)__sxtb16(ww), odd = (uint32_t)__sxtb16(em_ror8(ww));
+        uint32_t even = (uint32_t)__sxtb16(ww), odd = em_sxtb16_ror8(ww);
         int16x2_t w01 = (int16x2_t)((even & 0xFFFFu) | (odd << 16));
         int16x2_t w23 = (int16x2_t)((even >> 16) | (odd & 0xFFFF0000u));
         acc = __smlald(w01, x01, acc);
@@ -145,6 +280,53 @@ static inline int64_t em_dot_s8_s16(const int8_t *w, const int16_t *x, int n) {
 #endif
     for (; i < n; i++) acc += (int32_t)w[i] * (int32_t)x[i];
     return acc;
+}
+
+/* Three int16 rows (rows 1 and 2 at a[stride], a[2 * stride]) against one int16 vector, in int64 (as em_dot_s16):
+ * on the M4 one LDR of the vector's pair serves three rows (LDR + SMLALD each), 14 instructions per 12 MACs plus the
+ * loop, against 5 per 4 two rows at a time. Three, not four: six 64-bit accumulators, three pointers, the vector's
+ * pointer, pair, row word and a counter fill the 13 registers the asm can have. */
+static inline void em_dot3_s16(const int16_t *a, size_t stride, const int16_t *b, int n, int64_t r[3]) {
+#if defined(EM_DOT_MVE) /* Helium one-row dots (VMLALDAVA) */
+    for (int k = 0; k < 3; k++) r[k] = em_dot_s16(a + (size_t)k * stride, b, n);
+    return;
+#endif
+    const int16_t *a0 = a, *a2 = a + 2 * stride;
+    int64_t s0 = 0, s1 = 0, s2 = 0;
+    int j = 0;
+#ifdef EM_DOT_DSP
+    if (n >= 4) {
+        const size_t sb = stride * sizeof(int16_t); /* row 1 = row 0 + sb bytes */
+        uint32_t cnt = (uint32_t)n / 4u, xb, t;
+        j = (int)cnt * 4;
+#define EM_DOT3_S16_STEP                                                                                           \
+    "ldr %[xb], [%[b]], #4\n\t"                                                                                      \
+    "ldr %[t], [%[a0], %[sb]]\n\t"                                                                                   \
+    "smlald %Q[s1], %R[s1], %[t], %[xb]\n\t"                                                                         \
+    "ldr %[t], [%[a0]], #4\n\t"                                                                                      \
+    "smlald %Q[s0], %R[s0], %[t], %[xb]\n\t"                                                                         \
+    "ldr %[t], [%[a2]], #4\n\t"                                                                                      \
+    "smlald %Q[s2], %R[s2], %[t], %[xb]\n\t"
+        __asm volatile("1:\n\t" EM_DOT3_S16_STEP EM_DOT3_S16_STEP
+                       "subs %[cnt], %[cnt], #1\n\t"
+                       "bne 1b\n\t"
+                       : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [a0] "+r"(a0), [a2] "+r"(a2), [b] "+r"(b),
+                         [cnt] "+r"(cnt), [xb] "=&r"(xb), [t] "=&r"(t)
+                       : [sb] "r"(sb)
+                       : "cc", "memory");
+#undef EM_DOT3_S16_STEP
+    }
+#endif
+    const int16_t *a1 = a0 + stride;
+    for (; j < n; j++, b++) {
+        const int32_t x = *b;
+        s0 += (int32_t)*a0++ * x;
+        s1 += (int32_t)*a1++ * x;
+        s2 += (int32_t)*a2++ * x;
+    }
+    r[0] = s0;
+    r[1] = s1;
+    r[2] = s2;
 }
 
 /* Two int16 rows against one int16 vector, in int64 (as em_dot_s16; the vector read once for both). */
@@ -209,11 +391,11 @@ static inline void em_dot2_s8_s16(const int8_t *w0, const int8_t *w1, const int1
         __builtin_memcpy(&wb, w1 + i, 4);
         __builtin_memcpy(&x01, x + i, 4);
         __builtin_memcpy(&x23, x + i + 2, 4);
-        uint32_t even = (uint32_t)__sxtb16(wa), odd = (uint32_t)__sxtb16(em_ror8(wa));
+        uint32_t even = (uint32_t)__sxtb16(wa), odd = em_sxtb16_ror8(wa);
         acc0 = __smlald((int16x2_t)((even & 0xFFFFu) | (odd << 16)), x01, acc0);
         acc0 = __smlald((int16x2_t)((even >> 16) | (odd & 0xFFFF0000u)), x23, acc0);
         even = (uint32_t)__sxtb16(wb);
-        odd = (uint32_t)__sxtb16(em_ror8(wb));
+        odd = em_sxtb16_ror8(wb);
         acc1 = __smlald((int16x2_t)((even & 0xFFFFu) | (odd << 16)), x01, acc1);
         acc1 = __smlald((int16x2_t)((even >> 16) | (odd & 0xFFFF0000u)), x23, acc1);
     }

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "em_dot_inline.h" /* EM_DOT_MVE, arm_mve.h */
+#include "em_dot_inline.h" /* EM_DOT_MVE, arm_mve.h; EM_DOT_DSP, em_ld32, em_sxtb16_ror8 */
 
 static inline int32_t em_s4_at(uint32_t x) { return (int32_t)((x & 0xFu) ^ 8u) - 8; } /* low nibble of x */
 static inline int32_t em_s2_at(uint32_t x) { return (int32_t)((x & 3u) ^ 2u) - 2; }   /* low 2 bits of x */
@@ -182,6 +182,161 @@ static inline int32_t em_packed_half(int wbits) { return wbits == 4 ? 8 : 2; }
 EM_PACKED_DOT2_U(int8_t, int32_t)
 EM_PACKED_DOT2_U(int16_t, int64_t)
 #undef EM_PACKED_DOT2_U
+
+/* em_dot2_packed_u_int8_t with the whole words of both rows on the M4's SIMD: a word of S4 weights holds elements
+ * e..e+7, its halfword lanes pair element i with i+4, so (u >> 4k) & 0x000F000F is the pair (u_k, u_{k+4}) in int16
+ * lanes, one AND with a shifted operand; the input is paired the same way once for both rows (PKHBT/PKHTB, then
+ * SXTB16 and SXTB16 ROR #8: (x_k, x_{k+4})) and SMLAD does two MACs. Per eight weights of a row: LDR, EOR, four AND,
+ * four SMLAD (1.25 a MAC; the shared input pairing adds 8 per eight inputs), against about 4 a MAC unpacked one
+ * nibble at a time. S2 the same with sixteen elements a word (pairs i, i + 8; mask 0x00030003), in two halves of
+ * eight so that the input pairs of one half fit the registers. Rows and x any alignment (LDR, not LDRD). */
+static inline void em_dot2_packed_s8(const uint8_t *w0, const uint8_t *w1, int wbits, const int8_t *x, int n,
+                                     int32_t *a0, int32_t *a1) {
+    int32_t s0 = 0, s1 = 0;
+    int i = 0;
+#if defined(EM_DOT_DSP) && !defined(EM_DOT_MVE) /* the M55 takes em_dot2_packed_u_*'s Helium path instead */
+    /* asm: gcc 12 neither finds PKHBT/PKHTB here nor ANDs with a shifted operand, and spills (about twice the code) */
+    uint32_t p0, p1, p2, p3, t, te;
+    const uint32_t mk = wbits == 4 ? 0x000F000Fu : 0x00030003u;
+    /* the input pairing: four input bytes at [x + A] and four at [x + B] -> p0..p3 = (x_A+k, x_B+k), k = 0..3 */
+#define EM_PK_PAIRS(A, B)                                                                                          \
+    "ldr %[p1], [%[x], #" #A "]\n\t"                                                                                 \
+    "ldr %[p3], [%[x], #" #B "]\n\t"                                                                                 \
+    "pkhbt %[p0], %[p1], %[p3], lsl #16\n\t"                                                                         \
+    "pkhtb %[p2], %[p3], %[p1], asr #16\n\t"                                                                         \
+    "sxtb16 %[p1], %[p0], ror #8\n\t"                                                                                \
+    "sxtb16 %[p0], %[p0]\n\t"                                                                                        \
+    "sxtb16 %[p3], %[p2], ror #8\n\t"                                                                                \
+    "sxtb16 %[p2], %[p2]\n\t"
+    /* four lane pairs of the offset weights in W (fields F0.. of BITS bits) against p0..p3 into ACC */
+#define EM_PK_MACS(W, ACC, F0, BITS)                                                                               \
+    "and %[te], %[mk], %[" W "], lsr #(" #F0 ")\n\t"                                                                 \
+    "smlad %[" ACC "], %[te], %[p0], %[" ACC "]\n\t"                                                                 \
+    "and %[te], %[mk], %[" W "], lsr #(" #F0 " + " #BITS ")\n\t"                                                      \
+    "smlad %[" ACC "], %[te], %[p1], %[" ACC "]\n\t"                                                                 \
+    "and %[te], %[mk], %[" W "], lsr #(" #F0 " + 2 * " #BITS ")\n\t"                                                  \
+    "smlad %[" ACC "], %[te], %[p2], %[" ACC "]\n\t"                                                                 \
+    "and %[te], %[mk], %[" W "], lsr #(" #F0 " + 3 * " #BITS ")\n\t"                                                  \
+    "smlad %[" ACC "], %[te], %[p3], %[" ACC "]\n\t"
+    if (wbits == 4 && n >= 8) {
+        /* a word of S4: elements 0..7, lanes (k, k + 4); per 8 inputs 8 shared + 2 x 10 + add and loop: 31 / 16 MACs */
+        uint32_t cnt = (uint32_t)n / 8u;
+        i = (int)cnt * 8;
+        __asm volatile("1:\n\t" EM_PK_PAIRS(0, 4)
+                       "ldr %[t], [%[w0]], #4\n\t"
+                       "eor %[t], %[t], #0x88888888\n\t" /* + 8 in every nibble: u = w + 8 in [0, 15] */
+                       EM_PK_MACS("t", "s0", 0, 4)
+                       "ldr %[t], [%[w1]], #4\n\t"
+                       "eor %[t], %[t], #0x88888888\n\t"
+                       EM_PK_MACS("t", "s1", 0, 4)
+                       "adds %[x], %[x], #8\n\t"
+                       "subs %[cnt], %[cnt], #1\n\t"
+                       "bne 1b\n\t"
+                       : [s0] "+r"(s0), [s1] "+r"(s1), [w0] "+r"(w0), [w1] "+r"(w1), [x] "+r"(x), [cnt] "+r"(cnt),
+                         [p0] "=&r"(p0), [p1] "=&r"(p1), [p2] "=&r"(p2), [p3] "=&r"(p3), [t] "=&r"(t), [te] "=&r"(te)
+                       : [mk] "r"(mk)
+                       : "cc", "memory");
+    } else if (wbits == 2 && n >= 16) {
+        /* a word of S2: elements 0..15, lanes (k, k + 8), in halves 0..3 / 8..11 and 4..7 / 12..15 */
+        uint32_t cnt = (uint32_t)n / 16u, t1;
+        i = (int)cnt * 16;
+        __asm volatile("1:\n\t"
+                       "ldr %[t], [%[w0]], #4\n\t"
+                       "eor %[t], %[t], #0xAAAAAAAA\n\t" /* + 2 in every field: u = w + 2 in [0, 3] */
+                       "ldr %[t1], [%[w1]], #4\n\t"
+                       "eor %[t1], %[t1], #0xAAAAAAAA\n\t"
+                       EM_PK_PAIRS(0, 8)
+                       EM_PK_MACS("t", "s0", 0, 2)
+                       EM_PK_MACS("t1", "s1", 0, 2)
+                       EM_PK_PAIRS(4, 12)
+                       EM_PK_MACS("t", "s0", 8, 2)
+                       EM_PK_MACS("t1", "s1", 8, 2)
+                       "adds %[x], %[x], #16\n\t"
+                       "subs %[cnt], %[cnt], #1\n\t"
+                       "bne 1b\n\t"
+                       : [s0] "+r"(s0), [s1] "+r"(s1), [w0] "+r"(w0), [w1] "+r"(w1), [x] "+r"(x), [cnt] "+r"(cnt),
+                         [p0] "=&r"(p0), [p1] "=&r"(p1), [p2] "=&r"(p2), [p3] "=&r"(p3), [t] "=&r"(t), [t1] "=&r"(t1),
+                         [te] "=&r"(te)
+                       : [mk] "r"(mk)
+                       : "cc", "memory");
+    }
+#endif
+    int32_t r0, r1;
+    em_dot2_packed_u_int8_t(w0, w1, wbits, x, n - i, &r0, &r1);
+    *a0 = s0 + r0;
+    *a1 = s1 + r1;
+}
+
+/* em_dot2_packed_u_int16_t on the M4's SIMD, as em_dot2_packed_s8 with int16 inputs: the lane pairs (x_k, x_k+4)
+ * (S2: x_k, x_k+8) are PKHBT/PKHTB of two input words, no sign extension. |u * x| <= 15 * 32768 < 2^19, so the
+ * whole-word part sums exactly in int32 for n <= 1024 (< 2^29); the caller's int64 takes it from there. */
+static inline void em_dot2_packed_s16(const uint8_t *w0, const uint8_t *w1, int wbits, const int16_t *x, int n,
+                                      int64_t *a0, int64_t *a1) {
+    int32_t s0 = 0, s1 = 0;
+    int i = 0;
+#if defined(EM_DOT_DSP) && !defined(EM_DOT_MVE) /* the M55 takes em_dot2_packed_u_*'s Helium path instead */
+    uint32_t p0, p1, p2, p3, t, te;
+    const uint32_t mk = wbits == 4 ? 0x000F000Fu : 0x00030003u;
+    /* input halfwords at byte offsets A (x_k, x_k+1), B (x_k+d, x_k+d+1), C (x_k+2, ..), D (x_k+d+2, ..) ->
+     * p0..p3 = (x_k+j, x_k+d+j), j = 0..3 */
+#define EM_PK_PAIRS16(A, B, C, D)                                                                                  \
+    "ldr %[p1], [%[x], #" #A "]\n\t"                                                                                 \
+    "ldr %[te], [%[x], #" #B "]\n\t"                                                                                 \
+    "pkhbt %[p0], %[p1], %[te], lsl #16\n\t"                                                                         \
+    "pkhtb %[p1], %[te], %[p1], asr #16\n\t"                                                                         \
+    "ldr %[p3], [%[x], #" #C "]\n\t"                                                                                 \
+    "ldr %[te], [%[x], #" #D "]\n\t"                                                                                 \
+    "pkhbt %[p2], %[p3], %[te], lsl #16\n\t"                                                                         \
+    "pkhtb %[p3], %[te], %[p3], asr #16\n\t"
+    if (wbits == 4 && n >= 8) {
+        uint32_t cnt = (uint32_t)n / 8u;
+        i = (int)cnt * 8;
+        __asm volatile("1:\n\t" EM_PK_PAIRS16(0, 8, 4, 12)
+                       "ldr %[t], [%[w0]], #4\n\t"
+                       "eor %[t], %[t], #0x88888888\n\t"
+                       EM_PK_MACS("t", "s0", 0, 4)
+                       "ldr %[t], [%[w1]], #4\n\t"
+                       "eor %[t], %[t], #0x88888888\n\t"
+                       EM_PK_MACS("t", "s1", 0, 4)
+                       "adds %[x], %[x], #16\n\t"
+                       "subs %[cnt], %[cnt], #1\n\t"
+                       "bne 1b\n\t"
+                       : [s0] "+r"(s0), [s1] "+r"(s1), [w0] "+r"(w0), [w1] "+r"(w1), [x] "+r"(x), [cnt] "+r"(cnt),
+                         [p0] "=&r"(p0), [p1] "=&r"(p1), [p2] "=&r"(p2), [p3] "=&r"(p3), [t] "=&r"(t), [te] "=&r"(te)
+                       : [mk] "r"(mk)
+                       : "cc", "memory");
+    } else if (wbits == 2 && n >= 16) {
+        uint32_t cnt = (uint32_t)n / 16u, t1;
+        i = (int)cnt * 16;
+        __asm volatile("1:\n\t"
+                       "ldr %[t], [%[w0]], #4\n\t"
+                       "eor %[t], %[t], #0xAAAAAAAA\n\t"
+                       "ldr %[t1], [%[w1]], #4\n\t"
+                       "eor %[t1], %[t1], #0xAAAAAAAA\n\t"
+                       EM_PK_PAIRS16(0, 16, 4, 20)
+                       EM_PK_MACS("t", "s0", 0, 2)
+                       EM_PK_MACS("t1", "s1", 0, 2)
+                       EM_PK_PAIRS16(8, 24, 12, 28)
+                       EM_PK_MACS("t", "s0", 8, 2)
+                       EM_PK_MACS("t1", "s1", 8, 2)
+                       "adds %[x], %[x], #32\n\t"
+                       "subs %[cnt], %[cnt], #1\n\t"
+                       "bne 1b\n\t"
+                       : [s0] "+r"(s0), [s1] "+r"(s1), [w0] "+r"(w0), [w1] "+r"(w1), [x] "+r"(x), [cnt] "+r"(cnt),
+                         [p0] "=&r"(p0), [p1] "=&r"(p1), [p2] "=&r"(p2), [p3] "=&r"(p3), [t] "=&r"(t), [t1] "=&r"(t1),
+                         [te] "=&r"(te)
+                       : [mk] "r"(mk)
+                       : "cc", "memory");
+    }
+#undef EM_PK_PAIRS16
+#undef EM_PK_PAIRS
+#undef EM_PK_MACS
+#endif
+    int64_t r0, r1;
+    em_dot2_packed_u_int16_t(w0, w1, wbits, x, n - i, &r0, &r1);
+    *a0 = s0 + r0;
+    *a1 = s1 + r1;
+}
 
 static inline int32_t em_sum_s8(const int8_t *x, int n) {
     int32_t s = 0;

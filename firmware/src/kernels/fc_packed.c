@@ -1,7 +1,8 @@
 /* FC and causal CONV1D with packed sub-byte weights (S4 / S2, docs/graph.md "Packed weights"): the same formulas
  * as em_fc_s8_mode, em_fc_s16 and em_conv1d_causal_s8, the weights unpacked on the fly (no scratch), two rows a pass
- * in the offset form of em_packed_inline.h (the input's sum, taken once, removes the weights' offset). Scalar: the
- * unpacking, not the MACs, dominates, and the M4 runs the same code as the host. */
+ * in the offset form of em_packed_inline.h (the input's sum, taken once, removes the weights' offset). On the M4 the
+ * whole words of a row go through SMLAD in int16 lanes (em_dot2_packed_s8/_s16: 1.25 instructions a MAC per row plus
+ * the shared input pairing); elsewhere, and for the tail of a row, scalar code. */
 #include "em_k.h"
 #include "em_intops_inline.h"
 #include "em_packed_inline.h"
@@ -22,7 +23,7 @@ void em_k_fc_s8_packed(const int8_t *in, const uint8_t *w, int wbits, const int3
     for (int o = 0; o < out_dim; o += 2) {
         const int pair = o + 1 < out_dim; /* an odd last row pairs with itself */
         int32_t d[2];
-        em_dot2_packed_u_int8_t(w + (size_t)o * row_bytes, w + (size_t)(o + pair) * row_bytes, wbits, in, in_dim,
+        em_dot2_packed_s8(w + (size_t)o * row_bytes, w + (size_t)(o + pair) * row_bytes, wbits, in, in_dim,
                                 &d[0], &d[1]);
         for (int r = 0; r <= pair; r++)
             em_store16_i(&out[o + r], em_requant16(em_sat32_i((int64_t)bias[o + r] + (d[r] - off)), mult[o + r],
@@ -47,7 +48,7 @@ void em_k_fc_s16_packed(const int16_t *in, const uint8_t *w, int wbits, const in
     for (int o = 0; o < out_dim; o += 2) {
         const int pair = o + 1 < out_dim;
         int64_t d[2];
-        em_dot2_packed_u_int16_t(w + (size_t)o * row_bytes, w + (size_t)(o + pair) * row_bytes, wbits, in, in_dim,
+        em_dot2_packed_s16(w + (size_t)o * row_bytes, w + (size_t)(o + pair) * row_bytes, wbits, in, in_dim,
                                  &d[0], &d[1]);
         for (int r = 0; r <= pair; r++)
             em_store16_i(&out[o + r], em_requant16(em_sat32_i(bias[o + r] + (d[r] - off)), mult[o + r],
@@ -88,7 +89,7 @@ void em_k_conv1d_packed(const int8_t *in, int8_t *ring, int32_t *head, const uin
             int slot = h;
             for (int j = 0; j <= past; j++) { /* tap j: frame t - past + j, the ring's oldest first; tap past: in */
                 const int8_t *x = j < past ? ring + (size_t)slot * (size_t)c_in : in;
-                em_dot2_packed_u_int8_t(w0 + (size_t)j * tap_bytes, w1 + (size_t)j * tap_bytes, wbits, x, c_in, &d[0],
+                em_dot2_packed_s8(w0 + (size_t)j * tap_bytes, w1 + (size_t)j * tap_bytes, wbits, x, c_in, &d[0],
                                         &d[1]);
                 s[0] += d[0];
                 s[1] += d[1];

@@ -17,7 +17,15 @@ void em_k_lmu(int16_t *m, const int8_t *u, const int16_t *a, int a_shift, const 
             const int64_t ub = (int64_t)uc * b[i]; /* |u * b| <= 2^38 */
             row[i] = (int16_t)(b_shift > 0 ? em_rsr_sat16(ub, b_shift) : em_sat16_i(ub));
         }
-        for (int i = 0; i < order; i += 2) { /* two rows of A a pass: the old row is read once for both */
+        int i = 0;
+#ifdef EM_DOT_DSP /* the three-row pass pays on SMLALD only: elsewhere the two-row loop below is as fast */
+        for (; i + 3 <= order; i += 3) { /* three rows of A a pass: the old row is read once for all three */
+            int64_t acc[3]; /* |acc| <= 1024 * 2^30 = 2^40 */
+            em_dot3_s16(a + (size_t)i * (size_t)order, (size_t)order, scratch, order, acc);
+            for (int r = 0; r < 3; r++) row[i + r] = em_sat16_32i(em_rsr_sat16(acc[r], a_shift) + row[i + r]);
+        }
+#endif
+        for (; i < order; i += 2) { /* two rows of A a pass (on the M4 the last order % 3 rows) */
             const int pair = i + 1 < order;     /* an odd last row pairs with itself (one code path) */
             const int16_t *ai = a + (size_t)i * (size_t)order; /* a[i][:] */
             int64_t acc[2];                                    /* |acc| <= 1024 * 2^30 = 2^40 */
