@@ -225,7 +225,9 @@ int em_graph_is_input_stage(const em_graph_t *g) {
     return in_dtype(g) == EM_DTYPE_S16;
 }
 
-/* Every op in list order (the input already in in_buffer). */
+/* Every op in list order (the input already in in_buffer), for em_graph_stage_step. em_graph_step keeps this loop
+ * written out in its own body: calling this (or inlining it) costs the model step 6 to 30 instructions on the M4
+ * (har_elm 9,177 -> 9,183 called, 9,209 inlined), and the model step is the hot path. */
 static em_status_t run_ops(em_graph_ctx_t *ctx) {
     const em_graph_t *g = ctx->graph;
     const uint32_t n_ops = g->n_ops;
