@@ -25,6 +25,7 @@ from edgemem.exporters.folder import BLOB_FILE, INPUT_STAGE_FILE
 
 WEB = Path(__file__).resolve().parent / "kws_web"
 STYLE = Path(__file__).resolve().parent / "web" / "style.css"  # the HAR page's look
+RUNTIME_JS = Path(__file__).resolve().parent / "web" / "runtime.js"  # the WebAssembly runtime both pages load
 EVERY_S = 0.5  # seconds between the starts of 1 s windows, as `demo kws --wav`'s default
 
 
@@ -85,6 +86,7 @@ def build_kws_site(export_dir: Path, out: Path) -> Path:
         shutil.rmtree(out)
     shutil.copytree(WEB, out)
     shutil.copy2(STYLE, out / "style.css")
+    shutil.copy2(RUNTIME_JS, out / "runtime.js")
     shutil.copy2(build_dir() / "wasm" / "edgemem.wasm", out / "edgemem.wasm")
     for name in (BLOB_FILE, INPUT_STAGE_FILE):
         shutil.copy2(export_dir / name, out / name)

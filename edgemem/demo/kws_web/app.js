@@ -3,6 +3,7 @@
 // --wav` does (edgemem/demo/kws_wav.py): the front end over the whole stream, one hop per step, then every 1 s window
 // of features (one starting every 0.5 s) through the model from reset, logits summed, argmax, softmax of the sum *
 // output_scale / steps. window.edgemem exposes what was computed for tests/test_demo_kws_browser.py.
+import { bytes, loadRuntime } from "./runtime.js";
 import { parseWav } from "./wav.js";
 
 const $ = (id) => document.getElementById(id);
@@ -12,44 +13,6 @@ window.edgemem = { handled: 0, runs: [], error: null }; // handled: files read s
 function say(text, info = false) {
   $("message").textContent = text;
   $("message").className = info ? "info" : "";
-}
-
-async function bytes(url) {
-  const r = await fetch(url);
-  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
-  return new Uint8Array(await r.arrayBuffer());
-}
-
-// The glue (firmware/targets/app/em_app.c): the model and, beside it, its input stage.
-async function loadRuntime(model, stage) {
-  const { instance } = await WebAssembly.instantiate(await bytes("edgemem.wasm"), {});
-  const x = instance.exports;
-  const load = (blob, at, cap, open, what) => {
-    if (blob.length > cap) throw new Error(`${what} blob of ${blob.length} bytes is too large`);
-    new Uint8Array(x.memory.buffer).set(blob, at);
-    const st = open(blob.length);
-    if (st !== 0) throw new Error(`the C runtime refused the ${what} (status ${st})`);
-  };
-  load(model, x.em_app_blob(), x.em_app_blob_cap(), x.em_app_open, "model");
-  load(stage, x.em_app_stage_blob(), x.em_app_stage_blob_cap(), x.em_app_stage_open, "input stage");
-  const nIn = x.em_app_n_in(), nOut = x.em_app_n_out(), sIn = x.em_app_stage_n_in(), sOut = x.em_app_stage_n_out();
-  return {
-    nIn, nOut, sIn, sOut, arenaBytes: x.em_app_arena_bytes(), stageArenaBytes: x.em_app_stage_arena_bytes(),
-    reset() { x.em_app_reset(); },
-    step(input) {
-      new Int8Array(x.memory.buffer, x.em_app_in(), nIn).set(input);
-      const st = x.em_app_step();
-      if (st !== 0) throw new Error(`em_app_step failed (status ${st})`);
-      return new Int16Array(x.memory.buffer, x.em_app_out(), nOut).slice();
-    },
-    stageReset() { x.em_app_stage_reset(); },
-    stageStep(samples) {
-      new Int16Array(x.memory.buffer, x.em_app_stage_in(), sIn).set(samples);
-      const st = x.em_app_stage_step();
-      if (st !== 0) throw new Error(`em_app_stage_step failed (status ${st})`);
-      return new Int8Array(x.memory.buffer, x.em_app_stage_out(), sOut).slice();
-    },
-  };
 }
 
 // int16 PCM -> one entry per 1 s window (edgemem.demo.kws_site.classify_pcm, step for step).

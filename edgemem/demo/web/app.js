@@ -2,6 +2,8 @@
 // Every window is classified as `edgemem verify` does: reset, one step per 40 ms frame, logits summed, argmax.
 // window.edgemem exposes what was computed (per-step logits, predictions) for tests/test_demo_browser.py.
 
+import { loadRuntime } from "./runtime.js";
+
 const COLORS = ["#4b7bec", "#20bf6b", "#fa8231", "#eb3b5a", "#8854d0", "#0fb9b1", "#f7b731", "#778ca3"];
 const CHANNELS = ["ax", "ay", "az", "gx", "gy", "gz"];
 const CHART_SECONDS = 8;
@@ -21,27 +23,6 @@ function decode(b64, Type) {
   const bytes = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
   return new Type(bytes.buffer);
-}
-
-async function loadRuntime(blob) {
-  const wasm = await (await fetch("edgemem.wasm")).arrayBuffer();
-  const { instance } = await WebAssembly.instantiate(wasm, {});
-  const x = instance.exports;
-  if (blob.length > x.em_app_blob_cap()) throw new Error(`model blob of ${blob.length} bytes is too large`);
-  new Uint8Array(x.memory.buffer).set(blob, x.em_app_blob());
-  const status = x.em_app_open(blob.length);
-  if (status !== 0) throw new Error(`the C runtime refused the model (status ${status})`);
-  const nIn = x.em_app_n_in(), nOut = x.em_app_n_out();
-  return {
-    nIn, nOut, arenaBytes: x.em_app_arena_bytes(),
-    reset() { x.em_app_reset(); },
-    step(input) {
-      new Int8Array(x.memory.buffer, x.em_app_in(), nIn).set(input);
-      const st = x.em_app_step();
-      if (st !== 0) throw new Error(`em_app_step failed (status ${st})`);
-      return new Int16Array(x.memory.buffer, x.em_app_out(), nOut).slice();
-    },
-  };
 }
 
 // One window [steps][n_in] int8 from reset: per-step logits, their sum, the class (first maximum, as numpy).
