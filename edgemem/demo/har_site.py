@@ -89,7 +89,7 @@ def site_data(export_dir: Path) -> dict[str, Any]:
 
 def build_site(export_dir: Path, out: Path) -> Path:
     """Write the page, edgemem.wasm, model.bin, uPlot and data.json into `out` (made fresh); returns `out`."""
-    from edgemem.verification.c_runtime import _make, build_dir, require
+    from edgemem.demo.runtime import wasm_site  # the C toolchain only when a site is built
 
     missing = [f for f in VENDOR_FILES if not (VENDOR / f).is_file()]
     if missing:
@@ -98,14 +98,9 @@ def build_site(export_dir: Path, out: Path) -> Path:
         raise EdgememError(f"uPlot is not vendored ({VENDOR} lacks {', '.join(missing)}): {how}")
     if not (export_dir / "model.bin").is_file():
         raise EdgememError(f"{export_dir} has no model.bin; export the model first")
-    require("clang-14")
-    _make("wasm")
-    if out.exists():
-        shutil.rmtree(out)
-    shutil.copytree(WEB, out)
+    wasm_site(WEB, out)
     for f in VENDOR_FILES:
         shutil.copy2(VENDOR / f, out / f)
-    shutil.copy2(build_dir() / "wasm" / "edgemem.wasm", out / "edgemem.wasm")
     shutil.copy2(export_dir / "model.bin", out / "model.bin")
     (out / "data.json").write_text(json.dumps(site_data(export_dir)))
     return out

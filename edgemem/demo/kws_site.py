@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgemem.demo.kws_wav import kws_meta
-from edgemem.demo.runtime import AppRuntime
+from edgemem.demo.runtime import AppRuntime, wasm_site
 from edgemem.errors import EdgememError
 from edgemem.exporters.folder import BLOB_FILE, INPUT_STAGE_FILE
 
@@ -73,21 +73,15 @@ def classify_pcm(rt: AppRuntime, pcm: np.ndarray, cfg: dict[str, Any]) -> list[W
 
 def build_kws_site(export_dir: Path, out: Path) -> Path:
     """Write the page, edgemem.wasm, input_stage.bin, model.bin and config.json into `out` (made fresh)."""
-    from edgemem.verification.c_runtime import _make, build_dir, require
 
     meta = kws_meta(export_dir)  # a bad export is one line before anything is compiled or written
     cfg = site_config(export_dir, meta)
     for name in (BLOB_FILE, INPUT_STAGE_FILE):
         if not (export_dir / name).is_file():
             raise EdgememError(f"{export_dir} has no {name}; export the model first")
-    require("clang-14")
-    _make("wasm")
-    if out.exists():
-        shutil.rmtree(out)
-    shutil.copytree(WEB, out)
+    wasm_site(WEB, out)
     shutil.copy2(STYLE, out / "style.css")
     shutil.copy2(RUNTIME_JS, out / "runtime.js")
-    shutil.copy2(build_dir() / "wasm" / "edgemem.wasm", out / "edgemem.wasm")
     for name in (BLOB_FILE, INPUT_STAGE_FILE):
         shutil.copy2(export_dir / name, out / name)
     (out / "config.json").write_text(json.dumps(cfg))

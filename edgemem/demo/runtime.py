@@ -8,11 +8,25 @@ static buffers, so a process runs one model at a time (opening another replaces 
 from __future__ import annotations
 
 import ctypes
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from edgemem.errors import EdgememError
+
+
+def wasm_site(web: Path, out: Path) -> None:
+    """A demo site's start: the C runtime built as WebAssembly, `out` made fresh from the page folder `web`, and
+    edgemem.wasm beside the page."""
+    from edgemem.verification.c_runtime import _make, build_dir, require
+
+    require("clang-14")
+    _make("wasm")
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(web, out)
+    shutil.copy2(build_dir() / "wasm" / "edgemem.wasm", out / "edgemem.wasm")
 
 
 def build_shared() -> Path:

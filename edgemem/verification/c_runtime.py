@@ -214,13 +214,7 @@ def core_footprint(core: str, model_dir: Path) -> Footprint:
     """footprint() for one core: the probe built with that core's flags (rv32: picolibc's minimal crt0)."""
     if core == "m4":
         return footprint(model_dir)
-    size_tool = require("riscv64-unknown-elf-size" if core == "rv32" else "arm-none-eabi-size")
-    with tempfile.TemporaryDirectory(prefix="edgemem-fp-") as build:
-        _make(f"{build}/{core}/footprint.elf", MODEL_DIR=str(model_dir.resolve()), BUILD=build)
-        res = subprocess.run([size_tool, f"{build}/{core}/footprint.elf"], capture_output=True, text=True)
-    line = _check(res, "size").strip().splitlines()[-1].split()
-    text, data, bss = int(line[0]), int(line[1]), int(line[2])
-    return Footprint(text + data, data + bss, text, data, bss)
+    return _footprint(core, model_dir, "riscv64-unknown-elf-size" if core == "rv32" else "arm-none-eabi-size")
 
 
 def parse_cores(spec: str | None) -> list[str]:
@@ -249,11 +243,16 @@ def footprint(model_dir: Path) -> Footprint:
     """Flash = text + data, RAM = data + bss (arena included) of the footprint probe linked for the Cortex-M4:
     model_dir's model.c bound (no parser) with the kernels its model.h names."""
     require("arm-none-eabi-gcc")
-    size_tool = require("arm-none-eabi-size")
+    return _footprint("m4", model_dir, "arm-none-eabi-size")
+
+
+def _footprint(core: str, model_dir: Path, size_tool: str) -> Footprint:
+    """The footprint probe of `core` built in a temp folder, measured by `size_tool`."""
+    size = require(size_tool)
     with tempfile.TemporaryDirectory(prefix="edgemem-fp-") as build:
-        _make(f"{build}/m4/footprint.elf", MODEL_DIR=str(model_dir.resolve()), BUILD=build)
-        res = subprocess.run([size_tool, f"{build}/m4/footprint.elf"], capture_output=True, text=True)
-    line = _check(res, "arm-none-eabi-size").strip().splitlines()[-1].split()
+        _make(f"{build}/{core}/footprint.elf", MODEL_DIR=str(model_dir.resolve()), BUILD=build)
+        res = subprocess.run([size, f"{build}/{core}/footprint.elf"], capture_output=True, text=True)
+    line = _check(res, size_tool).strip().splitlines()[-1].split()
     text, data, bss = int(line[0]), int(line[1]), int(line[2])
     return Footprint(text + data, data + bss, text, data, bss)
 
