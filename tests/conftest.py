@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -81,3 +84,21 @@ def check_png(path: Path, min_size: tuple[int, int] = (500, 300), min_bytes: int
     assert img.shape[1] >= min_size[0] and img.shape[0] >= min_size[1], img.shape
     assert len(np.unique(img.reshape(-1, img.shape[-1]), axis=0)) > 50
     return img
+
+
+@contextlib.contextmanager
+def chromium_page(console: list[str] | None = None, **page_args: Any) -> Iterator[Any]:
+    """A page of Debian's headless chromium (playwright), closed afterwards; with `console`, the page's console lines
+    and uncaught errors are appended to it ("error: ...", "pageerror: ...")."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+        try:
+            page = browser.new_page(**page_args)
+            if console is not None:
+                page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+                page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+            yield page
+        finally:
+            browser.close()

@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 
-from conftest import ROOT, SHIPPED, need
+from conftest import ROOT, SHIPPED, chromium_page, need
 from edgemem.demo.har_site import build_site
 from edgemem.demo.serve import make_server
 from edgemem.errors import EdgememError
@@ -43,8 +43,6 @@ def server(site):
 def test_page_predictions_equal_the_c_host(site, server):
     import json
 
-    from playwright.sync_api import sync_playwright
-
     data = json.loads((site / "data.json").read_text())
     rec = data["recordings"][RECORDING]
     steps, n_in, n_out = data["steps_per_window"], data["n_in"], len(data["class_names"])
@@ -53,21 +51,14 @@ def test_page_predictions_equal_the_c_host(site, server):
     host_pred = host.astype(np.int64).sum(axis=1).argmax(axis=1)
 
     console: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-            page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
-            page.goto(f"{server}/?recording={RECORDING}&speed=0&autoplay=1")
-            page.wait_for_function("window.edgemem && window.edgemem.done", timeout=60_000)
-            run = page.evaluate("window.edgemem.runs[0]")
-            shown = page.eval_on_selector_all("#pred-row div", "els => els.map(e => Number(e.dataset.pred))")
-            accuracy = page.inner_text("#accuracy")
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "demo_browser.png"), full_page=True)
-        finally:
-            browser.close()
+    with chromium_page(console, viewport={"width": 1280, "height": 900}) as page:
+        page.goto(f"{server}/?recording={RECORDING}&speed=0&autoplay=1")
+        page.wait_for_function("window.edgemem && window.edgemem.done", timeout=60_000)
+        run = page.evaluate("window.edgemem.runs[0]")
+        shown = page.eval_on_selector_all("#pred-row div", "els => els.map(e => Number(e.dataset.pred))")
+        accuracy = page.inner_text("#accuracy")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "demo_browser.png"), full_page=True)
     assert not [c for c in console if c.startswith(("error", "pageerror"))], console
     page_logits = np.array(run["logits"], dtype=np.int64).reshape(host.shape)
     assert np.array_equal(page_logits, host), "the page's per-step logits differ from the C host's"
@@ -78,26 +69,19 @@ def test_page_predictions_equal_the_c_host(site, server):
 
 
 def test_a_bad_csv_gets_a_message_in_the_page(site, server, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     bad = tmp_path / "watch.csv"
     bad.write_text("ax,ay,az,gx,gy,gz\n0.1,0.2,0.3,0.4,0.5\n")
     short = tmp_path / "short.csv"
     short.write_text("".join("0.1,0.2,-1.0,0.0,0.1,0.2\n" for _ in range(10)))
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
-        try:
-            page = browser.new_page()
-            page.goto(server)
-            page.wait_for_selector("body[data-ready='1']")
-            page.set_input_files("#csv", str(bad))
-            page.wait_for_function("document.getElementById('message').textContent.includes('columns')")
-            assert "line 2 has 5 columns; expected 6" in page.inner_text("#message")
-            page.set_input_files("#csv", str(short))
-            page.wait_for_function("document.getElementById('message').textContent.includes('window')")
-            assert "10 samples is less than one window" in page.inner_text("#message")
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        page.goto(server)
+        page.wait_for_selector("body[data-ready='1']")
+        page.set_input_files("#csv", str(bad))
+        page.wait_for_function("document.getElementById('message').textContent.includes('columns')")
+        assert "line 2 has 5 columns; expected 6" in page.inner_text("#message")
+        page.set_input_files("#csv", str(short))
+        page.wait_for_function("document.getElementById('message').textContent.includes('window')")
+        assert "10 samples is less than one window" in page.inner_text("#message")
 
 
 def test_site_needs_the_vendored_chart_library(monkeypatch, tmp_path):
@@ -123,8 +107,6 @@ def test_class_names_are_text_never_markup(site, tmp_path):
     import json
     import shutil
 
-    from playwright.sync_api import sync_playwright
-
     evil = tmp_path / "site"
     shutil.copytree(site, evil)
     data = json.loads((evil / "data.json").read_text())
@@ -135,17 +117,12 @@ def test_class_names_are_text_never_markup(site, tmp_path):
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
-            try:
-                page = browser.new_page()
-                page.goto(f"http://127.0.0.1:{srv.server_port}/?recording={RECORDING}&speed=0&autoplay=1")
-                page.wait_for_function("window.edgemem && window.edgemem.done", timeout=60_000)
-                assert page.evaluate("window.pwned") is None
-                assert page.locator("#bars img, #legend img").count() == 0
-                assert marker in page.inner_text("#bars") and marker in page.inner_text("#legend")
-            finally:
-                browser.close()
+        with chromium_page() as page:
+            page.goto(f"http://127.0.0.1:{srv.server_port}/?recording={RECORDING}&speed=0&autoplay=1")
+            page.wait_for_function("window.edgemem && window.edgemem.done", timeout=60_000)
+            assert page.evaluate("window.pwned") is None
+            assert page.locator("#bars img, #legend img").count() == 0
+            assert marker in page.inner_text("#bars") and marker in page.inner_text("#legend")
     finally:
         srv.shutdown()
         srv.server_close()

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from test_bad_files import assert_user_error, cli
 
-from conftest import ROOT, SHIPPED, need
+from conftest import ROOT, SHIPPED, chromium_page, need
 from edgemem.data.wav import read_wav, wav_bytes
 from edgemem.demo import serve
 from edgemem.demo.kws_site import WEB, build_kws_site, classify_pcm, site_config
@@ -223,8 +223,6 @@ def test_the_cli_refuses_a_bad_export_in_one_line(tmp_path):
 
 def test_page_finds_the_words_the_terminal_demo_finds(site, speech, tmp_path):
     need("chromium")
-    from playwright.sync_api import sync_playwright
-
     from edgemem.demo.kws_wav import classify_wav
 
     cfg = site_config(KWS)
@@ -236,26 +234,19 @@ def test_page_finds_the_words_the_terminal_demo_finds(site, speech, tmp_path):
     t.start()
     console: list[str] = []
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
-            try:
-                page = browser.new_page(viewport={"width": 1280, "height": 900})
-                page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-                page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
-                page.goto(f"http://127.0.0.1:{srv.server_port}/")
-                page.wait_for_selector("body[data-ready='1']", timeout=60_000)
-                page.set_input_files("#wav", str(speech))
-                page.wait_for_function("window.edgemem.handled >= 1", timeout=60_000)
-                run = page.evaluate("window.edgemem.runs[0]")
-                error = page.evaluate("window.edgemem.error")
-                shown = page.eval_on_selector_all(".window", "els => els.map(e => Number(e.dataset.pred))")
-                ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "demo_kws_browser.png"), full_page=True)
-                page.set_input_files("#wav", str(stereo))
-                page.wait_for_function("window.edgemem.handled >= 2", timeout=60_000)
-                message = page.inner_text("#message")
-            finally:
-                browser.close()
+        with chromium_page(console, viewport={"width": 1280, "height": 900}) as page:
+            page.goto(f"http://127.0.0.1:{srv.server_port}/")
+            page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+            page.set_input_files("#wav", str(speech))
+            page.wait_for_function("window.edgemem.handled >= 1", timeout=60_000)
+            run = page.evaluate("window.edgemem.runs[0]")
+            error = page.evaluate("window.edgemem.error")
+            shown = page.eval_on_selector_all(".window", "els => els.map(e => Number(e.dataset.pred))")
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "demo_kws_browser.png"), full_page=True)
+            page.set_input_files("#wav", str(stereo))
+            page.wait_for_function("window.edgemem.handled >= 2", timeout=60_000)
+            message = page.inner_text("#message")
     finally:
         srv.shutdown()
         srv.server_close()
