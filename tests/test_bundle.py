@@ -128,6 +128,17 @@ def test_cortex_m_toolchain_builds_warning_free(bundle, tmp_path, cpu):
         assert {"cortex-m0plus": "v6S-M", "cortex-m33": "v8-M.mainline"}[cpu] in attrs
 
 
+@pytest.mark.parametrize("build_type", ["", "Debug"])
+def test_unoptimized_cortex_m4_build_compiles(bundle, tmp_path, build_type):
+    """A firmware engineer's debug build (-O0: CMake's default build type, or Debug): the kernels' multi-row inline
+    asm needs more registers than an unoptimized build has free, so the plain C loops must take over there."""
+    need("cmake", "arm-none-eabi-gcc")
+    proj = _project(tmp_path, bundle, HOST_MAIN)
+    _cmake(proj, tmp_path / "build", f"-DCMAKE_TOOLCHAIN_FILE={bundle / 'cmake' / 'arm-none-eabi-cortex-m4.cmake'}",
+           f"-DCMAKE_BUILD_TYPE={build_type}", target="edgemem_har_elm")
+    assert (tmp_path / "build" / "edgemem" / "libedgemem_har_elm.a").is_file()
+
+
 def test_only_the_models_kernels_compile_strictly(bundle, tmp_path):
     need("gcc")
     src = bundle / "src"

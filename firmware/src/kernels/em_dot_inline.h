@@ -35,6 +35,12 @@ static inline uint32_t em_ld32(const void *p) { /* unaligned word loads are fine
     __builtin_memcpy(&v, p, 4);
     return v;
 }
+/* The multi-row inline asm below keeps 13 to 14 registers live: an unoptimized build (-O0, whose frame pointer takes
+ * r7) has not that many free, so there the plain C loops run (the same integers, slower). A build that keeps a frame
+ * pointer at -O1 and above (-fno-omit-frame-pointer) must define EM_NO_ASM for the same reason. */
+#if defined(__OPTIMIZE__) && !defined(EM_NO_ASM)
+#define EM_DOT_ASM 1
+#endif
 #endif
 
 /* sum_i a[i] * b[i] over n int8 pairs; exact in int32 for n <= 2^17 (|sum| <= n * 2^14). */
@@ -151,7 +157,7 @@ static inline void em_dot4_s8_acc(const int8_t *w, size_t stride, const int8_t *
     const int8_t *w0 = w, *w2 = w + 2 * stride;
     int32_t a0 = r[0], a1 = r[1], a2 = r[2], a3 = r[3];
     int i = 0;
-#ifdef EM_DOT_DSP
+#ifdef EM_DOT_ASM
     /* one step: four inputs (b), four bytes of each row; rows 1 and 3 first, then 0 and 2 advance the pointers */
 #define EM_DOT4_ASM_STEP                                                                                           \
     "ldr %[t], [%[b]], #4\n\t"                                                                                       \
@@ -197,7 +203,7 @@ static inline void em_dot4_s8_s16(const int8_t *w, size_t stride, const int16_t 
     const int8_t *w0 = w, *w2 = w + 2 * stride;
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     int i = 0;
-#ifdef EM_DOT_DSP
+#ifdef EM_DOT_ASM
 #define EM_DOT4_S16_ASM_STEP                                                                                       \
     "ldr %[xo], [%[b]], #4\n\t"                                                                                      \
     "ldr %[t], [%[b]], #4\n\t"                                                                                       \
@@ -294,7 +300,7 @@ static inline void em_dot3_s16(const int16_t *a, size_t stride, const int16_t *b
     const int16_t *a0 = a, *a2 = a + 2 * stride;
     int64_t s0 = 0, s1 = 0, s2 = 0;
     int j = 0;
-#ifdef EM_DOT_DSP
+#ifdef EM_DOT_ASM
     if (n >= 4) {
         const size_t sb = stride * sizeof(int16_t); /* row 1 = row 0 + sb bytes */
         uint32_t cnt = (uint32_t)n / 4u, xb, t;

@@ -194,7 +194,7 @@ static inline void em_dot2_packed_s8(const uint8_t *w0, const uint8_t *w1, int w
                                      int32_t *a0, int32_t *a1) {
     int32_t s0 = 0, s1 = 0;
     int i = 0;
-#if defined(EM_DOT_DSP) && !defined(EM_DOT_MVE) /* the M55 takes em_dot2_packed_u_*'s Helium path instead */
+#ifdef EM_DOT_ASM /* not on the M55 (no EM_DOT_DSP there): em_dot2_packed_u_* takes its Helium path */
     /* asm: gcc 12 neither finds PKHBT/PKHTB here nor ANDs with a shifted operand, and spills (about twice the code) */
     uint32_t p0, p1, p2, p3, t, te;
     const uint32_t mk = wbits == 4 ? 0x000F000Fu : 0x00030003u;
@@ -274,7 +274,7 @@ static inline void em_dot2_packed_s16(const uint8_t *w0, const uint8_t *w1, int 
                                       int64_t *a0, int64_t *a1) {
     int32_t s0 = 0, s1 = 0;
     int i = 0;
-#if defined(EM_DOT_DSP) && !defined(EM_DOT_MVE) /* the M55 takes em_dot2_packed_u_*'s Helium path instead */
+#ifdef EM_DOT_ASM /* not on the M55 (no EM_DOT_DSP there): em_dot2_packed_u_* takes its Helium path */
     uint32_t p0, p1, p2, p3, t, te;
     const uint32_t mk = wbits == 4 ? 0x000F000Fu : 0x00030003u;
     /* input halfwords at byte offsets A (x_k, x_k+1), B (x_k+d, x_k+d+1), C (x_k+2, ..), D (x_k+d+2, ..) ->

@@ -18,7 +18,7 @@ void em_k_lmu(int16_t *m, const int8_t *u, const int16_t *a, int a_shift, const 
             row[i] = (int16_t)(b_shift > 0 ? em_rsr_sat16(ub, b_shift) : em_sat16_i(ub));
         }
         int i = 0;
-#ifdef EM_DOT_DSP /* the three-row pass pays on SMLALD only: elsewhere the two-row loop below is as fast */
+#ifdef EM_DOT_ASM /* the three-row pass pays on SMLALD only: elsewhere the two-row loop below is as fast */
         for (; i + 3 <= order; i += 3) { /* three rows of A a pass: the old row is read once for all three */
             int64_t acc[3]; /* |acc| <= 1024 * 2^30 = 2^40 */
             em_dot3_s16(a + (size_t)i * (size_t)order, (size_t)order, scratch, order, acc);
