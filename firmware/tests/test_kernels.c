@@ -97,6 +97,21 @@ static void test_requant16(void) {
         for (size_t j = 0; j < sizeof ex / sizeof ex[0]; j++)
             for (int s = 1; s <= 62; s++)
                 CHECK_EQ(em_requant16(ex[i], ex[j], s), ref_sat(ref_requant(ex[i], ex[j], s), 16));
+    /* acc * mult = e * 2^(s-1) + d with mult = 2^t: the edges where y = floor(x / 2^(s-1)) saturates or not (y near
+     * +-2^16) and where y stops fitting int32, for every shift the M4's asm splits at (s <= 32 and s >= 33) */
+    for (int s = 1; s <= 62; s++)
+        for (int t = 0; t <= 30; t++) {
+            const int e0 = s - 1 - t; /* acc = e * 2^e0 + d */
+            if (e0 < 0 || e0 > 14) continue;
+            const int32_t edges[] = {65534, 65535, 65536, -65536, -65537, -65538, -65539, 32767, -32768, 0, 1, -1};
+            for (size_t e = 0; e < sizeof edges / sizeof edges[0]; e++)
+                for (int d = -2; d <= 2; d++) {
+                    const int32_t acc = (int32_t)(edges[e] * ((int64_t)1 << e0) + d);
+                    CHECK_EQ(em_requant16(acc, (int32_t)1 << t, s), ref_sat(ref_requant(acc, (int32_t)1 << t, s), 16));
+                    CHECK_EQ(em_requant16(acc, -((int32_t)1 << t), s),
+                             ref_sat(ref_requant(acc, -((int32_t)1 << t), s), 16));
+                }
+        }
     /* rshift_round then sat16, around the edges where y = floor(x / 2^(s-1)) decides: 65534/65535 and -65537/-65538 */
     for (int s = 1; s <= 62; s++) {
         const int64_t edges[] = {65534, 65535, 65536, -65536, -65537, -65538, -65539, 0, 1, -1};
