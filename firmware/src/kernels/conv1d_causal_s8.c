@@ -22,7 +22,7 @@ void em_k_conv1d_s8(const int8_t *in, int8_t *ring, int32_t *head, const int8_t 
     int o = 0;
     for (; o + 4 <= c_out; o += 4) { /* four output channels a pass: each frame word is loaded and widened once */
         const int8_t *w0 = w + (size_t)o * row;
-        /* each tap's dot is at most 2^24, k <= 16 of them 2^28: exact in int32; the bias joins in int64 */
+        /* each tap's dot is at most 2^24, k <= 16 of them 2^28: exact in int32, so sat32(bias + d) is one QADD */
         int32_t d[4] = {0, 0, 0, 0};
         int slot = h;
         for (int j = 0; j <= past; j++) { /* tap j pairs with frame t-(k-1)+j: ring[(h+j) % (k-1)], then in */
@@ -31,8 +31,7 @@ void em_k_conv1d_s8(const int8_t *in, int8_t *ring, int32_t *head, const int8_t 
             if (j < past && ++slot == past) slot = 0;
         }
         for (int r = 0; r < 4; r++)
-            em_store16_i(&out[o + r], em_requant16(em_sat32_i((int64_t)bias[o + r] + d[r]), mult[o + r], shift[o + r]),
-                         acc);
+            em_store16_i(&out[o + r], em_requant16(em_add_sat32_i(bias[o + r], d[r]), mult[o + r], shift[o + r]), acc);
     }
     for (; o < c_out; o += 2) { /* the last c_out % 4 channels two at a time */
         const int pair = o + 1 < c_out;  /* an odd last channel pairs with itself */

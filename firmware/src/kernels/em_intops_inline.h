@@ -98,10 +98,11 @@ static inline int32_t em_requant16(int32_t acc, int32_t mult, int shift) {
      * hi >> k is y's sign; otherwise |x / 2^k| >= 2^31 and y becomes INT32_MAX or INT32_MIN by hi's sign (the same
      * result after the saturation). Then SSAT #18 (y beyond +-2^17 saturates to the same int16 either way, and y + 1
      * cannot overflow), add 1, SSAT #16 of the sum ASR #1. test_kernels.c checks it against the literal formula. */
-    uint32_t lo, hi, t;
+    uint32_t lo, hi, t = (uint32_t)shift;
     int32_t r;
+    /* acc and mult are read only by the SMULL (which may overwrite them), shift is in t: few registers */
     __asm("smull %[lo], %[hi], %[a], %[m]\n\t"
-          "subs %[t], %[s], #33\n\t"
+          "subs %[t], %[t], #33\n\t"
           "bge 1f\n\t"
           "add %[t], %[t], #32\n\t"
           "lsr %[lo], %[lo], %[t]\n\t"
@@ -120,8 +121,8 @@ static inline int32_t em_requant16(int32_t acc, int32_t mult, int shift) {
           "ssat %[lo], #18, %[lo]\n\t"
           "add %[lo], %[lo], #1\n\t"
           "ssat %[r], #16, %[lo], asr #1"
-          : [lo] "=&r"(lo), [hi] "=&r"(hi), [t] "=&r"(t), [r] "=&r"(r)
-          : [a] "r"(acc), [m] "r"(mult), [s] "r"(shift)
+          : [lo] "=r"(lo), [hi] "=r"(hi), [t] "+r"(t), [r] "=r"(r)
+          : [a] "r"(acc), [m] "r"(mult)
           : "cc");
     return r;
 #else

@@ -4,8 +4,9 @@
  *   kernel=NAME shape=SHAPE macs=M instructions=I
  * I is one call's instructions (argument checks, requantization and stores included, as CMSIS-NN's per-layer
  * figures include them): REPS calls timed in a loop minus the same loop around nothing, divided by REPS. The
- * weights and inputs come from a fixed LCG, so every run prints the same numbers. Argument: the event-driven FC's
- * input spike rate in permille (default 100), which bench.py takes from its own measurement on the spiking models. */
+ * weights and inputs come from a fixed LCG, so every run prints the same numbers. Arguments: the event-driven FC's
+ * input spike rate in permille (default 100), which bench.py takes from its own measurement on the spiking models;
+ * optionally a kernel name, to run that kernel's rows only. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +76,11 @@ static em_status_t call(const bench_case_t *k) {
         return em_conv1d_causal_s8(g_in8, g_ring, &head, g_w8, g_bias, g_mult, g_shift, k->b, k->a, k->c,
                                    EM_OUT_ASSIGN, g_out);
     }
+    if (is(n, "conv1d_p4") || is(n, "conv1d_p2")) {
+        int32_t head = 0;
+        return em_conv1d_causal_packed(g_in8, g_ring, &head, g_wp, n[8] - '0', g_bias, g_mult, g_shift, k->b, k->a,
+                                       k->c, EM_OUT_ASSIGN, g_out);
+    }
     if (is(n, "lmu_s8_s16")) return em_lmu_s8_s16(g_m, g_in8, g_a16, 14, g_b, 4, k->a, k->b, g_scratch);
     return EM_ERR_PARAM;
 }
@@ -108,15 +114,18 @@ int main(int argc, char **argv) {
         {"fc_s8_p4", 128, 128, 0, 0}, {"fc_s8_p2", 32, 32, 0, 0},   {"fc_s8_p2", 96, 48, 0, 0},
         {"fc_s8_p2", 128, 128, 0, 0}, {"fc_s16_p4", 48, 128, 0, 0}, {"fc_s16_p4", 128, 128, 0, 0},
         {"fc_s16_p2", 48, 128, 0, 0}, {"conv1d_s8", 48, 32, 3, 0},  {"conv1d_s8", 48, 48, 3, 0},
+        {"conv1d_p4", 48, 32, 3, 0},  {"conv1d_p4", 48, 48, 3, 0},  {"fc_s8_p2", 48, 48, 0, 0},
         {"lmu_s8_s16", 8, 16, 0, 0},  {"lmu_s8_s16", 1, 128, 0, 0}, {"fc_events", 48, 48, 0, 0},
         {"fc_events", 96, 48, 0, 0},
     };
     const uint32_t seed = 12345u;
+    const char *only = argc > 2 ? argv[2] : NULL; /* one kernel's rows only (e.g. under an instruction trace) */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         bench_case_t k = cases[i];
+        if (only && !is(k.kernel, only)) continue;
         fill(seed);
         long macs = (long)k.a * k.b;
-        if (is(k.kernel, "conv1d_s8")) macs *= k.c;
+        if (is(k.kernel, "conv1d_s8") || is(k.kernel, "conv1d_p4") || is(k.kernel, "conv1d_p2")) macs *= k.c;
         if (is(k.kernel, "lmu_s8_s16")) macs = (long)k.a * k.b * k.b; /* A m per channel: order x order */
         if (is(k.kernel, "fc_events")) {
             /* spikes (0/1) at evenly spread places: round(in * rate) of them */
@@ -137,7 +146,7 @@ int main(int argc, char **argv) {
         const unsigned long tenths =
             (unsigned long)(((uint64_t)(t - t_empty) * num * 10u + (uint64_t)den * REPS / 2u) / ((uint64_t)den * REPS));
         char shape[32];
-        if (is(k.kernel, "conv1d_s8"))
+        if (k.c > 0)
             snprintf(shape, sizeof shape, "%dx%dx%d", k.a, k.b, k.c);
         else
             snprintf(shape, sizeof shape, "%dx%d", k.a, k.b);
