@@ -284,6 +284,11 @@ static inline void em_dot2_packed_s8(const uint8_t *w0, const uint8_t *w1, int w
                        : [mk] "r"(mk)
                        : "cc", "memory");
     }
+    if (i == n) { /* whole words only (the shipped shapes): skip the scalar part's tests, about 15 instructions */
+        *a0 = s0;
+        *a1 = s1;
+        return;
+    }
 #endif
     int32_t r0, r1;
     em_dot2_packed_u_int8_t(w0, w1, wbits, x, n - i, &r0, &r1);
@@ -355,6 +360,11 @@ static inline void em_dot2_packed_s16(const uint8_t *w0, const uint8_t *w1, int 
 #undef EM_PK_PAIRS16
 #undef EM_PK_PAIRS
 #undef EM_PK_MACS
+    if (i == n) {
+        *a0 = s0;
+        *a1 = s1;
+        return;
+    }
 #endif
     int64_t r0, r1;
     em_dot2_packed_u_int16_t(w0, w1, wbits, x, n - i, &r0, &r1);
