@@ -69,6 +69,9 @@ static em_status_t call(const bench_case_t *k) {
     if (is(n, "fc_s16_p4") || is(n, "fc_s16_p2"))
         return em_fc_s16_packed(g_in16, g_wp, n[8] - '0', g_bias, g_mult, g_shift, k->b, k->a, EM_OUT_ASSIGN,
                                 g_out);
+    if (is(n, "fc_events_p4") || is(n, "fc_events_p2"))
+        return em_fc_s8_packed_events(g_in8, g_wp, n[11] - '0', g_bias, g_mult, g_shift, k->b, k->a, EM_OUT_ASSIGN,
+                                      g_scratch, g_out);
     if (is(n, "fc_events"))
         return em_fc_s8_events(g_in8, g_w8, g_bias, g_mult, g_shift, k->b, k->a, EM_OUT_ASSIGN, g_scratch, g_out);
     if (is(n, "conv1d_s8")) {
@@ -116,7 +119,7 @@ int main(int argc, char **argv) {
         {"fc_s16_p2", 48, 128, 0, 0}, {"conv1d_s8", 48, 32, 3, 0},  {"conv1d_s8", 48, 48, 3, 0},
         {"conv1d_p4", 48, 32, 3, 0},  {"conv1d_p4", 48, 48, 3, 0},  {"fc_s8_p2", 48, 48, 0, 0},
         {"lmu_s8_s16", 8, 16, 0, 0},  {"lmu_s8_s16", 1, 128, 0, 0}, {"fc_events", 48, 48, 0, 0},
-        {"fc_events", 96, 48, 0, 0},
+        {"fc_events", 96, 48, 0, 0},  {"fc_events_p4", 48, 48, 0, 0}, {"fc_events_p2", 64, 48, 0, 0},
     };
     const uint32_t seed = 12345u;
     const char *only = argc > 2 ? argv[2] : NULL; /* one kernel's rows only (e.g. under an instruction trace) */
@@ -127,7 +130,7 @@ int main(int argc, char **argv) {
         long macs = (long)k.a * k.b;
         if (is(k.kernel, "conv1d_s8") || is(k.kernel, "conv1d_p4") || is(k.kernel, "conv1d_p2")) macs *= k.c;
         if (is(k.kernel, "lmu_s8_s16")) macs = (long)k.a * k.b * k.b; /* A m per channel: order x order */
-        if (is(k.kernel, "fc_events")) {
+        if (strncmp(k.kernel, "fc_events", 9) == 0) {
             /* spikes (0/1) at evenly spread places: round(in * rate) of them */
             k.spikes = (k.b * permille + 500) / 1000;
             for (int j = 0; j < k.b; j++) g_in8[j] = 0;
