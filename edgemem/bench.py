@@ -223,7 +223,8 @@ KERNEL_FORMS = {
     "fc_s8_p4": "packed 4-bit FC (em_fc_s8_packed)", "fc_s8_p2": "packed 2-bit FC (em_fc_s8_packed)",
     "fc_s16_p4": "packed 4-bit FC, int16 input", "fc_s16_p2": "packed 2-bit FC, int16 input",
     "conv1d_s8": "causal conv1d (em_conv1d_causal_s8)", "lmu_s8_s16": "LMU A·m (em_lmu_s8_s16)",
-    "fc_events": "event-driven FC (em_fc_s8_events)",
+    "fc_events": "event-driven FC (em_fc_s8_events)", "conv1d_p4": "packed 4-bit causal conv1d",
+    "fc_events_p4": "event-driven packed 4-bit FC", "fc_events_p2": "event-driven packed 2-bit FC",
 }
 # M4 instructions per step (edgemem verify export/NAME --m4-windows 3, bit_exact true in both) at commit 3f4bcf7 and
 # with the four-row / packed-SIMD FC and CONV1D kernels, the inline requant and the three-row LMU A·m, measured once
@@ -259,7 +260,7 @@ def kernel_microbench(spike_rate: float) -> list[dict[str, object]]:
         before = KERNELS_BEFORE.get((kernel, shape))
         if before is not None:
             row["instructions_per_mac_before"] = before / macs
-        if kernel == "fc_events":
+        if kernel.startswith("fc_events"):
             row["spikes"] = spikes
         rows.append(row)
     if not rows:
@@ -278,9 +279,9 @@ def kernels_markdown(rows: list[dict[str, object]], spike_rate: float) -> str:
              "CMSIS-NN: its int8 per-channel FC in TFLM on the same emulated M4, an outside measurement "
              "(../shared/NOTES.md), call included. Before: the same program at commit 3f4bcf7. "
              f"Event-driven FC at {spike_rate:.1%} input spikes (kws_slmuformer's measured rate), per dense MAC. "
-             "The four-row int8 and int16-input inner loops take 49 instructions per 32 MACs (1.53); the packed ones "
-             "31 per 16 (S4, two rows); the LMU's three-row A·m 17 per 12 (SMLALD, int64). What a row adds "
-             "above that (bias, requantization, store: about 20-45 "
+             "The four-row int8 and int16-input inner loops take 95 instructions per 64 MACs (1.48); the packed ones "
+             "58 per 32 (S4, two rows); the LMU's three-row A·m 17 per 12 (SMLALD, int64). What a row adds "
+             "above that (bias, requantization, store: about 15-35 "
              "instructions an output) and the call (argument checks) weigh most on short rows: 32x32 layers stay "
              "near 3 a MAC.",
              "",
