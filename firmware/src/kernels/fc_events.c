@@ -82,8 +82,9 @@ em_status_t em_fc_s8_events(const int8_t *in, const int8_t *w, const int32_t *bi
  * written out (no width test per event). S4: the events are listed low nibbles first, then high nibbles (element e
  * in group e % 2), so each group's weights come out of their bytes with a constant shift (one SBFX on the M4); for
  * spikes the list holds the byte (e / 2) itself: per event and row the index, the byte, SBFX and the add, about 6
- * instructions where em_packed_get's index arithmetic took 14. S2 keeps one list in input order: four groups a row
- * cost more loop than they save at the spike rates of the shipped models (~10 %). */
+ * instructions where em_packed_get's index arithmetic took 14. S2 keeps one list in input order (four groups a row
+ * cost more loop than they save at the spike rates of the shipped models, ~10 %); for spikes each entry holds the
+ * byte and the field's bit offset, computed once for all rows. */
 void em_k_fc_s8_packed_events(const int8_t *in, const uint8_t *w, int wbits, const int32_t *bias,
                               const int32_t *mult, const int8_t *shift, int in_dim, int out_dim, int acc,
                               int16_t *events, int32_t *out) {
@@ -91,11 +92,16 @@ void em_k_fc_s8_packed_events(const int8_t *in, const uint8_t *w, int wbits, con
     int n = 0, binary = 1;
     if (wbits == 2) {
         n = list_events(in, in_dim, events, &binary);
+        if (binary) /* spikes: the byte and the field's bit offset, byte << 3 | 2 * (e % 4), once for every row */
+            for (int k = 0; k < n; k++) events[k] = (int16_t)((events[k] >> 2) << 3 | (events[k] & 3) << 1);
         for (int o = 0; o < out_dim; o++) {
             const uint8_t *row = w + (size_t)o * row_bytes;
             int32_t dot = 0; /* |dot| <= 1024 * 2 * 128 */
             if (binary) {
-                for (int k = 0; k < n; k++) dot += em_s2_at((uint32_t)row[events[k] >> 2] >> ((events[k] & 3) << 1));
+                for (int k = 0; k < n; k++) {
+                    const uint32_t v = (uint16_t)events[k];
+                    dot += em_s2_at((uint32_t)row[v >> 3] >> (v & 7u));
+                }
             } else {
                 for (int k = 0; k < n; k++) {
                     const int e = events[k];
