@@ -16,7 +16,7 @@ MODELS := har_l2mu kws_lmuformer kws_slmuformer psmnist_lmu har_elm kws_lmuforme
 PATCH_MODELS := kws_lmuformer kws_slmuformer kws_lmuformer_mixed
 FUZZ_SECONDS ?= 60
 
-.PHONY: setup apt demo vendor test test-python test-firmware test-wheel fuzz longstream export verify mixed firmware \
+.PHONY: setup apt demo vendor test test-python test-firmware test-wheel fuzz longstream export verify mixed kernel-sizes firmware \
         firmware-demo bench lint lock docs clean
 
 setup: apt $(STAMP)
@@ -138,6 +138,11 @@ longstream: setup
 mixed: setup
 	$(EDGEMEM) quantize models/kws_lmuformer/model.pt --flash 14KiB --ram 4KiB
 	$(EDGEMEM) quantize models/har_l2mu/model.pt --flash 3236 --ram 4KiB --epochs 15 --distill
+
+# The Cortex-M4 code size of the runtime core and of each kernel (edgemem/quant/kernel_sizes.json, what
+# `quantize --flash` counts), measured from the footprint probe's real build (~2 min); rerun after changing a kernel.
+kernel-sizes: setup apt
+	$(PY) -m edgemem.verification.kernel_sizes
 
 bench: setup
 	$(PY) -m edgemem.bench --out bench/results.json
