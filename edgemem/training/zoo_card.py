@@ -280,6 +280,11 @@ def _act_lines(q: dict[str, Any]) -> list[str]:
     ]
 
 
+def _img(q: dict[str, Any], key: str) -> str:
+    """An image estimate of quantize.json, or "-" in one written before `--flash` bounded the image."""
+    return f"{q[key]:,}" if key in q else "-"
+
+
 def mixed_card(folder: Path, deployment: dict[str, Any] | None) -> str:
     """The card of a model written by `edgemem quantize` (quantize.json, pareto.png, and a verify report)."""
     q = json.loads((folder / "quantize.json").read_text())
@@ -288,18 +293,21 @@ def mixed_card(folder: Path, deployment: dict[str, Any] | None) -> str:
         "",
         "Generated from `quantize.json` (`edgemem quantize`) and `verify.json`; numbers are measured.",
         "",
-        f"Budget for the stored weights: **{q['flash_budget_bytes']:,} B**. Sensitivity: {q['sensitivity']}. "
+        (f"Flash budget: **{q['flash_budget_bytes']:,} B** for the estimated device image (Cortex-M4, -O2: runtime "
+         "core + the graph's kernels + its blob). " if "image_bytes" in q else
+         f"Budget for the stored weights: **{q['flash_budget_bytes']:,} B**. ") + f"Sensitivity: {q['sensitivity']}. "
         "Greedy search from all-8-bit, one layer one width at a time (cheapest loss per byte saved; the last step the "
         f"cheapest that reaches the budget), then {q['qat_epochs']} epochs of quantization-aware fine-tuning with "
         "brevitas (per-channel weights, the integer model's own rounding"
         + (", inputs of the layers reading a chosen activation at its width" if q.get("activation_bits") else "")
         + (", distilled from the float model" if q.get("qat_distillation") else "") + ").",
         "",
-        "| | weight bytes | test accuracy (integer model) |",
-        "|---|---|---|",
-        f"| all int8 (the original model) | {q['weight_bytes_int8']:,} | {100 * q['accuracy_int8']:.1f} % |",
+        "| | weight bytes | image estimate (bytes) | test accuracy (integer model) |",
+        "|---|---|---|---|",
+        f"| all int8 (the original model) | {q['weight_bytes_int8']:,} | {_img(q, 'image_bytes_int8')} | "
+        f"{100 * q['accuracy_int8']:.1f} % |",
         f"| mixed (this model) | {q['weight_bytes']:,} ({q['weight_bytes_ratio']:.2f}× fewer) | "
-        f"{100 * q['accuracy']:.1f} % |",
+        f"{_img(q, 'image_bytes')} | {100 * q['accuracy']:.1f} % |",
         "",
         "| layer (graph op) | weight bits | activation bits |",
         "|---|---|---|",
