@@ -131,3 +131,24 @@ class ImageModel:
                 best = bits
         assert best is not None
         return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m edgemem.quant.image EXPORT...`: the image estimate of each export folder's model.bin."""
+    import sys
+
+    from edgemem.graph.blob import parse_graph_blob
+
+    for folder in (sys.argv[1:] if argv is None else argv):
+        try:
+            img = image_of(parse_graph_blob((Path(folder) / "model.bin").read_bytes()))
+        except (OSError, EdgememError) as e:
+            print(f"{folder}: {e}", file=sys.stderr)
+            return 2
+        print(f"{folder}: image {img.total:,} B = core {img.core:,} + kernels {sum(img.kernels.values()):,} "
+              f"({', '.join(img.kernels)}) + shared code {img.shared:,} + blob {img.blob:,}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -179,6 +179,15 @@ class Search:
     chosen: Step | None = None
 
 
+def refuse_unless_fits(size_of: Callable[[dict[str, int]], int], smallest: dict[str, int], budget_bytes: int,
+                       what: str) -> None:
+    """One EdgememError line when even the smallest configuration's bytes exceed the budget."""
+    if size_of(smallest) > budget_bytes:
+        raise EdgememError(f"no configuration fits {budget_bytes} bytes: the smallest {what} is {size_of(smallest)} "
+                           f"bytes ({', '.join(f'{n} {b}' for n, b in smallest.items())} bits), so the {what} "
+                           "cannot fit it")
+
+
 def greedy(sens: dict[str, dict[int, float]], sizes: dict[str, int], budget_bytes: int,
            size_of: Callable[[dict[str, int]], int] | None = None,
            smallest: dict[str, int] | None = None) -> Search:
@@ -191,10 +200,7 @@ def greedy(sens: dict[str, dict[int, float]], sizes: dict[str, int], budget_byte
     size_of = size_of or (lambda b: config_bytes(sizes, b))
     lowest = {n: min((w for w in WIDTHS if w in sens[n]), default=8) for n in sizes}
     floor = smallest or lowest
-    what = "the weights" if smallest is None else "the image"
-    if size_of(floor) > budget_bytes:
-        raise EdgememError(f"no configuration fits {budget_bytes} bytes: {what} cannot fit it; the smallest is "
-                           f"{size_of(floor)} bytes ({', '.join(f'{n} {b}' for n, b in floor.items())} bits)")
+    refuse_unless_fits(size_of, floor, budget_bytes, "set of weights" if smallest is None else "image")
     bits = {n: 8 for n in sizes}
     pred = 0.0
 
