@@ -115,13 +115,14 @@ def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs:
     fn = zoo_logits(recipe.readout)
     layers = mixed.weight_layers(ckpt.model)
     sizes = {n: mixed.weight_count(m) for n, m in layers.items()}
+    # the image model first: a budget no configuration fits is refused before the sensitivity runs
+    image = ImageModel(_arena(ckpt.model, calib, recipe.quant.margin, {}, {}).graph, lambda n: op_name(kind, n), sizes)
+    smallest = image.smallest({n: min(_widths(m), default=8) for n, m in layers.items()})
+    mixed.refuse_unless_fits(image, smallest, flash, "image")
     say("sensitivity per layer and width (validation split)")
     sens = {n: v for n, v in mixed.sensitivity(ckpt.model, fn, s.val.x, s.val.y).items()}
     sens = {n: {b: c for b, c in v.items() if b in _widths(layers[n])} for n, v in sens.items()}
     say("greedy search under the image budget")
-    low8 = _arena(ckpt.model, calib, recipe.quant.margin, {}, {})
-    image = ImageModel(low8.graph, lambda n: op_name(kind, n), sizes)
-    smallest = image.smallest({n: min(v, default=8) for n, v in sens.items()})
     search = mixed.greedy(sens, sizes, flash, image, smallest)
     mixed.evaluate(ckpt.model, fn, s.val.x, s.val.y, search)
     assert search.chosen is not None
