@@ -127,8 +127,8 @@ def quantize(
               f"; arena {r['arena_bytes']:,} B" + ("" if r["fits_ram"] is None else
                                                  f" ({'fits' if r['fits_ram'] else 'does NOT fit'} --ram)"))
     if "image_bytes" in r:
-        out.print(f"image (estimate: core + kernels + blob): {r['image_bytes']:,} B (int8 {r['image_bytes_int8']:,} B)"
-                  f"; --flash {r['flash_budget_bytes']:,} B" + ("" if r["fits_flash"] else " NOT met"))
+        out.print(f"image {r['image_bytes']:,} B estimated (int8 {r['image_bytes_int8']:,} B), --flash "
+                  f"{r['flash_budget_bytes']:,} B" + ("" if r["fits_flash"] else " NOT met"))
     out.print("bits: " + ", ".join(f"{k} {v['weight']}" for k, v in r["bits"].items()))
 
 
