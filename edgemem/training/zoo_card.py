@@ -280,9 +280,18 @@ def _act_lines(q: dict[str, Any]) -> list[str]:
     ]
 
 
-def _img(q: dict[str, Any], key: str) -> str:
-    """An image estimate of quantize.json, or "-" in one written before `--flash` bounded the image."""
-    return f"{q[key]:,}" if key in q else "-"
+def _size_table(q: dict[str, Any]) -> list[str]:
+    """Weight bytes (and, in a quantize.json whose search bounded the image, the image estimates) and accuracy of the
+    int8 and the mixed configuration."""
+    img = "image_bytes" in q
+    return [
+        "| | weight bytes |" + (" image estimate (bytes) |" if img else "") + " test accuracy (integer model) |",
+        "|---|---|" + ("---|" if img else "") + "---|",
+        f"| all int8 (the original model) | {q['weight_bytes_int8']:,} |"
+        + (f" {q['image_bytes_int8']:,} |" if img else "") + f" {100 * q['accuracy_int8']:.1f} % |",
+        f"| mixed (this model) | {q['weight_bytes']:,} ({q['weight_bytes_ratio']:.2f}× fewer) |"
+        + (f" {q['image_bytes']:,} |" if img else "") + f" {100 * q['accuracy']:.1f} % |",
+    ]
 
 
 def mixed_card(folder: Path, deployment: dict[str, Any] | None) -> str:
@@ -302,12 +311,7 @@ def mixed_card(folder: Path, deployment: dict[str, Any] | None) -> str:
         + (", inputs of the layers reading a chosen activation at its width" if q.get("activation_bits") else "")
         + (", distilled from the float model" if q.get("qat_distillation") else "") + ").",
         "",
-        "| | weight bytes | image estimate (bytes) | test accuracy (integer model) |",
-        "|---|---|---|---|",
-        f"| all int8 (the original model) | {q['weight_bytes_int8']:,} | {_img(q, 'image_bytes_int8')} | "
-        f"{100 * q['accuracy_int8']:.1f} % |",
-        f"| mixed (this model) | {q['weight_bytes']:,} ({q['weight_bytes_ratio']:.2f}× fewer) | "
-        f"{_img(q, 'image_bytes')} | {100 * q['accuracy']:.1f} % |",
+        *_size_table(q),
         "",
         "| layer (graph op) | weight bits | activation bits |",
         "|---|---|---|",
@@ -318,7 +322,8 @@ def mixed_card(folder: Path, deployment: dict[str, Any] | None) -> str:
         + ("" if q.get("ram_budget_bytes") is None else
            f" (RAM budget {q['ram_budget_bytes']:,} B: {'fits' if q['fits_ram'] else 'does not fit'})") + ".",
         "",
-        "![accuracy versus weight bytes over the configurations tried](pareto.png)",
+        f"![accuracy versus {'image' if 'image_bytes' in q else 'weight'} bytes over the configurations tried]"
+        "(pareto.png)",
     ]
     if deployment:
         lines += _deployment(deployment, q["model"])
