@@ -337,14 +337,16 @@ def quantize(checkpoint: PathLike, flash: int | str, *, ram: int | str | None = 
              out: PathLike | None = None, distill: bool = False, progress: Progress | None = None) -> QuantizeResult:
     """Make a new, mixed-precision model from a trained checkpoint; exports nothing (`edgemem quantize`).
 
-    Picks 8, 4 or 2 bits per weight layer (greedily, by validation loss) until the stored weights fit `flash`,
+    Picks 8, 4 or 2 bits per weight layer (greedily, by validation loss) until the estimated device image (runtime
+    core + the graph's kernels + its blob, edgemem.quant.image) fits `flash`,
     (LMUFormer) keeps activations at 16 bits while the arena fits `ram`, fine-tunes at those widths with
     quantization-aware training (brevitas) and writes the model as a new folder: model.pt, recipe.yaml,
     quantize.json, pareto.png. Export it next.
 
     Args:
         checkpoint: model.pt of a trained model.
-        flash: budget for the stored weights: bytes, or a size like "14KiB".
+        flash: budget for the device image (Cortex-M4 estimate): bytes, or a size like "28KiB"; a budget no
+            configuration fits is an EdgememError.
         ram: arena budget (bytes or "4KiB"): checked and reported; the ANN LMUFormer raises activations to 16 bits
             only while the arena fits it.
         epochs: quantization-aware fine-tuning epochs (0: none, the quick way).
@@ -356,7 +358,7 @@ def quantize(checkpoint: PathLike, flash: int | str, *, ram: int | str | None = 
         A `QuantizeResult`: `checkpoint` (the new model.pt), `bits` per layer, `weight_bytes`, `accuracy`, ...
 
     Example:
-        >>> q = edgemem.quantize("models/kws_lmuformer/model.pt", "14KiB", epochs=0, out="/tmp/kws_mixed")  # doctest: +SKIP
+        >>> q = edgemem.quantize("models/kws_lmuformer/model.pt", "28KiB", epochs=0, out="/tmp/kws_mixed")  # doctest: +SKIP
         >>> q.bits, q.weight_bytes, q.accuracy  # doctest: +SKIP
     """
     from edgemem.quant.mixed_run import quantize_mixed

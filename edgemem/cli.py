@@ -98,7 +98,8 @@ def export(
 @app.command()
 def quantize(
     checkpoint: Annotated[Path, typer.Argument(help="model.pt of a trained model")],
-    flash: Annotated[str, typer.Option("--flash", help="budget for the stored weights, e.g. 16KiB")],
+    flash: Annotated[str, typer.Option("--flash", help="budget for the device image (runtime code + "
+                                         "kernels + model blob, Cortex-M4 estimate), e.g. 16KiB")],
     ram: Annotated[str | None, typer.Option("--ram", help="arena budget, e.g. 4KiB: the ANN LMUFormer keeps "
                                             "activations at 16 bits only while the arena fits it; other models: "
                                             "checked and reported")] = None,
@@ -111,7 +112,8 @@ def quantize(
 ) -> None:
     """Make a new, mixed-precision model from a trained checkpoint; exports nothing.
 
-    Picks 8, 4 or 2 bits per weight layer (greedily, by validation loss) until the stored weights fit --flash,
+    Picks 8, 4 or 2 bits per weight layer (greedily, by validation loss) until the estimated device image (runtime
+    core + the kernels the graph needs + its blob) fits --flash,
     fine-tunes at those widths with quantization-aware training (brevitas), and writes the model as a new folder
     NAME_mixed: model.pt, recipe.yaml (its quant.weight_bits / act_bits), quantize.json and pareto.png.
     Run `edgemem export NAME_mixed/model.pt` next for its C files, the weights packed at those widths."""
@@ -124,6 +126,9 @@ def quantize(
               f"{r['weight_bytes_ratio']:.2f}x fewer), test accuracy {r['accuracy']:.4f} (int8 {r['accuracy_int8']:.4f})"
               f"; arena {r['arena_bytes']:,} B" + ("" if r["fits_ram"] is None else
                                                  f" ({'fits' if r['fits_ram'] else 'does NOT fit'} --ram)"))
+    if "image_bytes" in r:
+        out.print(f"image {r['image_bytes']:,} B estimated (int8 {r['image_bytes_int8']:,} B), --flash "
+                  f"{r['flash_budget_bytes']:,} B" + ("" if r["fits_flash"] else " NOT met"))
     out.print("bits: " + ", ".join(f"{k} {v['weight']}" for k, v in r["bits"].items()))
 
 

@@ -102,7 +102,7 @@ def test_relative_data_path_from_other_working_directories(tmp_path, monkeypatch
     _, _, held = held_out_set(Path("../exp/own"))  # what verify scores
     np.testing.assert_array_equal(held.x, sets.held_out.x)
     assert real_stream(Path("../exp/own"), 50).shape == (50, 3)  # what stress streams
-    r = json.loads(_ok(edgemem(monkeypatch, capsys, "quantize", "../runs/own/model.pt", "--flash", "400", "--epochs",
+    r = json.loads(_ok(edgemem(monkeypatch, capsys, "quantize", "../runs/own/model.pt", "--flash", "64KiB", "--epochs",
                                "0", "--out", "../runs/mixed/own_mixed", "--json")))
     assert r["model"] == "own_mixed"
     mixed = load_recipe(tmp_path / "runs" / "mixed" / "own_mixed" / "recipe.yaml")

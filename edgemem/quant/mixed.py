@@ -1,4 +1,4 @@
-"""Mixed-precision weights: a measured per-layer sensitivity, a greedy search under a weight-byte budget, and
+"""Mixed-precision weights: a measured per-layer sensitivity, a greedy search under a flash budget, and
 quantization-aware fine-tuning of the chosen configuration with brevitas.
 
 Sensitivity of layer l at b bits: the increase of the validation cross-entropy when only l's weights are
@@ -7,12 +7,15 @@ layer stays float. It is the quantity a Hessian-trace criterion (HAWQ) estimates
 the models here are small enough to evaluate once per layer and width.
 
 Search: start with every layer at 8 bits; repeatedly take the single step (one layer to its next lower width) with the
-smallest sensitivity increase per weight byte saved, until the weights fit the budget; when some step would reach the
+smallest sensitivity increase per byte saved, until the bytes bounded fit the budget (`edgemem quantize`: the device
+image, image.py: the first layer at 4 or 2 bits of a kind brings that kind's packed kernel, which can cost more
+than the weights it saves; a move that saves nothing is taken only when no move saves); when some step would reach the
 budget, take the one of those with the smallest increase instead (the ratio rule alone overshoots: a big cheap layer
 can halve the bytes where a small step would have done). Every configuration on the way
 is kept; with the configurations one move from all-8-bit (one layer at each lower width) and the uniform ones (every
 layer at 4, every layer at 2 where its rows allow it) they are evaluated on the validation set, and the report plots
-their Pareto front of weight bytes against validation accuracy (`candidates`, `pareto_front`).
+their Pareto front of bytes (the image, else the weights) against validation accuracy (`candidates`,
+`pareto_front`).
 
 Activations (the kinds whose lowering names activations it can keep at 16 bits: lower_lmuformer.ACT16): the same
 measure, with the input of the layers that read an activation fake-quantized per tensor at 8 or 16 bits (scale =
@@ -145,16 +148,18 @@ def act_sensitivity(model: nn.Module, fn: LogitsFn, x: np.ndarray, y: np.ndarray
 
 
 def choose_act_bits(sens: dict[str, dict[int, float]], arena_of: Callable[[dict[str, int]], int],
-                    ram: int | None) -> dict[str, int]:
+                    ram: int | None, image_of: Callable[[dict[str, int]], int] | None = None,
+                    flash: int | None = None) -> dict[str, int]:
     """Widths per activation: 16 for those worth it (validation loss gain > ACT_GAIN), largest gain first, each as
-    long as arena_of(the widths so far plus it) still fits `ram` (no budget: all of them); 8 for the rest."""
+    long as arena_of(the widths so far plus it) still fits `ram` (no budget: all of them) and image_of(them) still
+    fits `flash` (an int16 activation can bring the FC_S16 / ACT_S16 kernels); 8 for the rest."""
     gains = {p: v[8] - v[16] for p, v in sens.items()}
     bits = dict.fromkeys(sens, 8)
     for p in sorted(gains, key=lambda p: -gains[p]):
         if gains[p] <= ACT_GAIN:
             break
         trial = {**bits, p: 16}
-        if ram is None or arena_of(trial) <= ram:
+        if (ram is None or arena_of(trial) <= ram) and (flash is None or image_of is None or image_of(trial) <= flash):
             bits = trial
     return bits
 
@@ -165,6 +170,7 @@ class Step:
     weight_bytes: int
     predicted_loss_increase: float
     accuracy: float | None = None  # fake-quantized model on the validation set, filled by evaluate()
+    image_bytes: int | None = None  # the device image the search bounded (greedy's size_of), when it had one
 
 
 @dataclass
@@ -173,32 +179,64 @@ class Search:
     chosen: Step | None = None
 
 
-def greedy(sens: dict[str, dict[int, float]], sizes: dict[str, int], budget_bytes: int) -> Search:
-    """From all-8-bit down, one layer one width at a time, cheapest loss increase per byte saved first."""
+def refuse_unless_fits(size_of: Callable[[dict[str, int]], int], smallest: dict[str, int], budget_bytes: int,
+                       what: str) -> None:
+    """One EdgememError line when even the smallest configuration's bytes exceed the budget."""
+    if size_of(smallest) > budget_bytes:
+        raise EdgememError(f"no configuration fits {budget_bytes} bytes: the smallest {what} is {size_of(smallest)} "
+                           f"bytes ({', '.join(f'{n} {b}' for n, b in smallest.items())} bits), so the {what} "
+                           "cannot fit it")
+
+
+def greedy(sens: dict[str, dict[int, float]], sizes: dict[str, int], budget_bytes: int,
+           size_of: Callable[[dict[str, int]], int] | None = None,
+           smallest: dict[str, int] | None = None) -> Search:
+    """From all-8-bit down, one layer one width at a time, cheapest loss increase per byte saved first, until
+    size_of(bits) fits the budget. size_of: the bytes bounded (default: the weight bytes; quantize passes the device
+    image, image.ImageModel, where the first layer at 4 or 2 bits of a kind adds that kind's packed kernel, so a move
+    can save less than its weights or nothing). smallest: the configuration with the smallest size_of (default:
+    every layer at its lowest width); a budget below it is refused, and if the greedy path ends above the budget
+    while smallest fits, smallest is the last step."""
+    size_of = size_of or (lambda b: config_bytes(sizes, b))
+    lowest = {n: min((w for w in WIDTHS if w in sens[n]), default=8) for n in sizes}
+    floor = smallest or lowest
+    refuse_unless_fits(size_of, floor, budget_bytes, "set of weights" if smallest is None else "image")
     bits = {n: 8 for n in sizes}
     pred = 0.0
-    search = Search([Step(dict(bits), config_bytes(sizes, bits), pred)])
-    while config_bytes(sizes, bits) > budget_bytes:
-        over = config_bytes(sizes, bits) - budget_bytes
+
+    def step() -> Step:
+        return Step(dict(bits), config_bytes(sizes, bits), pred, None, size_of(bits) if smallest is not None else None)
+
+    search = Search([step()])
+    while size_of(bits) > budget_bytes:
+        now = size_of(bits)
+        over = now - budget_bytes
         moves: list[tuple[float, str, int, float, int]] = []
         for name, b in bits.items():
             lower = [w for w in WIDTHS if w < b and w in sens[name]]
             if not lower:
                 continue
             nb = max(lower)
-            saved = config_bytes({name: sizes[name]}, {name: b}) - config_bytes({name: sizes[name]}, {name: nb})
+            saved = now - size_of({**bits, name: nb})
             cost = max(sens[name][nb] - sens[name].get(b, 0.0), 0.0)
-            if saved > 0:
-                moves.append((cost / saved, name, nb, cost, saved))
-        finishing = [m for m in moves if m[4] >= over]
-        best = min(finishing, key=lambda m: (m[3], -m[4])) if finishing else min(moves, default=None)
-        if best is None:
-            raise EdgememError(f"the weights cannot fit {budget_bytes} bytes: every layer is at its lowest width "
-                               f"({config_bytes(sizes, bits)} bytes)")
+            moves.append((cost / saved if saved > 0 else math.inf, name, nb, cost, saved))
+        saving = [m for m in moves if m[4] > 0]
+        finishing = [m for m in saving if m[4] >= over]
+        if finishing:
+            best = min(finishing, key=lambda m: (m[3], -m[4]))
+        elif saving:
+            best = min(saving)
+        elif moves:  # only moves that add a kernel's code: the one that costs the fewest bytes, then the least loss
+            best = min(moves, key=lambda m: (-m[4], m[3]))
+        else:
+            bits = dict(floor)  # the path ended above the budget: the smallest configuration fits it
+            pred = sum(sens[n].get(b, 0.0) for n, b in bits.items() if b != 8)
+            search.steps.append(step())
+            break
         _, name, nb, cost, _ = best
         bits[name] = nb
         pred += cost
-        search.steps.append(Step(dict(bits), config_bytes(sizes, bits), pred))
+        search.steps.append(step())
     search.chosen = search.steps[-1]
     return search
 
@@ -208,10 +246,11 @@ def evaluate(model: nn.Module, fn: LogitsFn, x: np.ndarray, y: np.ndarray, searc
         step.accuracy = _loss(with_bits(model, step.bits), fn, x, y)[1]
 
 
-def candidates(sizes: dict[str, int], widths: dict[str, tuple[int, ...]], search: Search) -> list[Step]:
+def candidates(sizes: dict[str, int], widths: dict[str, tuple[int, ...]], search: Search,
+               size_of: Callable[[dict[str, int]], int] | None = None) -> list[Step]:
     """The configurations the report evaluates: the search path, then every single move from all-8-bit (one layer at
     one of its lower `widths`) and the uniform ones (every layer at its lowest allowed width not above 4, then 2),
-    each once (the first occurrence kept)."""
+    each once (the first occurrence kept); with size_of, each with its image_bytes."""
     full = dict.fromkeys(sizes, 8)
     configs = [dict(st.bits) for st in search.steps]
     configs += [{**full, n: b} for n in sizes for b in widths.get(n, ())]
@@ -223,7 +262,8 @@ def candidates(sizes: dict[str, int], widths: dict[str, tuple[int, ...]], search
         key = tuple(bits[n] for n in sizes)
         if key not in seen:
             seen.add(key)
-            out.append(Step(bits, config_bytes(sizes, bits), float("nan")))
+            out.append(Step(bits, config_bytes(sizes, bits), float("nan"), None,
+                            None if size_of is None else size_of(bits)))
     return out
 
 

@@ -1,8 +1,9 @@
-"""`edgemem quantize CKPT --flash SIZE`: choose weight widths per layer under a weight-byte budget, fine-tune with
+"""`edgemem quantize CKPT --flash SIZE`: choose weight widths per layer under a flash budget, fine-tune with
 quantization-aware training (brevitas), and write the mixed-precision model next to the original as NAME_mixed.
 
-What `--flash` bounds: the bytes of the weight tensors as stored (packed 4- and 2-bit rows). Biases, requantization
-multipliers and the runtime's code come on top; the verify report gives the whole Cortex-M4 image.
+What `--flash` bounds: the estimated device image (image.py): the runtime core, the code of every kernel the graph
+runs on (a layer at 4 or 2 bits brings its packed kernel) and the blob (weights packed at their widths, biases,
+multipliers, tables, graph metadata), for the Cortex-M4 at -O2. The verify report measures the linked image.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from edgemem.graph.ir import NONE, DType, Graph, OpType
 from edgemem.graph.ref import run_graph
 from edgemem.models import registry
 from edgemem.quant import mixed
+from edgemem.quant.image import ImageModel, image_of
 from edgemem.quant.lower import Lowered, lower
 from edgemem.quant.lowering import packable
 from edgemem.training.loop import fit, seed_everything
@@ -113,15 +115,19 @@ def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs:
     fn = zoo_logits(recipe.readout)
     layers = mixed.weight_layers(ckpt.model)
     sizes = {n: mixed.weight_count(m) for n, m in layers.items()}
+    # the image model first: a budget no configuration fits is refused before the sensitivity runs
+    image = ImageModel(_arena(ckpt.model, calib, recipe.quant.margin, {}, {}).graph, lambda n: op_name(kind, n), sizes)
+    smallest = image.smallest({n: min(_widths(m), default=8) for n, m in layers.items()})
+    mixed.refuse_unless_fits(image, smallest, flash, "image")
     say("sensitivity per layer and width (validation split)")
     sens = {n: v for n, v in mixed.sensitivity(ckpt.model, fn, s.val.x, s.val.y).items()}
     sens = {n: {b: c for b, c in v.items() if b in _widths(layers[n])} for n, v in sens.items()}
-    say("greedy search")
-    search = mixed.greedy(sens, sizes, flash)
+    say("greedy search under the image budget")
+    search = mixed.greedy(sens, sizes, flash, image, smallest)
     mixed.evaluate(ckpt.model, fn, s.val.x, s.val.y, search)
     assert search.chosen is not None
     say("the configurations around the search (validation split): the Pareto front")
-    configs = evaluated_configurations(ckpt.model, fn, s.val.x, s.val.y, sizes, sens, search)
+    configs = evaluated_configurations(ckpt.model, fn, s.val.x, s.val.y, sizes, sens, search, image)
     bits = search.chosen.bits
     op_bits = {op_name(kind, n): b for n, b in bits.items() if b != 8}
     readers = _act_readers(kind, ckpt.model)
@@ -131,9 +137,16 @@ def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs:
         say("activation sensitivity (8 vs 16 bits) and widths under the RAM budget")
         peaks = mixed.act_peaks(ckpt.model, fn, calib, readers)
         act_sens = mixed.act_sensitivity(ckpt.model, fn, s.val.x, s.val.y, readers, peaks)
-        act_bits = mixed.choose_act_bits(
-            act_sens, lambda trial: _arena(ckpt.model, calib, recipe.quant.margin, op_bits, trial).graph.arena_size,
-            ram)
+        lowered: dict[tuple[int, ...], Graph] = {}
+
+        def placed(trial: dict[str, int]) -> Graph:
+            key = tuple(trial[p] for p in readers)
+            if key not in lowered:
+                lowered[key] = _arena(ckpt.model, calib, recipe.quant.margin, op_bits, trial).graph
+            return lowered[key]
+
+        act_bits = mixed.choose_act_bits(act_sens, lambda trial: placed(trial).arena_size, ram,
+                                         lambda trial: image_of(placed(trial)).total, flash)
     input_bits = {r: act_bits[p] for p, names in readers.items() for r in names}
     say(f"quantization-aware fine-tuning, {epochs} epochs")
     qat = mixed.quantization_aware(ckpt.model, bits, input_bits)
@@ -148,16 +161,24 @@ def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs:
     tuned = mixed.back_to_float(ckpt.model, qat)
     wide = {p: b for p, b in act_bits.items() if b != 8}
     say("integer models on the test split")
-    acc8, bytes8, _ = _int_accuracy(ckpt.model, calib, recipe.quant.margin, {}, s.test.x, s.test.y, recipe.readout)
+    acc8, bytes8, int8 = _int_accuracy(ckpt.model, calib, recipe.quant.margin, {}, s.test.x, s.test.y,
+                                       recipe.readout)
     acc_mixed, bytes_mixed, low = _int_accuracy(tuned, calib, recipe.quant.margin, op_bits, s.test.x, s.test.y,
                                                 recipe.readout, wide)
     arena = int(low.graph.arena_size)
+    img, img8 = image_of(low.graph), image_of(int8.graph)
     widths, state_bits = _widths_report(low.graph, [op_name(kind, n) for n in bits])
     name = f"{recipe.name}_mixed"
     result = {
         "model": name,
         "sensitivity": "validation cross-entropy increase with one layer at 4 or 2 bits, the others float",
         "flash_budget_bytes": flash,
+        "flash_bounds": "the estimated Cortex-M4 image (-O2): runtime core + the graph's kernels + the blob",
+        "image_bytes": img.total,
+        "image_bytes_int8": img8.total,
+        "fits_flash": img.total <= flash,
+        "image": img.to_dict(),
+        "image_int8": img8.to_dict(),
         "weight_bytes": bytes_mixed,
         "weight_bytes_int8": bytes8,
         "weight_bytes_ratio": bytes8 / bytes_mixed,
@@ -180,16 +201,20 @@ def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs:
 
 
 def evaluated_configurations(model: nn.Module, fn: Any, x: np.ndarray, y: np.ndarray, sizes: dict[str, int],
-                             sens: dict[str, dict[int, float]], search: mixed.Search) -> list[dict[str, Any]]:
+                             sens: dict[str, dict[int, float]], search: mixed.Search,
+                             image: ImageModel | None = None) -> list[dict[str, Any]]:
     """Every configuration the report plots (mixed.candidates: the search path first, its last step the chosen one),
-    with its validation accuracy (fake-quantized) and whether it is on the search path and on the Pareto front."""
-    cands = mixed.candidates(sizes, {n: tuple(v) for n, v in sens.items()}, search)
+    with its validation accuracy (fake-quantized), its image estimate (with `image`) and whether it is on the search
+    path and on the Pareto front (of image bytes where there are some, else weight bytes)."""
+    cands = mixed.candidates(sizes, {n: tuple(v) for n, v in sens.items()}, search, image)
     known = {tuple(st.bits[n] for n in sizes): st.accuracy for st in search.steps}
     for c in cands:
         c.accuracy = known.get(tuple(c.bits[n] for n in sizes))
     mixed.evaluate(model, fn, x, y, mixed.Search([c for c in cands if c.accuracy is None]))
-    front = set(mixed.pareto_front([(c.weight_bytes, c.accuracy) for c in cands]))
-    return [{"weight_bytes": c.weight_bytes, "val_accuracy_fake_quant": c.accuracy, "bits": c.bits,
+    front = set(mixed.pareto_front([(c.weight_bytes if c.image_bytes is None else c.image_bytes, c.accuracy)
+                                    for c in cands]))
+    return [{"weight_bytes": c.weight_bytes, **({} if c.image_bytes is None else {"image_bytes": c.image_bytes}),
+             "val_accuracy_fake_quant": c.accuracy, "bits": c.bits,
              "search_path": i < len(search.steps), "pareto_front": i in front} for i, c in enumerate(cands)]
 
 
@@ -209,7 +234,7 @@ def _write(out: Path, ckpt: Checkpoint, tuned: nn.Module, recipe: Recipe, name: 
         "model.pt": lambda p: save_checkpoint(p, tuned_ckpt),
         "quantize.json": lambda p: p.write_text(json.dumps(result, indent=2) + "\n"),
         "pareto.png": lambda p: plot_pareto(p, configs, chosen, result["flash_budget_bytes"],
-                                            f"{name}: weight widths per layer",
+                                            f"{name}: weight widths per layer under the image budget",
                                             f"after QAT, the integer model: {100 * result['accuracy']:.1f} % on the "
                                             f"test split (int8: {100 * result['accuracy_int8']:.1f} %)"),
     })
@@ -220,15 +245,17 @@ ZOOM = 3.0  # accuracy points the second panel of pareto.png shows below the bes
 
 def plot_pareto(path: Path, configs: list[dict[str, Any]], chosen: int, budget: int, title: str, note: str = ""
                 ) -> list[int]:
-    """pareto.png: weight bytes against validation accuracy of every evaluated configuration (quantize.json's
-    `configurations`), their Pareto front, the chosen one, the all-8-bit one (the int8 model) and the budget.
-    Returns the front (indices into configs, by bytes)."""
+    """pareto.png: bytes (the image estimate where every configuration has one, else the weight bytes: the
+    quantize.json of a search that bounded the weights) against validation accuracy of every evaluated configuration
+    (quantize.json's `configurations`), their Pareto front, the chosen one, the all-8-bit one (the int8 model) and
+    the budget. Returns the front (indices into configs, by bytes)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    xs = np.array([c["weight_bytes"] for c in configs], dtype=float)
+    key = "image_bytes" if all("image_bytes" in c for c in configs) else "weight_bytes"
+    xs = np.array([c[key] for c in configs], dtype=float)
     ys = np.array([100 * c["val_accuracy_fake_quant"] for c in configs])
     front = mixed.pareto_front(list(zip(xs, ys)))
     int8 = next(i for i, c in enumerate(configs) if all(b == 8 for b in c["bits"].values()))
@@ -244,7 +271,8 @@ def plot_pareto(path: Path, configs: list[dict[str, Any]], chosen: int, budget: 
         ax.scatter([xs[chosen]], [ys[chosen]], s=220, marker="*", color="C3", zorder=6,
                    label=f"chosen ({xs[chosen]:,.0f} B, {ys[chosen]:.1f} %)")
         ax.axvline(budget, color="C3", ls="--", lw=1, label=f"flash budget ({budget:,} B)", zorder=1)
-        ax.set_xlabel("weight bytes as stored (packed 8/4/2-bit rows)")
+        ax.set_xlabel("estimated Cortex-M4 image (core + kernels + blob), bytes" if key == "image_bytes" else
+                      "weight bytes as stored (packed 8/4/2-bit rows)")
         ax.set_ylabel("validation accuracy (%, fake-quantized)")
         ax.grid(alpha=0.3)
         if zoom:  # the top ZOOM points: where the front's useful part and the chosen configuration are

@@ -280,6 +280,20 @@ def _act_lines(q: dict[str, Any]) -> list[str]:
     ]
 
 
+def _size_table(q: dict[str, Any]) -> list[str]:
+    """Weight bytes (and, in a quantize.json whose search bounded the image, the image estimates) and accuracy of the
+    int8 and the mixed configuration."""
+    img = "image_bytes" in q
+    return [
+        "| | weight bytes |" + (" image estimate (bytes) |" if img else "") + " test accuracy (integer model) |",
+        "|---|---|" + ("---|" if img else "") + "---|",
+        f"| all int8 (the original model) | {q['weight_bytes_int8']:,} |"
+        + (f" {q['image_bytes_int8']:,} |" if img else "") + f" {100 * q['accuracy_int8']:.1f} % |",
+        f"| mixed (this model) | {q['weight_bytes']:,} ({q['weight_bytes_ratio']:.2f}× fewer) |"
+        + (f" {q['image_bytes']:,} |" if img else "") + f" {100 * q['accuracy']:.1f} % |",
+    ]
+
+
 def mixed_card(folder: Path, deployment: dict[str, Any] | None) -> str:
     """The card of a model written by `edgemem quantize` (quantize.json, pareto.png, and a verify report)."""
     q = json.loads((folder / "quantize.json").read_text())
@@ -288,18 +302,16 @@ def mixed_card(folder: Path, deployment: dict[str, Any] | None) -> str:
         "",
         "Generated from `quantize.json` (`edgemem quantize`) and `verify.json`; numbers are measured.",
         "",
-        f"Budget for the stored weights: **{q['flash_budget_bytes']:,} B**. Sensitivity: {q['sensitivity']}. "
+        (f"Flash budget: **{q['flash_budget_bytes']:,} B** for the estimated device image (Cortex-M4, -O2: runtime "
+         "core + the graph's kernels + its blob). " if "image_bytes" in q else
+         f"Budget for the stored weights: **{q['flash_budget_bytes']:,} B**. ") + f"Sensitivity: {q['sensitivity']}. "
         "Greedy search from all-8-bit, one layer one width at a time (cheapest loss per byte saved; the last step the "
         f"cheapest that reaches the budget), then {q['qat_epochs']} epochs of quantization-aware fine-tuning with "
         "brevitas (per-channel weights, the integer model's own rounding"
         + (", inputs of the layers reading a chosen activation at its width" if q.get("activation_bits") else "")
         + (", distilled from the float model" if q.get("qat_distillation") else "") + ").",
         "",
-        "| | weight bytes | test accuracy (integer model) |",
-        "|---|---|---|",
-        f"| all int8 (the original model) | {q['weight_bytes_int8']:,} | {100 * q['accuracy_int8']:.1f} % |",
-        f"| mixed (this model) | {q['weight_bytes']:,} ({q['weight_bytes_ratio']:.2f}× fewer) | "
-        f"{100 * q['accuracy']:.1f} % |",
+        *_size_table(q),
         "",
         "| layer (graph op) | weight bits | activation bits |",
         "|---|---|---|",
@@ -310,7 +322,8 @@ def mixed_card(folder: Path, deployment: dict[str, Any] | None) -> str:
         + ("" if q.get("ram_budget_bytes") is None else
            f" (RAM budget {q['ram_budget_bytes']:,} B: {'fits' if q['fits_ram'] else 'does not fit'})") + ".",
         "",
-        "![accuracy versus weight bytes over the configurations tried](pareto.png)",
+        f"![accuracy versus {'image' if 'image_bytes' in q else 'weight'} bytes over the configurations tried]"
+        "(pareto.png)",
     ]
     if deployment:
         lines += _deployment(deployment, q["model"])
