@@ -24,6 +24,7 @@ ONNX_FILE = "model.onnx"  # one float step, state in and out
 TFLITE_FILE = "model.tflite"  # one step, states as inputs and outputs (edgemem.exporters.tflite_export)
 TFLITE_VARS_FILE = "model_vars.tflite"  # the same step with its state in resource variables
 TFLITE_FLOAT_FILE = "model_float.tflite"  # the same step in float32 (edgemem.exporters.tflite_float)
+TFLITE_INT8_FILE = "model_int8.tflite"  # converter-style int8, not bit-exact (edgemem.exporters.tflite_int8)
 QCDQ_FILE = "model_qcdq.onnx"
 NIR_FILE = "model.nir"
 META = "meta.json"
@@ -31,7 +32,7 @@ PATCH_FILE = "patch.bin"  # the patch schedule's plan (`edgemem plan --patch-out
 INPUT_STAGE_FILE = "input_stage.bin"  # the input stage's graph blob (raw samples -> model input), where it has one
 # every file an export folder may hold: `export` replaces such a folder as a whole, and refuses to replace any other
 EXPORT_FILES = frozenset({BLOB_FILE, HEADER_FILE, SOURCE_FILE, ONNX_FILE, TFLITE_FILE, TFLITE_VARS_FILE,
-                          TFLITE_FLOAT_FILE, QCDQ_FILE, NIR_FILE, META, PATCH_FILE, INPUT_STAGE_FILE})
+                          TFLITE_FLOAT_FILE, TFLITE_INT8_FILE, QCDQ_FILE, NIR_FILE, META, PATCH_FILE, INPUT_STAGE_FILE})
 
 
 def sha256(data: bytes) -> str:
