@@ -29,7 +29,7 @@ def require_tflite(what: str) -> None:
     require_extra("tflite", what, *TFLITE_PACKAGES)
 
 STEPS = 2000
-INT8_WINDOWS = 500  # held-out windows model_int8.tflite runs in each interpreter (psMNIST's 10,000 x 784: too many)
+INT8_STEPS = 200_000  # held-out steps model_int8.tflite runs per interpreter, in whole windows (all of HAR / KWS)
 
 
 def _states(meta: dict[str, Any]) -> list[tuple[str, int]]:
@@ -101,8 +101,9 @@ def check_export(export_dir: Path, steps: int = STEPS, checkpoint: Path | None =
 
 
 def int8_accuracy(export_dir: Path, meta: dict[str, Any], xq: np.ndarray, y: np.ndarray, ref: np.ndarray,
-                  readout: str, windows: int = INT8_WINDOWS) -> dict[str, Any]:
-    """model_int8.tflite (converter-style, not bit-exact) over the first `windows` held-out windows [n][T][n_in]
+                  readout: str, steps: int = INT8_STEPS) -> dict[str, Any]:
+    """model_int8.tflite (converter-style, not bit-exact) over the first held-out windows [n][T][n_in] that fit in
+    `steps` (at least one)
     (int8 codes, each window from reset: states at their zero points), in TFLM and LiteRT's optimized kernels:
     its accuracy beside the integer model's (`ref`, the same windows and readout) and how often the two agree on
     the top class, per window and per step."""
@@ -112,7 +113,7 @@ def int8_accuracy(export_dir: Path, meta: dict[str, Any], xq: np.ndarray, y: np.
     if not isinstance(info, dict) or not isinstance(info.get("states"), list):
         raise EdgememError("meta.json has no 'tflite_int8'; re-export with --to tflite")
     data = (export_dir / TFLITE_INT8_FILE).read_bytes()
-    n = min(windows, len(xq))
+    n = min(len(xq), max(1, steps // xq.shape[1]))
     states = [("int8", int(c)) for _, c, _, _ in info["states"]]
     zps = [int(z) for _, _, _, z in info["states"]]
     scale, zp = float(info["output"][0]), int(info["output"][1])
