@@ -300,3 +300,24 @@ def test_the_cmsis_nn_check_names_int8_parameter_faults():
     assert not any("CONCATENATION: int8 input 0" in p for p in found), found
     assert any("TANH: int8 output must have scale 0.0078125" in p for p in found), found
     assert any("weights need zero point 0" in p for p in found), found
+
+
+def test_meta_of_an_int8_export_is_checked(tmp_path):
+    """A folder listing model_int8.tflite must say its parameters: a missing or malformed tflite_int8 is named."""
+    import json
+
+    from edgemem.exporters.folder import load_meta
+
+    meta = json.loads((SHIPPED / "meta.json").read_text())
+    meta["files"] = {**meta["files"], "model_int8.tflite": "0" * 64}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(EdgememError, match="has no 'tflite_int8' field"):
+        load_meta(tmp_path)
+    good = {"form": "state as inputs and outputs", "input": [0.5, 0], "output": [0.25, -3],
+            "states": [["lmu.m", 32, 0.01, 0]]}
+    for bad in ({**good, "output": [0.25, 300]}, {**good, "states": [["lmu.m", 32, -1.0, 0]]}, {**good, "form": 1}):
+        (tmp_path / "meta.json").write_text(json.dumps({**meta, "tflite_int8": bad}))
+        with pytest.raises(EdgememError, match="field 'tflite_int8' must be"):
+            load_meta(tmp_path)
+    (tmp_path / "meta.json").write_text(json.dumps({**meta, "tflite_int8": good}))
+    assert load_meta(tmp_path)["tflite_int8"] == good
