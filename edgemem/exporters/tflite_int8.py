@@ -238,7 +238,7 @@ class _Converter:
                             axis=0)
         s_in = float(np.float32(self.params[x].scale))
         b = np.zeros(len(s_w)) if bias is None else bias.astype(np.float64).reshape(-1)
-        bq = self.out.const(wname + ".bias", np.round(b / (s_in * s_w)), "int32",
+        bq = self.out.const(wname + ".bias", np.clip(np.round(b / (s_in * s_w)), -2**31, 2**31 - 1), "int32",
                             list((s_in * s_w).astype(np.float32)), 0)
         self.out.op(Op.FULLY_CONNECTED, [self.tensor(x), wq, bq], [self.tensor(y)], *opts)
 
@@ -252,8 +252,7 @@ class _Converter:
         rv = _const(self.src, self.sg.tensors[r])
         if rv.ndim != 2 or len(self.sg.tensors[x].shape) != 2:
             return False
-        self.fully_connected(x, rv, None, int(op.outputs[0]), options("FullyConnected"),
-                             self.name(r))
+        self.fully_connected(x, rv, None, int(op.outputs[0]), options("FullyConnected"), self.name(r))
         return True
 
     def mul(self, op: Any) -> bool:
