@@ -150,13 +150,13 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
         files[TFLITE_FILE] = state_io.data
         files[TFLITE_VARS_FILE] = to_tflite(low, name, variables=True).data
         files[TFLITE_FLOAT_FILE] = to_tflite_float(low, name).data
+        # [name, dtype, count, scale] of each state input, in order
+        meta["tflite_states"] = [[st.name, st.dtype, st.count, st.scale] for st in state_io.states]
         # the converter-style int8 file: the float twin quantized after training, calibrated on the calibration set
         int8 = to_tflite_int8(files[TFLITE_FLOAT_FILE], sets.calibration, low.input_scale,
                               [st.name for st in state_io.states], name)
         files[TFLITE_INT8_FILE] = int8.data
         meta["tflite_int8"] = int8_meta(int8)
-        # [name, dtype, count, scale] of each state input, in order
-        meta["tflite_states"] = [[st.name, st.dtype, st.count, st.scale] for st in state_io.states]
     return write_export(out, files, meta)
 
 
