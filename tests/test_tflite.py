@@ -264,6 +264,14 @@ def test_the_converter_style_int8_file_runs_near_the_integer_model(name):
         if code == Op.TANH:
             q = sg.tensors[op.outputs[0]].quantization
             assert (list(q.scale), list(q.zeroPoint)) == ([1 / 128], [0])
+        if code == Op.GREATER:  # membrane and threshold at one scale and zero point: a comparison of codes
+            assert [(list(t.quantization.scale), list(t.quantization.zeroPoint)) for t in ins].count(
+                (list(ins[0].quantization.scale), list(ins[0].quantization.zeroPoint))) == 2
+        if code == Op.SELECT_V2:  # spikes: the two values are 1 and 0 in real units (to float32's precision)
+            for t, real in ((ins[1], 1.0), (ins[2], 0.0)):
+                codes = np.frombuffer(bytes(model.buffers[t.buffer].data), dtype=np.int8).astype(np.float64)
+                np.testing.assert_allclose((codes - t.quantization.zeroPoint[0]) * t.quantization.scale[0], real,
+                                           rtol=1e-6, atol=0)
     ref = run_graph(low.graph, x[None].astype(np.int64))[0]
     states = [("int8", c) for _, c, _ in m.states]
     zps = [p.zero_point for _, _, p in m.states]
@@ -309,6 +317,7 @@ def test_meta_of_an_int8_export_is_checked(tmp_path):
     from edgemem.exporters.folder import load_meta
 
     meta = json.loads((SHIPPED / "meta.json").read_text())
+    meta.pop("tflite_int8", None)
     meta["files"] = {**meta["files"], "model_int8.tflite": "0" * 64}
     (tmp_path / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(EdgememError, match="has no 'tflite_int8' field"):
