@@ -26,7 +26,7 @@ NAMES = {v: k for k, v in vars(Op).items() if isinstance(v, int)}
 # (TFLM's reference CONCATENATION / SLICE / SELECT_V2 copy codes; MAXIMUM / MINIMUM, reference and CMSIS-NN's
 # arm_maximum_s8 / arm_minimum_s8, compare codes)
 SAME_PARAMS = {Op.CONCATENATION: None, Op.SLICE: (0,), Op.MAXIMUM: (0, 1), Op.MINIMUM: (0, 1), Op.SELECT_V2: (1, 2)}
-# int8 outputs whose parameters TFLite's int8 kernels fix
+# int8 outputs whose parameters are fixed: TFLM's int8 TANH writes 1/128 codes whatever the output declares (measured)
 FIXED_INT8_OUTPUT = {Op.TANH: (1.0 / 128, 0), Op.LOGISTIC: (1.0 / 256, -128)}
 
 

@@ -5,8 +5,8 @@ the way TF's converter quantizes a model, for TFLite Micro's fastest kernels. No
   windows from reset, state fed back; each tensor's min / max over all steps gives its range.
 - Activations: int8, asymmetric, scale (max - min) / 255 over a range that includes 0, zero point so that 0 is exact.
   The step input keeps edgemem's own input scale and zero point 0, so the file reads the same int8 codes as
-  model.tflite. TANH's output is 1/128 with zero point 0, LOGISTIC's 1/256 with -128 (what TFLite's int8 kernels
-  require).
+  model.tflite. TANH's output is 1/128 with zero point 0 (TFLM's int8 TANH writes codes at that scale whatever the
+  tensor declares), LOGISTIC's 1/256 with -128, as the converter writes them.
 - Ops that move integers without rescaling share one set of parameters across their operands, as the converter
   makes them: RESHAPE, SLICE, CONCATENATION, MAXIMUM / MINIMUM (a constant bound is quantized at its operand's
   parameters, saturating), SELECT_V2's two values and its output. Each state input and its next-state output share
