@@ -241,8 +241,8 @@ def export(checkpoint: PathLike, out: PathLike, *, to: str | Sequence[str] = ("o
     The integer model is post-training quantized at the widths of the checkpoint's recipe, calibrated on its
     training windows. Always (unless `to` is nir alone): model.bin (the op graph blob), model.h / model.c and
     meta.json; per format: `onnx` model.onnx, `qcdq` model_qcdq.onnx, `nir` model.nir, `tflite` model.tflite,
-    model_vars.tflite, model_float.tflite. The folder is written whole and swapped in; an existing `out` holding
-    anything an export does not write is refused.
+    model_vars.tflite, model_float.tflite, model_int8.tflite. The folder is written whole and swapped in; an
+    existing `out` holding anything an export does not write is refused.
 
     Args:
         checkpoint: a model.pt (of `train` or `quantize`).

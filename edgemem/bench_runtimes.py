@@ -5,6 +5,8 @@ Same int8 model, same input: the held-out recordings streamed end to end for STE
   with collection toggled on the step function only (em_graph_step; TFLM's MicroInterpreter::Invoke),
   as (count at STEPS + 1 steps - count at 1 step) / STEPS: set-up and the first step's one-off work are excluded.
   TFLM runs model_vars.tflite (state in resource variables, like edgemem's arena), so no Python copies are counted.
+  TFLM's best case: model_int8.tflite (converter-style int8, not bit-exact: docs/tflite.md) where the export has
+  it, state as inputs and outputs fed back from Python outside the counted Invoke.
 - RAM: edgemem's Cortex-M4 image (data + bss, arena and state included; verify.json) vs TFLM's arena (its
   allocation report; TFLM's interpreter object and op resolver come on top).
 - Flash for the Cortex-M4: edgemem's whole footprint image (text + data, startup code included) vs a lower bound
@@ -48,6 +50,21 @@ for t in range(int(sys.argv[3])):
     it.invoke()
 """
 
+# the state-as-I/O file: each state fed back (set_input / get_output are outside the counted Invoke)
+_TFLM_STATE_LOOP = """
+import json, sys, numpy as np
+from tflite_micro.python.tflite_micro import runtime
+x = np.load(sys.argv[2])
+it = runtime.Interpreter.from_bytes(open(sys.argv[1], 'rb').read(), arena_size=1 << 20)
+state = [np.full((1, c), z, np.int8) for c, z in json.loads(sys.argv[4])]
+for t in range(int(sys.argv[3])):
+    it.set_input(x[t:t + 1], 0)
+    for i, v in enumerate(state):
+        it.set_input(v, 1 + i)
+    it.invoke()
+    state = [np.array(it.get_output(1 + i)).reshape(1, -1).copy() for i in range(len(state))]
+"""
+
 
 def _callgrind(cmd: list[str], toggles: tuple[str, ...]) -> int:
     with tempfile.TemporaryDirectory(prefix="edgemem-cg-") as tmp:
@@ -78,13 +95,16 @@ def edgemem_instructions(exe: Path, blob: Path, x: np.ndarray) -> float:
     return _per_step(count, x.shape[0] - 1)
 
 
-def tflm_instructions(model: Path, x: np.ndarray) -> float:
+def tflm_instructions(model: Path, x: np.ndarray, states: list[tuple[int, int]] | None = None) -> float:
+    """`states`: (count, zero point) of each int8 state input of a state-as-I/O file, fed back every step."""
     with tempfile.TemporaryDirectory(prefix="edgemem-b-") as tmp:
         xs = Path(tmp) / "x.npy"
         np.save(xs, x)
+        loop = _TFLM_LOOP if states is None else _TFLM_STATE_LOOP
+        extra = [] if states is None else [json.dumps([[int(c), int(z)] for c, z in states])]
 
         def count(n: int) -> int:
-            return _callgrind([sys.executable, "-c", _TFLM_LOOP, str(model), str(xs), str(n)], (TFLM_INVOKE,))
+            return _callgrind([sys.executable, "-c", loop, str(model), str(xs), str(n), *extra], (TFLM_INVOKE,))
 
         return _per_step(count, x.shape[0] - 1)
 
@@ -157,7 +177,7 @@ def onnxruntime_us_per_step(model: Path, x_float: np.ndarray) -> float:
 def bench_model(root: Path, name: str) -> dict[str, Any]:
     import json
 
-    from edgemem.exporters.folder import TFLITE_VARS_FILE, load_meta
+    from edgemem.exporters.folder import TFLITE_INT8_FILE, TFLITE_VARS_FILE, load_meta
     from edgemem.exporters.tflite_run import open_session
     from edgemem.verification import c_runtime
     from edgemem.verification.stress import real_stream
@@ -178,11 +198,29 @@ def bench_model(root: Path, name: str) -> dict[str, Any]:
     onnx = {"instructions_per_step": None, "ram_bytes": None, "flash_bytes": None,
             "us_per_step": onnxruntime_us_per_step(exp / "model.onnx", x_float)}
     peers = {"tflm": tflm, "litert": litert, "onnxruntime": onnx}
+    if (exp / TFLITE_INT8_FILE).is_file() and "tflite_int8" in meta:
+        peers["tflm_int8"] = tflm_int8(exp, meta, x, verify)
     out: dict[str, Any] = {"steps": STEPS, "edgemem": edge, **peers}
     for r in peers.values():  # peer / edgemem: > 1 means edgemem needs less
         r["ratios"] = {k: (r[k] / edge[k] if r[k] is not None and edge[k] else None)
                        for k in ("instructions_per_step", "ram_bytes", "flash_bytes", "us_per_step")}
     return out
+
+
+def tflm_int8(exp: Path, meta: dict[str, Any], x: np.ndarray, verify: dict[str, Any]) -> dict[str, Any]:
+    """TFLM's best case: model_int8.tflite in the TFLM pip package (x86-64 host, callgrind on Invoke), its arena,
+    and its held-out accuracy beside the int8 model's where verify.json has them (tflite.int8)."""
+    from edgemem.exporters.folder import TFLITE_INT8_FILE
+    from edgemem.exporters.tflite_run import open_session
+
+    f = exp / TFLITE_INT8_FILE
+    states = [(int(c), int(z)) for _, c, _, z in meta["tflite_int8"]["states"]]
+    acc = (verify.get("tflite") or {}).get("int8") or {}
+    return {"instructions_per_step": tflm_instructions(f, x, states),
+            "ram_bytes": open_session(f.read_bytes(), "tflm").arena_bytes,
+            "flash_bytes": TFLM_RUNTIME_FLASH + f.stat().st_size, "us_per_step": None,
+            "accuracy": (acc.get("tflm") or {}).get("accuracy"), "int_reference_accuracy":
+                acc.get("int_reference_accuracy"), "accuracy_windows": acc.get("windows")}
 
 
 def pin_one_core() -> int:
@@ -209,9 +247,37 @@ def markdown(results: dict[str, Any], cores: dict[str, dict[str, Any]] | None = 
             f"{t['ratios']['ram_bytes']:.2f}x | {e['flash_bytes']:,} B | {t['flash_bytes']:,} B | "
             f"{t['ratios']['flash_bytes']:.2f}x | {e['us_per_step']:.2f} | {lt['us_per_step']:.2f} | "
             f"{lt['ratios']['us_per_step']:.2f}x | {ox['us_per_step']:.2f} | {ox['ratios']['us_per_step']:.2f}x |")
+    best = {n: r for n, r in results.items() if "tflm_int8" in r}
+    if best:
+        lines += int8_markdown(best)
     if cores:
         lines += cores_markdown(cores)
     return "\n".join(lines) + "\n"
+
+
+def _pct(v: Any) -> str:
+    return "–" if v is None else f"{100 * v:.1f} %"
+
+
+def int8_markdown(results: dict[str, Any]) -> list[str]:
+    """TFLM best case: the converter-style int8 file beside edgemem and the bit-exact model_vars.tflite."""
+    lines = ["", "## TFLM best case (converter-style int8)", "",
+             "x86-64 host, TFLM pip package under callgrind (instructions per step in Invoke, as above): "
+             "model_int8.tflite is the float twin quantized as TF's converter quantizes (int8 activations with zero "
+             "points, per-channel int8 weights: TFLM's fastest kernels); it is not bit-exact with edgemem. Accuracy: "
+             "held-out windows from reset, TFLM (verify.json tflite.int8), beside the int8 model's on the same "
+             "windows.", "",
+             "| model | edgemem instr/step | TFLM int8 instr/step | TFLM int8 / edgemem | TFLM 16x8 instr/step "
+             "| TFLM int8 arena | int8 file accuracy | edgemem int8 accuracy | windows |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        e, b, t = r["edgemem"], r["tflm_int8"], r["tflm"]
+        lines.append(
+            f"| {name} | {e['instructions_per_step']:,.0f} | {b['instructions_per_step']:,.0f} | "
+            f"{b['ratios']['instructions_per_step']:.2f}x | {t['instructions_per_step']:,.0f} | "
+            f"{b['ram_bytes']:,} B | {_pct(b.get('accuracy'))} | {_pct(b.get('int_reference_accuracy'))} | "
+            f"{b.get('accuracy_windows') or '–'} |")
+    return lines
 
 
 def cores_from_verify(root: Path, models: Any) -> dict[str, dict[str, Any]]:

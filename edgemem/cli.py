@@ -80,7 +80,8 @@ def export(
     act_bits: int8 everywhere unless `edgemem quantize` wrote narrower ones), calibrated on its training windows.
     Always (unless --to is nir alone): model.bin (the op graph blob), model.h / model.c and meta.json. Per --to:
     onnx model.onnx (the float step); qcdq model_qcdq.onnx (the integer step as QCDQ ONNX); nir model.nir (the
-    float spiking model: l2mu, spiking lmuformer); tflite model.tflite, model_vars.tflite, model_float.tflite.
+    float spiking model: l2mu, spiking lmuformer); tflite model.tflite, model_vars.tflite, model_float.tflite,
+    model_int8.tflite (converter-style int8, not bit-exact: docs/tflite.md).
     bundle (alone): a folder to drop into a firmware project: the runtime sources the model needs, model.h /
     model.c, CMake, Zephyr, Arduino and PlatformIO glue (docs/bundle.md)."""
     meta = api.export(checkpoint, out_dir, to=to, name=name).raw

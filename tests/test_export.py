@@ -57,7 +57,7 @@ def test_onnx_step_matches_torch_on_the_shipped_model_and_real_windows(tmp_path)
 def test_shipped_export_is_reproduced_byte_for_byte(tmp_path):
     export_run.export(CHECKPOINT, ["onnx", "c", "tflite"], tmp_path, name="har_l2mu")
     for f in ("model.onnx", "model.bin", "model.c", "model.h", "model.tflite", "model_vars.tflite",
-              "model_float.tflite"):
+              "model_float.tflite", "model_int8.tflite"):
         assert (tmp_path / f).read_bytes() == (SHIPPED / f).read_bytes(), f
     meta_new = load_meta(tmp_path)
     meta_old = load_meta(SHIPPED)

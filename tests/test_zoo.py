@@ -455,6 +455,6 @@ def test_shipped_graph_export_is_reproduced_byte_for_byte(tmp_path):
     shipped = ROOT / "export" / "har_elm"
     export_run.export(ROOT / "models" / "har_elm" / "model.pt", ["onnx", "c", "tflite"], tmp_path, name="har_elm")
     for f in ("model.onnx", "model.bin", "model.c", "model.h", "model.tflite", "model_vars.tflite",
-              "model_float.tflite"):
+              "model_float.tflite", "model_int8.tflite"):
         assert (tmp_path / f).read_bytes() == (shipped / f).read_bytes(), f
     assert load_meta(tmp_path)["files"] == load_meta(shipped)["files"]

@@ -24,6 +24,7 @@ ONNX_FILE = "model.onnx"  # one float step, state in and out
 TFLITE_FILE = "model.tflite"  # one step, states as inputs and outputs (edgemem.exporters.tflite_export)
 TFLITE_VARS_FILE = "model_vars.tflite"  # the same step with its state in resource variables
 TFLITE_FLOAT_FILE = "model_float.tflite"  # the same step in float32 (edgemem.exporters.tflite_float)
+TFLITE_INT8_FILE = "model_int8.tflite"  # converter-style int8, not bit-exact (edgemem.exporters.tflite_int8)
 QCDQ_FILE = "model_qcdq.onnx"
 NIR_FILE = "model.nir"
 META = "meta.json"
@@ -31,7 +32,7 @@ PATCH_FILE = "patch.bin"  # the patch schedule's plan (`edgemem plan --patch-out
 INPUT_STAGE_FILE = "input_stage.bin"  # the input stage's graph blob (raw samples -> model input), where it has one
 # every file an export folder may hold: `export` replaces such a folder as a whole, and refuses to replace any other
 EXPORT_FILES = frozenset({BLOB_FILE, HEADER_FILE, SOURCE_FILE, ONNX_FILE, TFLITE_FILE, TFLITE_VARS_FILE,
-                          TFLITE_FLOAT_FILE, QCDQ_FILE, NIR_FILE, META, PATCH_FILE, INPUT_STAGE_FILE})
+                          TFLITE_FLOAT_FILE, TFLITE_INT8_FILE, QCDQ_FILE, NIR_FILE, META, PATCH_FILE, INPUT_STAGE_FILE})
 
 
 def sha256(data: bytes) -> str:
@@ -173,6 +174,20 @@ _TFLITE_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
         isinstance(s, list) and len(s) == 4 and isinstance(s[0], str) and s[1] in ("int8", "int16")
         and _is_int(s[2]) and _is_num(s[3]) for s in v)),
 }
+
+
+def _is_params(v: Any) -> bool:
+    return isinstance(v, list) and len(v) == 2 and _is_num(v[0]) and _is_int(v[1]) and -128 <= v[1] <= 127
+
+
+_TFLITE_INT8_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "tflite_int8": ("a mapping of form, input and output [scale, zero point] and states [name, count, scale, zero "
+                    "point]", lambda v: isinstance(v, dict) and isinstance(v.get("form"), str)
+                    and _is_params(v.get("input")) and _is_params(v.get("output"))
+                    and isinstance(v.get("states"), list) and all(
+                        isinstance(s, list) and len(s) == 4 and isinstance(s[0], str) and _is_int(s[1])
+                        and _is_params(s[2:]) for s in v["states"])),
+}
 # Optional: exports written before edgemem recorded itself have no "tool"; checked where present.
 _OPTIONAL_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "tool": ("a mapping of name, version and commit strings", lambda v: isinstance(v, dict) and all(
@@ -210,6 +225,8 @@ def load_meta(folder: Path) -> dict[str, Any]:
     extra = _GRAPH_FIELDS
     if TFLITE_FILE in (meta.get("files") or {}):  # a TFLite export says what its state inputs are
         extra = {**extra, **_TFLITE_FIELDS}
+    if TFLITE_INT8_FILE in (meta.get("files") or {}):  # and the int8 file its parameters
+        extra = {**extra, **_TFLITE_INT8_FIELDS}
     if INPUT_STAGE_FILE in (meta.get("files") or {}) or "input_stage" in meta:
         extra = {**extra, **_STAGE_FIELDS}
     for key, (what, ok) in {**_META_FIELDS, **extra}.items():

@@ -7,8 +7,9 @@ and whatever formats were asked for. Each step runs once; nothing is written unt
 then the folder is written whole beside --out and swapped in (folder.write_folder): an interrupted or failed export
 leaves the previous folder as it was. --out is checked before the checkpoint is even loaded.
 qcdq: model_qcdq.onnx, the integer graph's step as QCDQ ONNX (edgemem/exporters/qcdq.py); nir: model.nir, the float
-spiking model as a NIR graph (edgemem/exporters/nir_export.py); tflite: model.tflite, model_vars.tflite and
-model_float.tflite (edgemem/exporters/tflite_export.py, tflite_float.py).
+spiking model as a NIR graph (edgemem/exporters/nir_export.py); tflite: model.tflite, model_vars.tflite,
+model_float.tflite and the converter-style model_int8.tflite (edgemem/exporters/tflite_export.py, tflite_float.py,
+tflite_int8.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from edgemem.exporters.folder import (
     SOURCE_FILE,
     TFLITE_FILE,
     TFLITE_FLOAT_FILE,
+    TFLITE_INT8_FILE,
     TFLITE_VARS_FILE,
     check_export_out,
     sha256,
@@ -141,6 +143,8 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
     if "tflite" in formats:
         from edgemem.exporters.tflite_export import to_tflite  # the tflite extra: imported only when asked for
         from edgemem.exporters.tflite_float import to_tflite_float
+        from edgemem.exporters.tflite_int8 import meta_of as int8_meta
+        from edgemem.exporters.tflite_int8 import to_tflite_int8
 
         state_io = to_tflite(low, name)
         files[TFLITE_FILE] = state_io.data
@@ -148,6 +152,11 @@ def export(checkpoint: Path, formats: list[str], out: Path, name: str | None = N
         files[TFLITE_FLOAT_FILE] = to_tflite_float(low, name).data
         # [name, dtype, count, scale] of each state input, in order
         meta["tflite_states"] = [[st.name, st.dtype, st.count, st.scale] for st in state_io.states]
+        # the converter-style int8 file: the float twin quantized after training, calibrated on the calibration set
+        int8 = to_tflite_int8(files[TFLITE_FLOAT_FILE], sets.calibration, low.input_scale,
+                              [st.name for st in state_io.states], name)
+        files[TFLITE_INT8_FILE] = int8.data
+        meta["tflite_int8"] = int8_meta(int8)
     return write_export(out, files, meta)
 
 

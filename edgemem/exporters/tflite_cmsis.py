@@ -22,6 +22,12 @@ PLAIN = {Op.RESHAPE, Op.QUANTIZE, Op.ADD, Op.SUB, Op.MUL, Op.MAXIMUM, Op.MINIMUM
          Op.RELU, Op.CAST, Op.GATHER, Op.VAR_HANDLE, Op.READ_VARIABLE, Op.ASSIGN_VARIABLE, Op.CALL_ONCE, Op.TANH,
          Op.GREATER, Op.SELECT_V2}
 NAMES = {v: k for k, v in vars(Op).items() if isinstance(v, int)}
+# int8 operands whose kernels move codes without rescaling: they must carry the output's scale and zero point
+# (TFLM's reference CONCATENATION / SLICE / SELECT_V2 copy codes; MAXIMUM / MINIMUM, reference and CMSIS-NN's
+# arm_maximum_s8 / arm_minimum_s8, compare codes)
+SAME_PARAMS = {Op.CONCATENATION: None, Op.SLICE: (0,), Op.MAXIMUM: (0, 1), Op.MINIMUM: (0, 1), Op.SELECT_V2: (1, 2)}
+# int8 outputs whose parameters are fixed: TFLM's int8 TANH writes 1/128 codes whatever the output declares (measured)
+FIXED_INT8_OUTPUT = {Op.TANH: (1.0 / 128, 0), Op.LOGISTIC: (1.0 / 256, -128)}
 
 
 def _const(model: Any, t: Any) -> np.ndarray | None:
@@ -89,6 +95,32 @@ def _bounds(model: Any, ins: list[Any], out: Any, channel_axis: int, x_max: int)
     return bad
 
 
+def _zero_points(t: Any) -> list[int]:
+    q = t.quantization
+    return [] if q is None or q.zeroPoint is None else [int(z) for z in q.zeroPoint]
+
+
+def _params(t: Any) -> tuple[list[float], list[int]]:
+    return _scales(t), _zero_points(t)
+
+
+def _int8_params(code: int, op: Any, ins: list[Any], outs: list[Any]) -> list[str]:
+    """The int8 parameter rules of converter-style files: operands of code-moving ops share the output's scale and
+    zero point; TANH / LOGISTIC outputs carry the fixed parameters their int8 kernels require."""
+    bad = []
+    if code in SAME_PARAMS and outs and outs[0].type == T.INT8:
+        pos = SAME_PARAMS[code] or range(len(ins))
+        for k in pos:
+            if k < len(ins) and ins[k] is not None and ins[k].type == T.INT8 and _params(ins[k]) != _params(outs[0]):
+                bad.append(f"int8 input {k} has other scale / zero point than the output (the kernel copies codes)")
+    if code in FIXED_INT8_OUTPUT and outs and outs[0].type == T.INT8:
+        s, z = FIXED_INT8_OUTPUT[code]
+        sc, zp = _params(outs[0])
+        if len(sc) != 1 or abs(sc[0] - s) > 1e-9 * s or zp != [z]:
+            bad.append(f"int8 output must have scale {s} and zero point {z}")
+    return bad
+
+
 def _check(model: Any, sg: Any, op: Any, ranges: dict[int, tuple[int, int]]) -> list[str]:
     code = max(model.operatorCodes[op.opcodeIndex].builtinCode,
                model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode)
@@ -97,6 +129,7 @@ def _check(model: Any, sg: Any, op: Any, ranges: dict[int, tuple[int, int]]) -> 
     bad = [f"int16 tensor {t.name!r} has a non-zero zero point" for t in [*ins, *outs]
            if t is not None and t.type == T.INT16 and t.quantization is not None
            and any(z != 0 for z in (t.quantization.zeroPoint if t.quantization.zeroPoint is not None else []))]
+    bad += _int8_params(code, op, ins, outs)
     if code in PLAIN:
         return bad
     x = ins[0]
@@ -106,6 +139,8 @@ def _check(model: Any, sg: Any, op: Any, ranges: dict[int, tuple[int, int]]) -> 
             return bad + ([] if w.type == T.FLOAT32 else ["hybrid float input / integer weights"])
         if w.type != T.INT8 or outs[0].type != x.type:
             return bad + ["weights must be int8 and the output the input's type"]
+        if any(z != 0 for z in _zero_points(w)):
+            bad.append("weights need zero point 0 (CMSIS-NN's kernels take symmetric weights only)")
         if x.type == T.INT8:
             return bad + ([] if b is None or b.type == T.INT32 else ["int8 input needs an int32 bias"])
         if x.type != T.INT16:

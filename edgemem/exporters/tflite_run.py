@@ -99,14 +99,19 @@ def tflm_arena_bytes(it: Any) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def run_sequence(data: bytes, x: np.ndarray, states: list[tuple[str, int]], backend: str) -> np.ndarray:
+def run_sequence(data: bytes, x: np.ndarray, states: list[tuple[str, int]], backend: str,
+                 zero_points: list[int] | None = None, session: Session | None = None) -> np.ndarray:
     """x [T][n_in] int8 (or float32 for a float file) -> logits [T][n_out], from zero state; `states`:
-    (dtype, count) of each state input in order (TfliteModel.states). A file with resource variables has none."""
-    s = open_session(data, backend)
+    (dtype, count) of each state input in order (TfliteModel.states). A file with resource variables has none.
+    `zero_points`: each state's code for real 0 where it is not 0 (model_int8.tflite); `session`: one already
+    open on `data`, reused (many short sequences)."""
+    s = session or open_session(data, backend)
     dt = x.dtype
     if s.n_inputs != 1 + len(states):
         raise EdgememError(f"the model has {s.n_inputs} inputs, expected 1 + {len(states)} states")
-    state = [np.zeros((1, n), dtype=np.float32 if dt == np.float32 else np.dtype(d)) for d, n in states]
+    zps = zero_points or [0] * len(states)
+    state = [np.full((1, n), z, dtype=np.float32 if dt == np.float32 else np.dtype(d))
+             for (d, n), z in zip(states, zps)]
     out = []
     for t in range(x.shape[0]):
         s.set_input(0, x[t:t + 1])

@@ -15,6 +15,7 @@ from edgemem.exporters.folder import (
     PATCH_FILE,
     QCDQ_FILE,
     TFLITE_FILE,
+    TFLITE_INT8_FILE,
     check_files,
     check_hashes,
     checkpoint_of,
@@ -179,4 +180,7 @@ def verify(export_dir: Path, m4_windows: int | None = None, progress: Any = None
 
         say(f"TFLite: TFLM, LiteRT (reference and optimized kernels), {tflite.STEPS} held-out steps")
         report["tflite"] = tflite.check_export(export_dir, checkpoint=checkpoint)
+        if (export_dir / TFLITE_INT8_FILE).is_file():  # converter-style int8: its own accuracy, not bit-exact
+            say(f"TFLite int8 (converter-style): TFLM and LiteRT, up to {tflite.INT8_STEPS} held-out steps")
+            report["tflite"]["int8"] = tflite.int8_accuracy(export_dir, meta, xq, ts.y, ref, readout)
     return report

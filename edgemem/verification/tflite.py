@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgemem.errors import EdgememError
-from edgemem.exporters.folder import TFLITE_FILE, TFLITE_FLOAT_FILE, TFLITE_VARS_FILE, load_meta
+from edgemem.exporters.folder import TFLITE_FILE, TFLITE_FLOAT_FILE, TFLITE_INT8_FILE, TFLITE_VARS_FILE, load_meta
 from edgemem.exporters.tflite_run import BACKENDS, open_session, run_sequence
 from edgemem.tool import require_extra
 
@@ -29,6 +29,7 @@ def require_tflite(what: str) -> None:
     require_extra("tflite", what, *TFLITE_PACKAGES)
 
 STEPS = 2000
+INT8_STEPS = 200_000  # held-out steps model_int8.tflite runs per interpreter, in whole windows (all of HAR / KWS)
 
 
 def _states(meta: dict[str, Any]) -> list[tuple[str, int]]:
@@ -96,4 +97,37 @@ def check_export(export_dir: Path, steps: int = STEPS, checkpoint: Path | None =
         out["float32"] = {"argmax_agreement": float((y.argmax(axis=1) == ref.argmax(axis=1)).mean()),
                           "max_abs_logit_difference": float(np.abs(y - real).max()),
                           "logit_range": float(np.abs(real).max())}
+    return out
+
+
+def int8_accuracy(export_dir: Path, meta: dict[str, Any], xq: np.ndarray, y: np.ndarray, ref: np.ndarray,
+                  readout: str, steps: int = INT8_STEPS) -> dict[str, Any]:
+    """model_int8.tflite (converter-style, not bit-exact) over the first held-out windows [n][T][n_in] that fit in
+    `steps` (at least one)
+    (int8 codes, each window from reset: states at their zero points), in TFLM and LiteRT's optimized kernels:
+    its accuracy beside the integer model's (`ref`, the same windows and readout) and how often the two agree on
+    the top class, per window and per step."""
+    from edgemem.models.readout import predictions
+
+    info = meta.get("tflite_int8")
+    if not isinstance(info, dict) or not isinstance(info.get("states"), list):
+        raise EdgememError("meta.json has no 'tflite_int8'; re-export with --to tflite")
+    data = (export_dir / TFLITE_INT8_FILE).read_bytes()
+    n = min(len(xq), max(1, steps // xq.shape[1]))
+    states = [("int8", int(c)) for _, c, _, _ in info["states"]]
+    zps = [int(z) for _, _, _, z in info["states"]]
+    scale, zp = float(info["output"][0]), int(info["output"][1])
+    p_ref = predictions(ref[:n], readout)
+    out: dict[str, Any] = {"file_bytes": len(data), "form": info.get("form"), "windows": int(n),
+                           "int_reference_accuracy": float((p_ref == y[:n]).mean())}
+    for backend in ("tflm", "litert"):
+        session = open_session(data, backend)
+        logits = np.stack([run_sequence(data, xq[i].astype(np.int8), states, backend, zps, session)
+                           for i in range(n)]).astype(np.float64)
+        real = (logits - zp) * scale
+        p = predictions(real, readout)
+        out[backend] = {"accuracy": float((p == y[:n]).mean()),
+                        "top_class_agreement": float((p == p_ref).mean()),
+                        "step_argmax_agreement": float((real.argmax(-1) == ref[:n].argmax(-1)).mean())}
+    out["tflm_arena_bytes"] = open_session(data, "tflm").arena_bytes
     return out
