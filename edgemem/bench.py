@@ -332,8 +332,14 @@ def main() -> None:
     results["cores_instructions_per_step"] = bench_runtimes.cores_from_verify(root, SHIPPED)
     spike_rate = float(results["event_driven_kernels"]["kws_slmuformer"]["input_spike_rate"])
     results["kernels"] = kernel_microbench(spike_rate)
+    from edgemem import bench_outside
+
+    outside = bench_outside.compare(root, results["cores_instructions_per_step"])
+    if outside is not None:  # TFLM + CMSIS-NN on the M4: an outside measurement, kept apart and marked as such
+        results["tflm_cmsis_m4_outside"] = outside
     write_text_atomic(args.out.parent / "RESULTS.md",
                       bench_runtimes.markdown(results["runtimes"], results["cores_instructions_per_step"])
+                      + bench_outside.markdown(outside)
                       + kernels_markdown(results["kernels"], spike_rate))
     for name, r in results["runtimes"].items():
         t, lt, ox = r["tflm"]["ratios"], r["litert"]["ratios"], r["onnxruntime"]["ratios"]
