@@ -202,9 +202,18 @@ def load_npz(path: Path) -> Recordings:
     return Recordings([np.asarray(v, dtype=np.float32) for v in valid], y.astype(np.int64), subjects, names, 0.0)
 
 
-SOURCES = {"watch": load_watch, "basic_motions": load_basic_motions}
+def load_hapt() -> Recordings:
+    """UCI HAPT, activities 1-6 (edgemem.data.hapt): smartphone acc (g) + gyro (rad/s), 50 Hz, subjects 1-30."""
+    from edgemem.data import hapt
+
+    return hapt.load_hapt()
+
+
+SOURCES = {"watch": load_watch, "basic_motions": load_basic_motions, "hapt": load_hapt}
 # Sources whose channels are raw sensor readings: their exports get a SENSOR input stage (edgemem.graph.sensor).
-SENSOR_SOURCES = ("watch", "basic_motions", "npz")
+# hapt keeps the default full scale (the power of two above 1.25 x the data's peak: 4 g, 16 rad/s): its phone
+# saturates near 2 g and 10 rad/s.
+SENSOR_SOURCES = ("watch", "basic_motions", "npz", "hapt")
 # int16 full scale per channel of a sensor source, in its units: the watch's accelerometer channels peak at 5.8 and
 # its gyroscope channels at 29.0 over the whole set, which an IMU's +-8 g and +-2000 deg/s (34.9 rad/s) ranges hold.
 SENSOR_FULL_SCALE = {"watch": (8.0, 8.0, 8.0, 34.906585, 34.906585, 34.906585)}
