@@ -56,11 +56,18 @@ def test_same_recipe_and_seed_give_byte_identical_checkpoints_and_exports(tmp_pa
         assert (tmp_path / "export0" / f).read_bytes() == (tmp_path / "export1" / f).read_bytes(), f
 
 
-def test_cross_validation_fills_the_cv_keys(tmp_path):
+def test_cross_validation_fills_the_cv_keys(tmp_path, monkeypatch, capsys):
+    from edgemem.cli import entry
+
     recipe_text = RECIPE.replace("epochs: 2", "epochs: 1").replace("baselines: [gru, features_rf]",
                                                                    "baselines: [features_rf]")
     (tmp_path / "recipe.yaml").write_text(recipe_text + "cv: {folds: 2, seeds: [0, 1, 2], subjects: [1, 2]}\n")
-    metrics = train_recipe(load_recipe(tmp_path / "recipe.yaml"), tmp_path, cv=True, jobs=2, quiet=True)
+    monkeypatch.setattr(sys, "argv", ["edgemem", "train", str(tmp_path / "recipe.yaml"), "--cv", "--jobs", "2"])
+    with pytest.raises(SystemExit) as e:
+        entry()
+    printed = capsys.readouterr().out
+    assert e.value.code == 0, printed
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
     cv = json.loads((tmp_path / "cv.json").read_text())
     assert [len(cv["models"][m]["runs"]) for m in ("l2mu", "features_rf")] == [6, 6]
     assert {tuple(r["test_subjects"]) for r in cv["models"]["l2mu"]["runs"]} == {(1,), (2,)}
@@ -82,6 +89,9 @@ def test_cross_validation_fills_the_cv_keys(tmp_path):
     assert keys[keys.index("cv_accuracy_sd") + 1 : keys.index("cv_accuracy_sd") + 3] == ["cv_seeds",
                                                                                            "cv_paired_vs_best_baseline"]
     assert "Paired with the features_rf on the same 2 folds and seeds [0, 1, 2]" in (tmp_path / "README.md").read_text()
+    low, high = (100 * v for v in p["ci95"])
+    assert (f"paired with features_rf (same folds, seeds [0, 1, 2]): {100 * p['mean_diff']:+.1f} points, 95 % CI "
+            f"{low:+.1f} to {high:+.1f}") in printed
 
 
 def _weights(path):
