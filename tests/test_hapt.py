@@ -122,6 +122,11 @@ def test_the_real_recordings_match_what_is_published():
     assert np.abs(rest[..., 3:]).mean() < 0.05
     walking = w.x[w.y == 0]
     assert np.abs(walking[..., 3:]).mean() > 0.2  # the gyroscope channels are real signal, not a copy of zeros
+    # the export's default sensor full scale holds every sample (activities 1-6 peak at 2.00 g and 6.2 rad/s)
+    from edgemem.data.sources import SENSOR_FULL_SCALE
+
+    peak = np.max([np.abs(s).max(axis=0) for s in rec.series], axis=0)
+    assert np.all(peak < np.asarray(SENSOR_FULL_SCALE["hapt"])) and peak[:3].max() > 1.9 and peak[3:].max() > 5
 
 
 def test_the_hapt_recipe_uses_the_21_9_split_and_leave_6_subjects_out_folds():
