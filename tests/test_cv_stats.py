@@ -86,3 +86,20 @@ def test_metrics_fields_and_the_card_sentence():
     assert "the L2MU minus the cnn is **+2.0 points**, 95 % CI -3.0 to +7.0" in text
     assert "not distinguishable from it" in text and "Per fold: +2.0, +4.0, +0.0." in text
     assert paired_lines({}, "x") == []
+
+
+def test_a_zoo_card_shows_the_cv_means_and_the_paired_comparison():
+    from edgemem.training.zoo_card import zoo_card
+
+    recipe = validate({"name": "z", "model": {"kind": "elm"}, "baselines": ["cnn"],
+                       "cv": {"folds": 3, "seeds": SEEDS, "subjects": [1, 2, 3, 4, 5, 6]}})
+    row = {"test_accuracy": 0.8, "val_accuracy": None, "params": 100, "macs_per_step": 100.0, "spikes_per_step": None}
+    base = {**row, "cv_accuracy_mean": 0.81, "cv_accuracy_sd": 0.02}
+    fields = summary_fields(recipe, {"elm": _entry(MODEL), "cnn": _entry(BASE)})
+    metrics = {**row, "cv_accuracy_mean": 0.83, "cv_accuracy_sd": 0.03, **fields, "baselines": {"cnn": base}}
+    card = zoo_card(metrics, recipe.to_dict(), "z")
+    assert "Cross-validation (seeds [0, 1, 2], mean ± sd over folds × seeds): elm (this model) 83.0 ± 3.0 %; " \
+           "cnn 81.0 ± 2.0 %." in card
+    assert "elm minus the cnn is **+2.0 points**" in card
+    plain = zoo_card({**row, "cv_accuracy_mean": None, "cv_accuracy_sd": None, "baselines": {}}, recipe.to_dict(), "z")
+    assert "Cross-validation" not in plain and "Paired" not in plain
