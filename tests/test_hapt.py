@@ -48,6 +48,15 @@ def test_other_globals_and_misuse_of_allowed_ones_are_refused():
         restricted_load(b"cnumpy\ndtype\n(VV8\nI0\nI1\ntR.")
     with pytest.raises(UnsafePickle, match="persistent ids"):
         restricted_load(b"P1\n.")
+    # BUILD on an allow-listed class itself (slot state: setattr) would rewrite the stub for every later load
+    from edgemem.data.safe_pickle import ArrayStub
+
+    for target in (b"cnumpy\nndarray\n", b"c__builtin__\nobject\n"):  # the markers: no __setstate__ of their own
+        with pytest.raises(UnsafePickle, match=r"tries to set _\w+Marker\.x"):
+            restricted_load(target + b"(N}Vx\nI1\nstb.")
+    with pytest.raises(UnsafePickle):  # a stub class: its own __setstate__, called unbound, fails
+        restricted_load(b"cpandas.core.frame\nDataFrame\n(N}V__setstate__\nI1\nstb.")
+    assert callable(ArrayStub.__setstate__)
 
 
 def _hapt_installed() -> None:

@@ -29,7 +29,17 @@ _NUMERIC = frozenset({"f8", "f4", "f2", "i8", "i4", "i2", "i1", "u8", "u4", "u2"
 _OBJECT = "O8"  # column names: an object array whose items the pickle machine itself built (str, numbers, None)
 
 
-class _Stub:
+class _Frozen(type):
+    """The allow-listed classes cannot be changed by the pickle (a BUILD on a class would set class attributes)."""
+
+    def __setattr__(cls, name: str, value: Any) -> None:
+        raise UnsafePickle(f"pickle tries to set {cls.__name__}.{name}")
+
+    def __delattr__(cls, name: str) -> None:
+        raise UnsafePickle(f"pickle tries to delete {cls.__name__}.{name}")
+
+
+class _Stub(metaclass=_Frozen):
     """Stands in for a pickled pandas object: keeps the state the pickle gives it and runs nothing."""
 
     def __init__(self) -> None:
@@ -59,15 +69,15 @@ _STUBS: dict[str, type[_Stub]] = {"DataFrame": DataFrameStub, "BlockManager": Bl
                                   "RangeIndex": RangeIndexStub}
 
 
-class _ObjectMarker:
+class _ObjectMarker(metaclass=_Frozen):
     """`object`, as the pickle names it for copyreg._reconstructor: a marker, not the real class."""
 
 
-class _NdarrayMarker:
+class _NdarrayMarker(metaclass=_Frozen):
     """`numpy.ndarray`, as an argument of _reconstruct: a marker."""
 
 
-class DTypeStub:
+class DTypeStub(metaclass=_Frozen):
     """numpy.dtype(name, align, copy) and its BUILD state (byte order), checked against the allowed dtypes."""
 
     def __init__(self, name: Any, align: Any = 0, copy: Any = 1) -> None:
@@ -85,7 +95,7 @@ class DTypeStub:
         return d if self.order in ("|", "=") else d.newbyteorder(self.order)
 
 
-class ArrayStub:
+class ArrayStub(metaclass=_Frozen):
     """numpy's _reconstruct(ndarray, (0,), b'b') followed by BUILD (version, shape, dtype, fortran, data): the array
     is built here from the raw bytes (a copy), never by numpy's own unpickling."""
 
