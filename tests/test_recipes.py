@@ -45,7 +45,7 @@ BAD = [
     ("data: {hop: 0}", "recipe field 'data.hop' must be >= 1, got 0"),
     ("data: {source: npz}", "recipe field 'data.path' is needed for source 'npz'"),
     ("data: {source: watch, path: w.npz}", "recipe field 'data.path' applies to source 'npz' only"),
-    ("data: {source: csv}", "recipe field 'data.source' must be one of watch, basic_motions, npz"),
+    ("data: {source: csv}", "recipe field 'data.source' must be one of watch, basic_motions, hapt, npz"),
     ("data: {val_subjects: [9]}", "recipe field 'data.test_subjects' shares subjects [9] with data.val_subjects"),
     ("data: {train_subjects: []}", "recipe field 'data.train_subjects' must have at least 1 entries"),
     ("baselines: [lstm]", "recipe field 'baselines' must hold values among gru, cnn, features_rf, transformer"),
@@ -114,6 +114,8 @@ def test_the_shipped_recipes_and_their_checkpoints_validate():
 
     for folder in sorted(p.parent for p in (ROOT / "models").glob("*/recipe.yaml")):
         recipe = load_recipe(folder / "recipe.yaml")
+        if not (folder / "model.pt").is_file():  # a recipe not trained yet (models/hapt_l2mu): the file validates
+            continue
         stored = load_checkpoint(folder / "model.pt").recipe
         assert recipe_from_dict(stored, folder / "recipe.yaml").to_dict() == stored == recipe.to_dict(), folder.name
 

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from conftest import ROOT
@@ -55,16 +56,42 @@ def test_same_recipe_and_seed_give_byte_identical_checkpoints_and_exports(tmp_pa
         assert (tmp_path / "export0" / f).read_bytes() == (tmp_path / "export1" / f).read_bytes(), f
 
 
-def test_cross_validation_fills_the_cv_keys(tmp_path):
+def test_cross_validation_fills_the_cv_keys(tmp_path, monkeypatch, capsys):
+    from edgemem.cli import entry
+
     recipe_text = RECIPE.replace("epochs: 2", "epochs: 1").replace("baselines: [gru, features_rf]",
                                                                    "baselines: [features_rf]")
-    (tmp_path / "recipe.yaml").write_text(recipe_text + "cv: {folds: 2, seeds: [0, 1], subjects: [1, 2]}\n")
-    metrics = train_recipe(load_recipe(tmp_path / "recipe.yaml"), tmp_path, cv=True, jobs=2, quiet=True)
+    (tmp_path / "recipe.yaml").write_text(recipe_text + "cv: {folds: 2, seeds: [0, 1, 2], subjects: [1, 2]}\n")
+    monkeypatch.setattr(sys, "argv", ["edgemem", "train", str(tmp_path / "recipe.yaml"), "--cv", "--jobs", "2"])
+    with pytest.raises(SystemExit) as e:
+        entry()
+    printed = capsys.readouterr().out
+    assert e.value.code == 0, printed
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
     cv = json.loads((tmp_path / "cv.json").read_text())
-    assert [len(cv["models"][m]["runs"]) for m in ("l2mu", "features_rf")] == [4, 4]
+    assert [len(cv["models"][m]["runs"]) for m in ("l2mu", "features_rf")] == [6, 6]
     assert {tuple(r["test_subjects"]) for r in cv["models"]["l2mu"]["runs"]} == {(1,), (2,)}
     for m in (metrics, metrics["baselines"]["features_rf"]):
         assert 0 <= m["cv_accuracy_mean"] <= 1 and m["cv_accuracy_sd"] >= 0
+    # the paired comparison: every model on the same folds and seeds, recomputed here from cv.json's runs
+    assert metrics["cv_seeds"] == [0, 1, 2]
+    p = metrics["cv_paired_vs_best_baseline"]
+    acc = {m: {(r["test_subjects"][0], r["seed"]): r["accuracy"] for r in cv["models"][m]["runs"]}
+           for m in ("l2mu", "features_rf")}
+    assert set(acc["l2mu"]) == set(acc["features_rf"]) == {(f, s) for f in (1, 2) for s in (0, 1, 2)}
+    fold_diff = [sum(acc["l2mu"][(f, s)] - acc["features_rf"][(f, s)] for s in (0, 1, 2)) / 3 for f in (1, 2)]
+    assert p["baseline"] == "features_rf" and p["per_fold_diff"] == pytest.approx(fold_diff)
+    assert p["mean_diff"] == pytest.approx(sum(fold_diff) / 2)
+    # two folds: t(0.975, 1 df) = 12.706 times the standard error |d1 - d2| / 2
+    half = 12.706 * abs(fold_diff[0] - fold_diff[1]) / 2
+    assert p["ci95"] == pytest.approx([p["mean_diff"] - half, p["mean_diff"] + half], abs=1e-4)
+    keys = list(json.loads((tmp_path / "metrics.json").read_text()))
+    assert keys[keys.index("cv_accuracy_sd") + 1 : keys.index("cv_accuracy_sd") + 3] == ["cv_seeds",
+                                                                                           "cv_paired_vs_best_baseline"]
+    assert "Paired with the features_rf on the same 2 folds and seeds [0, 1, 2]" in (tmp_path / "README.md").read_text()
+    low, high = (100 * v for v in p["ci95"])
+    assert (f"paired with features_rf (same folds, seeds [0, 1, 2]): {100 * p['mean_diff']:+.1f} points, 95 % CI "
+            f"{low:+.1f} to {high:+.1f}") in printed
 
 
 def _weights(path):

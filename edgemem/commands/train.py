@@ -19,7 +19,7 @@ from edgemem.models.readout import predictions
 from edgemem.quant.lower import lower
 from edgemem.quant.widths import check_widths
 from edgemem.training import report
-from edgemem.training.cv import cross_validate, current_entries
+from edgemem.training.cv import cross_validate, current_entries, summary_fields
 from edgemem.training.loop import Interrupted
 from edgemem.training.pipeline import Trained, build_main, load_windows, prepare, train_model
 from edgemem.training.recipe import Recipe, replace
@@ -38,6 +38,16 @@ def _metrics(t: Trained, zoo: bool) -> dict[str, Any]:
         m["train_seconds"] = t.train_seconds
         m["train_threads"] = torch.get_num_threads()
     return m
+
+
+def _after(d: dict[str, Any], key: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """d with `extra`'s items inserted right after `key` (metrics.json reads in that order)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out[k] = v
+        if k == key:
+            out.update(extra)
+    return out
 
 
 def int_accuracy(recipe: Recipe, model: Any, calib: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
@@ -108,10 +118,12 @@ def _finish(recipe: Recipe, out: Path, cv: bool, jobs: int, quiet: bool, trained
         previous = cross_validate(recipe, windows, class_names, [main, *recipe.baselines], jobs, previous)
         cv_result = previous
         writers["cv.json"] = lambda p: report.write_json(p, cv_result)
-    for name, r in current_entries(recipe, previous).items():  # stale entries are never reported
+    current = current_entries(recipe, previous)
+    for name, r in current.items():  # stale entries are never reported
         target = metrics if name == main else metrics["baselines"].get(name)
         if target is not None:
             target["cv_accuracy_mean"], target["cv_accuracy_sd"] = r["mean"], r["sd"]
+    metrics = _after(metrics, "cv_accuracy_sd", summary_fields(recipe, current))
     title = f"{recipe.name} ({main})" if main != "l2mu" else f"{recipe.name} (L2MU)"
     card = card_text(out, recipe, metrics)
     writers.update({

@@ -202,12 +202,22 @@ def load_npz(path: Path) -> Recordings:
     return Recordings([np.asarray(v, dtype=np.float32) for v in valid], y.astype(np.int64), subjects, names, 0.0)
 
 
-SOURCES = {"watch": load_watch, "basic_motions": load_basic_motions}
+def load_hapt() -> Recordings:
+    """UCI HAPT, activities 1-6 (edgemem.data.hapt): smartphone acc (g) + gyro (rad/s), 50 Hz, subjects 1-30."""
+    from edgemem.data import hapt
+
+    return hapt.load_hapt()
+
+
+SOURCES = {"watch": load_watch, "basic_motions": load_basic_motions, "hapt": load_hapt}
 # Sources whose channels are raw sensor readings: their exports get a SENSOR input stage (edgemem.graph.sensor).
-SENSOR_SOURCES = ("watch", "basic_motions", "npz")
+SENSOR_SOURCES = ("watch", "basic_motions", "npz", "hapt")
 # int16 full scale per channel of a sensor source, in its units: the watch's accelerometer channels peak at 5.8 and
 # its gyroscope channels at 29.0 over the whole set, which an IMU's +-8 g and +-2000 deg/s (34.9 rad/s) ranges hold.
-SENSOR_FULL_SCALE = {"watch": (8.0, 8.0, 8.0, 34.906585, 34.906585, 34.906585)}
+# HAPT's phone peaks at 2.01 g and 10.01 rad/s over the whole set (2.00 g and 6.2 rad/s within activities 1-6): an IMU
+# at +-4 g and +-1000 deg/s (17.45 rad/s) holds both; a scale derived from the training windows gives some axes 2 g.
+SENSOR_FULL_SCALE = {"watch": (8.0, 8.0, 8.0, 34.906585, 34.906585, 34.906585),
+                     "hapt": (4.0, 4.0, 4.0, 17.453293, 17.453293, 17.453293)}
 # Sources that take parameters (a dict, e.g. a recipe's data.params); each documents its keys.
 PARAM_SOURCES = ("kws", "psmnist", "digits")
 SOURCE_NAMES = (*SOURCES, "npz", *PARAM_SOURCES)  # every name a recipe's data.source may take

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgemem.data.windows import Windows, cv_folds
+from edgemem.training.cv_stats import paired_vs_best_baseline
 from edgemem.training.recipe import Recipe
 
 
@@ -68,3 +69,17 @@ def cross_validate(
             "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
         }
     return {"folds": [t for _, t in folds], "models": {n: models[n] for n in names}}
+
+
+def summary_fields(recipe: Recipe, entries: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json's top-level CV fields beside cv_accuracy_mean, from the current cv.json entries: the seeds, and
+    the recipe's model paired with its best baseline by CV mean (edgemem.training.cv_stats). Empty when the model
+    has no current CV entry (CV never ran, or the recipe changed since)."""
+    main = recipe.model.kind
+    if main not in entries:
+        return {}
+    fields: dict[str, Any] = {"cv_seeds": list(recipe.cv.seeds)}
+    paired = paired_vs_best_baseline(main, {n: entries[n] for n in [main, *recipe.baselines] if n in entries})
+    if paired is not None:
+        fields["cv_paired_vs_best_baseline"] = paired
+    return fields

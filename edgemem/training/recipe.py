@@ -55,8 +55,8 @@ class DataSpec:
     sensor_full_scale: Annotated[list[Annotated[Float, Field(gt=0)]] | None, Field(
         description="the sensor's int16 full scale per channel, in the data's units (an accelerometer at +-8 g: 8): "
                     "the SENSOR input stage maps a count to full_scale / 32768 of them. None: the source's default "
-                    "(watch: 8 g and 2000 deg/s in rad/s) or, for other sensor sources, the power of two at or above "
-                    "1.25 x the training data's largest |value| per channel")] = None
+                    "(watch: 8 g and 2000 deg/s in rad/s; hapt: 4 g and 1000 deg/s) or, for other sensor sources, the "
+                    "power of two at or above 1.25 x the training data's largest |value| per channel")] = None
 
     @model_validator(mode="after")
     def _consistent(self) -> DataSpec:

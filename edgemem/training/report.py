@@ -101,13 +101,19 @@ def subjects_text(subjects: list[int]) -> str:
 
 def data_paragraph(recipe: dict[str, Any]) -> str | None:
     """The data of a recipe whose source the cards have no fixed text for (an own .npz, BasicMotions): what the
-    recipe says, nothing more. None for the sources with their own paragraph (watch, kws, psmnist, digits)."""
+    recipe says, nothing more (UCI HAPT: with its citation). None for the sources with their own paragraph (watch,
+    kws, psmnist, digits)."""
     d = recipe["data"]
     cut = (f"Windows of {d['window']} samples, hop {d['hop']}, decimated by {d['downsample']} "
            f"({d['window'] // d['downsample']} steps per window). Split by subject: train {d['train_subjects']}, "
            f"validation {d['val_subjects']}, test {d['test_subjects']}.")
     if d["source"] == "npz":
         return f"Own recordings from `{d['path']}` (`data.source: npz`, README \"Your own data\"). {cut}"
+    if d["source"] == "hapt":
+        return ("UCI HAPT (Reyes-Ortiz, Oneto, Samà, Parra, Anguita, Neurocomputing 2016; UCI Machine Learning "
+                "Repository, CC BY 4.0), activities 1–6 (walking, upstairs, downstairs, sitting, standing, laying): a "
+                "smartphone at the waist, accelerometer (g) + gyroscope (rad/s), 6 channels, 50 Hz, volunteers 1–30; "
+                f"windows within each activity segment (docs/data.md). {cut}")
     if d["source"] == "basic_motions":
         return ("aeon's BasicMotions: smartwatch accelerometer + gyroscope (6 channels, 10 Hz), 4 activities; its "
                 f"train and test cases are pseudo-subjects 1 and 2. {cut}")
@@ -215,4 +221,20 @@ def _comparison(metrics: dict[str, Any]) -> list[str]:
     gru = metrics["baselines"].get("gru")
     if gru and gru.get("params") and metrics.get("params"):
         text += f", with {gru['params'] / metrics['params']:.1f}× fewer parameters than the GRU"
-    return ["", text + "."]
+    return ["", text + ".", *paired_lines(metrics, "the L2MU")]
+
+
+def paired_lines(metrics: dict[str, Any], label: str) -> list[str]:
+    """The paired comparison with the best baseline (metrics.json's cv_paired_vs_best_baseline), when CV ran."""
+    p = metrics.get("cv_paired_vs_best_baseline")
+    if not p:
+        return []
+    low, high = (100 * v for v in p["ci95"])
+    n = len(p["per_fold_diff"])
+    verdict = ("above it" if low > 0 else "below it" if high < 0 else
+               "not distinguishable from it at this level")
+    return ["", f"Paired with the {p['baseline']} on the same {n} folds and seeds {metrics.get('cv_seeds')} (each "
+                f"fold's seeds averaged first, docs/data.md): {label} minus the {p['baseline']} is "
+                f"**{100 * p['mean_diff']:+.1f} points**, 95 % CI {low:+.1f} to {high:+.1f} (Student's t over the "
+                f"{n} folds): {verdict}. Per fold: "
+                + ", ".join(f"{100 * d:+.1f}" for d in p["per_fold_diff"]) + "."]

@@ -11,7 +11,7 @@ from typing import Any
 
 from edgemem.models.registry import kind as model_kind
 from edgemem.training.pipeline import E_AC_PJ, E_MAC_PJ
-from edgemem.training.report import _fmt, data_paragraph, input_stage_lines, widths_text
+from edgemem.training.report import _fmt, data_paragraph, input_stage_lines, paired_lines, widths_text
 
 
 def _data(recipe: dict[str, Any]) -> str:
@@ -79,6 +79,17 @@ def _ratios(metrics: dict[str, Any], others: dict[str, dict[str, Any]]) -> list[
         lines.append(f"Against the {name}: {abs(gap):.1f} points {'above' if gap >= 0 else 'below'} it on the test "
                      f"split, {size}{energy}.")
     return ["", *lines] if lines else []
+
+
+def _cv_lines(metrics: dict[str, Any], label: str) -> list[str]:
+    """Cross-validation means of this model and its baselines, and the paired comparison (when CV ran)."""
+    rows = [(f"{label} (this model)", metrics), *metrics["baselines"].items()]
+    cv = [(n, m) for n, m in rows if m.get("cv_accuracy_mean") is not None]
+    if not cv:
+        return []
+    return ["", "Cross-validation (seeds " + str(metrics.get("cv_seeds")) + ", mean ± sd over folds × seeds): "
+            + "; ".join(f"{n} {100 * m['cv_accuracy_mean']:.1f} ± {100 * m['cv_accuracy_sd']:.1f} %" for n, m in cv)
+            + ".", *paired_lines(metrics, label)]
 
 
 def _deployment(dep: dict[str, Any], folder: str) -> list[str]:
@@ -196,6 +207,7 @@ def zoo_card(metrics: dict[str, Any], recipe: dict[str, Any], name: str,
             f"{_fmt(m['params'])} | {_fmt(m['macs_per_step'])} | {_fmt(m.get('flops_per_inference'))} | "
             f"{_fmt(m['spikes_per_step'])} | {'–' if energy is None else f'{energy:.2f} µJ'} | {_train_time(m)} |")
     lines += _ratios(metrics, others)
+    lines += _cv_lines(metrics, kind.name)
     anchor = ANCHORS.get(recipe["data"]["source"])
     if anchor:
         lines += ["", anchor]
@@ -242,7 +254,7 @@ def zoo_index(models_dir: Path) -> str:
             m = json.loads((folder / "metrics.json").read_text())
         else:  # a mixed-precision model: its float figure is the fine-tuned model's, from the verify report
             m = {"test_accuracy": v["accuracy"]["torch_float"] if v else None, "params": None}
-        task = {"kws": "keywords", "psmnist": "psMNIST", "watch": "HAR (watch)"}
+        task = {"kws": "keywords", "psmnist": "psMNIST", "watch": "HAR (watch)", "hapt": "HAR (UCI HAPT)"}
         source = _recipe_source(folder)
         if v is None:
             dep = ["–"] * 5
