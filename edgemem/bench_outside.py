@@ -61,7 +61,8 @@ def markdown(cmp: dict[str, Any] | None) -> str:
              f"Measured {p['date']}. Figures are per .tflite file, identified by its sha256; a figure whose file is "
              "no longer the one in export/ is marked (stale). edgemem: the M4 instructions per step of "
              "models/NAME/verify.json (same QEMU machine and counting method). The aim: edgemem <= 0.5x the "
-             "converter-style file in TFLM + CMSIS-NN (ratio >= 2).", "",
+             "converter-style file in TFLM + CMSIS-NN (ratio >= 2)." + (f" {p['notes']}" if p.get("notes") else ""),
+             "",
              "| model | edgemem M4 instr/step | TFLM+CMSIS-NN, edgemem's bit-exact file | ratio "
              "| TFLM+CMSIS-NN, converter-style int8 file | ratio | aim (>= 2x) |",
              "|---|---|---|---|---|---|---|"]
