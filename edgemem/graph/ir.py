@@ -89,6 +89,7 @@ class Act(IntEnum):
 FLAG_ACC = 1  # FC, CONV1D, ADD, ONOFF: add into out
 FLAG_CUBA = 2  # LIF
 FLAG_EVENTS = 8  # FC: event-driven (s8 input; scratch = s16 [d_in], the index list of its nonzero inputs)
+FLAG_LEGENDRE = 16  # LMU: A has the Legendre structure (edgemem.graph.legendre): the C kernel runs O(order) a row
 STATE = 1  # buffer flag
 
 

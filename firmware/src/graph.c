@@ -187,7 +187,8 @@ static inline em_status_t run_op(const em_graph_t *g, const uint8_t *rec, uint8_
         return EM_OK;
     case EM_K_LMU:
         BUILT(EM_K_LMU);
-        em_k_lmu(B16(EM_F_STATE0), B8(EM_F_IN0), T16(0), D(2), T32(1), D(3), n, D(1), B16(EM_F_SCRATCH));
+        (flags & EM_GRAPH_OPF_LEGENDRE ? em_k_lmu_legendre : em_k_lmu)(B16(EM_F_STATE0), B8(EM_F_IN0), T16(0), D(2),
+                                                                       T32(1), D(3), n, D(1), B16(EM_F_SCRATCH));
         return EM_OK;
     case EM_K_ADD_S8:
         BUILT(EM_K_ADD_S8);

@@ -36,6 +36,57 @@ void em_k_lmu(int16_t *m, const int8_t *u, const int16_t *a, int a_shift, const 
     }
 }
 
+/* sat16(rshift_round(x, s)) for |x| <= 2^62, s in [1, 62]: em_rsr_sat16_i's value. On the M4 for s in [2, 32] the
+ * 64-bit shift is two word shifts (this pass runs it twice a row, so the out-of-line general shift would be most of
+ * its cost): y = floor(x / 2^(s-1)) fits int32 iff its high bits are the sign of its low word, else x saturates
+ * by its sign; then sat16(floor((y + 1) / 2)) = sat16((y >> 1) + (y & 1)). */
+static inline int32_t lmu_rsr_sat16(int64_t x, int s) {
+#ifdef EM_SAT_DSP
+    if (s >= 2 && s <= 32) {
+        const int k = s - 1;
+        const int32_t hi = (int32_t)em_asr64(x, 32);
+        const uint32_t lo = (uint32_t)(uint64_t)x;
+        const int32_t y = (int32_t)((lo >> k) | ((uint32_t)hi << (32 - k))); /* modulo 2^32, as gcc documents */
+        if (em_asr32(hi, k) != (y < 0 ? -1 : 0)) return hi < 0 ? INT16_MIN : INT16_MAX;
+        return __ssat(em_asr32(y, 1) + (y & 1), 16);
+    }
+#endif
+    return em_rsr_sat16_i(x, s);
+}
+
+/* The same update for an A with the LEGENDRE structure (the blob parser checked it: lmu_legendre_ok in
+ * graph_blob.c): a[i][j] = a[i][i] [j == i] + r_i s_ij, s_ij = -1 (j > i), (-1)^(i-j+1) (j < i), r_i = -a[i][i+1]
+ * (a[i][i-1] on the last row). Then
+ *   sum_j a[i][j] m_j = a[i][i] m_i + r_i (P_i - S_i),  P_i = sum_{j<i} (-1)^(i-j+1) m_j,  S_i = sum_{j>i} m_j,
+ * with P_0 = 0, P_{i+1} = m_i - P_i and S_i = T - (m_0 + ... + m_i), T the row's sum: the very integer of the dense
+ * sum, in O(order). Bounds (|m_j| <= 2^15, order <= 2^10): T, the prefix sums, P_i and S_i are sums of at most
+ * 2^10 terms of magnitude <= 2^15, so < 2^25 in int32, and |P_i - S_i| <= sum_{j != i} |m_j| < 2^25;
+ * |a[i][i] m_i| <= 2^30 and |r_i| <= 2^15, so |r_i (P_i - S_i)| < 2^40 and the int64 sum < 2^41 (the dense path's
+ * bound is 2^40; the rounding takes 2^62). The new m_i needs the old m_j only through T, P and the prefix, so the
+ * row is updated in place; scratch still receives the old row, as the dense path leaves it. */
+void em_k_lmu_legendre(int16_t *m, const int8_t *u, const int16_t *a, int a_shift, const int32_t *b, int b_shift,
+                       int n_u, int order, int16_t *scratch) {
+    for (int c = 0; c < n_u; c++) {
+        int16_t *row = m + (size_t)c * (size_t)order;
+        const int32_t uc = u[c];
+        int32_t total = 0;
+        for (int i = 0; i < order; i++) total += row[i];
+        int32_t p = 0, below = 0; /* P_i, and m_0 + ... + m_i once m_i is added: S_i = total - below */
+        for (int i = 0; i < order; i++) {
+            const int16_t *ai = a + (size_t)i * (size_t)order;
+            const int32_t mi = row[i];
+            const int32_t r = order < 2 ? 0 : (i + 1 < order ? -(int32_t)ai[i + 1] : (int32_t)ai[i - 1]);
+            below += mi;
+            const int64_t acc = (int64_t)r * (p - (total - below)) + (int64_t)((int32_t)ai[i] * mi);
+            p = mi - p;
+            scratch[i] = (int16_t)mi;
+            const int64_t ub = (int64_t)uc * b[i]; /* |u * b| <= 2^38 */
+            const int32_t bu = b_shift > 0 ? lmu_rsr_sat16(ub, b_shift) : em_sat16_i(ub);
+            row[i] = (int16_t)em_sat16_32i(lmu_rsr_sat16(acc, a_shift) + bu);
+        }
+    }
+}
+
 em_status_t em_lmu_s8_s16(int16_t *m, const int8_t *u, const int16_t *a, int a_shift, const int32_t *b,
                           int b_shift, int n_u, int order, int16_t *scratch) {
     if (!m || !u || !a || !b || !scratch) return EM_ERR_NULL;
