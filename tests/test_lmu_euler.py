@@ -134,6 +134,17 @@ def test_a_lying_legendre_flag_is_refused_by_python_and_c(em_run):
     b = bytearray(good)
     struct.pack_into("<h", b, off + 2 * 12 * 5 + 2 * 9, struct.unpack_from("<h", good, off + 2 * (12 * 5 + 9))[0] + 1)
     assert_rejected_alike(em_run, _sealed(b), x, "PARAM", "LEGENDRE")
+    # a B code at 2^22 (the kernel's 32-bit B term needs less), and a_shift 1 (its rounding shifts by a_shift - 1)
+    t1 = struct.unpack_from("<H", good, _op_field(good, i, 13))[0]
+    b_off = struct.unpack_from("<I", good, HEADER_SIZE + BUFFER_SIZE * n_b + OP_SIZE * n_op + TENSOR_SIZE * t1 + 4)[0]
+    b = bytearray(good)
+    struct.pack_into("<i", b, b_off + 4 * 3, -(1 << 22))
+    assert_rejected_alike(em_run, _sealed(b), x, "PARAM", "LEGENDRE")
+    b = bytearray(good)
+    for j in range(n_op):
+        if struct.unpack_from("<H", good, _op_field(good, j, 0))[0] == OpType.LMU:
+            struct.pack_into("<H", b, _op_field(good, j, 10), 1)
+    assert_rejected_alike(em_run, _sealed(b), x, "PARAM", "LEGENDRE")
     # a dense ZOH A flagged LEGENDRE
     calib = np.random.default_rng(1).normal(size=(2, 5, 3)).astype(np.float32)
     zoh = lower(LMURNN(LMURNNConfig(n_in=3, n_out=4, order=12, theta=30.0, n_h=10)).eval(), calib)

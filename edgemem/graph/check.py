@@ -33,7 +33,7 @@ from edgemem.graph.ir import (
     Graph,
     OpType,
 )
-from edgemem.graph.legendre import is_legendre
+from edgemem.graph.legendre import legendre_op_ok
 
 S8, S16, S32 = int(DType.S8), int(DType.S16), int(DType.S32)
 S4, S2 = int(DType.S4), int(DType.S2)
@@ -396,9 +396,10 @@ def check_params(t: Tables, data: list[np.ndarray], bad: Bad) -> None:
             if (mult < 1 << 30).any() or (shift < 1).any() or (shift > 62).any():
                 raise bad("PARAM", f"{where} has an out-of-range requantization multiplier or shift (multipliers "
                           "must lie in [2^30, 2^31), shifts in [1, 62])")
-        if kind == OpType.LMU and flags & FLAG_LEGENDRE and not is_legendre(data[tids[0]].reshape(raw[9], raw[9])):
+        if kind == OpType.LMU and flags & FLAG_LEGENDRE and not legendre_op_ok(
+                data[tids[0]].reshape(raw[9], raw[9]), data[tids[1]], raw[10]):
             raise bad("PARAM", f"{where} is flagged LEGENDRE but its A is not a diagonal plus a per-row scale times the "
-                      "Legendre sign pattern")
+                      "Legendre sign pattern, or a_shift < 2, or a |B| >= 2^22")
         if kind == OpType.LOGMEL:
             _check_logmel(tuple(raw[8:12]), [data[k] for k in tids], where, bad)
         decays = {OpType.LIF: [0, 1] if flags & FLAG_CUBA else [0], OpType.LEAKY: [0]}.get(kind, [])

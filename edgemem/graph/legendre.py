@@ -26,8 +26,17 @@ def row_scales(a: np.ndarray) -> np.ndarray:
     return np.concatenate([-np.diagonal(a, 1), [a[n - 1, n - 2]]])
 
 
+B_LIMIT = 1 << 22  # |B[i]| below it: the kernel's B term 2 u B fits int32 (|u| <= 128)
+
+
 def is_legendre(a: np.ndarray) -> bool:
-    """True when every off-diagonal code of the square A is r_i s_ij (the check the C parser makes)."""
+    """True when every off-diagonal code of the square A is r_i s_ij."""
     a = np.asarray(a, dtype=np.int64)
     off = ~np.eye(a.shape[0], dtype=bool)
     return bool((a[off] == (row_scales(a)[:, None] * sign_pattern(a.shape[0]))[off]).all())
+
+
+def legendre_op_ok(a: np.ndarray, b: np.ndarray, a_shift: int) -> bool:
+    """What a LEGENDRE-flagged LMU op must satisfy (the C parser's lmu_legendre_ok): A structured, a_shift >= 2 (the
+    kernel's rounding shifts by a_shift - 1 >= 1 within 32-bit words) and |B| < 2^22."""
+    return a_shift >= 2 and bool((np.abs(np.asarray(b, dtype=np.int64)) < B_LIMIT).all()) and is_legendre(a)

@@ -38,7 +38,7 @@ from edgemem.graph.ir import (
     OpType,
     lut_op_flags,
 )
-from edgemem.graph.legendre import is_legendre
+from edgemem.graph.legendre import legendre_op_ok
 from edgemem.quant.lut import lut_for
 
 INT8_MAX, INT16_MAX = 127, 32767
@@ -345,7 +345,8 @@ class Builder:
         scratch = self._buf(f"{name}.scratch", DType.S16, order, 1.0)
         ta = self.g.tensor(f"{name}.A", a_q, DType.S16)
         tb = self.g.tensor(f"{name}.B", b_q, DType.S32)
-        flags = FLAG_LEGENDRE if substeps > 1 and is_legendre(a_q) else 0  # the ZOH's dense A keeps the dense path
+        # Euler substeps keep the Legendre structure (O(order) in C); the ZOH's dense A keeps the dense path
+        flags = FLAG_LEGENDRE if legendre_op_ok(a_q, b_q, a_shift) else 0
         for k in range(substeps):
             self.g.op(Op(OpType.LMU, f"{name}.s{k}" if k else name, in0=u, state0=m, scratch=scratch,
                          d=(n_u, order, a_shift, b_shift), t=(ta, tb, NONE, NONE), flags=flags))

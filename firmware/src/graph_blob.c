@@ -423,12 +423,16 @@ static em_status_t check_logmel(const uint8_t *blob, const uint8_t *tensors, con
     return EM_OK;
 }
 
-/* LEGENDRE flag: A [order][order] (little-endian s16) is a diagonal plus, in row i, r_i times the continuous Legendre
- * A's sign pattern s_ij = -1 (j > i), (-1)^(i-j+1) (j < i), with r_i = -a[i][i+1] (a[i][i-1] on the last row) --
- * what the kernel's O(order) pass assumes (em_k_lmu_legendre). Every off-diagonal entry is checked (order^2 reads,
- * once at parse), so a blob whose flag lies is refused. order in [1, 1024]: |r_i| <= 32768 and every product fits int32. */
-static int lmu_legendre_ok(const uint8_t *a, uint32_t order) {
-    for (uint32_t i = 0; i < order && order > 1u; i++) {
+/* LEGENDRE flag (docs/graph.md): A [order][order] (little-endian s16) is a diagonal plus, in row i, r_i times the
+ * continuous Legendre A's sign pattern s_ij = -1 (j > i), (-1)^(i-j+1) (j < i), with r_i = -a[i][i+1] (a[i][i-1] on
+ * the last row), a_shift >= 2 and every |B[i]| < 2^22: what the kernel's O(order) pass assumes (em_k_lmu_legendre).
+ * Every entry is read (order^2 reads, once at parse), so a blob whose flag lies is refused. */
+static int lmu_legendre_ok(const uint8_t *a, const uint8_t *b, uint32_t order, uint32_t a_shift) {
+    if (a_shift < 2u) return 0;
+    for (uint32_t i = 0; i < order; i++) {
+        const int32_t bi = rd_s32(b + 4u * i);
+        if (bi >= (1 << 22) || bi <= -(1 << 22)) return 0;
+        if (order < 2u) continue;
         const uint8_t *row = a + 2u * order * i;
         const int32_t r = i + 1u < order ? -(int32_t)rd_s16(row + 2u * (i + 1u)) : (int32_t)rd_s16(row + 2u * (i - 1u));
         int32_t s = 1; /* s_ij for j = i - 1, i - 2, ...: +1, -1, ... */
@@ -472,7 +476,7 @@ static em_status_t check_params(const uint8_t *blob, const uint8_t *tensors, con
     }
     case EM_OP_LOGMEL: return check_logmel(blob, tensors, op);
     case EM_OP_LMU: /* shifts were checked with the dims; a LEGENDRE flag must tell the truth about A */
-        return (op->flags & EM_GRAPH_OPF_LEGENDRE) && !lmu_legendre_ok(TDATA(0), op->d[1]) ? EM_ERR_PARAM
+        return (op->flags & EM_GRAPH_OPF_LEGENDRE) && !lmu_legendre_ok(TDATA(0), TDATA(1), op->d[1], op->d[2]) ? EM_ERR_PARAM
                                                                                                    : EM_OK;
     default: return EM_OK; /* ACT, ONOFF, SPIKE (any thr) */
     }
