@@ -6,17 +6,18 @@ LEGENDRE flag that lies."""
 from __future__ import annotations
 
 import struct
+import subprocess
 
 import numpy as np
 import pytest
 import torch
 from test_graph import _em_run_verdict, assert_rejected_alike
 
-from conftest import need
+from conftest import ROOT, need
 from edgemem.errors import EdgememError
 from edgemem.graph.blob import BUFFER_SIZE, HEADER_SIZE, OP_SIZE, TENSOR_SIZE, build_graph_blob, parse_graph_blob
 from edgemem.graph.intops import quantize
-from edgemem.graph.ir import FLAG_LEGENDRE, OpType
+from edgemem.graph.ir import FLAG_LEGENDRE, KERNELS, OpType, kernel_mask, kernel_of
 from edgemem.graph.legendre import is_legendre, row_scales, sign_pattern
 from edgemem.graph.ref import run_graph
 from edgemem.models.lmu import LMUMemory, legendre_delay
@@ -155,3 +156,21 @@ def test_a_lying_legendre_flag_is_refused_by_python_and_c(em_run):
     # the intact blob parses and runs
     assert parse_graph_blob(good).ops[i].flags == FLAG_LEGENDRE
     assert _em_run_verdict(em_run, good, x)[0] == 0
+
+
+def test_a_zoh_only_firmware_links_no_legendre_kernel_and_refuses_the_flag(tmp_path):
+    """LMU_LEGENDRE is a kernel variant of its own (bit 19): a build with a ZOH model's mask (LMU) refuses a flagged
+    blob at parse, one line, exit 2, and the Euler model's mask names LMU_LEGENDRE, not LMU."""
+    need("gcc", "make")
+    model, low = _euler(k=2)
+    assert {kernel_of(low.graph, op) for op in low.graph.ops if op.type == OpType.LMU} == {"LMU_LEGENDRE"}
+    zoh = LMURNN(LMURNNConfig(**{**model.cfg.to_dict(), "discretization": "zoh", "substeps": 1})).eval()
+    zoh_graph = lower(zoh, np.random.default_rng(1).normal(size=(2, 5, 3)).astype(np.float32)).graph
+    assert kernel_mask(zoh_graph) & (1 << KERNELS.index("LMU_LEGENDRE")) == 0
+    build = tmp_path / "build"
+    subprocess.run(["make", "-s", "-C", str(ROOT / "firmware"), f"BUILD={build}", f"{build}/host/em_run",
+                    f"EM_DEFS=-DEM_GRAPH_KERNELS={kernel_mask(zoh_graph):#x}"], check=True, capture_output=True)
+    x = np.zeros((1, 3, 3), np.int8)
+    rc, err, _ = _em_run_verdict(build / "host" / "em_run", build_graph_blob(low.graph), x)
+    assert rc == 2 and "bad op" in err and len(err.strip().splitlines()) == 1, err
+    assert _em_run_verdict(build / "host" / "em_run", build_graph_blob(zoh_graph), x)[0] == 0

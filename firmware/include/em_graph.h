@@ -74,7 +74,8 @@ typedef enum {
     EM_K_FC_S8_PACKED_EVENTS = 16,
     EM_K_SENSOR = 17,
     EM_K_LOGMEL = 18,
-    EM_K_COUNT = 19
+    EM_K_LMU_LEGENDRE = 19, /* an LMU op flagged LEGENDRE (O(order) a row): a ZOH-only build links none of it */
+    EM_K_COUNT = 20
 } em_graph_kernel_t;
 #define EM_GRAPH_KERNEL_BIT(k) (1u << (k))
 #ifndef EM_GRAPH_KERNELS
