@@ -58,7 +58,8 @@ def lower_lmu(model: LMURNN, calib_x: np.ndarray, margin: float,
         a, bb = mem.substep()
     else:
         a, bb = to_np(mem.A), to_np(mem.B)  # type: ignore[assignment]
-    m = b.lmu("lmu", u, a, bb, s_m, m=m_prev, substeps=mem.substeps)  # type: ignore[arg-type]
+    m = b.lmu("lmu", u, a, bb, s_m, m=m_prev, substeps=mem.substeps,  # type: ignore[arg-type]
+              legendre=mem.discretization == "euler")
     s_pre = TANH_SCALES[0] if c.act == "tanh" else s_h
     pre = b.fc("hid_m", to_np(model.hid_m.weight), None, m, s_pre)  # type: ignore[arg-type]
     b.fc("hid_x", to_np(model.hid_x.weight), to_np(model.hid_x.bias), x, s_pre, out=pre)  # type: ignore[arg-type]
