@@ -12,7 +12,7 @@ from edgemem.checkpoint import load_checkpoint
 from edgemem.errors import EdgememError
 from edgemem.exporters import run as export_run
 from edgemem.exporters.folder import load_meta
-from edgemem.exporters.onnx_export import export_onnx, run_onnx
+from edgemem.exporters.onnx_export import export_onnx, run_onnx, state_shapes
 from edgemem.verification.held_out import held_out_set
 
 
@@ -46,6 +46,21 @@ def test_onnx_step_matches_torch_on_random_models(tmp_path, rng):
     for seed, neurons in ((0, ("lif", "lif", "lif")), (1, ("cuba", "lif", "cuba"))):
         model = random_l2mu(seed, neurons)
         _onnx_vs_torch(model, rng.normal(size=(4, 40, 6)).astype(np.float32), tmp_path / f"m{seed}.onnx")
+
+
+def test_onnx_step_matches_torch_on_an_euler_lmu(tmp_path, rng):
+    from edgemem.models.lmu_rnn import LMURNN, LMURNNConfig
+
+    torch.manual_seed(0)
+    model = LMURNN(LMURNNConfig(n_in=2, n_out=4, order=16, theta=30.0, n_h=12, discretization="euler",
+                                substeps=3)).eval()
+    x = rng.normal(size=(3, 40, 2)).astype(np.float32)
+    path = tmp_path / "euler.onnx"
+    names = export_onnx(model, path)
+    y_onnx = run_onnx(path, x, names, state_shapes(model))
+    with torch.no_grad():
+        y_torch = model(torch.from_numpy(x))
+    assert np.abs(y_onnx - y_torch.numpy()).max() < 1e-4
 
 
 def test_onnx_step_matches_torch_on_the_shipped_model_and_real_windows(tmp_path):

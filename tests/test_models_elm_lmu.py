@@ -150,9 +150,10 @@ def _lmu(seed: int = 0, **kw: object) -> LMURNN:
     return LMURNN(cfg).double()
 
 
-@pytest.mark.parametrize("act", ["tanh", "relu"])
-def test_lmu_closed_form_parallel_and_stepping_agree(act):
-    model = _lmu(act=act)
+@pytest.mark.parametrize("act,memory", [("tanh", {}), ("relu", {}), ("tanh", {"discretization": "euler",
+                                                                             "substeps": 3})])
+def test_lmu_closed_form_parallel_and_stepping_agree(act, memory):
+    model = _lmu(act=act, **memory)
     x = torch.randn(3, 80, 2, dtype=torch.float64)
     with torch.no_grad():
         stepped = _stepped(model, x)

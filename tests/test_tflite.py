@@ -41,6 +41,8 @@ MODELS = {
     "l2mu": lambda: random_l2mu(3),
     "elm": lambda: ELMNet(ELMConfig(n_in=6, n_out=5, n_s=8, n_m=8, n_mlp=16)),
     "lmu": lambda: LMURNN(LMURNNConfig(n_in=2, n_out=4, order=16, theta=30.0, n_h=24)),
+    "lmu_euler": lambda: LMURNN(LMURNNConfig(n_in=2, n_out=4, order=16, theta=30.0, n_h=24, discretization="euler",
+                                             substeps=3)),
 }
 
 

@@ -76,6 +76,8 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
     "lmu_recurrent_tanh": lambda: LMURNN(LMURNNConfig(**LM, recurrent=True, memory_clip=8.0)),
     "lmu_recurrent_relu": lambda: LMURNN(LMURNNConfig(**LM, recurrent=True, act="relu", memory_clip=8.0)),
     "lmu_relu_clamp_acts": lambda: LMURNN(LMURNNConfig(**LM, act="relu", memory_clip=0.5)),
+    # Euler substeps: three LEGENDRE-flagged LMU ops a step on one memory (the C kernel's O(order) pass)
+    "lmu_euler": lambda: LMURNN(LMURNNConfig(**LM, discretization="euler", substeps=3, memory_clip=8.0)),
     # the L2MU: LIF and CuBa populations in every role, and a wider one (the retired version-1 tests' architectures)
     "l2mu_lif": lambda: random_l2mu(0, ("lif", "lif", "lif"), n_in=N_IN, n_out=N_OUT),
     "l2mu_cuba": lambda: random_l2mu(1, ("cuba", "cuba", "cuba"), n_u=2, order=4, n_h=9, n_in=N_IN, n_out=N_OUT),
@@ -255,7 +257,7 @@ def test_c_host_equals_the_integer_reference(name, tmp_path):
     assert np.array_equal(run_graph(c.low.graph, extreme), c_runtime.run_host(path, extreme, N_OUT))
 
 
-@pytest.mark.parametrize("name", ["lmuformer_spiking", "elm_tanh_branches_2neurons", "l2mu_cuba"])
+@pytest.mark.parametrize("name", ["lmuformer_spiking", "elm_tanh_branches_2neurons", "l2mu_cuba", "lmu_euler"])
 def test_cortex_m4_equals_the_integer_reference(name, tmp_path):
     need(*M4_TOOLS)
     c = _case(name)

@@ -38,7 +38,7 @@ KERNEL_SOURCES = {
     0: "fc_s8_mode.c", 1: "fc_s16.c", 2: "fc_packed.c", 3: "fc_packed.c", 4: "conv1d_causal_s8.c",
     5: "conv1d_causal_s8.c", 6: "act_s32.c", 7: "act_s32.c", 8: "lif_s16.c", 9: "leaky_s16.c", 10: "lmu_s8_s16.c",
     11: "add_requant.c", 12: "add_requant.c", 13: "onoff_s16.c", 14: "spike_s16.c", 15: "fc_events.c",
-    16: "fc_events.c", 17: "sensor_s16.c", 18: "logmel_s16.c",
+    16: "fc_events.c", 17: "sensor_s16.c", 18: "logmel_s16.c", 19: "lmu_s8_s16.c",
 }
 _DEFAULT_MASK = "#ifndef EM_GRAPH_KERNELS\n#define EM_GRAPH_KERNELS ((1u << EM_K_COUNT) - 1u)\n"
 

@@ -19,6 +19,7 @@ from edgemem.graph.ir import (
     FLAG_ACC,
     FLAG_CUBA,
     FLAG_EVENTS,
+    FLAG_LEGENDRE,
     MAX_BUFFERS,
     MAX_DIM,
     MAX_KERNEL,
@@ -32,6 +33,7 @@ from edgemem.graph.ir import (
     Graph,
     OpType,
 )
+from edgemem.graph.legendre import legendre_op_ok
 
 S8, S16, S32 = int(DType.S8), int(DType.S16), int(DType.S32)
 S4, S2 = int(DType.S4), int(DType.S2)
@@ -42,7 +44,7 @@ TENSOR_DTYPES = (S8, S16, S32, S4, S2)
 BUFFER_FIELDS = ("in0", "in1", "out", "state0", "state1", "scratch")
 # which flag bits each op type may set
 OP_FLAGS = {OpType.FC: FLAG_ACC | FLAG_EVENTS, OpType.CONV1D: FLAG_ACC, OpType.ACT: 6, OpType.LIF: FLAG_CUBA,
-            OpType.LEAKY: 0, OpType.LMU: 0, OpType.ADD: FLAG_ACC, OpType.ONOFF: FLAG_ACC,
+            OpType.LEAKY: 0, OpType.LMU: FLAG_LEGENDRE, OpType.ADD: FLAG_ACC, OpType.ONOFF: FLAG_ACC,
             OpType.SPIKE: 0, OpType.SENSOR: 0, OpType.LOGMEL: 0}
 ANY = -1  # an OpSpec tensor count the op's dims do not fix (LOGMEL's filterbank): checked with the parameters
 
@@ -394,6 +396,10 @@ def check_params(t: Tables, data: list[np.ndarray], bad: Bad) -> None:
             if (mult < 1 << 30).any() or (shift < 1).any() or (shift > 62).any():
                 raise bad("PARAM", f"{where} has an out-of-range requantization multiplier or shift (multipliers "
                           "must lie in [2^30, 2^31), shifts in [1, 62])")
+        if kind == OpType.LMU and flags & FLAG_LEGENDRE and not legendre_op_ok(
+                data[tids[0]].reshape(raw[9], raw[9]), data[tids[1]], raw[10]):
+            raise bad("PARAM", f"{where} is flagged LEGENDRE but its A is not a diagonal plus a per-row scale times the "
+                      "Legendre sign pattern, or a_shift < 2, or a |B| >= 2^22")
         if kind == OpType.LOGMEL:
             _check_logmel(tuple(raw[8:12]), [data[k] for k in tids], where, bad)
         decays = {OpType.LIF: [0, 1] if flags & FLAG_CUBA else [0], OpType.LEAKY: [0]}.get(kind, [])

@@ -89,6 +89,7 @@ class Act(IntEnum):
 FLAG_ACC = 1  # FC, CONV1D, ADD, ONOFF: add into out
 FLAG_CUBA = 2  # LIF
 FLAG_EVENTS = 8  # FC: event-driven (s8 input; scratch = s16 [d_in], the index list of its nonzero inputs)
+FLAG_LEGENDRE = 16  # LMU: A has the Legendre structure (edgemem.graph.legendre): the C kernel runs O(order) a row
 STATE = 1  # buffer flag
 
 
@@ -196,7 +197,7 @@ def lut_op_flags(act: Act, acc: bool = False) -> int:
 # Kernel variants (em_graph.h em_graph_kernel_t, bit k of EM_GRAPH_KERNELS): an op's type and dtypes pick one.
 KERNELS = ("FC_S8", "FC_S16", "FC_S8_PACKED", "FC_S16_PACKED", "CONV1D_S8", "CONV1D_PACKED", "ACT_S8", "ACT_S16",
            "LIF", "LEAKY", "LMU", "ADD_S8", "ADD_S16", "ONOFF", "SPIKE", "FC_S8_EVENTS", "FC_S8_PACKED_EVENTS",
-           "SENSOR", "LOGMEL")
+           "SENSOR", "LOGMEL", "LMU_LEGENDRE")
 
 
 def kernel_of(g: Graph, op: Op) -> str:
@@ -213,6 +214,8 @@ def kernel_of(g: Graph, op: Op) -> str:
         return "ACT_S8" if g.buffers[op.out].dtype == DType.S8 else "ACT_S16"
     if op.type == OpType.ADD:
         return "ADD_S8" if g.buffers[op.in0].dtype == DType.S8 else "ADD_S16"
+    if op.type == OpType.LMU and op.flags & FLAG_LEGENDRE:
+        return "LMU_LEGENDRE"
     return op.type.name
 
 

@@ -47,7 +47,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from edgemem.models.limits import MAX_DIM, MAX_LMU_CELLS
-from edgemem.models.lmu import LMUMemory
+from edgemem.models.lmu import DISCRETIZATIONS, LMUMemory
+
+MAX_SUBSTEPS = 16  # each substep is one LMU op of the graph
 
 ACTIVATIONS = ("tanh", "relu")
 READOUTS = ("sum", "last")
@@ -69,6 +71,9 @@ class LMURNNConfig:
     # them (real test images reach |m| = 2.7, 3.6, 4.7); check memory_bound for other data or settings.
     memory_clip: float = 32.0
     readout: str = "last"  # a sequence's class: argmax of the last step's logits
+    # zoh (exact for u held over a step) or euler with `substeps` substeps (cheaper on the MCU: docs/graph.md)
+    discretization: str = "zoh"
+    substeps: int = 1
 
     def __post_init__(self) -> None:
         for name in ("n_in", "n_out", "n_u", "order", "n_h"):
@@ -84,6 +89,10 @@ class LMURNNConfig:
             raise ValueError(f"act '{self.act}' (choose from {', '.join(ACTIVATIONS)})")
         if self.readout not in READOUTS:
             raise ValueError(f"readout '{self.readout}' (choose from {', '.join(READOUTS)})")
+        if self.discretization not in DISCRETIZATIONS:
+            raise ValueError(f"discretization '{self.discretization}' (choose from {', '.join(DISCRETIZATIONS)})")
+        if self.substeps < 1 or self.substeps > MAX_SUBSTEPS or (self.discretization == "zoh" and self.substeps != 1):
+            raise ValueError(f"substeps = {self.substeps}: euler takes 1..{MAX_SUBSTEPS}, zoh exactly 1")
 
     @property
     def n_m(self) -> int:
@@ -125,7 +134,7 @@ class LMURNN(nn.Module):
         self.enc_x = nn.Linear(cfg.n_in, cfg.n_u, bias=False)
         if cfg.unit_encoder:
             parametrize.register_parametrization(self.enc_x, "weight", _UnitRows())
-        self.memory = LMUMemory(cfg.n_u, cfg.order, cfg.theta)
+        self.memory = LMUMemory(cfg.n_u, cfg.order, cfg.theta, cfg.discretization, cfg.substeps)
         self.hid_m = nn.Linear(cfg.n_m, cfg.n_h, bias=False)
         self.hid_x = nn.Linear(cfg.n_in, cfg.n_h)  # carries the hidden bias b
         self.out = nn.Linear(cfg.n_h, cfg.n_out)

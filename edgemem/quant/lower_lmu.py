@@ -2,6 +2,7 @@
 
     u = ACT SAT(FC(E_x, x) [+ FC(E_h, h_prev) + FC(E_m, m_prev)])      int8 at peak / 127
     m = LMU(A, B; u)                                                    int16 at memory_clip / 32767 (the float clamp)
+        (Euler: k LMU ops of one substep S = I + A/k, B/k each, flagged LEGENDRE)
     h = ACT(FC(W_m, m) + FC(W_x, x) [+ FC(W_h, h_prev)])                tanh table or ReLU, int8; a state when recurrent
     logits = FC(W_o, h)                                                 int16 at margin * peak / 32767
 """
@@ -52,8 +53,13 @@ def lower_lmu(model: LMURNN, calib_x: np.ndarray, margin: float,
         b.fc("enc_h", to_np(model.enc_h.weight), None, h_prev, b.scale[u_acc], out=u_acc)  # type: ignore[arg-type]
         b.fc("enc_m", to_np(model.enc_m.weight), None, m_prev, b.scale[u_acc], out=u_acc)  # type: ignore[arg-type]
     u = b.act("u", u_acc, "sat")
-    a, bb = to_np(model.memory.A), to_np(model.memory.B)
-    m = b.lmu("lmu", u, a, bb, s_m, m=m_prev)  # type: ignore[arg-type]
+    mem = model.memory
+    if mem.discretization == "euler":  # k substeps of S = I + A/k: Legendre-structured, O(order) each in C
+        a, bb = mem.substep()
+    else:
+        a, bb = to_np(mem.A), to_np(mem.B)  # type: ignore[assignment]
+    m = b.lmu("lmu", u, a, bb, s_m, m=m_prev, substeps=mem.substeps,  # type: ignore[arg-type]
+              legendre=mem.discretization == "euler")
     s_pre = TANH_SCALES[0] if c.act == "tanh" else s_h
     pre = b.fc("hid_m", to_np(model.hid_m.weight), None, m, s_pre)  # type: ignore[arg-type]
     b.fc("hid_x", to_np(model.hid_x.weight), to_np(model.hid_x.bias), x, s_pre, out=pre)  # type: ignore[arg-type]

@@ -25,7 +25,20 @@ import torch
 
 from edgemem.errors import EdgememError
 from edgemem.graph.intops import quantize, quantize_multiplier15, to_q15
-from edgemem.graph.ir import FLAG_ACC, FLAG_CUBA, FLAG_EVENTS, NONE, Act, DType, Graph, Op, OpType, lut_op_flags
+from edgemem.graph.ir import (
+    FLAG_ACC,
+    FLAG_CUBA,
+    FLAG_EVENTS,
+    FLAG_LEGENDRE,
+    NONE,
+    Act,
+    DType,
+    Graph,
+    Op,
+    OpType,
+    lut_op_flags,
+)
+from edgemem.graph.legendre import legendre_op_ok
 from edgemem.quant.lut import lut_for
 
 INT8_MAX, INT16_MAX = 127, 32767
@@ -312,9 +325,12 @@ class Builder:
         return out
 
     def lmu(self, name: str, u: int, a: Array, b: Array, s_m: float, m: int | None = None,
-            b_shift: int | None = None) -> int:
+            b_shift: int | None = None, substeps: int = 1, legendre: bool = False) -> int:
         """LMU memory m [n_u][order] (int16 at s_m) driven by u (s8; spikes have scale 1); `m`: a state buffer made
-        earlier (state16) when ops before this one read the previous step's memory."""
+        earlier (state16) when ops before this one read the previous step's memory. With `substeps` k, (a, b) is one
+        Euler substep, applied by k LMU ops in a row on the same memory and scratch (`name`, `name.s1`, ...). With
+        `legendre` (an Euler substep's A) the ops are flagged FLAG_LEGENDRE (O(order) in C) where the codes keep the
+        structure; a ZOH A is never flagged (so its blobs and kernel masks stay as they were, small orders included)."""
         n_u, order = self.g.buffers[u].count, a.shape[0]
         a_shift = 15 - (math.floor(math.log2(np.abs(a).max())) + 1)
         a_q = np.clip(np.round(a * (1 << a_shift)), -32768, 32767)
@@ -330,8 +346,10 @@ class Builder:
         scratch = self._buf(f"{name}.scratch", DType.S16, order, 1.0)
         ta = self.g.tensor(f"{name}.A", a_q, DType.S16)
         tb = self.g.tensor(f"{name}.B", b_q, DType.S32)
-        self.g.op(Op(OpType.LMU, name, in0=u, state0=m, scratch=scratch, d=(n_u, order, a_shift, b_shift),
-                     t=(ta, tb, NONE, NONE)))
+        flags = FLAG_LEGENDRE if legendre and legendre_op_ok(a_q, b_q, a_shift) else 0
+        for k in range(substeps):
+            self.g.op(Op(OpType.LMU, f"{name}.s{k}" if k else name, in0=u, state0=m, scratch=scratch,
+                         d=(n_u, order, a_shift, b_shift), t=(ta, tb, NONE, NONE), flags=flags))
         return m
 
     def onoff(self, name: str, src: int) -> int:

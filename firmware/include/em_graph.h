@@ -48,6 +48,7 @@ extern "C" {
 #define EM_GRAPH_OPF_ACC 1u            /* FC, CONV1D, ADD, ONOFF: out = sat16(out + sat16(r)), else sat16(r) */
 #define EM_GRAPH_OPF_CUBA 2u           /* LIF: current-based synapse (state1 = syn) */
 #define EM_GRAPH_OPF_EVENTS 8u         /* FC: event-driven (s8 input, scratch = s16 [d_in] index list) */
+#define EM_GRAPH_OPF_LEGENDRE 16u      /* LMU: A has the Legendre structure (checked at parse): O(order) a row */
 
 /* Kernel variants an op can run on (an op's type and its buffer/weight dtypes pick one: em_graph_kernel). A
  * firmware compiled with -DEM_GRAPH_KERNELS=<mask of EM_GRAPH_KERNEL_BIT(k)> links only those kernels, as TFLM's
@@ -73,7 +74,8 @@ typedef enum {
     EM_K_FC_S8_PACKED_EVENTS = 16,
     EM_K_SENSOR = 17,
     EM_K_LOGMEL = 18,
-    EM_K_COUNT = 19
+    EM_K_LMU_LEGENDRE = 19, /* an LMU op flagged LEGENDRE (O(order) a row): a ZOH-only build links none of it */
+    EM_K_COUNT = 20
 } em_graph_kernel_t;
 #define EM_GRAPH_KERNEL_BIT(k) (1u << (k))
 #ifndef EM_GRAPH_KERNELS

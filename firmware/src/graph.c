@@ -185,7 +185,11 @@ static inline em_status_t run_op(const em_graph_t *g, const uint8_t *rec, uint8_
         BUILT(EM_K_LEAKY);
         em_k_leaky(B32(EM_F_IN0), T16(0), n, B16(EM_F_OUT));
         return EM_OK;
-    case EM_K_LMU:
+    case EM_K_LMU: /* and LMU_LEGENDRE (em_graph_op_kernel), whose bit alone links its kernel */
+        if (((EM_GRAPH_KERNELS >> EM_K_LMU_LEGENDRE) & 1u) && (flags & EM_GRAPH_OPF_LEGENDRE)) {
+            em_k_lmu_legendre(B16(EM_F_STATE0), B8(EM_F_IN0), T16(0), D(2), T32(1), D(3), n, D(1), B16(EM_F_SCRATCH));
+            return EM_OK;
+        }
         BUILT(EM_K_LMU);
         em_k_lmu(B16(EM_F_STATE0), B8(EM_F_IN0), T16(0), D(2), T32(1), D(3), n, D(1), B16(EM_F_SCRATCH));
         return EM_OK;

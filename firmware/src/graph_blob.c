@@ -59,7 +59,7 @@ static const op_info_t k_op_info[EM_OP_LAST + 1] = {
     [EM_OP_ACT] = {6u, FB(IN0) | FB(OUT), 0x0, 1},                          /* func in bits 1-2; LUT: + t0 */
     [EM_OP_LIF] = {EM_GRAPH_OPF_CUBA, FB(IN0) | FB(OUT) | FB(STATE0), 0x5, 1}, /* CuBa: + state1, t1 */
     [EM_OP_LEAKY] = {0, FB(IN0) | FB(OUT), 0x1, 1},
-    [EM_OP_LMU] = {0, FB(IN0) | FB(STATE0) | FB(SCRATCH), 0x3, 4},
+    [EM_OP_LMU] = {EM_GRAPH_OPF_LEGENDRE, FB(IN0) | FB(STATE0) | FB(SCRATCH), 0x3, 4},
     [EM_OP_ADD] = {EM_GRAPH_OPF_ACC, FB(IN0) | FB(OUT), 0x3, 1},
     [EM_OP_ONOFF] = {EM_GRAPH_OPF_ACC, FB(IN0) | FB(OUT), 0x0, 1},
     [EM_OP_SPIKE] = {0, FB(IN0) | FB(OUT), 0x1, 1},
@@ -423,6 +423,27 @@ static em_status_t check_logmel(const uint8_t *blob, const uint8_t *tensors, con
     return EM_OK;
 }
 
+/* LEGENDRE flag (docs/graph.md): A [order][order] (little-endian s16) is a diagonal plus, in row i, r_i times the
+ * continuous Legendre A's sign pattern s_ij = -1 (j > i), (-1)^(i-j+1) (j < i), with r_i = -a[i][i+1] (a[i][i-1] on
+ * the last row), a_shift >= 2 and every |B[i]| < 2^22: what the kernel's O(order) pass assumes (em_k_lmu_legendre).
+ * Every entry is read (order^2 reads, once at parse), so a blob whose flag lies is refused. */
+static int lmu_legendre_ok(const uint8_t *a, const uint8_t *b, uint32_t order, uint32_t a_shift) {
+    if (a_shift < 2u) return 0;
+    for (uint32_t i = 0; i < order; i++) {
+        const int32_t bi = rd_s32(b + 4u * i);
+        if (bi >= (1 << 22) || bi <= -(1 << 22)) return 0;
+        if (order < 2u) continue;
+        const uint8_t *row = a + 2u * order * i;
+        const int32_t r = i + 1u < order ? -(int32_t)rd_s16(row + 2u * (i + 1u)) : (int32_t)rd_s16(row + 2u * (i - 1u));
+        int32_t s = 1; /* s_ij for j = i - 1, i - 2, ...: +1, -1, ... */
+        for (uint32_t j = i; j-- > 0u; s = -s)
+            if ((int32_t)rd_s16(row + 2u * j) != s * r) return 0;
+        for (uint32_t j = i + 1u; j < order; j++)
+            if ((int32_t)rd_s16(row + 2u * j) != -r) return 0;
+    }
+    return 1;
+}
+
 /* Step 8 for one op (its tensors have the dtypes and counts of its spec, and lie inside the blob). */
 static em_status_t check_params(const uint8_t *blob, const uint8_t *tensors, const em_op_rec_t *op) {
 #define TDATA(k) (blob + em_rd_u32(tensors + (size_t)EM_GRAPH_TENSOR_ENTRY_SIZE * op->t[k] + 4))
@@ -454,7 +475,10 @@ static em_status_t check_params(const uint8_t *blob, const uint8_t *tensors, con
         return EM_OK;
     }
     case EM_OP_LOGMEL: return check_logmel(blob, tensors, op);
-    default: return EM_OK; /* ACT, LMU (shifts were checked with the dims), ONOFF, SPIKE (any thr) */
+    case EM_OP_LMU: /* shifts were checked with the dims; a LEGENDRE flag must tell the truth about A */
+        return (op->flags & EM_GRAPH_OPF_LEGENDRE) && !lmu_legendre_ok(TDATA(0), TDATA(1), op->d[1], op->d[2]) ? EM_ERR_PARAM
+                                                                                                   : EM_OK;
+    default: return EM_OK; /* ACT, ONOFF, SPIKE (any thr) */
     }
 #undef TDATA
 }

@@ -36,6 +36,9 @@ void em_k_lif(const int32_t *cur, int16_t *mem, int16_t *syn, const int16_t *bet
 void em_k_leaky(const int32_t *in, const int16_t *beta, int n, int16_t *trace);
 void em_k_lmu(int16_t *m, const int8_t *u, const int16_t *a, int a_shift, const int32_t *b, int b_shift, int n_u,
               int order, int16_t *scratch);
+/* em_k_lmu for an A the parser found LEGENDRE-structured (docs/graph.md): the same values in O(order) a row. */
+void em_k_lmu_legendre(int16_t *m, const int8_t *u, const int16_t *a, int a_shift, const int32_t *b, int b_shift,
+                       int n_u, int order, int16_t *scratch);
 void em_k_add_s8(const int8_t *in, int n, int32_t mult, int shift, int acc, int32_t *out);
 void em_k_add_s16(const int16_t *in, int n, int32_t mult, int shift, int acc, int32_t *out);
 void em_k_onoff(const int16_t *in, int n, int acc, int32_t *out);
