@@ -150,6 +150,7 @@ EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
     "nir": ("nir",),
     "data": ("aeon",),
     "serial": ("serial",),  # pyserial
+    "sweep": ("ray", "optuna"),  # ray[tune]
 }
 
 

@@ -1,0 +1,154 @@
+"""`edgemem sweep`: a tiny real sweep on Ray Tune (Optuna, ASHA) over 3 folds, its outputs, its resume, bad spaces."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ROOT
+from edgemem.errors import EdgememError
+from edgemem.training.recipe import load_recipe
+from edgemem.training.sweep_space import apply, load_space
+from edgemem.training.sweep_trial import inner_folds, score_after
+
+RECIPE = """name: tiny
+data: {source: npz, path: rec.npz, window: 20, hop: 20, train_subjects: [1], val_subjects: [2], test_subjects: [3]}
+model: {n_u: 2, order: 4, theta: 20.0, n_h: 8, neurons: [lif, cuba, lif], surrogate: fast_sigmoid, surrogate_slope: 10.0}
+train: {epochs: 3, batch_size: 16, lr: 0.01}
+baselines: []
+cv: {folds: 3, seeds: [0], subjects: [1, 2, 3]}
+"""
+
+SPACE = """space:
+  model.n_h: {int: [4, 12]}
+  train.lr: {float: [0.003, 0.03], log: true}
+  model.neurons: {choice: [[lif, cuba, lif], [lif, lif, lif]]}
+search: {trials: 3, max_epochs: 2, grace_period: 1, reduction_factor: 2, seed: 0}
+"""
+
+
+def _project(root: Path) -> tuple[Path, Path]:
+    """3 subjects x 12 recordings of 3 channels: class k is a sine of k + 1 cycles per window, plus noise."""
+    rng = np.random.default_rng(0)
+    n, t = 36, 40
+    y = np.arange(n) % 3
+    phase = np.arange(t)[None, :, None] * 2 * np.pi / 20
+    x = np.sin(phase * (y[:, None, None] + 1) + rng.uniform(0, 6, (n, 1, 3))) + 0.3 * rng.standard_normal((n, t, 3))
+    np.savez(root / "rec.npz", X=x.astype(np.float32), y=y, subject=np.arange(n) // 12 + 1)
+    (root / "recipe.yaml").write_text(RECIPE)
+    (root / "space.yaml").write_text(SPACE)
+    return root / "recipe.yaml", root / "space.yaml"
+
+
+def _sweep(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edgemem.cli", "sweep", *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
+
+
+def test_inner_folds_validate_on_the_next_folds_subjects_never_the_test_ones(tmp_path):
+    recipe_path, _ = _project(tmp_path)
+    folds = inner_folds(load_recipe(recipe_path))
+    assert [(f.train, f.val, f.test) for f in folds] == [([3], [2], [1]), ([1], [3], [2]), ([2], [1], [3])]
+    r = load_recipe(recipe_path)
+    with pytest.raises(EdgememError, match="cv.folds >= 3"):
+        inner_folds(dataclasses.replace(r, cv=dataclasses.replace(r.cv, folds=2, subjects=[1, 2])))
+
+
+def test_score_is_the_mean_of_each_runs_best_validation_so_far():
+    curves = [[0.2, 0.5, 0.4], [0.6, 0.3, 0.7]]
+    assert score_after(curves, 1) == pytest.approx(0.4)
+    assert score_after(curves, 2) == pytest.approx(0.55)
+    assert score_after(curves, 3) == pytest.approx(0.6)
+
+
+def test_sweep_writes_results_and_a_rerun_continues_without_redoing_trials(tmp_path):
+    recipe_path, space_path = _project(tmp_path)
+    out = tmp_path / "out"
+    res = _sweep(recipe_path, "--space", space_path, "--out", out, "--cpus", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((out / "results.json").read_text())
+    rows = summary["rows"]
+    assert len(rows) == 3 and summary["errors"] == 0, rows
+    assert summary["completed"] + summary["stopped_early"] == 3
+    for r in rows:
+        assert 4 <= r["params"]["model.n_h"] <= 12 and 0.003 <= r["params"]["train.lr"] <= 0.03
+        assert r["params"]["model.neurons"] in (["lif", "cuba", "lif"], ["lif", "lif", "lif"])
+    done = [r for r in rows if r["status"] == "completed"]
+    assert done, rows
+    for r in done:  # every (fold, seed) ran, validated on other subjects than it was tested on
+        assert sorted(run["fold"] for run in r["runs"]) == [0, 1, 2]
+        for run in r["runs"]:
+            assert not set(run["val_subjects"]) & set(run["test_subjects"])
+            assert len(run["val_curve"]) == 2 and 0 <= run["test_accuracy"] <= 1
+        assert r["score"] == pytest.approx(np.mean([run["val_accuracy"] for run in r["runs"]]))
+    best = summary["best"]
+    assert best["score"] == max(r["score"] for r in done)
+    assert 0 <= summary["nested_cv_test"]["mean"] <= 1
+    assert (out / "results.csv").read_text().count("\n") == 4
+    assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    winner = load_recipe(out / "best_recipe.yaml")  # loadable by `edgemem train`, data.path still resolving
+    assert winner.model.n_h == best["params"]["model.n_h"] and winner.train.epochs == 2
+    assert winner.data_file is not None and winner.data_file.resolve() == (tmp_path / "rec.npz").resolve()
+    assert "best:" in res.stdout and "nested CV test" in res.stdout
+
+    again = _sweep(recipe_path, "--space", space_path, "--out", out, "--cpus", "2")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "continuing the sweep" in again.stderr
+    summary2 = json.loads((out / "results.json").read_text())
+    assert [(r["trial"], r["score"]) for r in summary2["rows"]] == [(r["trial"], r["score"]) for r in rows]
+    invocations = json.loads((out / "invocations.json").read_text())
+    assert [i["resumed"] for i in invocations] == [False, True]
+
+    (space_path).write_text(SPACE.replace("trials: 3", "trials: 4"))
+    changed = _sweep(recipe_path, "--space", space_path, "--out", out)
+    assert changed.returncode == 2 and changed.stderr.count("\n") == 1, changed.stderr
+    assert "another space file" in changed.stderr
+
+
+BAD = [
+    ("space:\n  model.n_hh: {int: [4, 8]}\n", "key 'model.n_hh'"),
+    ("space:\n  model.n_h: {int: [4, 100000]}\n", "key 'model.n_h' value 100000"),
+    ("space:\n  model.n_h: {int: [8, 4]}\n", "'space.'model.n_h'' range must be [low, high]"),
+    ("space:\n  train.lr: {float: [0, 0.1], log: true}\n", "log range needs low > 0"),
+    ("space:\n  train.lr: {float: [0.1, 0.2], choice: [1]}\n", "exactly one of int, float, choice"),
+    ("space:\n  cv.folds: {int: [3, 5]}\n", "key 'cv.folds' is fixed"),
+    ("space:\n  train.epochs: {int: [3, 5]}\n", "key 'train.epochs' is fixed"),
+    ("space:\n  model.n_h: {int: [4, 8]}\nsearch: {trials: 0}\n", "'search.trials'"),
+    ("space:\n  model.n_h: {int: [4, 8]}\nsearch: {trails: 3}\n", "'search.trails' is not a known setting"),
+    ("spaces: {}\n", "sections: space, search"),
+    ("[1, 2]\n", "must be a mapping"),
+    ("space: {a: [\n", "not valid YAML"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD)
+def test_bad_space_files_are_one_line_naming_the_key(tmp_path, text, expected):
+    recipe_path, space_path = _project(tmp_path)
+    space_path.write_text(text)
+    with pytest.raises(EdgememError) as e:
+        load_space(space_path, load_recipe(recipe_path))
+    assert expected in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_bad_space_file_from_the_command_line_exits_2_with_one_line(tmp_path):
+    recipe_path, space_path = _project(tmp_path)
+    space_path.write_text(BAD[0][0])
+    res = _sweep(recipe_path, "--space", space_path, "--out", tmp_path / "out")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and BAD[0][1] in res.stderr, res.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_sampled_values_go_through_the_recipe_validation(tmp_path):
+    recipe_path, _ = _project(tmp_path)
+    r = apply(load_recipe(recipe_path), {"model.neurons": ["lif", "lif", "lif"], "train.augment.noise": 0.1})
+    assert r.model.neurons == ["lif", "lif", "lif"] and r.train.augment.noise == 0.1
+    with pytest.raises(EdgememError, match="model.neurons"):
+        apply(r, {"model.neurons": ["lif", "gru", "lif"]})
+    assert yaml.safe_load(RECIPE)["name"] == r.name
