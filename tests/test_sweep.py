@@ -152,3 +152,29 @@ def test_sampled_values_go_through_the_recipe_validation(tmp_path):
     with pytest.raises(EdgememError, match="model.neurons"):
         apply(r, {"model.neurons": ["lif", "gru", "lif"]})
     assert yaml.safe_load(RECIPE)["name"] == r.name
+
+
+@pytest.mark.parametrize("module", ["ray.tune", "optuna"])
+def test_without_the_sweep_extra_it_is_one_line_saying_what_to_install(tmp_path, monkeypatch, capsys, module):
+    from edgemem.cli import entry
+
+    recipe_path, space_path = _project(tmp_path)
+    monkeypatch.setitem(sys.modules, module, None)  # import raises ModuleNotFoundError, as when not installed
+    monkeypatch.setattr(sys, "argv", ["edgemem", "sweep", str(recipe_path), "--space", str(space_path), "--out",
+                                      str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as e:
+        entry()
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert e.value.code == 2 and len(lines) == 1, lines
+    assert "edgemem sweep needs the sweep extra: pip install 'edgemem[sweep]'" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_device_cuda_without_a_gpu_is_one_line(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    recipe_path, space_path = _project(tmp_path)
+    res = _sweep(recipe_path, "--space", space_path, "--out", tmp_path / "out", "--device", "cuda")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "--device cuda" in res.stderr, res.stderr

@@ -98,6 +98,7 @@ def _init_ray(address: str | None, cpus: int | None) -> None:
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # results come from ResultGrid, not logfiles
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no Tune tables, the live view is ours
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False,
                               "configure_logging": True}
     try:
@@ -132,12 +133,15 @@ def run_sweep(recipe_path: Path, space_path: Path, out: Path, *, address: str | 
 
     windows, class_names = load_windows(recipe)
     _init_ray(address, cpus)
+    import optuna
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
     from edgemem.commands.sweep_view import ProgressView
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # Optuna's per-study INFO lines would break the view
     from edgemem.training.sweep_trial import run_trial
 
     out.mkdir(parents=True, exist_ok=True)
