@@ -178,3 +178,30 @@ def test_device_cuda_without_a_gpu_is_one_line(tmp_path):
     recipe_path, space_path = _project(tmp_path)
     res = _sweep(recipe_path, "--space", space_path, "--out", tmp_path / "out", "--device", "cuda")
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "--device cuda" in res.stderr, res.stderr
+
+
+def test_progress_view_counts_trials_and_tracks_the_best_completed_score():
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from edgemem.commands.sweep_view import ProgressView
+
+    lines: list[str] = []
+    view = ProgressView(3, 4, live=False, say=lines.append)
+    a, b = SimpleNamespace(trial_id="a", config={"x": 1}), SimpleNamespace(trial_id="b", config={"x": 2})
+    for t in (a, b):
+        view.on_trial_start(0, [], t)
+    view.on_trial_result(0, [], a, {"score": 0.5, "epochs": 1})
+    view.on_trial_result(0, [], b, {"score": 0.7, "epochs": 4, "final": True, "cv_test_mean": 0.6})
+    view.on_trial_complete(0, [], b)
+    assert lines[-1].startswith("trial b: score 0.7000, CV test 0.600; 1 completed, 0 stopped early, 1 running")
+    assert lines[-1].endswith("best 0.7000 (b)")
+    view.on_trial_complete(0, [], a)  # no final report: ASHA stopped it
+    assert "stopped by ASHA after 1 epochs" in lines[-1] and "1 stopped early, 0 running" in lines[-1]
+    console = Console(record=True, width=120)
+    view.state["c"], view.last["c"] = "running", {"score": 0.4, "epochs": 2}
+    console.print(view._render())
+    text = console.export_text()
+    assert "1 completed, 1 stopped early, 1 running, 0 failed of 3; best 0.7000 (b)" in text
+    assert "2/4" in text and "0.4000" in text
