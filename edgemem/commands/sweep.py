@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -142,16 +143,17 @@ def run_sweep(recipe_path: Path, space_path: Path, out: Path, *, address: str | 
     from edgemem.commands.sweep_view import ProgressView
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # Optuna's per-study INFO lines would break the view
-    from edgemem.training.sweep_trial import run_trial
+    from edgemem.training.sweep_trial import new_board, run_trial
 
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "sweep.json", json.dumps(ident, indent=1) + "\n")
     windows_ref = [ray.put(windows)]  # in a list: handed to the tasks as a reference, not copied into each trial
     runs_per_trial = len(folds) * len(recipe.cv.seeds)
+    board = new_board()
 
     def trainable(config: dict[str, Any]) -> None:
         trial_recipe = apply(recipe, decode(space, config))
-        run_trial(trial_recipe, windows_ref[0], class_names, dev, gpus_per_run, tune.report)
+        run_trial(trial_recipe, windows_ref[0], class_names, dev, gpus_per_run, board, tune.report)
 
     cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
     concurrent = space.search.concurrent or max(1, math.ceil(cluster_cpus / runs_per_trial))
@@ -186,11 +188,14 @@ def run_sweep(recipe_path: Path, space_path: Path, out: Path, *, address: str | 
     rows = []
     for res in grid:
         metrics = res.metrics or {}
-        trial_id = str(metrics.get("trial_id", res.path.rsplit("/", 1)[-1] if res.path else "?"))
+        # Tune names a trial's folder trainable_<id>_<number>_...: the number is the order Optuna proposed it in
+        found = re.search(r"_([0-9a-f]+)_(\d+)_", Path(res.path).name) if res.path else None
+        trial_id = str(metrics.get("trial_id") or (found.group(1) if found else "?"))
+        number = int(found.group(2)) if found else len(rows) + 1
         err = (str(res.error).strip().splitlines() or ["error"])[-1][:300] if res.error else None
         params = decode(space, res.config) if res.config and all(k in res.config for k in space.space) else {}
-        rows.append(sweep_report.trial_row(trial_id, params, metrics, err, epochs))
-    rows.sort(key=lambda r: r["trial"])
+        rows.append(sweep_report.trial_row(number, trial_id, params, metrics, err, epochs))
+    rows.sort(key=lambda r: (r["number"], r["trial"]))
     best = sweep_report.best_trial(rows)
     nested = sweep_report.nested_figure(rows)
     _write(out, recipe, rows, best, nested, seconds, resumed)

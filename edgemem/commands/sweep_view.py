@@ -18,6 +18,11 @@ from rich.text import Text
 
 
 class ProgressView(Callback):  # type: ignore[misc]
+    """Tune keeps the callbacks of the run it started (pickled with the experiment): a resumed run calls the old
+    one's hooks, which forward to the view of this invocation, `ProgressView.active`."""
+
+    active: ProgressView | None = None
+
     def __init__(self, trials: int, epochs: int, live: bool = True, say: Callable[[str], None] | None = None) -> None:
         self.trials, self.epochs, self.say = trials, epochs, say or (lambda m: None)
         self.console = Console(stderr=True)
@@ -37,27 +42,36 @@ class ProgressView(Callback):  # type: ignore[misc]
         self.console, self.live, self.say = Console(stderr=True), None, lambda m: None
 
     def __enter__(self) -> ProgressView:
+        ProgressView.active = self
         if self.live is not None:
             self.live.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        ProgressView.active = None
         if self.live is not None:
             self.live.update(self._render())
             self.live.stop()
 
     # ------------------------------------------------------------------ Tune's hooks (driver process)
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        if ProgressView.active not in (None, self):
+            return ProgressView.active.on_trial_start(iteration, trials, trial, **info)
         self.state[trial.trial_id] = "running"
         self.params[trial.trial_id] = dict(trial.config)
+        self.last.pop(trial.trial_id, None)  # a trial started again (resumed) reports from its first epoch
         self._refresh()
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
                         **info: Any) -> None:
+        if ProgressView.active not in (None, self):
+            return ProgressView.active.on_trial_result(iteration, trials, trial, result, **info)
         self.last[trial.trial_id] = result
         self._refresh()
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        if ProgressView.active not in (None, self):
+            return ProgressView.active.on_trial_complete(iteration, trials, trial, **info)
         r = self.last.get(trial.trial_id, {})
         self.state[trial.trial_id] = "completed" if r.get("final") else "stopped"
         what = (f"CV test {r['cv_test_mean']:.3f}" if r.get("final") else
@@ -68,6 +82,8 @@ class ProgressView(Callback):  # type: ignore[misc]
         self._refresh()
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        if ProgressView.active not in (None, self):
+            return ProgressView.active.on_trial_error(iteration, trials, trial, **info)
         self.state[trial.trial_id] = "error"
         if self.live is None:
             self.say(f"trial {trial.trial_id}: failed ({trial.path})")

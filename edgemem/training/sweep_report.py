@@ -21,14 +21,15 @@ from typing import Any
 import numpy as np
 
 
-def trial_row(trial_id: str, params: dict[str, Any], last: dict[str, Any] | None, error: str | None,
+def trial_row(number: int, trial_id: str, params: dict[str, Any], last: dict[str, Any] | None, error: str | None,
               max_epochs: int) -> dict[str, Any]:
     """One trial's row of results.csv / results.json."""
     last = last or {}
     done = bool(last.get("final"))
     status = "error" if error else ("completed" if done else f"stopped at epoch {last.get('epochs', 0)}")
     return {
-        "trial": trial_id, "status": status, "epochs": int(last.get("epochs", 0)), "max_epochs": max_epochs,
+        "number": number, "trial": trial_id, "status": status, "epochs": int(last.get("epochs", 0)),
+        "max_epochs": max_epochs,
         "score": last.get("score"), "cv_test_mean": last.get("cv_test_mean"), "cv_test_sd": last.get("cv_test_sd"),
         "params": params, "runs": last.get("runs", []), "error": error,
     }
@@ -62,9 +63,9 @@ def results_csv(rows: list[dict[str, Any]]) -> str:
     keys = sorted({k for r in rows for k in r["params"]})
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["trial", "status", "epochs", "score", "cv_test_mean", "cv_test_sd", *keys])
+    w.writerow(["number", "trial", "status", "epochs", "score", "cv_test_mean", "cv_test_sd", *keys])
     for r in rows:
-        w.writerow([r["trial"], r["status"], r["epochs"], _num(r["score"]), _num(r["cv_test_mean"]),
+        w.writerow([r["number"], r["trial"], r["status"], r["epochs"], _num(r["score"]), _num(r["cv_test_mean"]),
                     _num(r["cv_test_sd"]), *[_show(r["params"].get(k)) for k in keys]])
     return buf.getvalue()
 
@@ -97,7 +98,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         best = max(best, s) if d and not np.isnan(s) else best
         line.append(best if np.isfinite(best) else np.nan)
     ax.step(xs, line, where="post", color="C2", label="best so far (completed)")
-    ax.set_xlabel("trial")
+    ax.set_xlabel("trial (in the order proposed)")
     ax.set_ylabel("score: mean inner-validation accuracy")
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)

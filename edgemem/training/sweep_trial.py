@@ -11,8 +11,8 @@ epoch choice (docs/sweep.md says what is still optimistic and the nested figure 
 from __future__ import annotations
 
 import dataclasses
-import queue
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,10 +56,26 @@ def resolve_device(device: str) -> str:
     return "cuda" if device == "auto" and has_gpu else ("cpu" if device == "auto" else device)
 
 
+class EpochBoard:
+    """Where runs post each epoch's validation accuracy and their trials collect it: one Ray actor per sweep.
+
+    A run posts without waiting (`board.put.remote`): a task blocked in ray.get would hand its CPU to another task
+    and the CPUs would be oversubscribed. Calls from one run arrive in order."""
+
+    def __init__(self) -> None:
+        self.posts: dict[str, list[tuple[int, int, float]]] = {}
+
+    def put(self, key: str, run: int, epoch: int, accuracy: float) -> None:
+        self.posts.setdefault(key, []).append((run, epoch, accuracy))
+
+    def take(self, key: str) -> list[tuple[int, int, float]]:
+        return self.posts.pop(key, [])
+
+
 def run_fold_seed(recipe: Recipe, windows: Windows, class_names: list[str], fold: Fold, seed: int, run: int,
-                  device: str, sink: Any) -> dict[str, Any]:
-    """Train the recipe's model on one fold with one seed; every epoch's validation accuracy goes to `sink`
-    (a ray.util.queue.Queue, as (run, epoch, accuracy)); returns the run's figures."""
+                  device: str, board: Any, key: str) -> dict[str, Any]:
+    """Train the recipe's model on one fold with one seed; every epoch's validation accuracy is posted to `board`
+    (an EpochBoard actor) under `key` as (run, epoch, accuracy); returns the run's figures."""
     import torch
 
     from edgemem.training.loop import accuracy, fit, seed_everything
@@ -72,7 +88,7 @@ def run_fold_seed(recipe: Recipe, windows: Windows, class_names: list[str], fold
     model, logits_fn = build_main(recipe, prep.n_in, len(class_names))
 
     def report(epoch: int, hist: Any) -> None:
-        sink.put((run, epoch, hist.val_acc[-1]))
+        board.put.remote(key, run, epoch, hist.val_acc[-1])
 
     started = time.perf_counter()
     hist = fit(model, logits_fn, (s.train.x, s.train.y), (s.val.x, s.val.y), train, quiet=True, on_epoch=report,
@@ -90,34 +106,43 @@ def score_after(curves: list[list[float]], epochs: int) -> float:
     return float(np.mean([max(c[:epochs]) for c in curves]))
 
 
+def new_board() -> Any:
+    """The sweep's EpochBoard actor (it holds no CPU; "DEFAULT": outside any trial's placement group)."""
+    import ray
+
+    return ray.remote(EpochBoard).options(num_cpus=0, scheduling_strategy="DEFAULT").remote()
+
+
 def run_trial(recipe: Recipe, windows_ref: Any, class_names: list[str], device: str, gpus_per_run: float,
-              report: Any) -> None:
+              board: Any, report: Any) -> None:
     """Every (fold, seed) run of `recipe` as Ray tasks, in parallel; `report(metrics)` (ray.tune.report) once per
     epoch with the score after that epoch, the last report with the runs' final figures."""
     import ray
-    from ray.util.queue import Queue
 
     folds = inner_folds(recipe)
     jobs = [(f, seed) for f in folds for seed in recipe.cv.seeds]
+    key = uuid.uuid4().hex  # this attempt of the trial (a resumed trial starts again under a new key)
     # "DEFAULT": the runs take the cluster's CPUs, not the trial's own placement group, which Tune would make
     # them share (a trial holds no CPU: see commands/sweep.py)
-    sink = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": "DEFAULT"})
     task = ray.remote(run_fold_seed).options(num_cpus=1, num_gpus=gpus_per_run if device == "cuda" else 0,
                                              max_retries=0, scheduling_strategy="DEFAULT")
-    refs = [task.remote(recipe, windows_ref, class_names, f, seed, i, device, sink) for i, (f, seed) in enumerate(jobs)]
+    refs = [task.remote(recipe, windows_ref, class_names, f, seed, i, device, board, key)
+            for i, (f, seed) in enumerate(jobs)]
     epochs = recipe.train.epochs
     curves: list[list[float]] = [[] for _ in jobs]
     reported = 0
     finished = False
     try:
         while reported < epochs - 1:
-            try:
-                run, epoch, acc = sink.get(timeout=0.5)
+            posts = ray.get(board.take.remote(key))
+            for run, _, acc in posts:
                 curves[run].append(float(acc))
-            except queue.Empty:
-                ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            if not posts:
+                ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0.5)
                 for r in ready:
                     ray.get(r)  # a failed run raises here, failing the trial with its error
+                if len(ready) == len(refs):  # every run has finished: its own curve is complete
+                    curves = [[float(a) for a in r["val_curve"]] for r in ray.get(refs)]
             while reported < epochs - 1 and all(len(c) > reported for c in curves):
                 reported += 1
                 report({"score": score_after(curves, reported), "epochs": reported})
@@ -128,7 +153,7 @@ def run_trial(recipe: Recipe, windows_ref: Any, class_names: list[str], device: 
             _, running = ray.wait(refs, num_returns=len(refs), timeout=0)
             for r in running:
                 ray.cancel(r)
-        ray.kill(sink.actor)
+        ray.get(board.take.remote(key))  # drop what the runs posted after the trial stopped reading
     vals = np.array([r["val_accuracy"] for r in runs])
     tests = np.array([r["test_accuracy"] for r in runs])
     report({"score": float(vals.mean()), "epochs": epochs, "final": True,
