@@ -105,11 +105,14 @@ def _init_ray(address: str | None, cpus: int | None) -> None:
     try:
         if address:
             ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=cpus, **kwargs)
+        else:  # "local": a Ray of its own even where `ray start` left one running on this machine
+            ray.init(address="local", num_cpus=cpus, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        where = f"the Ray cluster at {address}" if address else "a local Ray"
-        raise EdgememError(f"cannot start {where} ({(str(e).splitlines() or ['?'])[0][:160]})") from None
+        first = (str(e).splitlines() or ["?"])[0][:160]
+        if address:  # Ray 2.5x clusters check a token by default: the usual reason a join fails
+            raise EdgememError(f"cannot join the Ray cluster at {address} ({first}); a cluster with token "
+                               "authentication needs RAY_AUTH_MODE=token and its token (docs/sweep.md)") from None
+        raise EdgememError(f"cannot start a local Ray ({first})") from None
 
 
 def run_sweep(recipe_path: Path, space_path: Path, out: Path, *, address: str | None = None, cpus: int | None = None,
