@@ -95,6 +95,11 @@ def sweep(
         params = ", ".join(f"{k}={v}" for k, v in r["params"].items())
         table.add_row(r["trial"], r["status"], str(r["epochs"]), score, test, params)
     out.print(table)
+    if res.interrupted:
+        kept = sum(not r["status"].startswith("interrupted") for r in res.rows)
+        err.print(f"interrupted: {kept} of {res.trials} trials finished, kept in {out_dir}; continue with the same "
+                  "command", highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(130)
     if res.best is None:
         out.print(f"no trial completed; see {out_dir}/results.json")
         return

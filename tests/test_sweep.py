@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -68,14 +70,43 @@ def test_score_is_the_mean_of_each_runs_best_validation_so_far():
     assert score_after(curves, 3) == pytest.approx(0.6)
 
 
-def test_sweep_writes_results_and_a_rerun_continues_without_redoing_trials(tmp_path):
+FINISHED = re.compile(r"^trial (\w+): score ", re.M)  # the view's line for a trial that finished (not on a terminal)
+
+
+def test_sweep_interrupted_continues_without_redoing_finished_trials_and_writes_results(tmp_path):
     recipe_path, space_path = _project(tmp_path)
     out = tmp_path / "out"
+    args = [sys.executable, "-m", "edgemem.cli", "sweep", str(recipe_path), "--space", str(space_path), "--out",
+            str(out), "--cpus", "2"]
+    first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert first.stderr is not None
+    seen = ""
+    for line in first.stderr:  # Ctrl-C as soon as one trial has finished
+        seen += line
+        if FINISHED.search(line):
+            first.send_signal(signal.SIGINT)
+            break
+    rest_out, rest_err = first.communicate(timeout=300)
+    seen += rest_err
+    finished_first = set(FINISHED.findall(seen))
+    assert finished_first, seen[-3000:]
+    partial = json.loads((out / "results.json").read_text())
+    if first.returncode == 130:  # cut off before the last trial (else it had already finished them all)
+        assert "interrupted:" in seen and "continue with the same command" in seen
+        assert partial["completed"] + partial["stopped_early"] < 3 or len(partial["rows"]) < 3
+    else:
+        assert first.returncode == 0, seen[-3000:]
+
     res = _sweep(recipe_path, "--space", space_path, "--out", out, "--cpus", "2")
     assert res.returncode == 0, res.stderr[-3000:]
+    assert "continuing the sweep" in res.stderr
+    finished_second = set(FINISHED.findall(res.stderr))
+    assert not finished_first & finished_second, (finished_first, finished_second)  # none of them ran again
     summary = json.loads((out / "results.json").read_text())
     rows = summary["rows"]
-    assert len(rows) == 3 and summary["errors"] == 0, rows
+    assert len(rows) == 3 and summary["errors"] == 0 and summary["interrupted"] == 0, rows
+    assert {r["trial"] for r in rows} == finished_first | finished_second
+    assert [r["number"] for r in rows] == [1, 2, 3]
     assert summary["completed"] + summary["stopped_early"] == 3
     for r in rows:
         assert 4 <= r["params"]["model.n_h"] <= 12 and 0.003 <= r["params"]["train.lr"] <= 0.03
@@ -97,16 +128,10 @@ def test_sweep_writes_results_and_a_rerun_continues_without_redoing_trials(tmp_p
     assert winner.model.n_h == best["params"]["model.n_h"] and winner.train.epochs == 2
     assert winner.data_file is not None and winner.data_file.resolve() == (tmp_path / "rec.npz").resolve()
     assert "best:" in res.stdout and "nested CV test" in res.stdout
-
-    again = _sweep(recipe_path, "--space", space_path, "--out", out, "--cpus", "2")
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "continuing the sweep" in again.stderr
-    summary2 = json.loads((out / "results.json").read_text())
-    assert [(r["trial"], r["score"]) for r in summary2["rows"]] == [(r["trial"], r["score"]) for r in rows]
     invocations = json.loads((out / "invocations.json").read_text())
     assert [i["resumed"] for i in invocations] == [False, True]
 
-    (space_path).write_text(SPACE.replace("trials: 3", "trials: 4"))
+    space_path.write_text(SPACE.replace("trials: 3", "trials: 4"))
     changed = _sweep(recipe_path, "--space", space_path, "--out", out)
     assert changed.returncode == 2 and changed.stderr.count("\n") == 1, changed.stderr
     assert "another space file" in changed.stderr

@@ -40,6 +40,12 @@ class SweepResult:
     nested: dict[str, Any] | None
     seconds: float
     resumed: bool
+    trials: int  # asked for by the space file
+
+    @property
+    def interrupted(self) -> bool:
+        """Ctrl-C ended it before every trial finished: the same command continues it."""
+        return len(self.rows) < self.trials or any(r["status"].startswith("interrupted") for r in self.rows)
 
 
 def _distributions(space: SpaceFile) -> dict[str, Any]:
@@ -189,20 +195,22 @@ def run_sweep(recipe_path: Path, space_path: Path, out: Path, *, address: str | 
         ray.shutdown()
     seconds = time.perf_counter() - started
     rows = []
-    for res in grid:
+    # Tune's Trial objects, in the ResultGrid's order: the only place a trial's status (finished or cut off by
+    # Ctrl-C) and its number (the order Optuna proposed it in: the tag's first field) can be read
+    trials = list(grid._experiment_analysis.trials)
+    for trial, res in zip(trials, grid, strict=True):
         metrics = res.metrics or {}
-        # Tune names a trial's folder trainable_<id>_<number>_...: the number is the order Optuna proposed it in
-        found = re.search(r"_([0-9a-f]+)_(\d+)_", Path(res.path).name) if res.path else None
-        trial_id = str(metrics.get("trial_id") or (found.group(1) if found else "?"))
-        number = int(found.group(2)) if found else len(rows) + 1
+        found = re.match(r"(\d+)_", str(trial.experiment_tag))
+        number = int(found.group(1)) if found else len(rows) + 1
         err = (str(res.error).strip().splitlines() or ["error"])[-1][:300] if res.error else None
         params = decode(space, res.config) if res.config and all(k in res.config for k in space.space) else {}
-        rows.append(sweep_report.trial_row(number, trial_id, params, metrics, err, epochs))
+        cut = trial.status not in ("TERMINATED", "ERROR")
+        rows.append(sweep_report.trial_row(number, str(trial.trial_id), params, metrics, err, epochs, cut))
     rows.sort(key=lambda r: (r["number"], r["trial"]))
     best = sweep_report.best_trial(rows)
     nested = sweep_report.nested_figure(rows)
     _write(out, recipe, rows, best, nested, seconds, resumed)
-    return SweepResult(out, rows, best, nested, seconds, resumed)
+    return SweepResult(out, rows, best, nested, seconds, resumed, space.search.trials)
 
 
 def _write(out: Path, recipe: Recipe, rows: list[dict[str, Any]], best: dict[str, Any] | None,
@@ -216,6 +224,7 @@ def _write(out: Path, recipe: Recipe, rows: list[dict[str, Any]], best: dict[str
                   "fold's test subjects); selection uses nothing else (docs/sweep.md)",
         "trials": len(rows), "completed": sum(r["status"] == "completed" for r in rows),
         "stopped_early": sum(r["status"].startswith("stopped") for r in rows),
+        "interrupted": sum(r["status"].startswith("interrupted") for r in rows),
         "errors": sum(r["status"] == "error" for r in rows),
         "seconds": round(sum(r["seconds"] for r in runs), 1),
         "best": None if best is None else {

@@ -22,11 +22,18 @@ import numpy as np
 
 
 def trial_row(number: int, trial_id: str, params: dict[str, Any], last: dict[str, Any] | None, error: str | None,
-              max_epochs: int) -> dict[str, Any]:
-    """One trial's row of results.csv / results.json."""
+              max_epochs: int, cut: bool = False) -> dict[str, Any]:
+    """One trial's row of results.csv / results.json; `cut`: Ctrl-C ended it (a resume runs it again)."""
     last = last or {}
     done = bool(last.get("final"))
-    status = "error" if error else ("completed" if done else f"stopped at epoch {last.get('epochs', 0)}")
+    if error:
+        status = "error"
+    elif done:
+        status = "completed"
+    elif cut:
+        status = f"interrupted at epoch {last.get('epochs', 0)}"
+    else:
+        status = f"stopped at epoch {last.get('epochs', 0)}"
     return {
         "number": number, "trial": trial_id, "status": status, "epochs": int(last.get("epochs", 0)),
         "max_epochs": max_epochs,
