@@ -186,7 +186,8 @@ def run_sweep(recipe_path: Path, space_path: Path, out: Path, *, address: str | 
                                       reduction_factor=space.search.reduction_factor)
             tuner = tune.Tuner(fn, run_config=run_config, tune_config=tune.TuneConfig(
                 metric=SCORE, mode="max", search_alg=searcher, scheduler=scheduler,
-                num_samples=space.search.trials, max_concurrent_trials=concurrent))
+                num_samples=space.search.trials, max_concurrent_trials=concurrent,
+                reuse_actors=True))  # a trial only waits on its runs: no state to lose, a process start saved
         say(f"{space.search.trials} trials x {len(folds)} folds x {len(recipe.cv.seeds)} seeds, up to {epochs} "
             f"epochs each, on {cluster_cpus} CPUs ({concurrent} trials at once, device {dev})")
         with view:

@@ -107,7 +107,10 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     ax.step(xs, line, where="post", color="C2", label="best so far (completed)")
     ax.set_xlabel("trial (in the order proposed)")
     ax.set_ylabel("score: mean inner-validation accuracy")
-    ax.legend(loc="lower right")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(loc="best")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")  # path may be a temp name
