@@ -230,3 +230,25 @@ def test_progress_view_counts_trials_and_tracks_the_best_completed_score():
     text = console.export_text()
     assert "1 completed, 1 stopped early, 1 running, 0 failed of 3; best 0.7000 (b)" in text
     assert "2/4" in text and "0.4000" in text
+
+
+def test_fit_reports_every_epoch_and_an_explicit_cpu_device_changes_nothing(tmp_path):
+    import torch
+
+    from edgemem.training.loop import fit
+    from edgemem.training.pipeline import build_main
+
+    recipe = load_recipe(_project(tmp_path)[0])
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((40, 20, 3)).astype(np.float32), rng.integers(0, 3, 40)
+    val = (x[:10], y[:10])
+    weights, seen = [], []
+    for device in (None, torch.device("cpu")):
+        torch.manual_seed(0)
+        model, fn = build_main(recipe, 3, 3)
+        hist = fit(model, fn, (x, y), val, recipe.train, quiet=True, device=device,
+                   on_epoch=lambda e, h: seen.append((e, h.val_acc[-1])))
+        weights.append({k: v.clone() for k, v in model.state_dict().items()})
+        assert len(hist.val_acc) == recipe.train.epochs
+    assert [e for e, _ in seen] == [0, 1, 2] * 2 and seen[:3] == seen[3:]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
