@@ -92,7 +92,7 @@ def sweep(
     for r in res.rows:
         score = "–" if r["score"] is None else f"{r['score']:.4f}"
         test = "–" if r["cv_test_mean"] is None else f"{r['cv_test_mean']:.3f} ± {r['cv_test_sd']:.3f}"
-        params = ", ".join(f"{k}={v}" for k, v in r["params"].items())
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["params"].items())
         table.add_row(r["trial"], r["status"], str(r["epochs"]), score, test, params)
     out.print(table)
     if res.interrupted:

@@ -107,7 +107,8 @@ class ProgressView(Callback):  # type: ignore[misc]
             if s == "running":
                 r = self.last.get(t, {})
                 score = f"{r['score']:.4f}" if "score" in r else "–"
-                params = ", ".join(f"{k}={v}" for k, v in self.params.get(t, {}).items())
+                params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                   for k, v in self.params.get(t, {}).items())
                 table.add_row(t, f"{r.get('epochs', 0)}/{self.epochs}", score, params[:80])
         elapsed = time.perf_counter() - self.started
         return Group(Text(f"sweep: {self._counts()}  [{elapsed:.0f} s]"), table)
