@@ -149,7 +149,7 @@ def run_trial(recipe: Recipe, windows_ref: Any, class_names: list[str], device: 
         runs = ray.get(refs)
         finished = True
     finally:
-        if not finished:  # a failed run stops its siblings (a trial that ASHA stops dies with its tasks: their owner)
+        if not finished:  # stopped by ASHA (Tune exits the trial inside report) or a run failed: end the others
             _, running = ray.wait(refs, num_returns=len(refs), timeout=0)
             for r in running:
                 ray.cancel(r)
