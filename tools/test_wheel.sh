@@ -129,7 +129,9 @@ expect_error "needs the tflite extra: pip install 'edgemem[tflite]'" "$EM" expor
 expect_error "needs the nir extra: pip install 'edgemem[nir]'" "$EM" export run/model.pt --to nir --out n
 sed 's/source: digits, window: 64, hop: 64/source: basic_motions, window: 100, hop: 100/' recipe.yaml > bm.yaml
 expect_error "needs the data extra: pip install 'edgemem[data]'" "$EM" train bm.yaml --out bm
-[ ! -e t ] && [ ! -e n ] && [ ! -e bm/model.pt ] || fail "a refused command wrote files"
+printf 'space:\n  train.lr: {float: [0.01, 0.03]}\n' > space.yaml
+expect_error "edgemem sweep needs the sweep extra: pip install 'edgemem[sweep]'" "$EM" sweep recipe.yaml --space space.yaml --out sw
+[ ! -e t ] && [ ! -e n ] && [ ! -e bm/model.pt ] && [ ! -e sw ] || fail "a refused command wrote files"
 
 # the demo's builds (ctypes shared library, WebAssembly) from the packaged firmware
 run "$VPY" -c "from edgemem.demo.runtime import build_shared; from edgemem.verification.c_runtime import _make; \

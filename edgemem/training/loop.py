@@ -56,7 +56,10 @@ def _rotation(a: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def predict(model: nn.Module, logits_fn: LogitsFn, x: np.ndarray, batch: int = 256) -> np.ndarray:
     model.eval()
-    out = [logits_fn(model, torch.from_numpy(x[i : i + batch])).argmax(1) for i in range(0, len(x), batch)]
+    first = next(model.parameters(), None)
+    dev = first.device if first is not None else torch.device("cpu")  # where fit(device=...) left the model
+    out = [logits_fn(model, torch.from_numpy(x[i : i + batch]).to(dev)).argmax(1).cpu()
+           for i in range(0, len(x), batch)]
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
 
 
@@ -117,6 +120,8 @@ def fit(
     state_path: Path | None = None,
     resume: bool = False,
     teacher: nn.Module | None = None,
+    on_epoch: Callable[[int, History], None] | None = None,
+    device: torch.device | None = None,
 ) -> History:
     """AdamW + one-cycle schedule. Keeps the weights of the best validation epoch (the last one without validation).
 
@@ -124,10 +129,18 @@ def fit(
     atomically after every epoch; `resume` continues from that file, giving the same weights as an uninterrupted
     run. Ctrl-C raises Interrupted after the last finished epoch was saved. With a `teacher` (quantization-aware
     fine-tuning), the loss is knowledge distillation (Hinton et al. 2015): half cross-entropy, half the KL divergence
-    to the teacher's logits at temperature KD_T (times KD_T^2), on the same augmented batch."""
+    to the teacher's logits at temperature KD_T (times KD_T^2), on the same augmented batch. `on_epoch(epoch,
+    history)` is called after every finished epoch (epoch counts from 0): `edgemem sweep` reports the validation
+    accuracy so far to its early-stopping scheduler. `device` (default: where the model is, the CPU) moves the
+    model and each batch there; the random streams stay on the CPU, so a seed draws the same batches and
+    augmentations on any device."""
     seed_everything(spec.seed)
     torch.set_num_threads(spec.threads)
     gen = torch.Generator().manual_seed(spec.seed)
+    if device is not None:
+        model.to(device)
+        if teacher is not None:
+            teacher.to(device)
     x_train, y_train = torch.from_numpy(train[0]), torch.from_numpy(train[1])
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     steps = spec.epochs * math.ceil(len(y_train) / spec.batch_size)
@@ -162,6 +175,8 @@ def fit(
                 _save_state(state_path, model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
                             rng=_rng_state(gen), hist=asdict(hist), best=best, best_acc=best_acc, epoch=epoch + 1)
             progress.update(task, advance=1, info=info)
+            if on_epoch is not None:
+                on_epoch(epoch, hist)
             if not quiet and not progress.console.is_terminal:  # logs and CI: one line per epoch
                 progress.console.print(f"{label} epoch {epoch + 1}/{spec.epochs}: {info}")
     model.load_state_dict(best)
@@ -181,7 +196,8 @@ def _epoch(
     total, correct, n = 0.0, 0, 0
     for i in range(0, len(perm), spec.batch_size):
         idx = perm[i : i + spec.batch_size]
-        xb, yb = augment(x_train[idx], spec.augment, gen), y_train[idx]
+        first = next(model.parameters())
+        xb, yb = augment(x_train[idx], spec.augment, gen).to(first.device), y_train[idx].to(first.device)
         logits = logits_fn(model, xb)
         loss = nn.functional.cross_entropy(logits, yb)
         if teacher is not None:
