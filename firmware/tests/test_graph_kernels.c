@@ -490,14 +490,16 @@ static void test_conv_packed(void) {
 /* Packed FC (s8 and s16 input) against ref_fc on the same weights unpacked: every value of the range, odd rows of
  * bytes, full-scale inputs; the sign extension by hand; the argument checks. */
 static void test_fc_packed(void) {
-    enum { MAXI = 1024, MAXO = 6 };
+    enum { MAXI = 1024, MAXO = 37 }; /* more rows than the M4 path's chunk of 32, odd and even */
     static int8_t in8[MAXI], w[MAXO * MAXI], shift[MAXO];
     static int16_t in16[MAXI];
     static uint8_t wp[MAXO * MAXI / 2];
     static int32_t in32[MAXI], bias[MAXO], mult[MAXO], out[MAXO], ref[MAXO];
     for (int k = 0; k < 400; k++) {
         const int wbits = k % 2 ? 4 : 2, per = 8 / wbits, s16 = (k / 2) % 2, acc = (k / 4) % 2;
-        const int n_in = k % 25 == 0 ? MAXI : per * t_range(1, 17), n_out = t_range(1, MAXO);
+        /* n_in: up to 1024 (beyond the M4 path's paired input of 256: its fallback), 256 and 272 at that bound */
+        const int n_in = k % 25 == 0 ? MAXI : k % 25 == 1 ? 256 : k % 25 == 2 ? 272 : per * t_range(1, 17);
+        const int n_out = k % 3 == 0 ? t_range(1, MAXO) : t_range(1, 6);
         const int lo = -(1 << (wbits - 1)), hi = (1 << (wbits - 1)) - 1;
         for (int i = 0; i < n_in; i++) {
             if (s16) in32[i] = in16[i] = (int16_t)(k % 8 < 2 ? (t_range(0, 1) ? 32767 : -32768) : t_range(-32768, 32767));

@@ -26,9 +26,59 @@ static inline void store_pair(int32_t *out, const int32_t *bias, const int32_t *
     if (pair) em_store16_i(&out[o + 1], em_requant16(em_add_sat32_i(bias[o + 1], dot1), mult[o + 1], shift[o + 1]), acc);
 }
 
+#ifdef EM_DOT_ASM
+enum { PK_ROWS = 32 }; /* rows whose whole-word sums pk_rows takes in one call (a stack array of 33 int32) */
+
+/* d[r] = the offset-form sum over the whole words (whole elements) of row r < rows (d[rows] written too when rows is
+ * odd: the last row is paired with itself), pk the input's pairs. Rows of whole words only (every shipped shape):
+ * em_pk_rowpairs, the row-pair loop in the asm; else one em_dot2_pk_words call per pair. */
+static void pk_rows(const uint8_t *w, size_t row_bytes, int rows, int wbits, const uint32_t *pk, int whole,
+                    int32_t *d) {
+    const uint32_t words = (uint32_t)whole * (uint32_t)wbits / 32u;
+    int r = 0;
+    if (rows >= 2 && words > 0 && (size_t)words * 4u == row_bytes && (wbits == 2 || words % 2u == 0)) {
+        em_pk_rowpairs(w, wbits, pk, words, (uint32_t)rows / 2u, d);
+        r = rows & ~1;
+        w += (size_t)r * row_bytes;
+    }
+    for (; r < rows; r += 2, w += 2 * row_bytes)
+        em_dot2_pk_words(w, r + 1 < rows ? w + row_bytes : w, wbits, pk, words, &d[r], &d[r + 1]);
+}
+
+static inline void store_one(int32_t *out, const int32_t *bias, const int32_t *mult, const int8_t *shift, int o,
+                             int32_t dot, int acc) {
+    em_store16_i(&out[o], em_requant16(em_add_sat32_i(bias[o], dot), mult[o], shift[o]), acc);
+}
+#endif
+
 void em_k_fc_s8_packed(const int8_t *in, const uint8_t *w, int wbits, const int32_t *bias, const int32_t *mult,
                        const int8_t *shift, int in_dim, int out_dim, int acc, int32_t *out) {
     const size_t row_bytes = (size_t)in_dim * (size_t)wbits / 8u;
+#ifdef EM_DOT_ASM
+    if (in_dim <= EM_PK_MAX_IN) { /* the input paired once for all rows */
+        uint32_t pk[EM_PK_MAX_IN / 2];
+        int32_t sum;
+        const int whole = em_pk_pairs_int8_t(in, in_dim, wbits, pk, &sum);
+        const int32_t off = em_packed_half(wbits) * sum;
+        const size_t tail_at = (size_t)whole * (size_t)wbits / 8u;
+        for (int o = 0; o < out_dim; o += PK_ROWS) {
+            const int rows = out_dim - o < PK_ROWS ? out_dim - o : PK_ROWS;
+            int32_t d[PK_ROWS + 1];
+            pk_rows(w + (size_t)o * row_bytes, row_bytes, rows, wbits, pk, whole, d);
+            if (whole < in_dim) /* the rows' last elements, fewer than a word's: scalar */
+                for (int r = 0; r < rows; r += 2) {
+                    const uint8_t *w0 = w + (size_t)(o + r) * row_bytes + tail_at;
+                    int32_t t0, t1;
+                    em_dot2_packed_u_int8_t(w0, r + 1 < rows ? w0 + row_bytes : w0, wbits, in + whole,
+                                            in_dim - whole, &t0, &t1);
+                    d[r] += t0;
+                    d[r + 1] += t1;
+                }
+            for (int r = 0; r < rows; r++) store_one(out, bias, mult, shift, o + r, d[r] - off, acc);
+        }
+        return;
+    }
+#endif
     const int32_t off = em_packed_half(wbits) * em_sum_s8(in, in_dim); /* rows are whole bytes (checked) */
     for (int o = 0; o < out_dim; o += 2) {
         const int pair = o + 1 < out_dim; /* an odd last row pairs with itself */
@@ -52,6 +102,31 @@ em_status_t em_fc_s8_packed(const int8_t *in, const uint8_t *w, int wbits, const
 void em_k_fc_s16_packed(const int16_t *in, const uint8_t *w, int wbits, const int32_t *bias, const int32_t *mult,
                         const int8_t *shift, int in_dim, int out_dim, int acc, int32_t *out) {
     const size_t row_bytes = (size_t)in_dim * (size_t)wbits / 8u;
+#ifdef EM_DOT_ASM
+    if (in_dim <= EM_PK_MAX_IN) { /* the input re-paired once for all rows */
+        uint32_t pk[EM_PK_MAX_IN / 2];
+        int32_t sum; /* |sum| <= 256 * 32768: int32 */
+        const int whole = em_pk_pairs_int16_t(in, in_dim, wbits, pk, &sum);
+        const int64_t off = (int64_t)em_packed_half(wbits) * sum;
+        const size_t tail_at = (size_t)whole * (size_t)wbits / 8u;
+        for (int o = 0; o < out_dim; o += PK_ROWS) {
+            const int rows = out_dim - o < PK_ROWS ? out_dim - o : PK_ROWS;
+            int32_t d[PK_ROWS + 1];
+            pk_rows(w + (size_t)o * row_bytes, row_bytes, rows, wbits, pk, whole, d);
+            for (int r = 0; r < rows; r += 2) {
+                int64_t t0 = 0, t1 = 0;
+                if (whole < in_dim) {
+                    const uint8_t *w0 = w + (size_t)(o + r) * row_bytes + tail_at;
+                    em_dot2_packed_u_int16_t(w0, r + 1 < rows ? w0 + row_bytes : w0, wbits, in + whole,
+                                             in_dim - whole, &t0, &t1);
+                }
+                store_pair(out, bias, mult, shift, o + r, r + 1 < rows, (int32_t)(d[r] + t0 - off),
+                           (int32_t)(d[r + 1] + t1 - off), acc);
+            }
+        }
+        return;
+    }
+#endif
     const int64_t off = em_packed_half(wbits) * em_sum_s16(in, in_dim);
     for (int o = 0; o < out_dim; o += 2) {
         const int pair = o + 1 < out_dim;
