@@ -452,10 +452,10 @@ static void pack(const int8_t *v, int n, int wbits, uint8_t *out) {
 }
 
 /* Packed causal conv against the int8 conv on the same weights unpacked, over several steps (the ring advances):
- * taps on byte boundaries (the offset form) and inside bytes (c_in not a multiple of 8 / wbits), odd and even c_out,
- * every weight value and full-scale inputs. */
+ * taps on byte boundaries (the offset form), on word boundaries, and inside bytes (c_in not a multiple of 8 / wbits),
+ * odd and even c_out, every weight value and full-scale inputs. */
 static void test_conv_packed(void) {
-    enum { MAXC = 40, MAXK = 5, MAXO = 7, STEPS = 6 };
+    enum { MAXC = 64, MAXK = 5, MAXO = 7, STEPS = 6 };
     static int8_t w[MAXO * MAXK * MAXC], shift[MAXO], in[MAXC], ring_p[MAXK * MAXC], ring_r[MAXK * MAXC];
     static uint8_t wp[MAXO * MAXK * MAXC / 2 + 1];
     static int32_t bias[MAXO], mult[MAXO], out_p[MAXO], out_r[MAXO];
@@ -463,6 +463,8 @@ static void test_conv_packed(void) {
         const int wbits = k % 2 ? 4 : 2, per = 8 / wbits, kk = t_range(1, MAXK), c_out = t_range(1, MAXO);
         int c_in = t_range(1, MAXC);
         while ((kk * c_in) % per) c_in = t_range(1, MAXC); /* rows must fill whole bytes */
+        /* half of them: taps of whole 32-bit words (the M4's paired-window path; past 256 inputs its fallback) */
+        if (k % 4 < 2) c_in = (32 / wbits) * t_range(1, MAXC / (32 / wbits));
         const int lo = -(1 << (wbits - 1)), hi = (1 << (wbits - 1)) - 1;
         for (int i = 0; i < c_out * kk * c_in; i++) w[i] = (int8_t)(k % 7 == 0 ? lo : t_range(lo, hi));
         pack(w, c_out * kk * c_in, wbits, wp);

@@ -49,6 +49,29 @@ static inline void store_one(int32_t *out, const int32_t *bias, const int32_t *m
                              int32_t dot, int acc) {
     em_store16_i(&out[o], em_requant16(em_add_sat32_i(bias[o], dot), mult[o], shift[o]), acc);
 }
+
+/* The rows of an int8-input packed FC (or CONV1D window) of n inputs from its pairs pk (whole elements of them,
+ * em_pk_pairs_int8_t) and the offset correction off = half * sum(x); x: the inputs, for the rows' tails. */
+static void pk_fc_s8(const uint8_t *w, int wbits, const uint32_t *pk, int whole, const int8_t *x, int n, int32_t off,
+                     const int32_t *bias, const int32_t *mult, const int8_t *shift, int out_dim, int acc,
+                     int32_t *out) {
+    const size_t row_bytes = (size_t)n * (size_t)wbits / 8u, tail_at = (size_t)whole * (size_t)wbits / 8u;
+    for (int o = 0; o < out_dim; o += PK_ROWS) {
+        const int rows = out_dim - o < PK_ROWS ? out_dim - o : PK_ROWS;
+        int32_t d[PK_ROWS + 1];
+        pk_rows(w + (size_t)o * row_bytes, row_bytes, rows, wbits, pk, whole, d);
+        if (whole < n) /* the rows' last elements, fewer than a word's: scalar */
+            for (int r = 0; r < rows; r += 2) {
+                const uint8_t *w0 = w + (size_t)(o + r) * row_bytes + tail_at;
+                int32_t t0, t1;
+                em_dot2_packed_u_int8_t(w0, r + 1 < rows ? w0 + row_bytes : w0, wbits, x + whole, n - whole, &t0,
+                                        &t1);
+                d[r] += t0;
+                d[r + 1] += t1;
+            }
+        for (int r = 0; r < rows; r++) store_one(out, bias, mult, shift, o + r, d[r] - off, acc);
+    }
+}
 #endif
 
 void em_k_fc_s8_packed(const int8_t *in, const uint8_t *w, int wbits, const int32_t *bias, const int32_t *mult,
@@ -59,23 +82,7 @@ void em_k_fc_s8_packed(const int8_t *in, const uint8_t *w, int wbits, const int3
         uint32_t pk[EM_PK_MAX_IN / 2];
         int32_t sum;
         const int whole = em_pk_pairs_int8_t(in, in_dim, wbits, pk, &sum);
-        const int32_t off = em_packed_half(wbits) * sum;
-        const size_t tail_at = (size_t)whole * (size_t)wbits / 8u;
-        for (int o = 0; o < out_dim; o += PK_ROWS) {
-            const int rows = out_dim - o < PK_ROWS ? out_dim - o : PK_ROWS;
-            int32_t d[PK_ROWS + 1];
-            pk_rows(w + (size_t)o * row_bytes, row_bytes, rows, wbits, pk, whole, d);
-            if (whole < in_dim) /* the rows' last elements, fewer than a word's: scalar */
-                for (int r = 0; r < rows; r += 2) {
-                    const uint8_t *w0 = w + (size_t)(o + r) * row_bytes + tail_at;
-                    int32_t t0, t1;
-                    em_dot2_packed_u_int8_t(w0, r + 1 < rows ? w0 + row_bytes : w0, wbits, in + whole,
-                                            in_dim - whole, &t0, &t1);
-                    d[r] += t0;
-                    d[r + 1] += t1;
-                }
-            for (int r = 0; r < rows; r++) store_one(out, bias, mult, shift, o + r, d[r] - off, acc);
-        }
+        pk_fc_s8(w, wbits, pk, whole, in, in_dim, em_packed_half(wbits) * sum, bias, mult, shift, out_dim, acc, out);
         return;
     }
 #endif
@@ -158,6 +165,23 @@ void em_k_conv1d_packed(const int8_t *in, int8_t *ring, int32_t *head, const uin
     }
     const size_t row_bytes = (size_t)k * (size_t)c_in * (size_t)wbits / 8u;
     const int per = 8 / wbits;
+#ifdef EM_DOT_ASM
+    if (c_in % (32 / wbits) == 0 && k * c_in <= EM_PK_MAX_IN) {
+        /* every tap whole words: the window's pairs tap after tap (the ring's oldest slot first, the input last),
+         * so that a row (k taps back to back) is one FC row over them; the window's sum is the pairs' sums' */
+        uint32_t pk[EM_PK_MAX_IN / 2];
+        int32_t window = 0, sum;
+        int slot = h;
+        for (int j = 0; j <= past; j++) {
+            em_pk_pairs_int8_t(j < past ? ring + (size_t)slot * (size_t)c_in : in, c_in, wbits,
+                               pk + (size_t)j * (size_t)c_in / 2u, &sum);
+            window += sum;
+            if (j < past && ++slot == past) slot = 0;
+        }
+        pk_fc_s8(w, wbits, pk, k * c_in, NULL, k * c_in, em_packed_half(wbits) * window, bias, mult, shift, c_out,
+                 acc, out);
+    } else
+#endif
     if (c_in % per == 0) { /* every tap starts on a byte: the offset form, two rows a pass */
         const size_t tap_bytes = (size_t)c_in / (size_t)per;
         /* the window is the ring (every slot, in any order) and the input: its sum removes the weights' offset */
