@@ -513,6 +513,7 @@ static void test_fc_packed(void) {
             bias[o] = k % 3 == 0 ? t_range(INT32_MIN, INT32_MAX) : t_range(-50000, 50000);
             mult[o] = t_range(1 << 30, INT32_MAX);
             shift[o] = (int8_t)t_range(1, 62);
+            if ((k / 8) % 2) bias[o] = t_range(-100, 100), mult[o] = 1 << 30, shift[o] = 30; /* out = bias + dot */
             out[o] = ref[o] = t_range(INT32_MIN, INT32_MAX);
         }
         const em_out_mode_t mode = acc ? EM_OUT_ACC : EM_OUT_ASSIGN;
@@ -608,7 +609,7 @@ static void test_conv1d_packed(void) {
 /* Event-driven FC against ref_fc at 8, 4 and 2 bits: spike inputs (0/1) at rates from none to all, and arbitrary
  * int8 (it must stay exact for any input: it skips zeros, it does not assume ones); the argument checks. */
 static void test_fc_events(void) {
-    enum { MAXI = 1024, MAXO = 6 };
+    enum { MAXI = 1024, MAXO = 9 }; /* the packed kernels' four-row passes twice and a remainder */
     static int8_t in8[MAXI], w[MAXO * MAXI], shift[MAXO];
     static int16_t events[MAXI];
     static uint8_t wp[MAXO * MAXI];
@@ -627,6 +628,7 @@ static void test_fc_events(void) {
             bias[o] = k % 4 == 0 ? t_range(INT32_MIN, INT32_MAX) : t_range(-50000, 50000);
             mult[o] = t_range(1 << 30, INT32_MAX);
             shift[o] = (int8_t)t_range(1, 62);
+            if (k % 4 == 2) bias[o] = t_range(-100, 100), mult[o] = 1 << 30, shift[o] = 30; /* out = bias + dot */
             out[o] = ref[o] = t_range(INT32_MIN, INT32_MAX);
         }
         const em_out_mode_t mode = acc ? EM_OUT_ACC : EM_OUT_ASSIGN;

@@ -12,6 +12,24 @@
 
 static inline int32_t em_s4_at(uint32_t x) { return (int32_t)((x & 0xFu) ^ 8u) - 8; } /* low nibble of x */
 static inline int32_t em_s2_at(uint32_t x) { return (int32_t)((x & 3u) ^ 2u) - 2; }   /* low 2 bits of x */
+#ifdef EM_DOT_DSP
+/* single instructions gcc 12 does not find from the portable formulas (it takes three): SBFX of bits 7..4; ADD
+ * with an arithmetic-shifted operand (bits 31..30 of t sign-extended), which C writes only with an
+ * implementation-defined shift */
+static inline int32_t em_s4_hi(uint32_t b) {
+    int32_t r;
+    __asm("sbfx %0, %1, #4, #4" : "=r"(r) : "r"(b));
+    return r;
+}
+static inline int32_t em_add_s2_top(int32_t acc, uint32_t t) {
+    int32_t r;
+    __asm("add %0, %1, %2, asr #30" : "=r"(r) : "r"(acc), "r"(t));
+    return r;
+}
+#else
+static inline int32_t em_s4_hi(uint32_t b) { return em_s4_at(b >> 4); } /* bits 7..4 of b */
+static inline int32_t em_add_s2_top(int32_t acc, uint32_t t) { return acc + em_s2_at(t >> 30); } /* bits 31..30 */
+#endif
 
 /* Element e of a packed tensor w of wbits (4 or 2) bits. */
 static inline int32_t em_packed_get(const uint8_t *w, uint32_t e, int wbits) {
