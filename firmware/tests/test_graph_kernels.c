@@ -463,7 +463,7 @@ static void test_conv_packed(void) {
         const int wbits = k % 2 ? 4 : 2, per = 8 / wbits, kk = t_range(1, MAXK), c_out = t_range(1, MAXO);
         int c_in = t_range(1, MAXC);
         while ((kk * c_in) % per) c_in = t_range(1, MAXC); /* rows must fill whole bytes */
-        /* half of them: taps of whole 32-bit words (the M4's paired-window path; past 256 inputs its fallback) */
+        /* half of them: taps of whole 32-bit words (the M4's paired-window path; past 160 inputs its fallback) */
         if (k % 4 < 2) c_in = (32 / wbits) * t_range(1, MAXC / (32 / wbits));
         const int lo = -(1 << (wbits - 1)), hi = (1 << (wbits - 1)) - 1;
         for (int i = 0; i < c_out * kk * c_in; i++) w[i] = (int8_t)(k % 7 == 0 ? lo : t_range(lo, hi));
@@ -499,8 +499,9 @@ static void test_fc_packed(void) {
     static int32_t in32[MAXI], bias[MAXO], mult[MAXO], out[MAXO], ref[MAXO];
     for (int k = 0; k < 400; k++) {
         const int wbits = k % 2 ? 4 : 2, per = 8 / wbits, s16 = (k / 2) % 2, acc = (k / 4) % 2;
-        /* n_in: up to 1024 (beyond the M4 path's paired input of 256: its fallback), 256 and 272 at that bound */
-        const int n_in = k % 25 == 0 ? MAXI : k % 25 == 1 ? 256 : k % 25 == 2 ? 272 : per * t_range(1, 17);
+        /* n_in: up to 1024 (beyond the M4 path's paired input, EM_PK_MAX_IN = 160: its fallback), 160 and 168 at
+         * that bound */
+        const int n_in = k % 25 == 0 ? MAXI : k % 25 == 1 ? 160 : k % 25 == 2 ? 168 : per * t_range(1, 17);
         const int n_out = k % 3 == 0 ? t_range(1, MAXO) : t_range(1, 6);
         const int lo = -(1 << (wbits - 1)), hi = (1 << (wbits - 1)) - 1;
         for (int i = 0; i < n_in; i++) {
