@@ -1,8 +1,10 @@
 /* FC and causal CONV1D with packed sub-byte weights (S4 / S2, docs/graph.md "Packed weights"): the same formulas
- * as em_fc_s8_mode, em_fc_s16 and em_conv1d_causal_s8, the weights unpacked on the fly (no scratch), two rows a pass
- * in the offset form of em_packed_inline.h (the input's sum, taken once, removes the weights' offset). On the M4 the
- * whole words of a row go through SMLAD in int16 lanes (em_dot2_packed_s8/_s16: 1.25 instructions a MAC per row plus
- * the shared input pairing); elsewhere, and for the tail of a row, scalar code. */
+ * as em_fc_s8_mode, em_fc_s16 and em_conv1d_causal_s8, the weights unpacked on the fly (no arena scratch), two rows a
+ * pass in the offset form of em_packed_inline.h (the input's sum, taken once, removes the weights' offset). On the
+ * M4/M7/M33 (EM_DOT_ASM) an input of at most EM_PK_MAX_IN elements (a CONV1D: its k * c_in window, taps of whole
+ * words) is paired once per call into a stack buffer and the rows' whole words run in em_pk_rowpairs (one asm loop
+ * over all row pairs, about 1.3 instructions a MAC) or em_dot2_pk_words; longer inputs pair per row pair
+ * (em_dot2_packed_s8/_s16). Elsewhere, and for the tail of a row, scalar (or Helium) code. */
 #include "em_k.h"
 #include "em_intops_inline.h"
 #include "em_packed_inline.h"
