@@ -542,6 +542,12 @@ static void test_fc_packed(void) {
     s0[0] = 45; /* x 2^-15 to see it within int16: 2^28 / 2^15 = 8192 */
     CHECK_EQ(em_fc_s16_packed(in16, wp, 4, b0, m0, s0, MAXI, 1, EM_OUT_ASSIGN, o1), EM_OK);
     CHECK_EQ(o1[0], 1 << 13);
+    /* the same at 160 inputs (the M4's paired path, all in int32): 160 x (-8) x (-32768) / 2^15 = 1280; weights 7 */
+    CHECK_EQ(em_fc_s16_packed(in16, wp, 4, b0, m0, s0, 160, 1, EM_OUT_ASSIGN, o1), EM_OK);
+    CHECK_EQ(o1[0], 1280);
+    for (int i = 0; i < 80; i++) wp[i] = 0x77;
+    CHECK_EQ(em_fc_s16_packed(in16, wp, 4, b0, m0, s0, 160, 1, EM_OUT_ASSIGN, o1), EM_OK);
+    CHECK_EQ(o1[0], -1120);
     s0[0] = 30;
     /* argument checks */
     CHECK_EQ(em_fc_s8_packed(x4, b4, 3, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, o1), EM_ERR_PARAM);

@@ -579,8 +579,9 @@ static inline void em_pk_rowpairs(const uint8_t *w, int wbits, const uint32_t *p
 #undef EM_PKP_LD4
 #undef EM_PKP_MACS
 
-/* em_dot2_packed_u_T (the offset form's sums) of rows w0, w1 over x[0 .. n) with pk = em_pk_pairs_T(x, n, ...)
- * and whole its result: the whole words through em_dot2_pk_words, the rest of the row by the scalar loops. */
+/* em_dot2_packed_u_int8_t (the offset form's sums) of rows w0, w1 over x[0 .. n) with pk = em_pk_pairs_int8_t(x,
+ * n, ...) and whole its result: the whole words through em_dot2_pk_words, the rest of the row by the scalar loops
+ * (as pk_fc_s8 in fc_packed.c does per chunk of rows). */
 static inline void em_dot2_pk_s8(const uint8_t *w0, const uint8_t *w1, int wbits, const uint32_t *pk, int whole,
                                  const int8_t *x, int n, int32_t *a0, int32_t *a1) {
     em_dot2_pk_words(w0, w1, wbits, pk, (uint32_t)whole * (uint32_t)wbits / 32u, a0, a1);
@@ -592,19 +593,6 @@ static inline void em_dot2_pk_s8(const uint8_t *w0, const uint8_t *w1, int wbits
     *a1 += r1;
 }
 
-static inline void em_dot2_pk_s16(const uint8_t *w0, const uint8_t *w1, int wbits, const uint32_t *pk, int whole,
-                                  const int16_t *x, int n, int64_t *a0, int64_t *a1) {
-    int32_t s0, s1;
-    em_dot2_pk_words(w0, w1, wbits, pk, (uint32_t)whole * (uint32_t)wbits / 32u, &s0, &s1);
-    *a0 = s0;
-    *a1 = s1;
-    if (whole == n) return;
-    const size_t b = (size_t)whole * (size_t)wbits / 8u;
-    int64_t r0, r1;
-    em_dot2_packed_u_int16_t(w0 + b, w1 + b, wbits, x + whole, n - whole, &r0, &r1);
-    *a0 += r0;
-    *a1 += r1;
-}
 #endif /* EM_DOT_ASM */
 
 static inline int32_t em_sum_s8(const int8_t *x, int n) {

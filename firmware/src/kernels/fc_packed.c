@@ -52,8 +52,9 @@ static inline void store_one(int32_t *out, const int32_t *bias, const int32_t *m
     em_store16_i(&out[o], em_requant16(em_add_sat32_i(bias[o], dot), mult[o], shift[o]), acc);
 }
 
-/* The rows of an int8-input packed FC (or CONV1D window) of n inputs from its pairs pk (whole elements of them,
- * em_pk_pairs_int8_t) and the offset correction off = half * sum(x); x: the inputs, for the rows' tails. */
+/* The rows of a packed FC (or CONV1D window) of n inputs from its pairs pk (whole elements of them,
+ * em_pk_pairs_int8_t, or em_pk_pairs_int16_t when whole == n, then |off| and |dot| < 2^27) and the offset correction off = half * sum(x); x: the
+ * int8 inputs, read only for the rows' tails (whole < n). */
 static void pk_fc_s8(const uint8_t *w, int wbits, const uint32_t *pk, int whole, const int8_t *x, int n, int32_t off,
                      const int32_t *bias, const int32_t *mult, const int8_t *shift, int out_dim, int acc,
                      int32_t *out) {
@@ -112,27 +113,14 @@ void em_k_fc_s16_packed(const int16_t *in, const uint8_t *w, int wbits, const in
                         const int8_t *shift, int in_dim, int out_dim, int acc, int32_t *out) {
     const size_t row_bytes = (size_t)in_dim * (size_t)wbits / 8u;
 #ifdef EM_DOT_ASM
-    if (in_dim <= EM_PK_MAX_IN) { /* the input re-paired once for all rows */
+    if (in_dim <= EM_PK_MAX_IN && in_dim % (32 / wbits) == 0) {
+        /* rows of whole words (the shipped shapes): the input re-paired once for all rows, all in int32
+         * (|off| <= 8 * 160 * 2^15, |dot| <= 160 * 15 * 2^15); other rows pair per row pair below */
         uint32_t pk[EM_PK_MAX_IN / 2];
-        int32_t sum; /* |sum| <= 256 * 32768: int32 */
+        int32_t sum;
         const int whole = em_pk_pairs_int16_t(in, in_dim, wbits, pk, &sum);
-        const int64_t off = (int64_t)em_packed_half(wbits) * sum;
-        const size_t tail_at = (size_t)whole * (size_t)wbits / 8u;
-        for (int o = 0; o < out_dim; o += PK_ROWS) {
-            const int rows = out_dim - o < PK_ROWS ? out_dim - o : PK_ROWS;
-            int32_t d[PK_ROWS + 1];
-            pk_rows(w + (size_t)o * row_bytes, row_bytes, rows, wbits, pk, whole, d);
-            for (int r = 0; r < rows; r += 2) {
-                int64_t t0 = 0, t1 = 0;
-                if (whole < in_dim) {
-                    const uint8_t *w0 = w + (size_t)(o + r) * row_bytes + tail_at;
-                    em_dot2_packed_u_int16_t(w0, r + 1 < rows ? w0 + row_bytes : w0, wbits, in + whole,
-                                             in_dim - whole, &t0, &t1);
-                }
-                store_pair(out, bias, mult, shift, o + r, r + 1 < rows, (int32_t)(d[r] + t0 - off),
-                           (int32_t)(d[r + 1] + t1 - off), acc);
-            }
-        }
+        pk_fc_s8(w, wbits, pk, whole, NULL, in_dim, em_packed_half(wbits) * sum, bias, mult, shift, out_dim, acc,
+                 out);
         return;
     }
 #endif
