@@ -151,7 +151,8 @@ static void check_packed(int wbits, int n, int off) {
 }
 
 #ifdef EM_DOT_ASM
-/* em_pk_rowpairs: `pairs` row pairs of `words` whole words each, back to back from wr + off, against the literal sums */
+/* em_pk_rowpairs: `pairs` row pairs of `words` whole words each, back to back from wr + off, against the literal
+ * sums */
 static uint8_t wr[2 * 5 * 16 * 4 + PAD];
 static void check_rowpairs(int wbits, uint32_t words, uint32_t pairs, int off) {
     static uint32_t pk[N_MAX / 2];
@@ -159,7 +160,8 @@ static void check_rowpairs(int wbits, uint32_t words, uint32_t pairs, int off) {
     int32_t sum, d[2 * 5];
     em_pk_pairs_int8_t(a8 + off, n, wbits, pk, &sum);
     em_pk_rowpairs(wr + off, wbits, pk, words, pairs, d);
-    for (uint32_t r = 0; r < 2 * pairs; r++) CHECK_EQ(d[r], ref_packed(wr + off + r * words * 4, wbits, n, a8 + off, NULL));
+    for (uint32_t r = 0; r < 2 * pairs; r++)
+        CHECK_EQ(d[r], ref_packed(wr + off + r * words * 4, wbits, n, a8 + off, NULL));
     em_pk_pairs_int16_t(a16 + off, n, wbits, pk, &sum);
     em_pk_rowpairs(wr + off, wbits, pk, words, pairs, d);
     for (uint32_t r = 0; r < 2 * pairs; r++)
@@ -184,10 +186,12 @@ static void test_dot_packed(void) {
                 check_packed(wbits, N_MAX, 0);
                 check_packed(wbits, N_MAX - per, PAD);
 #ifdef EM_DOT_ASM
-                for (size_t i = 0; i < sizeof wr; i++) wr[i] = wk == 4 ? (uint8_t)t_rand() : bytes[wb][(wk + i / 8) % 4];
+                for (size_t i = 0; i < sizeof wr; i++)
+                    wr[i] = wk == 4 ? (uint8_t)t_rand() : bytes[wb][(wk + i / 8) % 4];
                 for (uint32_t words = 1; words <= 16; words++)
                     if (wbits == 2 || words % 2 == 0)
-                        for (uint32_t pairs = 1; pairs <= 5; pairs += 2) check_rowpairs(wbits, words, pairs, (int)words % (PAD + 1));
+                        for (uint32_t pairs = 1; pairs <= 5; pairs += 2)
+                            check_rowpairs(wbits, words, pairs, (int)words % (PAD + 1));
 #endif
             }
         }

@@ -397,7 +397,8 @@ static inline void em_dot2_packed_s16(const uint8_t *w0, const uint8_t *w1, int 
  * halfwords; S2 (e..e+15) with 0x00030003 after LSR #2k holds (u_{e+k}, u_{e+k+8}). So the pairs buffer holds, per
  * block of 8 (S4) or 16 (S2) inputs, the words (x_{e+k} low, x_{e+k+d} high), k = 0 .. d-1, d = 4 or 8: one word
  * per two inputs. Bounded: inputs beyond EM_PK_MAX_IN keep the per-row-pair pairing (em_dot2_packed_s8/_s16). */
-#define EM_PK_MAX_IN 160 /* the caller's stack buffer: EM_PK_MAX_IN / 2 words = 320 bytes (the shipped shapes: <= 144) */
+/* the caller's stack buffer: EM_PK_MAX_IN / 2 words = 320 bytes (the shipped packed shapes: <= 144 inputs) */
+#define EM_PK_MAX_IN 160
 
 /* Pairs of x[0 .. whole), whole = n rounded down to a block (8 inputs for S4, 16 for S2); returns whole, and in
  * *sum the sum of all n inputs (the offset form's correction; exact in int32 for n <= 2^16). Four pairs from two

@@ -53,8 +53,8 @@ static inline void store_one(int32_t *out, const int32_t *bias, const int32_t *m
 }
 
 /* The rows of a packed FC (or CONV1D window) of n inputs from its pairs pk (whole elements of them,
- * em_pk_pairs_int8_t, or em_pk_pairs_int16_t when whole == n, then |off| and |dot| < 2^27) and the offset correction off = half * sum(x); x: the
- * int8 inputs, read only for the rows' tails (whole < n). */
+ * em_pk_pairs_int8_t, or em_pk_pairs_int16_t when whole == n, then |off| and |dot| < 2^27) and the offset
+ * correction off = half * sum(x); x: the int8 inputs, read only for the rows' tails (whole < n). */
 static void pk_fc_s8(const uint8_t *w, int wbits, const uint32_t *pk, int whole, const int8_t *x, int n, int32_t off,
                      const int32_t *bias, const int32_t *mult, const int8_t *shift, int out_dim, int acc,
                      int32_t *out) {
