@@ -114,6 +114,14 @@ static int64_t ref_packed(const uint8_t *w, int wbits, int n, const int8_t *x8, 
     return s;
 }
 
+#ifdef EM_DOT_ASM
+static int64_t ref_sum(const int8_t *x8, const int16_t *x16, int n) {
+    int64_t s = 0;
+    for (int i = 0; i < n; i++) s += x8 ? x8[i] : x16[i];
+    return s;
+}
+#endif
+
 static void check_packed(int wbits, int n, int off) {
     const uint8_t *w0 = p0 + off, *w1 = p1 + off;
     int32_t r0, r1;
@@ -124,7 +132,42 @@ static void check_packed(int wbits, int n, int off) {
     em_dot2_packed_u_int16_t(w0, w1, wbits, a16 + off, n, &q0, &q1);
     CHECK_EQ(q0, ref_packed(w0, wbits, n, NULL, a16 + off));
     CHECK_EQ(q1, ref_packed(w1, wbits, n, NULL, a16 + off));
+#ifdef EM_DOT_ASM /* the pre-paired M4 path: pairs once, then whole words in asm and the row's tail scalar */
+    static uint32_t pk[N_MAX / 2];
+    int32_t sum;
+    int whole = em_pk_pairs_int8_t(a8 + off, n, wbits, pk, &sum);
+    CHECK_EQ(whole, n / (32 / wbits) * (32 / wbits)); /* whole words */
+    CHECK_EQ(sum, ref_sum(a8 + off, NULL, n));
+    em_dot2_pk_s8(w0, w1, wbits, pk, whole, a8 + off, n, &r0, &r1);
+    CHECK_EQ(r0, ref_packed(w0, wbits, n, a8 + off, NULL));
+    CHECK_EQ(r1, ref_packed(w1, wbits, n, a8 + off, NULL));
+    whole = em_pk_pairs_int16_t(a16 + off, n, wbits, pk, &sum);
+    CHECK_EQ(sum, ref_sum(NULL, a16 + off, n));
+    int32_t v0, v1; /* the whole words (an int16 row's tail is not taken from the pairs) */
+    em_dot2_pk_words(w0, w1, wbits, pk, (uint32_t)whole * (uint32_t)wbits / 32u, &v0, &v1);
+    CHECK_EQ(v0, ref_packed(w0, wbits, whole, NULL, a16 + off));
+    CHECK_EQ(v1, ref_packed(w1, wbits, whole, NULL, a16 + off));
+#endif
 }
+
+#ifdef EM_DOT_ASM
+/* em_pk_rowpairs: `pairs` row pairs of `words` whole words each, back to back from wr + off, against the literal
+ * sums */
+static uint8_t wr[2 * 5 * 16 * 4 + PAD];
+static void check_rowpairs(int wbits, uint32_t words, uint32_t pairs, int off) {
+    static uint32_t pk[N_MAX / 2];
+    const int n = (int)words * (32 / wbits);
+    int32_t sum, d[2 * 5];
+    em_pk_pairs_int8_t(a8 + off, n, wbits, pk, &sum);
+    em_pk_rowpairs(wr + off, wbits, pk, words, pairs, d);
+    for (uint32_t r = 0; r < 2 * pairs; r++)
+        CHECK_EQ(d[r], ref_packed(wr + off + r * words * 4, wbits, n, a8 + off, NULL));
+    em_pk_pairs_int16_t(a16 + off, n, wbits, pk, &sum);
+    em_pk_rowpairs(wr + off, wbits, pk, words, pairs, d);
+    for (uint32_t r = 0; r < 2 * pairs; r++)
+        CHECK_EQ(d[r], ref_packed(wr + off + r * words * 4, wbits, n, NULL, a16 + off));
+}
+#endif
 
 /* weights: random, then every field at its minimum (0x88 / 0xAA bytes: u = 0), maximum (0x77 / 0x55: u = 15 / 3),
  * -1 (0xFF) and 0; inputs: random and the extremes of fill() */
@@ -142,6 +185,14 @@ static void test_dot_packed(void) {
                 for (int n = per; n <= 132; n += per) check_packed(wbits, n, (n / per) % (PAD + 1));
                 check_packed(wbits, N_MAX, 0);
                 check_packed(wbits, N_MAX - per, PAD);
+#ifdef EM_DOT_ASM
+                for (size_t i = 0; i < sizeof wr; i++)
+                    wr[i] = wk == 4 ? (uint8_t)t_rand() : bytes[wb][(wk + i / 8) % 4];
+                for (uint32_t words = 1; words <= 16; words++)
+                    if (wbits == 2 || words % 2 == 0)
+                        for (uint32_t pairs = 1; pairs <= 5; pairs += 2)
+                            check_rowpairs(wbits, words, pairs, (int)words % (PAD + 1));
+#endif
             }
         }
     }

@@ -452,10 +452,10 @@ static void pack(const int8_t *v, int n, int wbits, uint8_t *out) {
 }
 
 /* Packed causal conv against the int8 conv on the same weights unpacked, over several steps (the ring advances):
- * taps on byte boundaries (the offset form) and inside bytes (c_in not a multiple of 8 / wbits), odd and even c_out,
- * every weight value and full-scale inputs. */
+ * taps on byte boundaries (the offset form), on word boundaries, and inside bytes (c_in not a multiple of 8 / wbits),
+ * odd and even c_out, every weight value and full-scale inputs. */
 static void test_conv_packed(void) {
-    enum { MAXC = 40, MAXK = 5, MAXO = 7, STEPS = 6 };
+    enum { MAXC = 64, MAXK = 5, MAXO = 7, STEPS = 6 };
     static int8_t w[MAXO * MAXK * MAXC], shift[MAXO], in[MAXC], ring_p[MAXK * MAXC], ring_r[MAXK * MAXC];
     static uint8_t wp[MAXO * MAXK * MAXC / 2 + 1];
     static int32_t bias[MAXO], mult[MAXO], out_p[MAXO], out_r[MAXO];
@@ -463,6 +463,8 @@ static void test_conv_packed(void) {
         const int wbits = k % 2 ? 4 : 2, per = 8 / wbits, kk = t_range(1, MAXK), c_out = t_range(1, MAXO);
         int c_in = t_range(1, MAXC);
         while ((kk * c_in) % per) c_in = t_range(1, MAXC); /* rows must fill whole bytes */
+        /* half of them: taps of whole 32-bit words (the M4's paired-window path; past 160 inputs its fallback) */
+        if (k % 4 < 2) c_in = (32 / wbits) * t_range(1, MAXC / (32 / wbits));
         const int lo = -(1 << (wbits - 1)), hi = (1 << (wbits - 1)) - 1;
         for (int i = 0; i < c_out * kk * c_in; i++) w[i] = (int8_t)(k % 7 == 0 ? lo : t_range(lo, hi));
         pack(w, c_out * kk * c_in, wbits, wp);
@@ -490,14 +492,17 @@ static void test_conv_packed(void) {
 /* Packed FC (s8 and s16 input) against ref_fc on the same weights unpacked: every value of the range, odd rows of
  * bytes, full-scale inputs; the sign extension by hand; the argument checks. */
 static void test_fc_packed(void) {
-    enum { MAXI = 1024, MAXO = 6 };
+    enum { MAXI = 1024, MAXO = 37 }; /* more rows than the M4 path's chunk of 32, odd and even */
     static int8_t in8[MAXI], w[MAXO * MAXI], shift[MAXO];
     static int16_t in16[MAXI];
     static uint8_t wp[MAXO * MAXI / 2];
     static int32_t in32[MAXI], bias[MAXO], mult[MAXO], out[MAXO], ref[MAXO];
     for (int k = 0; k < 400; k++) {
         const int wbits = k % 2 ? 4 : 2, per = 8 / wbits, s16 = (k / 2) % 2, acc = (k / 4) % 2;
-        const int n_in = k % 25 == 0 ? MAXI : per * t_range(1, 17), n_out = t_range(1, MAXO);
+        /* n_in: up to 1024 (beyond the M4 path's paired input, EM_PK_MAX_IN = 160: its fallback), 160 and 168 at
+         * that bound */
+        const int n_in = k % 25 == 0 ? MAXI : k % 25 == 1 ? 160 : k % 25 == 2 ? 168 : per * t_range(1, 17);
+        const int n_out = k % 3 == 0 ? t_range(1, MAXO) : t_range(1, 6);
         const int lo = -(1 << (wbits - 1)), hi = (1 << (wbits - 1)) - 1;
         for (int i = 0; i < n_in; i++) {
             if (s16) in32[i] = in16[i] = (int16_t)(k % 8 < 2 ? (t_range(0, 1) ? 32767 : -32768) : t_range(-32768, 32767));
@@ -509,6 +514,7 @@ static void test_fc_packed(void) {
             bias[o] = k % 3 == 0 ? t_range(INT32_MIN, INT32_MAX) : t_range(-50000, 50000);
             mult[o] = t_range(1 << 30, INT32_MAX);
             shift[o] = (int8_t)t_range(1, 62);
+            if ((k / 8) % 2) bias[o] = t_range(-100, 100), mult[o] = 1 << 30, shift[o] = 30; /* out = bias + dot */
             out[o] = ref[o] = t_range(INT32_MIN, INT32_MAX);
         }
         const em_out_mode_t mode = acc ? EM_OUT_ACC : EM_OUT_ASSIGN;
@@ -536,6 +542,12 @@ static void test_fc_packed(void) {
     s0[0] = 45; /* x 2^-15 to see it within int16: 2^28 / 2^15 = 8192 */
     CHECK_EQ(em_fc_s16_packed(in16, wp, 4, b0, m0, s0, MAXI, 1, EM_OUT_ASSIGN, o1), EM_OK);
     CHECK_EQ(o1[0], 1 << 13);
+    /* the same at 160 inputs (the M4's paired path, all in int32): 160 x (-8) x (-32768) / 2^15 = 1280; weights 7 */
+    CHECK_EQ(em_fc_s16_packed(in16, wp, 4, b0, m0, s0, 160, 1, EM_OUT_ASSIGN, o1), EM_OK);
+    CHECK_EQ(o1[0], 1280);
+    for (int i = 0; i < 80; i++) wp[i] = 0x77;
+    CHECK_EQ(em_fc_s16_packed(in16, wp, 4, b0, m0, s0, 160, 1, EM_OUT_ASSIGN, o1), EM_OK);
+    CHECK_EQ(o1[0], -1120);
     s0[0] = 30;
     /* argument checks */
     CHECK_EQ(em_fc_s8_packed(x4, b4, 3, b0, m0, s0, 2, 1, EM_OUT_ASSIGN, o1), EM_ERR_PARAM);
@@ -604,7 +616,7 @@ static void test_conv1d_packed(void) {
 /* Event-driven FC against ref_fc at 8, 4 and 2 bits: spike inputs (0/1) at rates from none to all, and arbitrary
  * int8 (it must stay exact for any input: it skips zeros, it does not assume ones); the argument checks. */
 static void test_fc_events(void) {
-    enum { MAXI = 1024, MAXO = 6 };
+    enum { MAXI = 1024, MAXO = 9 }; /* the packed kernels' four-row passes twice and a remainder */
     static int8_t in8[MAXI], w[MAXO * MAXI], shift[MAXO];
     static int16_t events[MAXI];
     static uint8_t wp[MAXO * MAXI];
@@ -623,6 +635,7 @@ static void test_fc_events(void) {
             bias[o] = k % 4 == 0 ? t_range(INT32_MIN, INT32_MAX) : t_range(-50000, 50000);
             mult[o] = t_range(1 << 30, INT32_MAX);
             shift[o] = (int8_t)t_range(1, 62);
+            if (k % 4 == 2) bias[o] = t_range(-100, 100), mult[o] = 1 << 30, shift[o] = 30; /* out = bias + dot */
             out[o] = ref[o] = t_range(INT32_MIN, INT32_MAX);
         }
         const em_out_mode_t mode = acc ? EM_OUT_ACC : EM_OUT_ASSIGN;

@@ -12,6 +12,24 @@
 
 static inline int32_t em_s4_at(uint32_t x) { return (int32_t)((x & 0xFu) ^ 8u) - 8; } /* low nibble of x */
 static inline int32_t em_s2_at(uint32_t x) { return (int32_t)((x & 3u) ^ 2u) - 2; }   /* low 2 bits of x */
+#ifdef EM_DOT_DSP
+/* single instructions gcc 12 does not find from the portable formulas (it takes three): SBFX of bits 7..4; ADD
+ * with an arithmetic-shifted operand (bits 31..30 of t sign-extended), which C writes only with an
+ * implementation-defined shift */
+static inline int32_t em_s4_hi(uint32_t b) {
+    int32_t r;
+    __asm("sbfx %0, %1, #4, #4" : "=r"(r) : "r"(b));
+    return r;
+}
+static inline int32_t em_add_s2_top(int32_t acc, uint32_t t) {
+    int32_t r;
+    __asm("add %0, %1, %2, asr #30" : "=r"(r) : "r"(acc), "r"(t));
+    return r;
+}
+#else
+static inline int32_t em_s4_hi(uint32_t b) { return em_s4_at(b >> 4); } /* bits 7..4 of b */
+static inline int32_t em_add_s2_top(int32_t acc, uint32_t t) { return acc + em_s2_at(t >> 30); } /* bits 31..30 */
+#endif
 
 /* Element e of a packed tensor w of wbits (4 or 2) bits. */
 static inline int32_t em_packed_get(const uint8_t *w, uint32_t e, int wbits) {
@@ -371,6 +389,212 @@ static inline void em_dot2_packed_s16(const uint8_t *w0, const uint8_t *w1, int 
     *a0 = s0 + r0;
     *a1 = s1 + r1;
 }
+
+#ifdef EM_DOT_ASM
+/* The pre-paired path (M4/M7/M33 optimized builds): the FC's input is paired ONCE per call into int16 lanes in the
+ * order the weight lanes need, so the rows' loop only loads the pairs (LDM) instead of building them per row pair.
+ * A word of S4 weights (elements e..e+7) ANDed with 0x000F000F after LSR #4k holds (u_{e+k}, u_{e+k+4}) in its two
+ * halfwords; S2 (e..e+15) with 0x00030003 after LSR #2k holds (u_{e+k}, u_{e+k+8}). So the pairs buffer holds, per
+ * block of 8 (S4) or 16 (S2) inputs, the words (x_{e+k} low, x_{e+k+d} high), k = 0 .. d-1, d = 4 or 8: one word
+ * per two inputs. Bounded: inputs beyond EM_PK_MAX_IN keep the per-row-pair pairing (em_dot2_packed_s8/_s16). */
+/* the caller's stack buffer: EM_PK_MAX_IN / 2 words = 320 bytes (the shipped packed shapes: <= 144 inputs) */
+#define EM_PK_MAX_IN 160
+
+/* Pairs of x[0 .. whole), whole = n rounded down to a block (8 inputs for S4, 16 for S2); returns whole, and in
+ * *sum the sum of all n inputs (the offset form's correction; exact in int32 for n <= 2^16). Four pairs from two
+ * input words: int8: PKHBT / PKHTB put bytes (k, k+1) of word a and of word b together, SXTB16 (ROR #8) widens
+ * them to (x_k, x_{k+d}) and (x_{k+1}, x_{k+1+d}); int16: PKHBT / PKHTB of the halfwords directly. The sum by SMLAD
+ * of each pair with (1, 1), as the pairs are made: about 17 instructions per 8 inputs, once per call. */
+static inline int em_pk_pairs_int8_t(const int8_t *x, int n, int wbits, uint32_t *pk, int32_t *sum) {
+    const int d = wbits == 4 ? 4 : 8, whole = n / (2 * d) * (2 * d);
+    int32_t s = 0;
+    for (int e = 0; e < whole; e += 2 * d)
+        for (int h = 0; h < d; h += 4, pk += 4) { /* pairs k = e+h .. e+h+3 */
+            const uint32_t a = em_ld32(x + e + h), b = em_ld32(x + e + h + d);
+            const uint32_t lo = (a & 0xFFFFu) | (b << 16), hi = (a >> 16) | (b & 0xFFFF0000u);
+            pk[0] = __sxtb16(lo);
+            pk[1] = em_sxtb16_ror8(lo);
+            pk[2] = __sxtb16(hi);
+            pk[3] = em_sxtb16_ror8(hi);
+            s = __smlad(pk[0], 0x00010001u, __smlad(pk[1], 0x00010001u, s));
+            s = __smlad(pk[2], 0x00010001u, __smlad(pk[3], 0x00010001u, s));
+        }
+    for (int i = whole; i < n; i++) s += x[i];
+    *sum = s;
+    return whole;
+}
+
+static inline int em_pk_pairs_int16_t(const int16_t *x, int n, int wbits, uint32_t *pk, int32_t *sum) {
+    const int d = wbits == 4 ? 4 : 8, whole = n / (2 * d) * (2 * d);
+    int32_t s = 0;
+    for (int e = 0; e < whole; e += 2 * d)
+        for (int h = 0; h < d; h += 4, pk += 4) {
+            const uint32_t a0 = em_ld32(x + e + h), a1 = em_ld32(x + e + h + 2);
+            const uint32_t b0 = em_ld32(x + e + h + d), b1 = em_ld32(x + e + h + d + 2);
+            pk[0] = (a0 & 0xFFFFu) | (b0 << 16);
+            pk[1] = (a0 >> 16) | (b0 & 0xFFFF0000u);
+            pk[2] = (a1 & 0xFFFFu) | (b1 << 16);
+            pk[3] = (a1 >> 16) | (b1 & 0xFFFF0000u);
+            s = __smlad(pk[0], 0x00010001u, __smlad(pk[1], 0x00010001u, s));
+            s = __smlad(pk[2], 0x00010001u, __smlad(pk[3], 0x00010001u, s));
+        }
+    for (int i = whole; i < n; i++) s += x[i];
+    *sum = s;
+    return whole;
+}
+
+/* The asm pieces of em_dot2_pk_words and em_pk_rowpairs. p0..p3 live in fixed ascending registers (r4, r5, r6,
+ * r8) so that one LDM loads four pair words: not r7 (the Thumb frame pointer where one is kept) nor r9 (the
+ * platform register of some ABIs). */
+/* four lane pairs of the offset weights in W (fields F0.. of BITS bits) against p0..p3 into ACC */
+#define EM_PKP_MACS(W, ACC, F0, BITS)                                                                              \
+    "and %[te], %[mk], %[" W "], lsr #(" #F0 ")\n\t"                                                                 \
+    "smlad %[" ACC "], %[te], %[p0], %[" ACC "]\n\t"                                                                 \
+    "and %[te], %[mk], %[" W "], lsr #(" #F0 " + " #BITS ")\n\t"                                                      \
+    "smlad %[" ACC "], %[te], %[p1], %[" ACC "]\n\t"                                                                 \
+    "and %[te], %[mk], %[" W "], lsr #(" #F0 " + 2 * " #BITS ")\n\t"                                                  \
+    "smlad %[" ACC "], %[te], %[p2], %[" ACC "]\n\t"                                                                 \
+    "and %[te], %[mk], %[" W "], lsr #(" #F0 " + 3 * " #BITS ")\n\t"                                                  \
+    "smlad %[" ACC "], %[te], %[p3], %[" ACC "]\n\t"
+#define EM_PKP_LD4 "ldmia %[pk]!, {r4, r5, r6, r8}\n\t" /* p0..p3 */
+/* one word (8 S4 weights) of each row */
+#define EM_PKP_S4_WORD                                                                                             \
+    EM_PKP_LD4                                                                                                     \
+    "ldr %[t], [%[w0]], #4\n\t"                                                                                    \
+    "eor %[t], %[t], #0x88888888\n\t" /* + 8 in every nibble: u = w + 8 in [0, 15] */                             \
+    EM_PKP_MACS("t", "s0", 0, 4)                                                                                   \
+    "ldr %[t], [%[w1]], #4\n\t"                                                                                    \
+    "eor %[t], %[t], #0x88888888\n\t"                                                                              \
+    EM_PKP_MACS("t", "s1", 0, 4)
+/* one word (16 S2 weights) of each row, in two halves of four pair words */
+#define EM_PKP_S2_WORD                                                                                             \
+    "ldr %[t], [%[w0]], #4\n\t"                                                                                    \
+    "eor %[t], %[t], #0xAAAAAAAA\n\t" /* + 2 in every field: u = w + 2 in [0, 3] */                               \
+    "ldr %[t1], [%[w1]], #4\n\t"                                                                                   \
+    "eor %[t1], %[t1], #0xAAAAAAAA\n\t"                                                                            \
+    EM_PKP_LD4                                                                                                     \
+    EM_PKP_MACS("t", "s0", 0, 2)                                                                                   \
+    EM_PKP_MACS("t1", "s1", 0, 2)                                                                                  \
+    EM_PKP_LD4                                                                                                     \
+    EM_PKP_MACS("t", "s0", 8, 2)                                                                                   \
+    EM_PKP_MACS("t1", "s1", 8, 2)
+
+/* sum over the whole words of rows w0, w1 (words = whole / (32 / wbits)) of u * x against the pairs pk, in int32:
+ * |u * x| <= 15 * 32768, so exact for whole <= 1024 (int16 x; int8 x: any). Per 8 S4 weights of a row: LDR, EOR,
+ * four AND, four SMLAD, plus one LDM of four pair words shared by both rows: (1 + 2 x 10) / 16 MACs, the loop's
+ * SUBS/BNE every two words (S4) or one word (S2, 16 MACs a row). Rows any alignment (LDR); pk word-aligned (LDM). */
+static inline void em_dot2_pk_words(const uint8_t *w0, const uint8_t *w1, int wbits, const uint32_t *pk,
+                                    uint32_t words, int32_t *a0, int32_t *a1) {
+    int32_t s0 = 0, s1 = 0;
+    register uint32_t p0 __asm("r4"), p1 __asm("r5"), p2 __asm("r6"), p3 __asm("r8");
+    uint32_t t, t1, te;
+    const uint32_t mk = wbits == 4 ? 0x000F000Fu : 0x00030003u;
+    if (wbits == 4) {
+        uint32_t cnt = words / 2u;
+        if (cnt)
+            __asm volatile("1:\n\t" EM_PKP_S4_WORD EM_PKP_S4_WORD
+                           "subs %[cnt], %[cnt], #1\n\t"
+                           "bne 1b\n\t"
+                           : [s0] "+r"(s0), [s1] "+r"(s1), [w0] "+r"(w0), [w1] "+r"(w1), [pk] "+r"(pk),
+                             [cnt] "+r"(cnt), [p0] "=&r"(p0), [p1] "=&r"(p1), [p2] "=&r"(p2), [p3] "=&r"(p3),
+                             [t] "=&r"(t), [te] "=&r"(te)
+                           : [mk] "r"(mk)
+                           : "cc", "memory");
+        if (words & 1u)
+            __asm volatile(EM_PKP_S4_WORD
+                           : [s0] "+r"(s0), [s1] "+r"(s1), [w0] "+r"(w0), [w1] "+r"(w1), [pk] "+r"(pk),
+                             [p0] "=&r"(p0), [p1] "=&r"(p1), [p2] "=&r"(p2), [p3] "=&r"(p3), [t] "=&r"(t),
+                             [te] "=&r"(te)
+                           : [mk] "r"(mk)
+                           : "memory");
+        (void)t1;
+    } else if (words) {
+        uint32_t cnt = words;
+        __asm volatile("1:\n\t" EM_PKP_S2_WORD
+                       "subs %[cnt], %[cnt], #1\n\t"
+                       "bne 1b\n\t"
+                       : [s0] "+r"(s0), [s1] "+r"(s1), [w0] "+r"(w0), [w1] "+r"(w1), [pk] "+r"(pk), [cnt] "+r"(cnt),
+                         [p0] "=&r"(p0), [p1] "=&r"(p1), [p2] "=&r"(p2), [p3] "=&r"(p3), [t] "=&r"(t), [t1] "=&r"(t1),
+                         [te] "=&r"(te)
+                       : [mk] "r"(mk)
+                       : "cc", "memory");
+    }
+    *a0 = s0;
+    *a1 = s1;
+}
+
+/* em_dot2_pk_words for `pairs` (>= 1) row pairs at once, rows back to back of exactly `words` (>= 1) whole words
+ * each (S4: words even): d[2j], d[2j + 1] = the sums of rows 2j, 2j + 1. The row-pair loop is in the asm too, its
+ * state (pair count, d, the pairs' start, the inner count, the row stride) in stack slots ("m" operands: the inner
+ * loop needs 13 (S4) or 14 (S2) registers): 14 instructions a row pair, against about 40 around a call per pair. */
+static inline void em_pk_rowpairs(const uint8_t *w, int wbits, const uint32_t *pk, uint32_t words, uint32_t pairs,
+                                  int32_t *d) {
+    register uint32_t p0 __asm("r4"), p1 __asm("r5"), p2 __asm("r6"), p3 __asm("r8");
+    uint32_t s0, s1, t, t1, te, cnt;
+    const uint8_t *w1;
+    const uint32_t *pkp;
+    const uint32_t mk = wbits == 4 ? 0x000F000Fu : 0x00030003u;
+    uint32_t m_np = pairs, m_rb = words * 4u, m_cnt = wbits == 4 ? words / 2u : words;
+    uint32_t m_pk = (uint32_t)(uintptr_t)pk, m_d = (uint32_t)(uintptr_t)d;
+#define EM_PKP_ROWS_HEAD                                                                                           \
+    "2:\n\t"                                                                                                         \
+    "movs %[s0], #0\n\t"                                                                                             \
+    "movs %[s1], #0\n\t"                                                                                             \
+    "ldr %[cnt], %[m_cnt]\n\t"                                                                                       \
+    "ldr %[pk], %[m_pk]\n\t"                                                                                         \
+    "ldr %[te], %[m_rb]\n\t"                                                                                         \
+    "add %[w1], %[w0], %[te]\n\t"                                                                                    \
+    "1:\n\t"
+#define EM_PKP_ROWS_TAIL                                                                                           \
+    "subs %[cnt], %[cnt], #1\n\t"                                                                                    \
+    "bne 1b\n\t"                                                                                                     \
+    "ldr %[te], %[m_d]\n\t"                                                                                          \
+    "strd %[s0], %[s1], [%[te]], #8\n\t"                                                                             \
+    "str %[te], %[m_d]\n\t"                                                                                          \
+    "mov %[w0], %[w1]\n\t" /* w0 ended at row 2j + 1, w1 at row 2j + 2: the next pair's first row */             \
+    "ldr %[te], %[m_np]\n\t"                                                                                         \
+    "subs %[te], %[te], #1\n\t"                                                                                      \
+    "str %[te], %[m_np]\n\t"                                                                                         \
+    "bne 2b\n\t"
+    if (wbits == 4) {
+        __asm volatile(EM_PKP_ROWS_HEAD EM_PKP_S4_WORD EM_PKP_S4_WORD EM_PKP_ROWS_TAIL
+                       : [s0] "=&r"(s0), [s1] "=&r"(s1), [w0] "+r"(w), [w1] "=&r"(w1), [pk] "=&r"(pkp),
+                         [cnt] "=&r"(cnt), [p0] "=&r"(p0), [p1] "=&r"(p1), [p2] "=&r"(p2), [p3] "=&r"(p3),
+                         [t] "=&r"(t), [te] "=&r"(te), [m_np] "+m"(m_np), [m_d] "+m"(m_d)
+                       : [mk] "r"(mk), [m_rb] "m"(m_rb), [m_cnt] "m"(m_cnt), [m_pk] "m"(m_pk)
+                       : "cc", "memory");
+        (void)t1;
+    } else {
+        __asm volatile(EM_PKP_ROWS_HEAD EM_PKP_S2_WORD EM_PKP_ROWS_TAIL
+                       : [s0] "=&r"(s0), [s1] "=&r"(s1), [w0] "+r"(w), [w1] "=&r"(w1), [pk] "=&r"(pkp),
+                         [cnt] "=&r"(cnt), [p0] "=&r"(p0), [p1] "=&r"(p1), [p2] "=&r"(p2), [p3] "=&r"(p3),
+                         [t] "=&r"(t), [t1] "=&r"(t1), [te] "=&r"(te), [m_np] "+m"(m_np), [m_d] "+m"(m_d)
+                       : [mk] "r"(mk), [m_rb] "m"(m_rb), [m_cnt] "m"(m_cnt), [m_pk] "m"(m_pk)
+                       : "cc", "memory");
+    }
+#undef EM_PKP_ROWS_HEAD
+#undef EM_PKP_ROWS_TAIL
+}
+#undef EM_PKP_S2_WORD
+#undef EM_PKP_S4_WORD
+#undef EM_PKP_LD4
+#undef EM_PKP_MACS
+
+/* em_dot2_packed_u_int8_t (the offset form's sums) of rows w0, w1 over x[0 .. n) with pk = em_pk_pairs_int8_t(x,
+ * n, ...) and whole its result: the whole words through em_dot2_pk_words, the rest of the row by the scalar loops
+ * (as pk_fc_s8 in fc_packed.c does per chunk of rows). */
+static inline void em_dot2_pk_s8(const uint8_t *w0, const uint8_t *w1, int wbits, const uint32_t *pk, int whole,
+                                 const int8_t *x, int n, int32_t *a0, int32_t *a1) {
+    em_dot2_pk_words(w0, w1, wbits, pk, (uint32_t)whole * (uint32_t)wbits / 32u, a0, a1);
+    if (whole == n) return; /* the shipped shapes: no scalar part's tests */
+    const size_t b = (size_t)whole * (size_t)wbits / 8u;
+    int32_t r0, r1;
+    em_dot2_packed_u_int8_t(w0 + b, w1 + b, wbits, x + whole, n - whole, &r0, &r1);
+    *a0 += r0;
+    *a1 += r1;
+}
+
+#endif /* EM_DOT_ASM */
 
 static inline int32_t em_sum_s8(const int8_t *x, int n) {
     int32_t s = 0;
