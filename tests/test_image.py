@@ -58,7 +58,7 @@ def _tiny_lmuformer():
     from edgemem.models.lmuformer import LMUFormer, LMUFormerConfig
 
     torch.manual_seed(0)
-    return LMUFormer(LMUFormerConfig(n_in=6, n_out=4, channels=8, n_u=2, order=4, theta=10.0, kernel=3)).eval()
+    return LMUFormer(LMUFormerConfig(n_in=6, n_out=4, channels=32, n_u=4, order=8, theta=10.0, kernel=3)).eval()
 
 
 def _calib() -> np.ndarray:
@@ -80,7 +80,7 @@ def test_width_model_predicts_the_lowered_graphs_image():
                  {**dict.fromkeys(names, 4), names[-1]: 2, names[1]: 8}):
         g = lower(model, _calib(), 1.25, {op_name("lmuformer", n): b for n, b in bits.items() if b != 8}, {}).graph
         assert im.kernels(bits) == graph_kernels(g), bits
-        assert abs(im(bits) - image_of(g).total) <= 3 * len(names), bits
+        assert abs(im(bits) - image_of(g).total) <= 64, bits  # the quick model vs the lowered blob: tens of bytes
     # a narrow layer brings the packed kernel: the image shrinks by less than the weights, or grows
     first = {**dict.fromkeys(names, 8), names[0]: 4}
     saved_weights = mixed.config_bytes(sizes, dict.fromkeys(names, 8)) - mixed.config_bytes(sizes, first)

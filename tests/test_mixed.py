@@ -97,14 +97,14 @@ def test_quantize_end_to_end_packs_weights_and_stays_bit_exact(tmp_path):
 
     recipe = {"name": "tiny_digits", "data": {"source": "digits", "window": 64, "hop": 64, "train_subjects": [1],
                                               "val_subjects": [2], "test_subjects": [3]},
-              "model": {"kind": "lmu", "readout": "last", "order": 16, "theta": 64.0, "n_h": 128, "memory_clip": 16.0},
+              "model": {"kind": "lmu", "readout": "last", "order": 32, "theta": 64.0, "n_h": 256, "memory_clip": 16.0},
               "train": {"epochs": 2, "batch_size": 16, "lr": 0.02, "threads": 1}, "baselines": [],
               "quant": {"calib_windows": 32}}
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     edgemem("train", str(tmp_path / "recipe.yaml"), "--out", str(tmp_path / "out"))
-    # --flash bounds the image: a budget between the int8 image and the smallest one (weights: hid_m 16*128 + out
-    # 128*10 + enc_x 1 + hid_x 128 = 3457 bytes at int8; with 32 hidden units, 865 bytes, the packed kernels cost
-    # more than 2-bit weights save: the int8 image is the smallest)
+    # --flash bounds the image: a budget between the int8 image and the smallest one (weights: hid_m 32*256 + out
+    # 256*10 + enc_x 1 + hid_x 256 = 11,009 bytes at int8; at 16*128, 3,457 bytes, the packed kernels (with their
+    # paired-input SMLAD loops) cost more than 2-bit weights save: the int8 image is the smallest)
     from edgemem.checkpoint import load_checkpoint
     from edgemem.quant.image import ImageModel
     from edgemem.quant.lower import lower
@@ -123,7 +123,7 @@ def test_quantize_end_to_end_packs_weights_and_stays_bit_exact(tmp_path):
                            "--epochs", "1", "--out", str(tmp_path / "mixed"), "--json"))
     assert {"weight_bytes", "weight_bytes_int8", "accuracy", "accuracy_int8", "bits", "image_bytes",
             "image_bytes_int8"} <= set(r)
-    assert r["weight_bytes"] < r["weight_bytes_int8"] == 3457 and r["fits_ram"] is True
+    assert r["weight_bytes"] < r["weight_bytes_int8"] == 11009 and r["fits_ram"] is True
     assert r["image_bytes"] <= budget < r["image_bytes_int8"] == int8 and r["fits_flash"] is True
     assert any(v["weight"] < 8 for v in r["bits"].values())
     for f in ("model.pt", "recipe.yaml", "quantize.json", "pareto.png"):

@@ -133,7 +133,7 @@ recipe = {
     "name": "tiny_kws",
     "data": {"source": "npz", "path": "data/words.npz", "window": frames, "hop": frames,
              "train_subjects": [1, 2, 3, 4, 5, 6, 7], "val_subjects": [8], "test_subjects": [9, 10]},
-    "model": {"kind": "lmuformer", "readout": "sum", "channels": 16, "kernel": 3, "n_conv": 2, "n_u": 4,
+    "model": {"kind": "lmuformer", "readout": "sum", "channels": 32, "kernel": 3, "n_conv": 2, "n_u": 4,
               "order": 8, "theta": 40.0, "mixer_ratio": 2, "activation": "relu", "dropout": 0.0},
     "train": {"epochs": 1, "batch_size": 16, "lr": 0.01, "threads": 1, "seed": 0},
     "baselines": [],
