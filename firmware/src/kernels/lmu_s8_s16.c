@@ -79,6 +79,34 @@ __attribute__((naked, noinline)) static void lmu_rows_m4(int16_t *row LMU_ARG, c
 }
 #endif
 
+/* scratch = the old row, row[i] = sat16(rshift_round(u b[i], b_shift)) (the B terms; |u b| <= 2^38), one loop per
+ * kind of shift so that none branches per element: b_shift in [9, 30]: lmu_rsr_fit (|u b / 2^(b_shift-1)| <= 2^30).
+ * [1, 8]: u b either fits int32, then y = floor(u b / 2^(b_shift-1)) is one ASR and the term floor(y / 2) + (y & 1)
+ * (no y + 1 to overflow), or |u b| >= 2^31 and the term saturates by its sign (|u b / 2^b_shift| >= 2^23). 0: sat16(u b). Larger shifts (the public kernel takes up to 62): em_requant16. */
+static void lmu_b_terms(int16_t *row, int16_t *scratch, int32_t uc, const int32_t *b, int b_shift, int order) {
+    if (b_shift >= 9 && b_shift <= 30) {
+        for (int i = 0; i < order; i++) {
+            scratch[i] = row[i];
+            row[i] = (int16_t)em_sat16_32i(lmu_rsr_fit((int64_t)uc * b[i], b_shift - 1));
+        }
+    } else if (b_shift >= 1 && b_shift <= 8) {
+        for (int i = 0; i < order; i++) {
+            scratch[i] = row[i];
+            const int64_t ub = (int64_t)uc * b[i];
+            const int32_t lo = (int32_t)(uint32_t)(uint64_t)ub, hi = (int32_t)em_asr64(ub, 32);
+            const int32_t y = em_asr32(lo, b_shift - 1);
+            row[i] = (int16_t)(hi == em_asr32(lo, 31) ? em_sat16_32i(em_asr32(y, 1) + (y & 1)) : hi < 0 ? INT16_MIN
+                                                                                                   : INT16_MAX);
+        }
+    } else {
+        for (int i = 0; i < order; i++) {
+            scratch[i] = row[i];
+            /* em_requant16's contract: |u b| <= 2^62, shift >= 1 */
+            row[i] = (int16_t)(b_shift > 0 ? em_requant16(uc, b[i], b_shift) : em_sat16_i((int64_t)uc * b[i]));
+        }
+    }
+}
+
 /* m [n_u][order] s16 in place, u [n_u] s8, a [order][order] Q(a_shift), b [order] s32, scratch [order] s16.
  * Per channel: the old row goes to scratch (the update reads every old m[c][j] for each i) and the row takes the B
  * terms, then each row i of A against scratch: m[c][i] = sat16(sat16(rshift_round(A m, a_shift)) + B term): int16
@@ -86,8 +114,8 @@ __attribute__((naked, noinline)) static void lmu_rows_m4(int16_t *row LMU_ARG, c
 void em_k_lmu(int16_t *m, const int8_t *u, const int16_t *a, int a_shift, const int32_t *b, int b_shift, int n_u,
               int order, int16_t *scratch) {
     /* a_shift in [11, 30]: |A m| <= 2^40 (order <= 2^10), so |A m / 2^(a_shift - 1)| <= 2^30 (lmu_rsr_fit); every
-     * shipped model has 15. b_shift in [9, 30]: |u b| <= 2^38, the same bound. */
-    const int fast_a = a_shift >= 11 && a_shift <= 30, fast_b = b_shift >= 9 && b_shift <= 30;
+     * shipped model has 15. */
+    const int fast_a = a_shift >= 11 && a_shift <= 30;
 #ifdef LMU_ROWS_ASM
     const int32_t p[4] = {2 * order, a_shift - 1, 33 - a_shift, (order >> 3) & 1};
     const int rows_asm = fast_a && (order & 7) == 0 && (((uintptr_t)a | (uintptr_t)scratch) & 3u) == 0u;
@@ -95,13 +123,7 @@ void em_k_lmu(int16_t *m, const int8_t *u, const int16_t *a, int a_shift, const 
     for (int c = 0; c < n_u; c++) {
         int16_t *row = m + (size_t)c * (size_t)order; /* m[c][:] */
         const int32_t uc = u[c];
-        for (int i = 0; i < order; i++) {
-            scratch[i] = row[i];
-            /* em_requant16's contract: |u b| <= 2^38 <= 2^62, shift >= 1 */
-            row[i] = (int16_t)(fast_b         ? em_sat16_32i(lmu_rsr_fit((int64_t)uc * b[i], b_shift - 1))
-                               : b_shift > 0 ? em_requant16(uc, b[i], b_shift)
-                                             : em_sat16_i((int64_t)uc * b[i]));
-        }
+        lmu_b_terms(row, scratch, uc, b, b_shift, order);
 #ifdef LMU_ROWS_ASM
         if (rows_asm) {
             lmu_rows_m4(row, a, scratch, p);
@@ -126,7 +148,7 @@ static inline int32_t lmu_rsr_sat16_k(int64_t x, int k) {
     const uint32_t lo = (uint32_t)(uint64_t)x;
     const int32_t y = (int32_t)((lo >> k) | ((uint32_t)hi << (32 - k))); /* modulo 2^32, as gcc documents */
     if (em_asr32(hi, k) != (y < 0 ? -1 : 0)) return hi < 0 ? INT16_MIN : INT16_MAX;
-    return em_sat16_32i(em_asr32(y, 1) + (y & 1));
+    return em_sat16_32i(em_asr32(y, 1));
 }
 
 /* The same update for an A with the LEGENDRE structure. The blob parser checked it (graph_blob.c lmu_legendre_ok),
