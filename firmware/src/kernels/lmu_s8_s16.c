@@ -28,10 +28,11 @@ static inline int32_t lmu_rsr_fit(int64_t x, int k) {
 /* Every row of A against the old m x (both 4-byte aligned, order a multiple of 8), for k = a_shift - 1 in [10, 29]:
  * row[i] = sat16(sat16(rshift_round(sum_j a[i][j] x[j], k + 1)) + row[i]), row[i] holding the B term. The sum is
  * exact in int64 (|sum| <= 2^40), so lmu_rsr_fit's rule applies (|sum / 2^k| <= 2^30). p: order * 2 (bytes),
- * k, 32 - k, and 1 + 24 * ((4 - order / 8) & 3): the loop does four blocks a pass and each row enters it that many
- * bytes in (LDR PC from the stack; + 1: Thumb), so order / 8 blocks run without a test per block. A's rows are
+ * k, 32 - k, 1 + 24 * ((4 - order / 8) & 3) and 2^k. The loop does four blocks a pass and each row enters it
+ * that many bytes in (LDR PC from the stack; + 1: Thumb), so order / 8 blocks run without a test per block. Each
+ * row's sum starts at 2^k, so the low word of its shift by k is y + 1 (|sum| + 2^k < 2^41: no overflow). A's rows are
  * contiguous, so one pointer (r6) walks all of A; x restarts each row. Per row: 6 instructions per 8 MACs, the loop
- * test once per 32 MACs, 17 around (0.81 a MAC in the loop: one row at a time, as two rows' LDMs and sums need
+ * test once per 32 MACs, 16 around (0.81 a MAC in the loop: one row at a time, as two rows' LDMs and sums need
  * more than the 14 registers there are). Written as a whole function (naked: its own prologue) since the loop holds
  * 14 registers, more than an asm statement can ask of gcc; the row's end, x, k and the entry live on its stack. */
 #define LMU_ARG __attribute__((unused)) /* read by the asm: r0 to r3 */
@@ -48,6 +49,8 @@ __attribute__((naked, noinline)) static void lmu_rows_m4(int16_t *row LMU_ARG, c
                    "str r4, [sp, #8]\n\t"
                    "ldr r4, [r3, #8]\n\t"
                    "str r4, [sp, #12]\n\t"
+                   "ldr r4, [r3, #16]\n\t"
+                   "str r4, [sp, #20]\n\t"
                    "ldr r4, [r3, #12]\n\t"
                    "adr.w r5, 2f\n\t"
                    "add r4, r4, r5\n\t"
@@ -55,7 +58,7 @@ __attribute__((naked, noinline)) static void lmu_rows_m4(int16_t *row LMU_ARG, c
                    "mov lr, r0\n\t"
                    "mov r6, r1\n"
                    "1:\n\t"
-                   "movs r4, #0\n\t"
+                   "ldr r4, [sp, #20]\n\t" /* the sum starts at 2^k: y + 1 below without an add */
                    "movs r5, #0\n\t"
                    "ldr r7, [sp, #4]\n\t"
                    "ldr pc, [sp, #16]\n"
@@ -66,7 +69,6 @@ __attribute__((naked, noinline)) static void lmu_rows_m4(int16_t *row LMU_ARG, c
                    "lsr r4, r4, r0\n\t"
                    "lsl r5, r5, r1\n\t"
                    "orr r4, r4, r5\n\t"
-                   "adds r4, r4, #1\n\t"
                    "ssat r4, #16, r4, asr #1\n\t"
                    "ldrsh r2, [lr]\n\t"
                    "add r4, r4, r2\n\t"
@@ -118,7 +120,8 @@ void em_k_lmu(int16_t *m, const int8_t *u, const int16_t *a, int a_shift, const 
      * shipped model has 15. */
     const int fast_a = a_shift >= 11 && a_shift <= 30;
 #ifdef LMU_ROWS_ASM
-    const int32_t p[4] = {2 * order, a_shift - 1, 33 - a_shift, 1 + 24 * ((4 - (order >> 3)) & 3)};
+    const int32_t p[5] = {2 * order, a_shift - 1, 33 - a_shift, 1 + 24 * ((4 - (order >> 3)) & 3),
+                          (int32_t)1 << (a_shift - 1)};
     const int rows_asm = fast_a && (order & 7) == 0 && (((uintptr_t)a | (uintptr_t)scratch) & 3u) == 0u;
 #endif
     for (int c = 0; c < n_u; c++) {
