@@ -32,7 +32,7 @@ static inline int32_t lmu_rsr_fit(int64_t x, int k) {
  * that many bytes in (LDR PC from the stack; + 1: Thumb), so order / 8 blocks run without a test per block. Each
  * row's sum starts at 2^k, so the low word of its shift by k is y + 1 (|sum| + 2^k < 2^41: no overflow). A's rows are
  * contiguous, so one pointer (r6) walks all of A; x restarts each row. Per row: 6 instructions per 8 MACs, the loop
- * test once per 32 MACs, 16 around (0.81 a MAC in the loop: one row at a time, as two rows' LDMs and sums need
+ * test once per 32 MACs, 15 around (0.81 a MAC in the loop: one row at a time, as two rows' LDMs and sums need
  * more than the 14 registers there are). Written as a whole function (naked: its own prologue) since the loop holds
  * 14 registers, more than an asm statement can ask of gcc; the row's end, x, k and the entry live on its stack. */
 #define LMU_ARG __attribute__((unused)) /* read by the asm: r0 to r3 */
@@ -70,9 +70,8 @@ __attribute__((naked, noinline)) static void lmu_rows_m4(int16_t *row LMU_ARG, c
                    "lsl r5, r5, r1\n\t"
                    "orr r4, r4, r5\n\t"
                    "ssat r4, #16, r4, asr #1\n\t"
-                   "ldrsh r2, [lr]\n\t"
-                   "add r4, r4, r2\n\t"
-                   "ssat r4, #16, r4\n\t"
+                   "ldrh r2, [lr]\n\t"
+                   "qadd16 r4, r4, r2\n\t" /* low halfword: sat16(A term + B term), the one stored */
                    "strh r4, [lr], #2\n\t"
                    "ldr r0, [sp]\n\t"
                    "cmp lr, r0\n\t"
