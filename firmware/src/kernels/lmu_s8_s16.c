@@ -81,10 +81,22 @@ __attribute__((naked, noinline)) static void lmu_rows_m4(int16_t *row LMU_ARG, c
 }
 #endif
 
+/* b clamped to int24. For b_shift <= 8 the B term does not change: |b| >= 2^23 and u != 0 give |u b / 2^b_shift| >=
+ * 2^15, a saturated term, and the clamped b (+-2^23 or 2^23 - 1, same sign) saturates it the same way; u = 0 gives
+ * 0 either way. Then |u b| <= 2^30: int32. */
+static inline int32_t lmu_sat24(int32_t x) {
+#ifdef EM_SAT_DSP
+    return __ssat(x, 24);
+#else
+    return x > 0x7FFFFF ? 0x7FFFFF : x < -0x800000 ? -0x800000 : x;
+#endif
+}
+
 /* scratch = the old row, row[i] = sat16(rshift_round(u b[i], b_shift)) (the B terms; |u b| <= 2^38), one loop per
- * kind of shift so that none branches per element: b_shift in [9, 30]: lmu_rsr_fit (|u b / 2^(b_shift-1)| <= 2^30).
- * [1, 8]: u b either fits int32, then y = floor(u b / 2^(b_shift-1)) is one ASR and the term floor(y / 2) + (y & 1)
- * (no y + 1 to overflow), or |u b| >= 2^31 and the term saturates by its sign (|u b / 2^b_shift| >= 2^23). 0: sat16(u b). Larger shifts (the public kernel takes up to 62): em_requant16. */
+ * kind of shift so that none branches per element. b_shift in [9, 30]: lmu_rsr_fit (|u b / 2^(b_shift-1)| <=
+ * 2^30). [1, 8]: with b clamped to int24 (lmu_sat24) u b is an int32 MUL and the rounding floor((floor(u b /
+ * 2^(b_shift-1)) + 1) / 2) an ASR, an add and SSAT's shift. 0: sat16(u b), the same clamp. Larger shifts (the
+ * public kernel takes up to 62): em_requant16. */
 static void lmu_b_terms(int16_t *row, int16_t *scratch, int32_t uc, const int32_t *b, int b_shift, int order) {
     if (b_shift >= 9 && b_shift <= 30) {
         for (int i = 0; i < order; i++) {
@@ -94,17 +106,17 @@ static void lmu_b_terms(int16_t *row, int16_t *scratch, int32_t uc, const int32_
     } else if (b_shift >= 1 && b_shift <= 8) {
         for (int i = 0; i < order; i++) {
             scratch[i] = row[i];
-            const int64_t ub = (int64_t)uc * b[i];
-            const int32_t lo = (int32_t)(uint32_t)(uint64_t)ub, hi = (int32_t)em_asr64(ub, 32);
-            const int32_t y = em_asr32(lo, b_shift - 1);
-            row[i] = (int16_t)(hi == em_asr32(lo, 31) ? em_sat16_32i(em_asr32(y, 1) + (y & 1)) : hi < 0 ? INT16_MIN
-                                                                                                   : INT16_MAX);
+            row[i] = (int16_t)em_sat16_32i(em_asr32(em_asr32(uc * lmu_sat24(b[i]), b_shift - 1) + 1, 1));
+        }
+    } else if (b_shift == 0) {
+        for (int i = 0; i < order; i++) {
+            scratch[i] = row[i];
+            row[i] = (int16_t)em_sat16_32i(uc * lmu_sat24(b[i]));
         }
     } else {
         for (int i = 0; i < order; i++) {
             scratch[i] = row[i];
-            /* em_requant16's contract: |u b| <= 2^62, shift >= 1 */
-            row[i] = (int16_t)(b_shift > 0 ? em_requant16(uc, b[i], b_shift) : em_sat16_i((int64_t)uc * b[i]));
+            row[i] = (int16_t)em_requant16(uc, b[i], b_shift); /* its contract: |u b| <= 2^62, shift >= 1 */
         }
     }
 }
