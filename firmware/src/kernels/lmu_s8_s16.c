@@ -163,7 +163,7 @@ static inline int32_t lmu_rsr_sat16_k(int64_t x, int k) {
     const uint32_t lo = (uint32_t)(uint64_t)x;
     const int32_t y = (int32_t)((lo >> k) | ((uint32_t)hi << (32 - k))); /* modulo 2^32, as gcc documents */
     if (em_asr32(hi, k) != (y < 0 ? -1 : 0)) return hi < 0 ? INT16_MIN : INT16_MAX;
-    return em_sat16_32i(em_asr32(y, 1));
+    return em_sat16_32i(em_asr32(y, 1) + (y & 1));
 }
 
 /* The same update for an A with the LEGENDRE structure. The blob parser checked it (graph_blob.c lmu_legendre_ok),
