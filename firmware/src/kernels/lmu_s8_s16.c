@@ -124,7 +124,10 @@ static void lmu_b_terms(int16_t *row, int16_t *scratch, int32_t uc, const int32_
 /* m [n_u][order] s16 in place, u [n_u] s8, a [order][order] Q(a_shift), b [order] s32, scratch [order] s16.
  * Per channel: the old row goes to scratch (the update reads every old m[c][j] for each i) and the row takes the B
  * terms, then each row i of A against scratch: m[c][i] = sat16(sat16(rshift_round(A m, a_shift)) + B term): int16
- * terms, then their saturated sum, as TFLite's BATCH_MATMULs and ADD (docs/tflite.md). */
+ * terms, then their saturated sum, as TFLite's BATCH_MATMULs and ADD (docs/tflite.md). The M4 (DSP, optimized
+ * build) takes lmu_rows_m4 where it applies; otherwise em_dot_s16 a row (Helium on the M55). One row, not
+ * em_dot2_s16's two: measured on the M55, two rows a pass cost kws_lmuformer 1,591 and har_l2mu 451 instructions a
+ * step more (psmnist_lmu 245 less), and the order-2 test fixture more on every core. */
 void em_k_lmu(int16_t *m, const int8_t *u, const int16_t *a, int a_shift, const int32_t *b, int b_shift, int n_u,
               int order, int16_t *scratch) {
     /* a_shift in [11, 30]: |A m| <= 2^40 (order <= 2^10), so |A m / 2^(a_shift - 1)| <= 2^30 (lmu_rsr_fit); every
