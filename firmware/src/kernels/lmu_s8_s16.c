@@ -29,43 +29,39 @@ static inline int32_t lmu_rsr_fit(int64_t x, int k) {
  * row[i] = sat16(sat16(rshift_round(sum_j a[i][j] x[j], k + 1)) + row[i]), row[i] holding the B term. The sum is
  * exact in int64 (|sum| <= 2^40), so lmu_rsr_fit's rule applies (|sum / 2^k| <= 2^30). p: order * 2 (bytes),
  * k, 32 - k, 1 + 24 * ((4 - order / 8) & 3) and 2^k. The loop does four blocks a pass and each row enters it
- * that many bytes in (LDR PC from the stack; + 1: Thumb), so order / 8 blocks run without a test per block. Each
+ * that many bytes in (the PC loaded from the frame; + 1: Thumb), so order / 8 blocks run without a test per block. Each
  * row's sum starts at 2^k, so the low word of its shift by k is y + 1 (|sum| + 2^k < 2^41: no overflow). A's rows are
  * contiguous, so one pointer (r6) walks all of A; x restarts each row. Per row: 6 instructions per 8 MACs, the loop
- * test once per 32 MACs, 15 around (0.81 a MAC in the loop: one row at a time, as two rows' LDMs and sums need
+ * test once per 32 MACs, 12 around (0.81 a MAC in the loop: one row at a time, as two rows' LDMs and sums need
  * more than the 14 registers there are). Written as a whole function (naked: its own prologue) since the loop holds
  * 14 registers, more than an asm statement can ask of gcc; the row's end, x, k and the entry live on its stack. */
 #define LMU_ARG __attribute__((unused)) /* read by the asm: r0 to r3 */
 __attribute__((naked, noinline)) static void lmu_rows_m4(int16_t *row LMU_ARG, const int16_t *a LMU_ARG,
                                                            const int16_t *x LMU_ARG, const int32_t *p LMU_ARG) {
+    /* frame: [sp] 2^k, 0, x, entry (one LDM starts a row: sum, x and the jump into the loop), k, 32 - k, end of row */
     __asm volatile("push {r4-r11, lr}\n\t"
-                   "sub sp, sp, #24\n\t"
+                   "sub sp, sp, #28\n\t"
                    "ldr r4, [r3]\n\t"
                    "add r12, r2, r4\n\t" /* end of x */
                    "add r4, r0, r4\n\t"  /* end of row */
-                   "str r4, [sp]\n\t"
-                   "str r2, [sp, #4]\n\t"
-                   "ldr r4, [r3, #4]\n\t"
-                   "str r4, [sp, #8]\n\t"
-                   "ldr r4, [r3, #8]\n\t"
-                   "str r4, [sp, #12]\n\t"
+                   "str r4, [sp, #24]\n\t"
                    "ldr r4, [r3, #16]\n\t"
-                   "str r4, [sp, #20]\n\t"
+                   "movs r5, #0\n\t"
+                   "strd r4, r5, [sp]\n\t"
+                   "str r2, [sp, #8]\n\t"
                    "ldr r4, [r3, #12]\n\t"
                    "adr.w r5, 2f\n\t"
                    "add r4, r4, r5\n\t"
-                   "str r4, [sp, #16]\n\t"
+                   "str r4, [sp, #12]\n\t"
+                   "ldrd r4, r5, [r3, #4]\n\t"
+                   "strd r4, r5, [sp, #16]\n\t"
                    "mov lr, r0\n\t"
                    "mov r6, r1\n"
                    "1:\n\t"
-                   "ldr r4, [sp, #20]\n\t" /* the sum starts at 2^k: y + 1 below without an add */
-                   "movs r5, #0\n\t"
-                   "ldr r7, [sp, #4]\n\t"
-                   "ldr pc, [sp, #16]\n"
+                   "ldmia.w sp, {r4, r5, r7, pc}\n" /* the sum starts at 2^k: y + 1 below without an add */
                    "2:\n\t" LMU_LDM8 LMU_LDM8 LMU_LDM8 LMU_LDM8 "cmp r7, r12\n\t"
                    "bne 2b\n\t"
-                   "ldr r0, [sp, #8]\n\t"
-                   "ldr r1, [sp, #12]\n\t"
+                   "ldrd r0, r1, [sp, #16]\n\t"
                    "lsr r4, r4, r0\n\t"
                    "lsl r5, r5, r1\n\t"
                    "orr r4, r4, r5\n\t"
@@ -73,10 +69,10 @@ __attribute__((naked, noinline)) static void lmu_rows_m4(int16_t *row LMU_ARG, c
                    "ldrh r2, [lr]\n\t"
                    "qadd16 r4, r4, r2\n\t" /* low halfword: sat16(A term + B term), the one stored */
                    "strh r4, [lr], #2\n\t"
-                   "ldr r0, [sp]\n\t"
+                   "ldr r0, [sp, #24]\n\t"
                    "cmp lr, r0\n\t"
                    "bne 1b\n\t"
-                   "add sp, sp, #24\n\t"
+                   "add sp, sp, #28\n\t"
                    "pop {r4-r11, pc}\n\t");
 }
 #endif
