@@ -389,7 +389,9 @@ static void test_lmu_orders(void) {
             const int a_shift = k < 6 ? (int)t_range(11, 30) : k < 8 ? 15 : (int)t_range(1, 30);
             const int b_shift = k % 2 ? (int)t_range(1, 30) : 0;
             for (int i = 0; i < d * d; i++)
-                a[i] = (int16_t)(ext == 1 ? (t_range(0, 1) ? 32767 : -32767) : ext == 2 ? -32768 : t_range(-32768, 32767));
+                a[i] = (int16_t)(ext == 1   ? (t_range(0, 1) ? 32767 : -32767)
+                                 : ext == 2 ? -32768
+                                            : t_range(-32768, 32767));
             for (int i = 0; i < nu * d; i++)
                 m0[i] = m[i] = (int16_t)(ext == 2 ? -32768 : ext == 1 ? (t_range(0, 1) ? 32767 : -32768)
                                                                : t_range(-32768, 32767));

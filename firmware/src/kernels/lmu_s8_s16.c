@@ -26,15 +26,15 @@ static inline int32_t lmu_rsr_fit(int64_t x, int k) {
     "smlald r4, r5, r2, r10\n\t"                                                                                   \
     "smlald r4, r5, r3, r11\n\t"
 /* Every row of A against the old m x (both 4-byte aligned, order a multiple of 8), for k = a_shift - 1 in [10, 29]:
- * row[i] = sat16(sat16(rshift_round(sum_j a[i][j] x[j], k + 1)) + row[i]), row[i] holding the B term. The sum is
- * exact in int64 (|sum| <= 2^40), so lmu_rsr_fit's rule applies (|sum / 2^k| <= 2^30). p: order * 2 (bytes),
- * k, 32 - k, 1 + 24 * ((4 - order / 8) & 3) and 2^k. The loop does four blocks a pass and each row enters it
- * that many bytes in (the PC loaded from the frame; + 1: Thumb), so order / 8 blocks run without a test per block. Each
- * row's sum starts at 2^k, so the low word of its shift by k is y + 1 (|sum| + 2^k < 2^41: no overflow). A's rows are
- * contiguous, so one pointer (r6) walks all of A; x restarts each row. Per row: 6 instructions per 8 MACs, the loop
- * test once per 32 MACs, 12 around (0.81 a MAC in the loop: one row at a time, as two rows' LDMs and sums need
- * more than the 14 registers there are). Written as a whole function (naked: its own prologue) since the loop holds
- * 14 registers, more than an asm statement can ask of gcc; the row's end, x, k and the entry live on its stack. */
+ * row[i] = sat16(sat16(rshift_round(sum_j a[i][j] x[j], k + 1)) + row[i]), row[i] holding the B term. The sum is exact
+ * in int64 (|sum| <= 2^40), so lmu_rsr_fit's rule applies (|sum / 2^k| <= 2^30). p: order * 2 (bytes), k, 32 - k, 1 +
+ * 24 * ((4 - order / 8) & 3) and 2^k. The loop does four blocks a pass and each row enters it that many bytes in (the
+ * PC loaded from the frame; + 1: Thumb), so order / 8 blocks run without a test per block. Each row's sum starts at
+ * 2^k, so the low word of its shift by k is y + 1 (|sum| + 2^k < 2^41: no overflow). A's rows are contiguous, so one
+ * pointer (r6) walks all of A; x restarts each row. Per row: 6 instructions per 8 MACs, the loop test once per 32
+ * MACs, 12 around (0.81 a MAC in the loop: one row at a time, as two rows' LDMs and sums need more than the 14
+ * registers there are). Written as a whole function (naked: its own prologue) since the loop holds 14 registers, more
+ * than an asm statement can ask of gcc; the row's end, x, k and the entry live on its stack. */
 #define LMU_ARG __attribute__((unused)) /* read by the asm: r0 to r3 */
 __attribute__((naked, noinline)) static void lmu_rows_m4(int16_t *row LMU_ARG, const int16_t *a LMU_ARG,
                                                            const int16_t *x LMU_ARG, const int32_t *p LMU_ARG) {
