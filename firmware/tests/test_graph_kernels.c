@@ -2,6 +2,7 @@
  * On the host the kernels take their scalar paths; on the M4 (QEMU) the same tests check the DSP paths. */
 #include <string.h>
 
+#include "em_k.h" /* em_k_lmu_legendre */
 #include "em_kernels.h"
 #include "em_test.h"
 
@@ -372,6 +373,75 @@ static void test_lmu_s8(void) {
     CHECK_EQ(em_lmu_s8_s16(m1, u1, a1, 1, b1, 0, 2, 1, NULL), EM_ERR_NULL);
 }
 
+/* Every order 1..40 and 128 against the literal loop, with the buffers word-aligned (the M4's LDM path: even orders)
+ * and misaligned by one int16 (its fallback), random and extreme codes (A at +-32767 and -32768, m at -32768, so
+ * |A m| reaches order * 2^30) and a_shift on both sides of the kernel's fast rounding (11..30) and b_shift 0..30. */
+static void test_lmu_orders(void) {
+    enum { NU = 3, D = 128 };
+    static int16_t a_w[D * D + 1] __attribute__((aligned(4))), m_w[NU * D + 1] __attribute__((aligned(4))),
+        s_w[D + 1] __attribute__((aligned(4))), ref[NU * D], m0[NU * D];
+    int32_t b[D];
+    int8_t u[NU];
+    for (int d = 1; d <= D; d = d == 40 ? D : d + 1)
+        for (int k = 0; k < 12; k++) {
+            const int mis = k % 4 == 3, nu = 1 + k % NU, ext = k % 3; /* ext 1: extreme A and m, 2: -32768 */
+            int16_t *a = a_w + mis, *m = m_w + mis, *scratch = s_w + mis;
+            const int a_shift = k < 6 ? (int)t_range(11, 30) : k < 8 ? 15 : (int)t_range(1, 30);
+            const int b_shift = k % 2 ? (int)t_range(1, 30) : 0;
+            for (int i = 0; i < d * d; i++)
+                a[i] = (int16_t)(ext == 1   ? (t_range(0, 1) ? 32767 : -32767)
+                                 : ext == 2 ? -32768
+                                            : t_range(-32768, 32767));
+            for (int i = 0; i < nu * d; i++)
+                m0[i] = m[i] = (int16_t)(ext == 2 ? -32768 : ext == 1 ? (t_range(0, 1) ? 32767 : -32768)
+                                                               : t_range(-32768, 32767));
+            for (int i = 0; i < d; i++) b[i] = k % 5 == 0 ? t_range(INT32_MIN, INT32_MAX) : t_range(-40000, 40000);
+            for (int c = 0; c < nu; c++) u[c] = (int8_t)t_range(-128, 127);
+            for (int c = 0; c < nu; c++)
+                for (int i = 0; i < d; i++) {
+                    int64_t acc = 0;
+                    for (int j = 0; j < d; j++) acc += (int64_t)a[i * d + j] * m0[c * d + j];
+                    ref[c * d + i] = (int16_t)gref_sat(gref_sat(gref_rsr(acc, a_shift), 16) +
+                                                       gref_sat(gref_rsr((int64_t)u[c] * b[i], b_shift), 16), 16);
+                }
+            CHECK_EQ(em_lmu_s8_s16(m, u, a, a_shift, b, b_shift, nu, d, scratch), EM_OK);
+            CHECK(memcmp(m, ref, sizeof(int16_t) * (size_t)(nu * d)) == 0);
+            CHECK(memcmp(scratch, m0 + (nu - 1) * d, sizeof(int16_t) * (size_t)d) == 0); /* m_old[n_u - 1] */
+        }
+}
+
+/* The LEGENDRE pass (em_k_lmu_legendre, O(order) a row) against the literal dense loop on A's of that structure
+ * (docs/graph.md: a diagonal plus r_i times the sign pattern), orders 1..40, a_shift 2..30 and |b| < 2^22 (what the
+ * parser admits), random and saturating m. */
+static void test_lmu_legendre(void) {
+    enum { NU = 3, D = 40 };
+    int16_t a[D * D], m[NU * D], m0[NU * D], ref[NU * D], scratch[D];
+    int32_t b[D];
+    int8_t u[NU];
+    for (int d = 1; d <= D; d++)
+        for (int k = 0; k < 6; k++) {
+            const int nu = 1 + k % NU, a_shift = (int)t_range(2, 30), b_shift = (int)t_range(0, 30);
+            for (int i = 0; i < d; i++) {
+                const int32_t r = t_range(-32767, 32767);
+                for (int j = 0; j < d; j++)
+                    a[i * d + j] = (int16_t)(j == i ? t_range(-32768, 32767) : j > i ? -r : ((i - j) % 2 ? r : -r));
+            }
+            for (int i = 0; i < nu * d; i++) m0[i] = m[i] = (int16_t)(k == 5 ? -32768 : t_range(-32768, 32767));
+            for (int i = 0; i < d; i++) b[i] = t_range(-(1 << 22) + 1, (1 << 22) - 1);
+            for (int c = 0; c < nu; c++) u[c] = (int8_t)t_range(-128, 127);
+            for (int c = 0; c < nu; c++)
+                for (int i = 0; i < d; i++) {
+                    int64_t acc = 0;
+                    for (int j = 0; j < d; j++) acc += (int64_t)a[i * d + j] * m0[c * d + j];
+                    ref[c * d + i] = (int16_t)gref_sat(gref_sat(gref_rsr(acc, a_shift), 16) +
+                                                       gref_sat(gref_rsr((int64_t)u[c] * b[i], b_shift), 16), 16);
+                }
+            em_k_lmu_legendre(m, u, a, a_shift, b, b_shift, nu, d, scratch);
+            CHECK(memcmp(m, ref, sizeof(int16_t) * (size_t)(nu * d)) == 0);
+            CHECK(memcmp(scratch, m0 + (nu - 1) * d, sizeof(int16_t) * (size_t)d) == 0);
+        }
+}
+
 static void test_add(void) {
     const int32_t half = 1 << 30; /* with shift 31: x 0.5, exposes ties */
     const int8_t x8[6] = {1, -1, 3, -3, 127, -128};
@@ -682,6 +752,8 @@ void suite_graph_kernels(void) {
     RUN(test_act);
     RUN(test_leaky);
     RUN(test_lmu_s8);
+    RUN(test_lmu_orders);
+    RUN(test_lmu_legendre);
     RUN(test_add);
     RUN(test_onoff);
     RUN(test_spike);

@@ -17,6 +17,8 @@ Method (python3 standard library only):
      linked ELF's disassembly: frame = every push/stmdb sp! (4 bytes a register), vpush/vstmdb sp! (4 bytes an
      s-register, 8 a d-register) and sub sp, #N in the function, summed (an upper bound); callees = its bl/b.w
      targets outside itself, recursively.
+     A function whose gcc frame is 0 but whose code in the image pushes or moves sp (a naked function, such as
+     the LMU kernel's asm rows: gcc does not see an asm prologue) is measured the same way.
   4. Depth(f) = frame(f) + max over callees of Depth(callee); recursion is an error. A tail call (b.w) is
      counted as if it were a call, which over-estimates by the caller's frame (none exist on em_graph_step's path today).
 Not included: the frame of whoever calls the root, and exception/interrupt stacking on top of it (8 words, or 26
@@ -198,7 +200,11 @@ def main(argv):
             raise Unbounded(f"indirect call in {stack[-1]}: target unknown")
         if title in stack:
             raise Unbounded("recursion: " + " > ".join(stack + [title]))
-        if title in frames:
+        if title in frames and frames[title][0] == 0 and elf.get(plain(title), (0,))[0] > 0:
+            # a naked function (its prologue is asm: gcc's figure is 0) that pushes: measured from the image
+            size, callees = elf[plain(title)][0], edges.get(title, set())
+            notes.append(f"{title} {size} bytes measured from the linked image's prologue (gcc reports 0: naked)")
+        elif title in frames:
             size, qual = frames[title]
             if "dynamic" in qual and "bounded" not in qual:
                 raise Unbounded(f"{title}: dynamic stack ({qual})")
