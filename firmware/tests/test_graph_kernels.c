@@ -294,6 +294,19 @@ static void test_leaky(void) {
     CHECK_EQ(em_leaky_s16(in, beta, 0, tr), EM_ERR_DIMS);
 }
 
+/* the LMU update's integer rule, literally: ref[c][i] = sat16(sat16(rsr(sum_j a[i][j] m[c][j], a_shift)) +
+ * sat16(rsr(u[c] b[i], b_shift))) */
+static void lmu_ref(const int16_t *a, const int16_t *m, const int8_t *u, const int32_t *b, int nu, int d, int a_shift,
+                    int b_shift, int16_t *ref) {
+    for (int c = 0; c < nu; c++)
+        for (int i = 0; i < d; i++) {
+            int64_t acc = 0;
+            for (int j = 0; j < d; j++) acc += (int64_t)a[i * d + j] * m[c * d + j];
+            ref[c * d + i] = (int16_t)gref_sat(gref_sat(gref_rsr(acc, a_shift), 16) +
+                                               gref_sat(gref_rsr((int64_t)u[c] * b[i], b_shift), 16), 16);
+        }
+}
+
 static void test_lmu_s8(void) {
     enum { NU = 4, D = 19 }; /* orders up to 19: the M4's three-row pass loops several times and leaves 0-2 rows */
     int16_t m[NU * D], ref[NU * D], a[D * D], scratch[D];
@@ -305,13 +318,7 @@ static void test_lmu_s8(void) {
         for (int i = 0; i < d * d; i++) a[i] = (int16_t)t_range(-32768, 32767);
         for (int i = 0; i < d; i++) b[i] = k % 4 == 0 ? t_range(INT32_MIN, INT32_MAX) : t_range(-5000, 5000);
         for (int c = 0; c < nu; c++) u[c] = (int8_t)t_range(-128, 127);
-        for (int c = 0; c < nu; c++)
-            for (int i = 0; i < d; i++) {
-                int64_t acc = 0;
-                for (int j = 0; j < d; j++) acc += (int64_t)a[i * d + j] * m[c * d + j];
-                ref[c * d + i] = (int16_t)gref_sat(gref_sat(gref_rsr(acc, a_shift), 16) +
-                                                   gref_sat(gref_rsr((int64_t)u[c] * b[i], b_shift), 16), 16);
-            }
+        lmu_ref(a, m, u, b, nu, d, a_shift, b_shift, ref);
         const int16_t last_old = m[(nu - 1) * d];
         CHECK_EQ(em_lmu_s8_s16(m, u, a, a_shift, b, b_shift, nu, d, scratch), EM_OK);
         CHECK(memcmp(m, ref, sizeof(int16_t) * (size_t)(nu * d)) == 0);
@@ -397,13 +404,7 @@ static void test_lmu_orders(void) {
                                                                : t_range(-32768, 32767));
             for (int i = 0; i < d; i++) b[i] = k % 5 == 0 ? t_range(INT32_MIN, INT32_MAX) : t_range(-40000, 40000);
             for (int c = 0; c < nu; c++) u[c] = (int8_t)t_range(-128, 127);
-            for (int c = 0; c < nu; c++)
-                for (int i = 0; i < d; i++) {
-                    int64_t acc = 0;
-                    for (int j = 0; j < d; j++) acc += (int64_t)a[i * d + j] * m0[c * d + j];
-                    ref[c * d + i] = (int16_t)gref_sat(gref_sat(gref_rsr(acc, a_shift), 16) +
-                                                       gref_sat(gref_rsr((int64_t)u[c] * b[i], b_shift), 16), 16);
-                }
+            lmu_ref(a, m0, u, b, nu, d, a_shift, b_shift, ref);
             CHECK_EQ(em_lmu_s8_s16(m, u, a, a_shift, b, b_shift, nu, d, scratch), EM_OK);
             CHECK(memcmp(m, ref, sizeof(int16_t) * (size_t)(nu * d)) == 0);
             CHECK(memcmp(scratch, m0 + (nu - 1) * d, sizeof(int16_t) * (size_t)d) == 0); /* m_old[n_u - 1] */
@@ -429,13 +430,7 @@ static void test_lmu_legendre(void) {
             for (int i = 0; i < nu * d; i++) m0[i] = m[i] = (int16_t)(k == 5 ? -32768 : t_range(-32768, 32767));
             for (int i = 0; i < d; i++) b[i] = t_range(-(1 << 22) + 1, (1 << 22) - 1);
             for (int c = 0; c < nu; c++) u[c] = (int8_t)t_range(-128, 127);
-            for (int c = 0; c < nu; c++)
-                for (int i = 0; i < d; i++) {
-                    int64_t acc = 0;
-                    for (int j = 0; j < d; j++) acc += (int64_t)a[i * d + j] * m0[c * d + j];
-                    ref[c * d + i] = (int16_t)gref_sat(gref_sat(gref_rsr(acc, a_shift), 16) +
-                                                       gref_sat(gref_rsr((int64_t)u[c] * b[i], b_shift), 16), 16);
-                }
+            lmu_ref(a, m0, u, b, nu, d, a_shift, b_shift, ref);
             em_k_lmu_legendre(m, u, a, a_shift, b, b_shift, nu, d, scratch);
             CHECK(memcmp(m, ref, sizeof(int16_t) * (size_t)(nu * d)) == 0);
             CHECK(memcmp(scratch, m0 + (nu - 1) * d, sizeof(int16_t) * (size_t)d) == 0);

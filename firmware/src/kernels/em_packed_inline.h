@@ -226,7 +226,8 @@ static inline void em_dot2_packed_s8(const uint8_t *w0, const uint8_t *w1, int w
     "sxtb16 %[p0], %[p0]\n\t"                                                                                        \
     "sxtb16 %[p3], %[p2], ror #8\n\t"                                                                                \
     "sxtb16 %[p2], %[p2]\n\t"
-    /* four lane pairs of the offset weights in W (fields F0.. of BITS bits) against p0..p3 into ACC */
+    /* four lane pairs of the offset weights in W (fields F0.. of BITS bits) against p0..p3 into ACC (also the
+     * paired-input passes' below: #undef after them) */
 #define EM_PK_MACS(W, ACC, F0, BITS)                                                                               \
     "and %[te], %[mk], %[" W "], lsr #(" #F0 ")\n\t"                                                                 \
     "smlad %[" ACC "], %[te], %[p0], %[" ACC "]\n\t"                                                                 \
@@ -246,14 +247,15 @@ static inline void em_dot2_packed_s8(const uint8_t *w0, const uint8_t *w1, int w
     "sxtb16 %[p0], %[p0]\n\t"                                                                                       \
     "sxtb16 %[p3], %[p2], ror #8\n\t"                                                                               \
     "sxtb16 %[p2], %[p2]\n\t"
-#define EM_PK_S4_WORDS                                                                                             \
-    EM_PK_PAIRS_NEXT8                                                                                              \
+/* one S4 word of each of two rows (w0, w1) against the pairs p0..p3 into s0, s1 (also the paired-input passes') */
+#define EM_PK_S4_TWO_ROWS                                                                                          \
     "ldr %[t], [%[w0]], #4\n\t"                                                                                    \
     "eor %[t], %[t], #0x88888888\n\t" /* + 8 in every nibble: u = w + 8 in [0, 15] */                             \
     EM_PK_MACS("t", "s0", 0, 4)                                                                                    \
     "ldr %[t], [%[w1]], #4\n\t"                                                                                    \
     "eor %[t], %[t], #0x88888888\n\t"                                                                              \
     EM_PK_MACS("t", "s1", 0, 4)
+#define EM_PK_S4_WORDS EM_PK_PAIRS_NEXT8 EM_PK_S4_TWO_ROWS
     if (wbits == 4 && n >= 8) {
         /* a word of S4: elements 0..7, lanes (k, k + 4); per 8 inputs 8 shared + 2 x 10, and per 16 inputs (two
          * words a pass) the loop's SUBS and BNE: 58 instructions / 32 MACs */
@@ -377,7 +379,6 @@ static inline void em_dot2_packed_s16(const uint8_t *w0, const uint8_t *w1, int 
     }
 #undef EM_PK_PAIRS16
 #undef EM_PK_PAIRS
-#undef EM_PK_MACS
     if (i == n) {
         *a0 = s0;
         *a1 = s1;
@@ -446,26 +447,9 @@ static inline int em_pk_pairs_int16_t(const int16_t *x, int n, int wbits, uint32
 /* The asm pieces of em_dot2_pk_words and em_pk_rowpairs. p0..p3 live in fixed ascending registers (r4, r5, r6,
  * r8) so that one LDM loads four pair words: not r7 (the Thumb frame pointer where one is kept) nor r9 (the
  * platform register of some ABIs). */
-/* four lane pairs of the offset weights in W (fields F0.. of BITS bits) against p0..p3 into ACC */
-#define EM_PKP_MACS(W, ACC, F0, BITS)                                                                              \
-    "and %[te], %[mk], %[" W "], lsr #(" #F0 ")\n\t"                                                                 \
-    "smlad %[" ACC "], %[te], %[p0], %[" ACC "]\n\t"                                                                 \
-    "and %[te], %[mk], %[" W "], lsr #(" #F0 " + " #BITS ")\n\t"                                                      \
-    "smlad %[" ACC "], %[te], %[p1], %[" ACC "]\n\t"                                                                 \
-    "and %[te], %[mk], %[" W "], lsr #(" #F0 " + 2 * " #BITS ")\n\t"                                                  \
-    "smlad %[" ACC "], %[te], %[p2], %[" ACC "]\n\t"                                                                 \
-    "and %[te], %[mk], %[" W "], lsr #(" #F0 " + 3 * " #BITS ")\n\t"                                                  \
-    "smlad %[" ACC "], %[te], %[p3], %[" ACC "]\n\t"
 #define EM_PKP_LD4 "ldmia %[pk]!, {r4, r5, r6, r8}\n\t" /* p0..p3 */
 /* one word (8 S4 weights) of each row */
-#define EM_PKP_S4_WORD                                                                                             \
-    EM_PKP_LD4                                                                                                     \
-    "ldr %[t], [%[w0]], #4\n\t"                                                                                    \
-    "eor %[t], %[t], #0x88888888\n\t" /* + 8 in every nibble: u = w + 8 in [0, 15] */                             \
-    EM_PKP_MACS("t", "s0", 0, 4)                                                                                   \
-    "ldr %[t], [%[w1]], #4\n\t"                                                                                    \
-    "eor %[t], %[t], #0x88888888\n\t"                                                                              \
-    EM_PKP_MACS("t", "s1", 0, 4)
+#define EM_PKP_S4_WORD EM_PKP_LD4 EM_PK_S4_TWO_ROWS
 /* one word (16 S2 weights) of each row, in two halves of four pair words */
 #define EM_PKP_S2_WORD                                                                                             \
     "ldr %[t], [%[w0]], #4\n\t"                                                                                    \
@@ -473,11 +457,11 @@ static inline int em_pk_pairs_int16_t(const int16_t *x, int n, int wbits, uint32
     "ldr %[t1], [%[w1]], #4\n\t"                                                                                   \
     "eor %[t1], %[t1], #0xAAAAAAAA\n\t"                                                                            \
     EM_PKP_LD4                                                                                                     \
-    EM_PKP_MACS("t", "s0", 0, 2)                                                                                   \
-    EM_PKP_MACS("t1", "s1", 0, 2)                                                                                  \
+    EM_PK_MACS("t", "s0", 0, 2)                                                                                    \
+    EM_PK_MACS("t1", "s1", 0, 2)                                                                                   \
     EM_PKP_LD4                                                                                                     \
-    EM_PKP_MACS("t", "s0", 8, 2)                                                                                   \
-    EM_PKP_MACS("t1", "s1", 8, 2)
+    EM_PK_MACS("t", "s0", 8, 2)                                                                                    \
+    EM_PK_MACS("t1", "s1", 8, 2)
 
 /* sum over the whole words of rows w0, w1 (words = whole / (32 / wbits)) of u * x against the pairs pk, in int32:
  * |u * x| <= 15 * 32768, so exact for whole <= 1024 (int16 x; int8 x: any). Per 8 S4 weights of a row: LDR, EOR,
@@ -578,7 +562,8 @@ static inline void em_pk_rowpairs(const uint8_t *w, int wbits, const uint32_t *p
 #undef EM_PKP_S2_WORD
 #undef EM_PKP_S4_WORD
 #undef EM_PKP_LD4
-#undef EM_PKP_MACS
+#undef EM_PK_S4_TWO_ROWS
+#undef EM_PK_MACS
 
 /* em_dot2_packed_u_int8_t (the offset form's sums) of rows w0, w1 over x[0 .. n) with pk = em_pk_pairs_int8_t(x,
  * n, ...) and whole its result: the whole words through em_dot2_pk_words, the rest of the row by the scalar loops
