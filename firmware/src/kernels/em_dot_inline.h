@@ -150,7 +150,38 @@ static inline void em_dot2_s8(const int8_t *a0, const int8_t *a1, const int8_t *
                      [b] "+r"(b), [t] "=&r"(t), [te] "=&r"(te), [xe] "=&r"(xe), [xo] "=&r"(xo)                      \
                    : [s] "r"(stride), [end] "m"(end)                                                               \
                    : "cc", "memory")
+/* Both four-row dots' schedule (T: the input's type; STEP: one step of four inputs): four steps a pass while 16
+ * inputs remain, then 8, then 4; a0..a3, w0, w2, b, i, n and stride are the caller's. */
+#define EM_DOT4_ASM_SCHEDULE(T, STEP)                                                                              \
+    uint32_t t, te, xe, xo;                                                                                        \
+    if (n >= 16) {                                                                                                 \
+        i = n / 16 * 16;                                                                                           \
+        const T *const end = b + i;                                                                                \
+        EM_DOT4_LOOP(STEP);                                                                                        \
+    }                                                                                                              \
+    if (i + 8 <= n) {                                                                                              \
+        __asm volatile(STEP STEP EM_DOT4_ASM_OPERANDS);                                                            \
+        i += 8;                                                                                                    \
+    }                                                                                                              \
+    if (i + 4 <= n) {                                                                                              \
+        __asm volatile(STEP EM_DOT4_ASM_OPERANDS);                                                                 \
+        i += 4;                                                                                                    \
+    }
 #endif
+/* Both four-row dots' scalar rest (the inputs past the asm's, or all of them) and the four sums into r. */
+#define EM_DOT4_TAIL                                                                                               \
+    const int8_t *w1 = w0 + stride, *w3 = w2 + stride;                                                             \
+    for (; i < n; i++, b++) {                                                                                      \
+        const int32_t x = *b;                                                                                      \
+        a0 += (int32_t)*w0++ * x;                                                                                  \
+        a1 += (int32_t)*w1++ * x;                                                                                  \
+        a2 += (int32_t)*w2++ * x;                                                                                  \
+        a3 += (int32_t)*w3++ * x;                                                                                  \
+    }                                                                                                              \
+    r[0] = a0;                                                                                                     \
+    r[1] = a1;                                                                                                     \
+    r[2] = a2;                                                                                                     \
+    r[3] = a3;
 
 /* Four rows against one input: r[k] = sum_i w[k * stride + i] * b[i], k = 0..3 (each exact in int32 as em_dot_s8).
  * On the M4 one input word is loaded and widened (SXTB16, SXTB16 ROR #8) once for four rows, and each row's word
@@ -174,34 +205,10 @@ static inline void em_dot4_s8_acc(const int8_t *w, size_t stride, const int8_t *
     "ldr %[t], [%[b]], #4\n\t"                                                                                       \
     "sxtb16 %[xe], %[t]\n\t"                                                                                        \
     "sxtb16 %[xo], %[t], ror #8\n\t" EM_DOT4_ASM_ROWS
-    uint32_t t, te, xe, xo;
-    if (n >= 16) {
-        i = n / 16 * 16;
-        const int8_t *const end = b + i;
-        EM_DOT4_LOOP(EM_DOT4_ASM_STEP);
-    }
-    if (i + 8 <= n) {
-        __asm volatile(EM_DOT4_ASM_STEP EM_DOT4_ASM_STEP EM_DOT4_ASM_OPERANDS);
-        i += 8;
-    }
-    if (i + 4 <= n) {
-        __asm volatile(EM_DOT4_ASM_STEP EM_DOT4_ASM_OPERANDS);
-        i += 4;
-    }
+    EM_DOT4_ASM_SCHEDULE(int8_t, EM_DOT4_ASM_STEP)
 #undef EM_DOT4_ASM_STEP
 #endif
-    const int8_t *w1 = w0 + stride, *w3 = w2 + stride;
-    for (; i < n; i++, b++) {
-        const int32_t x = *b;
-        a0 += (int32_t)*w0++ * x;
-        a1 += (int32_t)*w1++ * x;
-        a2 += (int32_t)*w2++ * x;
-        a3 += (int32_t)*w3++ * x;
-    }
-    r[0] = a0;
-    r[1] = a1;
-    r[2] = a2;
-    r[3] = a3;
+    EM_DOT4_TAIL
 }
 
 static inline void em_dot4_s8(const int8_t *w, size_t stride, const int8_t *b, int n, int32_t r[4]) {
@@ -228,34 +235,10 @@ static inline void em_dot4_s8_s16(const int8_t *w, size_t stride, const int16_t 
     "ldr %[t], [%[b]], #4\n\t"                                                                                       \
     "pkhbt %[xe], %[xo], %[t], lsl #16\n\t"                                                                          \
     "pkhtb %[xo], %[t], %[xo], asr #16\n\t" EM_DOT4_ASM_ROWS
-    uint32_t t, te, xe, xo;
-    if (n >= 16) {
-        i = n / 16 * 16;
-        const int16_t *const end = b + i;
-        EM_DOT4_LOOP(EM_DOT4_S16_ASM_STEP);
-    }
-    if (i + 8 <= n) {
-        __asm volatile(EM_DOT4_S16_ASM_STEP EM_DOT4_S16_ASM_STEP EM_DOT4_ASM_OPERANDS);
-        i += 8;
-    }
-    if (i + 4 <= n) {
-        __asm volatile(EM_DOT4_S16_ASM_STEP EM_DOT4_ASM_OPERANDS);
-        i += 4;
-    }
+    EM_DOT4_ASM_SCHEDULE(int16_t, EM_DOT4_S16_ASM_STEP)
 #undef EM_DOT4_S16_ASM_STEP
 #endif
-    const int8_t *w1 = w0 + stride, *w3 = w2 + stride;
-    for (; i < n; i++, b++) {
-        const int32_t x = *b;
-        a0 += (int32_t)*w0++ * x;
-        a1 += (int32_t)*w1++ * x;
-        a2 += (int32_t)*w2++ * x;
-        a3 += (int32_t)*w3++ * x;
-    }
-    r[0] = a0;
-    r[1] = a1;
-    r[2] = a2;
-    r[3] = a3;
+    EM_DOT4_TAIL
 }
 
 /* sum_j a[j] * b[j] over n int16 pairs in int64 (|sum| <= n * 2^30). */
