@@ -12,6 +12,7 @@ import snntorch as snn
 import torch
 from snntorch import surrogate
 from torch import nn
+from torch.nn.utils import parametrize
 
 from edgemem.models.lmu import LMUMemory
 
@@ -109,6 +110,10 @@ class L2MU(nn.Module):
         self.pops = nn.ModuleDict(
             {p: _population(k, cfg.pop_size(p), cfg, thresholds[p]) for p, k in zip(POPULATIONS, cfg.neurons)}
         )
+        # Training only (recipe model.norm_currents): BatchNorm of the encoder's and hidden population's input
+        # currents; fold_current_norm puts it into the weights before the model is saved. Identity: no parameters.
+        self.norm_enc: nn.Module = nn.Identity()
+        self.norm_hid: nn.Module = nn.Identity()
 
     # ---- state -------------------------------------------------------------------------------------------
     def state_names(self) -> list[str]:
@@ -163,12 +168,14 @@ class L2MU(nn.Module):
         s_h_prev = self._spike("hidden", state["mem_hidden"])
         s_m_prev = self._spike("memory", state["mem_memory"])
         s_h_prev, s_m_prev = self.drop(s_h_prev), self.drop(s_m_prev)
-        s_u = self._fire("encoder", self.enc_x(x) + self.enc_h(s_h_prev) + self.enc_m(s_m_prev), state, new)
+        s_u = self._fire("encoder", self.norm_enc(self.enc_x(x) + self.enc_h(s_h_prev) + self.enc_m(s_m_prev)), state,
+                         new)
         m = self.memory.step(state["lmu_m"].view(-1, self.cfg.n_u, self.cfg.order), s_u).flatten(1)
         m = m.clamp(-self.cfg.memory_clip, self.cfg.memory_clip)
         new["lmu_m"] = m
         s_m = self._fire("memory", torch.cat([m, -m], dim=1), state, new)
-        s_h = self._fire("hidden", self.hid_x(x) + self.hid_h(s_h_prev) + self.hid_m(self.drop(s_m)), state, new)
+        s_h = self._fire("hidden", self.norm_hid(self.hid_x(x) + self.hid_h(s_h_prev) + self.hid_m(self.drop(s_m))),
+                         state, new)
         return self.out(self.drop(s_h)), new, {"encoder": s_u, "memory": s_m, "hidden": s_h}
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -187,6 +194,59 @@ class L2MU(nn.Module):
         c = self.cfg
         fc = c.n_u * (c.n_in + c.n_h + c.n_m) + c.n_h * (c.n_in + c.n_h + c.n_m) + c.n_out * c.n_h
         return fc + c.n_u * c.order * (c.order + 1)
+
+
+class _UnitInterval(nn.Module):
+    """A leak as sigmoid(raw): inside (0, 1) with a gradient everywhere (snntorch clamps beta at 1, gradient 0)."""
+
+    def forward(self, raw: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(raw)
+
+    def right_inverse(self, value: torch.Tensor) -> torch.Tensor:
+        v = value.clamp(1e-4, 1 - 1e-4)
+        return torch.log(v) - torch.log1p(-v)
+
+
+def bound_leaks(model: L2MU) -> None:
+    """Train every learnable leak (beta; alpha of CuBa) of `model` through _UnitInterval (recipe
+    model.bounded_leaks). `plain_leaks` turns them back into plain parameters holding the bounded values."""
+    for neuron in model.pops.values():
+        for name in ("beta", "alpha"):
+            if isinstance(getattr(neuron, name, None), nn.Parameter):
+                parametrize.register_parametrization(neuron, name, _UnitInterval())
+
+
+def plain_leaks(model: L2MU) -> None:
+    for neuron in model.pops.values():
+        for name in ("beta", "alpha"):
+            if parametrize.is_parametrized(neuron, name):
+                parametrize.remove_parametrizations(neuron, name, leave_parametrized=True)
+
+
+def add_current_norm(model: L2MU) -> None:
+    """BatchNorm (statistics over the batch, per step) of the summed input current of the encoder and the hidden
+    population, before their clip and neuron: the normalization the SNN-HAR and LMUFormer papers put before each
+    LIF. `fold_current_norm` removes it again, exactly as the float model computes at inference."""
+    model.norm_enc = nn.BatchNorm1d(model.cfg.n_u)
+    model.norm_hid = nn.BatchNorm1d(model.cfg.n_h)
+
+
+@torch.no_grad()
+def fold_current_norm(model: L2MU) -> None:
+    """Inference BatchNorm is k * cur + (b - k mu) per neuron, k = gamma / sqrt(var + eps): scale the rows of the
+    three weight matrices feeding the current by k and move the offset into the input layer's bias. The model
+    is then a plain L2MU (Identity norms, no extra keys), which every exporter takes as it is."""
+    for norm_name, layers in (("norm_enc", ("enc_x", "enc_h", "enc_m")), ("norm_hid", ("hid_x", "hid_h", "hid_m"))):
+        norm = getattr(model, norm_name)
+        if not isinstance(norm, nn.BatchNorm1d):
+            continue
+        k = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+        for name in layers:
+            layer = getattr(model, name)
+            layer.weight.mul_(k.unsqueeze(1))
+        first = getattr(model, layers[0])
+        first.bias.copy_(first.bias * k + norm.bias - k * norm.running_mean)
+        setattr(model, norm_name, nn.Identity())
 
 
 class L2MUStep(nn.Module):

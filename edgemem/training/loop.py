@@ -7,7 +7,8 @@ import io
 import math
 import pickle
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,8 +31,11 @@ def seed_everything(seed: int) -> None:
 
 
 def augment(x: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> torch.Tensor:
-    """Random rotation of each 3-axis triad (a watch worn a little differently), gain and noise."""
+    """Random time shift and tempo (a movement started earlier or done faster), rotation of each 3-axis triad (a
+    watch worn a little differently), gain and noise. x [b][T][c]."""
     b, _, c = x.shape
+    if spec.time_shift > 0 or spec.time_warp > 0:
+        x = _shift_and_warp(x, spec.time_shift, spec.time_warp, gen)
     if spec.rotate_deg > 0 and c % 3 == 0:
         angles = (torch.rand(b, 3, generator=gen) * 2 - 1) * math.radians(spec.rotate_deg)
         rot = _rotation(angles)  # [b][3][3]
@@ -41,6 +45,22 @@ def augment(x: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> torch.T
     if spec.noise > 0:
         x = x + torch.randn(x.shape, generator=gen) * spec.noise
     return x
+
+
+def _shift_and_warp(x: torch.Tensor, shift: int, warp: float, gen: torch.Generator) -> torch.Tensor:
+    """Each window read at t' = c + (t - c) * tempo + offset (c: the centre), tempo uniform in 1 +- warp, offset
+    uniform in +- shift steps, by linear interpolation; reads past either end repeat the edge value."""
+    b, steps, _ = x.shape
+    tempo = 1 + (torch.rand(b, 1, generator=gen) * 2 - 1) * warp
+    offset = (torch.rand(b, 1, generator=gen) * 2 - 1) * shift
+    centre = (steps - 1) / 2
+    t = torch.arange(steps, dtype=torch.float32).unsqueeze(0)
+    pos = (centre + (t - centre) * tempo + offset).clamp(0, steps - 1)  # [b][T]
+    lo = pos.floor().long().clamp(max=steps - 2) if steps > 1 else pos.floor().long()
+    frac = (pos - lo).unsqueeze(-1).to(x.dtype)
+    hi = (lo + 1).clamp(max=steps - 1)
+    take = lambda idx: x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[2]))  # noqa: E731
+    return take(lo) * (1 - frac) + take(hi) * frac
 
 
 def _rotation(a: torch.Tensor) -> torch.Tensor:
@@ -107,6 +127,35 @@ def _set_rng_state(s: dict, gen: torch.Generator) -> None:  # type: ignore[type-
     random.setstate((version, tuple(int(v) for v in internal.tolist()), gauss))
 
 
+class WeightAverage:
+    """Exponential moving average of a model's parameters (its buffers, e.g. snntorch's per-batch neuron state,
+    are not averaged). torch's AveragedModel copies buffers too, and fails on snntorch's, whose shapes change."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.shadow = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for n, p in model.named_parameters():
+            self.shadow[n].lerp_(p.detach(), 1 - self.decay)
+
+    @contextmanager
+    def applied(self, model: nn.Module) -> Iterator[None]:
+        """`model` holds the averaged parameters inside the block, its own again after it. (Swapped in place: a
+        deepcopy fails on snntorch's neurons, whose state buffers keep the last batch's graph.)"""
+        own = {n: p.detach().clone() for n, p in model.named_parameters()}
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                p.copy_(self.shadow[n])
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for n, p in model.named_parameters():
+                    p.copy_(own[n])
+
+
 KD_T = 2.0  # distillation temperature
 
 def fit(
@@ -133,7 +182,9 @@ def fit(
     history)` is called after every finished epoch (epoch counts from 0): `edgemem sweep` reports the validation
     accuracy so far to its early-stopping scheduler. `device` (default: where the model is, the CPU) moves the
     model and each batch there; the random streams stay on the CPU, so a seed draws the same batches and
-    augmentations on any device."""
+    augmentations on any device. `spec.mixup`, `spec.label_smoothing` change the loss; with `spec.ema` an
+    exponential moving average of the weights is updated after every optimizer step, and it is the average that
+    is validated, selected and returned (Polyak averaging: steadier than the last step's weights)."""
     seed_everything(spec.seed)
     torch.set_num_threads(spec.threads)
     gen = torch.Generator().manual_seed(spec.seed)
@@ -145,6 +196,7 @@ def fit(
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     steps = spec.epochs * math.ceil(len(y_train) / spec.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=spec.lr, total_steps=max(steps, 1), pct_start=0.15)
+    ema = WeightAverage(model, spec.ema) if spec.ema > 0 else None
     hist, best, best_acc = History(), copy.deepcopy(model.state_dict()), -1.0
     start = 0
     if resume and state_path is not None and state_path.is_file():
@@ -154,6 +206,8 @@ def fit(
             opt.load_state_dict(st["opt"])
             sched.load_state_dict(st["sched"])
             _set_rng_state(st["rng"], gen)
+            if ema is not None:
+                ema.shadow = dict(st["ema"])
             hist, best, best_acc, start = History(**st["hist"]), st["best"], st["best_acc"], st["epoch"]
         except (RuntimeError, KeyError, TypeError, ValueError, EOFError, OSError, pickle.UnpicklingError) as e:
             raise EdgememError(f"cannot resume from {state_path} ({str(e).splitlines()[0][:100]})") from None
@@ -163,17 +217,19 @@ def fit(
         for epoch in range(start, spec.epochs):
             try:
                 score_info = _epoch(model, logits_fn, x_train, y_train, val, spec, opt, sched, gen, hist, epoch,
-                                    teacher)
+                                    teacher, ema)
             except KeyboardInterrupt:
                 if state_path is None:
                     raise
                 raise Interrupted(state_path, epoch) from None
-            score, info = score_info
+            score, info, validated = score_info
             if score >= best_acc:
-                best_acc, best, hist.best_epoch = score, copy.deepcopy(model.state_dict()), epoch
+                best_acc, best, hist.best_epoch = score, validated, epoch
             if state_path is not None:
+                extra = {"ema": ema.shadow} if ema is not None else {}
                 _save_state(state_path, model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
-                            rng=_rng_state(gen), hist=asdict(hist), best=best, best_acc=best_acc, epoch=epoch + 1)
+                            rng=_rng_state(gen), hist=asdict(hist), best=best, best_acc=best_acc, epoch=epoch + 1,
+                            **extra)
             progress.update(task, advance=1, info=info)
             if on_epoch is not None:
                 on_epoch(epoch, hist)
@@ -188,9 +244,10 @@ def _epoch(
     model: nn.Module, logits_fn: LogitsFn, x_train: torch.Tensor, y_train: torch.Tensor,
     val: tuple[np.ndarray, np.ndarray] | None, spec: TrainSpec, opt: torch.optim.Optimizer,
     sched: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator, hist: History, epoch: int,
-    teacher: nn.Module | None = None,
-) -> tuple[float, str]:
-    """One pass over the training set, then validation; returns (selection score, progress text)."""
+    teacher: nn.Module | None = None, ema: WeightAverage | None = None,
+) -> tuple[float, str, dict[str, torch.Tensor]]:
+    """One pass over the training set, then validation (of the average, with `ema`); returns (selection score,
+    progress text, a copy of the weights that were validated)."""
     model.train()
     perm = torch.randperm(len(y_train), generator=gen)
     total, correct, n = 0.0, 0, 0
@@ -198,8 +255,17 @@ def _epoch(
         idx = perm[i : i + spec.batch_size]
         first = next(model.parameters())
         xb, yb = augment(x_train[idx], spec.augment, gen).to(first.device), y_train[idx].to(first.device)
+        mix = None
+        if spec.mixup > 0:  # one mixing weight per batch, each window mixed with another of the batch
+            lam = float(np.random.beta(spec.mixup, spec.mixup))
+            partner = torch.randperm(len(idx), generator=gen).to(first.device)
+            xb, mix = lam * xb + (1 - lam) * xb[partner], (lam, yb[partner])
         logits = logits_fn(model, xb)
-        loss = nn.functional.cross_entropy(logits, yb)
+        loss = nn.functional.cross_entropy(logits, yb, label_smoothing=spec.label_smoothing)
+        if mix is not None:
+            lam, y_other = mix
+            loss = lam * loss + (1 - lam) * nn.functional.cross_entropy(logits, y_other,
+                                                                         label_smoothing=spec.label_smoothing)
         if teacher is not None:
             with torch.no_grad():
                 soft = nn.functional.log_softmax(logits_fn(teacher, xb) / KD_T, dim=1)
@@ -211,13 +277,17 @@ def _epoch(
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update(model)
         total += float(loss.detach()) * len(idx)
         correct += int((logits.argmax(1) == yb).sum())
         n += len(idx)
     hist.train_loss.append(total / n)
     hist.train_acc.append(correct / n)
-    val_acc = accuracy(model, logits_fn, *val) if val is not None else None
+    with ema.applied(model) if ema is not None else nullcontext():
+        val_acc = accuracy(model, logits_fn, *val) if val is not None else None
+        validated = copy.deepcopy(model.state_dict())
     hist.val_acc.append(val_acc)
     score = val_acc if val_acc is not None else float(epoch)
     info = f"loss {total / n:.3f} train {correct / n:.3f}" + (f" val {val_acc:.3f}" if val_acc is not None else "")
-    return score, info
+    return score, info, validated

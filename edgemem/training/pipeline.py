@@ -16,10 +16,10 @@ from edgemem.data.windows import Normalizer, Split, Windows, cut_windows, split_
 from edgemem.errors import EdgememError
 from edgemem.models import registry
 from edgemem.models.baselines import CNNClassifier, GRUClassifier, features_rf_fit_predict
-from edgemem.models.l2mu import L2MU, L2MUConfig
+from edgemem.models.l2mu import L2MU, L2MUConfig, add_current_norm, bound_leaks, fold_current_norm, plain_leaks
 from edgemem.models.transformer import KWSTransformer, TransformerConfig
 from edgemem.training.loop import History, LogitsFn, accuracy, fit, predict, seed_everything
-from edgemem.training.recipe import BASELINES, Recipe, ZooModelSpec
+from edgemem.training.recipe import BASELINES, ModelSpec, Recipe, ZooModelSpec
 
 # Energy per operation used in the estimates (Horowitz, ISSCC 2014, 45 nm, 32-bit float), as in the LMUFormer and
 # Spikformer papers: a multiply-accumulate 4.6 pJ, an accumulate (a spike selecting a weight) 0.9 pJ.
@@ -159,9 +159,19 @@ def train_model(name: str, recipe: Recipe, prep: Prepared, seed: int, quiet: boo
         model, fn = KWSTransformer(TransformerConfig(n_in=prep.n_in, n_out=n_out, max_len=steps)), plain_logits
     else:
         raise EdgememError(f"unknown baseline '{name}' (choose from {list(BASELINES)})")
+    spec_m = recipe.model if isinstance(model, L2MU) and isinstance(recipe.model, ModelSpec) else None
+    bounded, normed = spec_m is not None and spec_m.bounded_leaks, spec_m is not None and spec_m.norm_currents
+    if bounded:
+        bound_leaks(model)  # type: ignore[arg-type]
+    if normed:
+        add_current_norm(model)  # type: ignore[arg-type]
     started = time.perf_counter()
     hist = fit(model, fn, (s.train.x, s.train.y), val, spec, label=f"{name} seed {seed}", quiet=quiet,
                state_path=state_path, resume=resume)
+    if bounded:
+        plain_leaks(model)  # type: ignore[arg-type]  # the saved model has plain parameters, as exporters expect
+    if normed:
+        fold_current_norm(model)  # type: ignore[arg-type]
     train_seconds = time.perf_counter() - started  # wall clock, validation included (a resumed run: this part)
     pred = predict(model, fn, s.test.x)
     acs, mac_part = 0.0, None

@@ -102,6 +102,12 @@ class ModelSpec:
     dropout: Annotated[Float, Field(ge=0, lt=1)] = 0.0
     state_clip: Annotated[Float, Field(gt=0)] = 8.0
     memory_clip: Annotated[Float, Field(gt=0)] = 2.0
+    bounded_leaks: Annotated[bool, Strict(), Field(
+        description="train the leaks (beta, alpha) through a sigmoid, so they stay inside (0, 1) with a gradient "
+                    "instead of snntorch's clamp at 1 (which has none); the saved model is plain")] = False
+    norm_currents: Annotated[bool, Strict(), Field(
+        description="train with BatchNorm of the encoder's and hidden population's input currents, folded into "
+                    "the weights before the model is saved")] = False
 
     @model_validator(mode="after")
     def _fits_the_graph(self) -> ModelSpec:
@@ -145,6 +151,10 @@ class AugmentSpec:
     scale: Annotated[Float, Field(ge=0, le=1, description="random per-window gain, +- this fraction")] = 0.0
     noise: Annotated[Float, Field(ge=0, description="Gaussian noise, in units of the normalized signal")] = 0.0
     rotate_deg: Annotated[Float, Field(ge=0, le=180, description="random rotation of accel and gyro triads")] = 0.0
+    time_shift: Annotated[Int, Field(ge=0, description="random shift of the window in time, +- this many steps "
+                                                        "(edge values repeat)")] = 0
+    time_warp: Annotated[Float, Field(ge=0, lt=1, description="random tempo change, +- this fraction (linear "
+                                                               "resampling about the window's centre)")] = 0.0
 
 
 @dataclass(frozen=True, config=_CONFIG)
@@ -157,6 +167,11 @@ class TrainSpec:
     threads: Annotated[Count, Field(le=1024)] = 2
     augment: AugmentSpec = field(default_factory=AugmentSpec)
     baseline_lr: Annotated[Float, Field(ge=0, description="peak lr of the float baselines; 0: the model's")] = 0.0
+    mixup: Annotated[Float, Field(ge=0, description="mixup (Zhang et al. 2018): Beta(a, a) mixing weight of two "
+                                                    "windows and their labels; 0: off")] = 0.0
+    label_smoothing: Annotated[Float, Field(ge=0, lt=1, description="cross-entropy label smoothing")] = 0.0
+    ema: Annotated[Float, Field(ge=0, lt=1, description="decay per optimizer step of an exponential moving average "
+                                                        "of the weights, which is what is validated and kept; 0: off")] = 0.0
 
 
 @dataclass(frozen=True, config=_CONFIG)
@@ -203,8 +218,16 @@ class Recipe:
             d["data"].pop("params")
         if d["data"]["sensor_full_scale"] is None:
             d["data"].pop("sensor_full_scale")
-        if not d["train"]["baseline_lr"]:
-            d["train"].pop("baseline_lr")
+        for key in ("baseline_lr", "mixup", "label_smoothing", "ema"):
+            if not d["train"][key]:
+                d["train"].pop(key)
+        for key in ("time_shift", "time_warp"):
+            if not d["train"]["augment"][key]:
+                d["train"]["augment"].pop(key)
+        if isinstance(self.model, ModelSpec):
+            for key in ("bounded_leaks", "norm_currents"):
+                if not d["model"][key]:
+                    d["model"].pop(key)
         for key in ("weight_bits", "act_bits"):
             if not d["quant"][key]:
                 d["quant"].pop(key)

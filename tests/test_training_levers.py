@@ -1,0 +1,148 @@
+"""The training levers of issue 18: time shift / warp, mixup, label smoothing, weight averaging (EMA) and bounded
+leaks. Each is off by default and leaves old recipes' CV hashes alone; each changes training when on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from edgemem.errors import EdgememError
+from edgemem.models.l2mu import L2MU, L2MUConfig, add_current_norm, bound_leaks, fold_current_norm, plain_leaks
+from edgemem.training.loop import Interrupted, _shift_and_warp, augment, fit
+from edgemem.training.pipeline import l2mu_logits
+from edgemem.training.recipe import AugmentSpec, TrainSpec, validate
+
+BASE = {"name": "x", "data": {"source": "watch"}}
+
+
+def test_levers_at_their_defaults_leave_the_recipe_dict_and_so_the_cv_hash_unchanged():
+    d = validate(BASE).to_dict()
+    assert "mixup" not in d["train"] and "ema" not in d["train"] and "label_smoothing" not in d["train"]
+    assert "time_shift" not in d["train"]["augment"] and "time_warp" not in d["train"]["augment"]
+    assert "bounded_leaks" not in d["model"]
+    on = validate({**BASE, "train": {"mixup": 0.2, "ema": 0.99, "augment": {"time_shift": 3}},
+                   "model": {"bounded_leaks": True}}).to_dict()
+    assert on["train"]["mixup"] == 0.2 and on["train"]["augment"]["time_shift"] == 3 and on["model"]["bounded_leaks"]
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ({"train": {"ema": 1.0}}, "'train.ema' must be < 1"),
+    ({"train": {"mixup": -1}}, "'train.mixup' must be >= 0"),
+    ({"train": {"label_smoothing": 1.5}}, "'train.label_smoothing' must be < 1"),
+    ({"train": {"augment": {"time_shift": 1.5}}}, "'train.augment.time_shift'"),
+    ({"train": {"augment": {"time_warp": 1.0}}}, "'train.augment.time_warp' must be < 1"),
+    ({"model": {"bounded_leaks": "yes"}}, "'model.bounded_leaks'"),
+])
+def test_bad_lever_values_are_one_line_errors(section, message):
+    with pytest.raises(EdgememError, match=message) as e:
+        validate({**BASE, **section})
+    assert "\n" not in str(e.value)
+
+
+def test_shift_and_warp_at_zero_is_the_identity_and_shifts_repeat_the_edge():
+    x = torch.randn(4, 20, 6)
+    assert torch.equal(_shift_and_warp(x, 0, 0.0, torch.Generator().manual_seed(0)), x)
+    ramp = torch.arange(20, dtype=torch.float32).view(1, 20, 1).repeat(64, 1, 1)
+    y = _shift_and_warp(ramp, 5, 0.0, torch.Generator().manual_seed(1))
+    assert y.shape == ramp.shape
+    assert float(y.min()) == 0.0 and float(y.max()) == 19.0  # reads past the ends stay at the edge values
+    d = y[:, 10, 0] - 10.0
+    assert float(d.abs().max()) <= 5.0 + 1e-5 and float(d.std()) > 1.0  # the middle moved, by at most 5 steps
+    steps = y[:, 8:12, 0].diff(dim=1)
+    assert torch.allclose(steps, torch.ones_like(steps))  # a pure shift keeps the tempo
+    w = _shift_and_warp(ramp, 0, 0.3, torch.Generator().manual_seed(2))[:, 8:12, 0].diff(dim=1)
+    assert float(w.min()) >= 0.7 - 1e-5 and float(w.max()) <= 1.3 + 1e-5 and float(w.std()) > 0.05
+
+
+def test_augment_with_only_time_levers_keeps_values_inside_the_window_range():
+    x = torch.rand(8, 30, 6)
+    y = augment(x, AugmentSpec(time_shift=4, time_warp=0.2), torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1
+
+
+def _data(n: int = 64, steps: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.normal(0, 0.3, (n, steps, 6)).astype(np.float32)
+    x[np.arange(n), :, y] += 1.0  # class k: channel k raised
+    return x, y.astype(np.int64)
+
+
+def _tiny() -> L2MU:
+    torch.manual_seed(0)
+    return L2MU(L2MUConfig(n_u=2, order=4, theta=12.0, n_h=8, n_out=3, neurons=("lif", "lif", "cuba"),
+                           surrogate="fast_sigmoid", surrogate_slope=10.0))
+
+
+def _weights(m: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in m.parameters()])
+
+
+@pytest.mark.parametrize("lever", [{"mixup": 0.4}, {"label_smoothing": 0.2}, {"ema": 0.9}])
+def test_each_loss_or_averaging_lever_changes_the_trained_weights(lever):
+    plain = TrainSpec(epochs=2, batch_size=16, lr=0.01, threads=1)
+    with_lever = TrainSpec(epochs=2, batch_size=16, lr=0.01, threads=1, **lever)
+    a, b = _tiny(), _tiny()
+    fit(a, l2mu_logits, _data(), None, plain, quiet=True)
+    fit(b, l2mu_logits, _data(), None, with_lever, quiet=True)
+    assert not torch.allclose(_weights(a), _weights(b))
+
+
+def test_ema_keeps_the_average_and_resume_gives_the_uninterrupted_average(tmp_path):
+    spec = TrainSpec(epochs=3, batch_size=16, lr=0.01, threads=1, ema=0.8)
+    whole = _tiny()
+    fit(whole, l2mu_logits, _data(), _data(seed=1), spec, quiet=True)
+    stop = {"now": False}
+
+    def stopping(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if stop["now"] and model.training:
+            raise KeyboardInterrupt  # Ctrl-C during the third epoch
+        return l2mu_logits(model, x)
+
+    def after(epoch: int, _hist: object) -> None:
+        stop["now"] = epoch == 1
+
+    with pytest.raises(Interrupted):
+        fit(_tiny(), stopping, _data(), _data(seed=1), spec, quiet=True, state_path=tmp_path / "state.pt",
+            on_epoch=after)
+    assert "ema" in torch.load(tmp_path / "state.pt", weights_only=True)
+    resumed = _tiny()
+    fit(resumed, l2mu_logits, _data(), _data(seed=1), spec, quiet=True, state_path=tmp_path / "state.pt", resume=True)
+    assert torch.equal(_weights(whole), _weights(resumed))
+    raw = _tiny()
+    fit(raw, l2mu_logits, _data(), _data(seed=1), TrainSpec(**{**spec.__dict__, "ema": 0.0}), quiet=True)
+    assert not torch.allclose(_weights(whole), _weights(raw))
+
+
+def test_bounded_leaks_stay_inside_the_unit_interval_and_the_model_comes_back_plain():
+    m = _tiny()
+    with torch.no_grad():
+        m.pops["hidden"].beta.fill_(0.999)
+    bound_leaks(m)
+    assert any("parametrizations" in k for k in m.state_dict())
+    fit(m, l2mu_logits, _data(), None, TrainSpec(epochs=3, batch_size=8, lr=0.2, threads=1), quiet=True)
+    plain_leaks(m)
+    keys = set(m.state_dict())
+    assert not any("parametrizations" in k for k in keys) and "pops.hidden.beta" in keys
+    for neuron in m.pops.values():
+        for name in ("beta", "alpha"):
+            v = getattr(neuron, name, None)
+            if isinstance(v, torch.nn.Parameter):
+                assert float(v.detach().min()) > 0 and float(v.detach().max()) < 1, name
+    assert set(_tiny().state_dict()) == keys  # loads into a freshly built model, as the exporters do
+
+
+def test_current_norm_trains_and_folds_into_the_weights_exactly():
+    m = _tiny()
+    add_current_norm(m)
+    fit(m, l2mu_logits, _data(), None, TrainSpec(epochs=2, batch_size=16, lr=0.01, threads=1), quiet=True)
+    assert float(m.norm_hid.running_var.sub(1).abs().max()) > 1e-3  # statistics were gathered
+    x = torch.from_numpy(_data(seed=3)[0])
+    m.eval()
+    with torch.no_grad():
+        before = m.double()(x.double())[0]
+        fold_current_norm(m)
+        after = m(x.double())[0]
+    assert set(m.state_dict()) == set(_tiny().state_dict())  # a plain L2MU again
+    assert torch.allclose(before, after, atol=1e-9)
