@@ -2,6 +2,7 @@
 
     python tools/lever_screen.py NAME --set '{"train.mixup": 0.2}' [--recipe R] [--epochs 20] [--seeds 0]
                                  [--models l2mu] [--jobs 2] [--out bench/levers]
+    python tools/lever_screen.py --table bench/levers      # the results so far as a Markdown table
 
 Each fold k of the recipe's cross-validation trains on its training subjects minus fold k+1's test subjects for a
 fixed number of epochs (the last epoch's weights, as `train --cv` keeps them), and is scored on those held-back
@@ -48,7 +49,24 @@ def run_one(args: tuple[str, Recipe, Any, list[str], Fold, int]) -> dict[str, An
             "seconds": round(time.perf_counter() - started, 1)}
 
 
+def table(folder: Path) -> str:
+    """One row per (screen, model): mean val and test accuracy and the per-fold val figures."""
+    rows = ["| screen | model | epochs | set | val | test | val per fold |", "|---|---|---|---|---|---|---|"]
+    for path in sorted(folder.glob("*.json")):
+        r = json.loads(path.read_text())
+        for model, v in r["models"].items():
+            test = f"{100 * v['test']:.1f} %" if v["test"] is not None else "–"
+            folds = ", ".join(f"{100 * run['val']:.1f}" for run in v["runs"])
+            changes = ", ".join(f"{k}={json.dumps(x)}" for k, x in r["set"].items()) or "(the recipe)"
+            rows.append(f"| {r['name']} | {model} | {r['epochs']} | {changes} | {100 * v['val']:.1f} % | {test} | "
+                        f"{folds} |")
+    return "\n".join(rows)
+
+
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--table":
+        print(table(Path(sys.argv[2])))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("name")
     ap.add_argument("--set", default="{}", help="JSON object of dotted recipe keys -> values")
@@ -67,8 +85,11 @@ def main() -> int:
     started = time.perf_counter()
     with ProcessPoolExecutor(a.jobs) as pool:
         runs = list(pool.map(run_one, tasks))
+    recipe_file = a.recipe.resolve()
+    shown = recipe_file.relative_to(ROOT) if recipe_file.is_relative_to(ROOT) else recipe_file
     result: dict[str, Any] = {"name": a.name, "recipe": recipe.name, "epochs": a.epochs, "seeds": seeds,
-                              "set": overrides, "seconds": round(time.perf_counter() - started), "models": {}}
+                              "set": overrides, "seconds": round(time.perf_counter() - started), "models": {},
+                              "recipe_file": str(shown), "tool": f"tools/{Path(sys.argv[0]).name}"}
     for m in models:
         mine = [r for t, r in zip(tasks, runs) if t[0] == m]
         tests = [r["test"] for r in mine if r["test"] is not None]
