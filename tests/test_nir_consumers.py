@@ -229,6 +229,6 @@ def test_rockpool_from_nir_loads(case: dict) -> None:
 def test_spikes_per_population(case: dict) -> None:
     """population_spikes puts a population's nodes (one per threshold sign) back in the model's neuron order."""
     pops = population_spikes(case["graph"], case["plain_spikes"])
-    expected = {"har_l2mu": {"encoder": 4, "memory": 64, "hidden": 48},
+    expected = {"har_l2mu": {"encoder": 8, "memory": 64, "hidden": 44},
                 "kws_slmuformer": {"emb0": 48, "emb1": 48, "u": 8, "hid": 48, "mix1": 96, "mix2": 48}}[case["name"]]
     assert {p: s.shape[-1] for p, s in pops.items()} == expected
