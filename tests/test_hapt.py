@@ -150,3 +150,18 @@ def test_the_hapt_recipe_uses_the_21_9_split_and_leave_6_subjects_out_folds():
     assert sorted(s for _, test in folds for s in test) == list(range(1, 31))
     assert all(len(test) == 6 for _, test in folds) and len(r.cv.seeds) >= 3
     assert set(r.baselines) == {"gru", "cnn", "features_rf"}
+
+
+def test_the_card_cites_published_uci_har_figures_only_on_its_split():
+    from edgemem.training.recipe import validate
+    from edgemem.training.report import model_card
+
+    metrics = {"test_accuracy": 0.9, "val_accuracy": None, "params": 10, "macs_per_step": 10.0,
+               "spikes_per_step": 1.0, "baselines": {}}
+    recipe = validate({"name": "h", "data": {"source": "hapt", "window": 128, "hop": 64, "downsample": 2,
+                                             "train_subjects": list(hapt.TRAIN_SUBJECTS), "val_subjects": [],
+                                             "test_subjects": list(hapt.TEST_SUBJECTS)}}).to_dict()
+    card = model_card(metrics, recipe, "h")
+    assert "Published on UCI-HAR" in card and "96.0 % (Anguita et al., ESANN 2013)" in card and "94.8 %" in card
+    recipe["data"]["test_subjects"] = [2, 4]
+    assert "Published on UCI-HAR" not in model_card(metrics, recipe, "h")

@@ -126,6 +126,19 @@ def widths_text(recipe: dict[str, Any], base: str) -> str:
     return base + "".join(f", {k} at {b} bits" for k, b in narrow.items())
 
 
+def _published(recipe: dict[str, Any]) -> list[str]:
+    """Published figures on the same benchmark and split, where the cards know them (UCI HAPT's 21/9 split)."""
+    from edgemem.data import hapt
+
+    d = recipe["data"]
+    if d["source"] != "hapt" or sorted(d["test_subjects"]) != list(hapt.TEST_SUBJECTS):
+        return []
+    cited = "; ".join(f"{what} {100 * acc:.1f} % ({src})" for what, acc, src in hapt.PUBLISHED_UCI_HAR)
+    return ["", f"Published on UCI-HAR, the same 6 activities and 21/9 volunteer split but the dataset's own "
+                f"preprocessed windows (noise-filtered; body and gravity acceleration separated): {cited}. The models "
+                "here read the raw recordings (docs/data.md)."]
+
+
 def model_card(metrics: dict[str, Any], recipe: dict[str, Any], name: str) -> str:
     rows = [("L2MU (this model)", metrics)] + list(metrics["baselines"].items())
     d = recipe["data"]
@@ -164,6 +177,7 @@ def model_card(metrics: dict[str, Any], recipe: dict[str, Any], name: str) -> st
             f"{_fmt(m['params'])} | {_fmt(m['macs_per_step'])} | {_fmt(m['spikes_per_step'])} |"
         )
     lines += _comparison(metrics)
+    lines += _published(recipe)
     q = metrics.get("int8", {})
     if q:
         lines += [
