@@ -135,8 +135,9 @@ def value_driven_patch_precision(root: Path, patch: int = 8, low_bits: int = 4) 
             for name in ("kws_lmuformer", "kws_lmuformer_mixed")}
 
 
-SPIKING = ("har_l2mu", "har_l2mu_mixed", "kws_slmuformer")
-SHIPPED = ("har_l2mu", "kws_lmuformer", "kws_slmuformer", "psmnist_lmu", "har_elm", "kws_lmuformer_mixed", "har_l2mu_mixed")
+SPIKING = ("har_l2mu", "har_l2mu_mixed", "kws_slmuformer", "hapt_l2mu")
+SHIPPED = ("har_l2mu", "kws_lmuformer", "kws_slmuformer", "psmnist_lmu", "har_elm", "kws_lmuformer_mixed", "har_l2mu_mixed",
+           "hapt_l2mu")
 
 
 def event_driven_kernels(root: Path, windows: int = 20) -> dict[str, object]:

@@ -41,7 +41,7 @@ def test_a_class_without_windows_is_a_row_of_zeros(tmp_path):
 def test_spike_raster_and_rates_of_every_population(tmp_path):
     s = spikes(SHIPPED, window=3, rate_windows=64)
     assert s.names == ["encoder", "memory", "hidden"] and s.rate_windows == 64
-    assert {p: r.shape for p, r in s.raster.items()} == {"encoder": (50, 4), "memory": (50, 64), "hidden": (50, 48)}
+    assert {p: r.shape for p, r in s.raster.items()} == {"encoder": (50, 8), "memory": (50, 64), "hidden": (50, 44)}
     assert all(set(np.unique(r)) <= {0, 1} for r in s.raster.values())
     # the raster is what run_graph's LIF ops emit for that window, the rates the mean over the 64 windows
     from edgemem.graph.intops import quantize
