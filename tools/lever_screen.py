@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgemem.atomic import write_text_atomic  # noqa: E402
+from edgemem.errors import EdgememError  # noqa: E402
 from edgemem.training.loop import predict  # noqa: E402
 from edgemem.training.pipeline import build_main, load_windows, plain_logits, prepare, train_model  # noqa: E402
 from edgemem.training.recipe import Recipe, load_recipe, replace  # noqa: E402
@@ -77,9 +78,16 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=int(os.environ.get("JOBS", "2")))
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "levers")
     a = ap.parse_args()
-    overrides = json.loads(a.set)
-    recipe = apply(load_recipe(a.recipe), {**overrides, "train.epochs": a.epochs})
-    windows, class_names = load_windows(recipe)
+    try:
+        overrides = json.loads(a.set)
+        if not isinstance(overrides, dict):
+            raise ValueError("not a JSON object")
+        recipe = apply(load_recipe(a.recipe), {**overrides, "train.epochs": a.epochs})
+        windows, class_names = load_windows(recipe)
+    except (ValueError, EdgememError) as e:  # json.JSONDecodeError is a ValueError
+        print(f"error: {e}" if isinstance(e, EdgememError) else f"error: --set is not a JSON object ({e})",
+              file=sys.stderr)
+        return 2
     seeds, models = [int(s) for s in a.seeds.split(",")], a.models.split(",")
     tasks = [(m, recipe, windows, class_names, f, s) for m in models for f in inner_folds(recipe) for s in seeds]
     started = time.perf_counter()
