@@ -222,9 +222,10 @@ def fit(
                 if state_path is None:
                     raise
                 raise Interrupted(state_path, epoch) from None
-            score, info, validated = score_info
-            if score >= best_acc:
-                best_acc, best, hist.best_epoch = score, validated, epoch
+            score, info = score_info
+            if score >= best_acc:  # the validated weights: the average's, with ema
+                with ema.applied(model) if ema is not None else nullcontext():
+                    best_acc, best, hist.best_epoch = score, copy.deepcopy(model.state_dict()), epoch
             if state_path is not None:
                 extra = {"ema": ema.shadow} if ema is not None else {}
                 _save_state(state_path, model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
@@ -245,9 +246,9 @@ def _epoch(
     val: tuple[np.ndarray, np.ndarray] | None, spec: TrainSpec, opt: torch.optim.Optimizer,
     sched: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator, hist: History, epoch: int,
     teacher: nn.Module | None = None, ema: WeightAverage | None = None,
-) -> tuple[float, str, dict[str, torch.Tensor]]:
+) -> tuple[float, str]:
     """One pass over the training set, then validation (of the average, with `ema`); returns (selection score,
-    progress text, a copy of the weights that were validated)."""
+    progress text)."""
     model.train()
     perm = torch.randperm(len(y_train), generator=gen)
     total, correct, n = 0.0, 0, 0
@@ -286,8 +287,7 @@ def _epoch(
     hist.train_acc.append(correct / n)
     with ema.applied(model) if ema is not None else nullcontext():
         val_acc = accuracy(model, logits_fn, *val) if val is not None else None
-        validated = copy.deepcopy(model.state_dict())
     hist.val_acc.append(val_acc)
     score = val_acc if val_acc is not None else float(epoch)
     info = f"loss {total / n:.3f} train {correct / n:.3f}" + (f" val {val_acc:.3f}" if val_acc is not None else "")
-    return score, info, validated
+    return score, info
