@@ -146,3 +146,48 @@ def test_current_norm_trains_and_folds_into_the_weights_exactly():
         after = m(x.double())[0]
     assert set(m.state_dict()) == set(_tiny().state_dict())  # a plain L2MU again
     assert torch.allclose(before, after, atol=1e-9)
+
+
+def test_distillation_teaches_through_the_teachers_own_logits_and_changes_the_student():
+    from edgemem.models.baselines import GRUClassifier
+
+    torch.manual_seed(1)
+    teacher, seen = GRUClassifier(6, 3, hidden=8).eval(), []
+
+    def teacher_fn(m: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        seen.append(tuple(x.shape))
+        return m(x)  # [b][n_out]: a GRU's window logits, not the L2MU's per-step output
+
+    spec = TrainSpec(epochs=1, batch_size=16, lr=0.01, threads=1)
+    a, b = _tiny(), _tiny()
+    fit(a, l2mu_logits, _data(), None, spec, quiet=True)
+    fit(b, l2mu_logits, _data(), None, spec, quiet=True, teacher=teacher, teacher_fn=teacher_fn)
+    assert seen == [(16, 12, 6)] * 4  # every batch of the one epoch
+    assert not torch.allclose(_weights(a), _weights(b))
+
+
+def test_recipe_distill_trains_the_named_baseline_first_on_the_same_split(monkeypatch):
+    import edgemem.training.pipeline as pipeline
+    from edgemem.data.windows import Windows
+    from edgemem.models.baselines import GRUClassifier
+
+    x, y = _data(n=48)
+    subject = np.repeat([1, 2, 3], 16)
+    w = Windows(x=x, y=y, subject=subject, recording=subject, start=np.zeros(48, dtype=np.int64))
+    prep = pipeline.prepare(w, ["a", "b", "c"], [1, 2], [], [3])
+    trained: list[tuple[str, object]] = []
+    real_fit = pipeline.fit
+
+    def recording_fit(model, *args, **kwargs):  # noqa: ANN001, ANN202
+        trained.append((type(model).__name__, kwargs.get("teacher")))
+        return real_fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "fit", recording_fit)
+    recipe = validate({**BASE, "model": {"n_u": 2, "order": 2, "n_h": 8, "theta": 12.0},
+                       "train": {"epochs": 1, "threads": 1, "distill": "gru"}})
+    assert recipe.to_dict()["train"]["distill"] == "gru" and "distill" not in validate(BASE).to_dict()["train"]
+    pipeline.train_model("l2mu", recipe, prep, 0, quiet=True)
+    assert [t[0] for t in trained] == ["GRUClassifier", "L2MU"]
+    assert trained[0][1] is None and isinstance(trained[1][1], GRUClassifier)
+    with pytest.raises(EdgememError, match="'train.distill'"):
+        validate({**BASE, "train": {"distill": "forest"}})

@@ -171,6 +171,7 @@ def fit(
     teacher: nn.Module | None = None,
     on_epoch: Callable[[int, History], None] | None = None,
     device: torch.device | None = None,
+    teacher_fn: LogitsFn | None = None,
 ) -> History:
     """AdamW + one-cycle schedule. Keeps the weights of the best validation epoch (the last one without validation).
 
@@ -178,7 +179,8 @@ def fit(
     atomically after every epoch; `resume` continues from that file, giving the same weights as an uninterrupted
     run. Ctrl-C raises Interrupted after the last finished epoch was saved. With a `teacher` (quantization-aware
     fine-tuning), the loss is knowledge distillation (Hinton et al. 2015): half cross-entropy, half the KL divergence
-    to the teacher's logits at temperature KD_T (times KD_T^2), on the same augmented batch. `on_epoch(epoch,
+    to the teacher's logits at temperature KD_T (times KD_T^2), on the same augmented batch; `teacher_fn` computes
+    the teacher's window logits where it is another kind of model (default: `logits_fn`). `on_epoch(epoch,
     history)` is called after every finished epoch (epoch counts from 0): `edgemem sweep` reports the validation
     accuracy so far to its early-stopping scheduler. `device` (default: where the model is, the CPU) moves the
     model and each batch there; the random streams stay on the CPU, so a seed draws the same batches and
@@ -217,7 +219,7 @@ def fit(
         for epoch in range(start, spec.epochs):
             try:
                 score_info = _epoch(model, logits_fn, x_train, y_train, val, spec, opt, sched, gen, hist, epoch,
-                                    teacher, ema)
+                                    teacher, ema, teacher_fn or logits_fn)
             except KeyboardInterrupt:
                 if state_path is None:
                     raise
@@ -245,7 +247,7 @@ def _epoch(
     model: nn.Module, logits_fn: LogitsFn, x_train: torch.Tensor, y_train: torch.Tensor,
     val: tuple[np.ndarray, np.ndarray] | None, spec: TrainSpec, opt: torch.optim.Optimizer,
     sched: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator, hist: History, epoch: int,
-    teacher: nn.Module | None = None, ema: WeightAverage | None = None,
+    teacher: nn.Module | None = None, ema: WeightAverage | None = None, teacher_fn: LogitsFn | None = None,
 ) -> tuple[float, str]:
     """One pass over the training set, then validation (of the average, with `ema`); returns (selection score,
     progress text)."""
@@ -269,7 +271,7 @@ def _epoch(
                                                                          label_smoothing=spec.label_smoothing)
         if teacher is not None:
             with torch.no_grad():
-                soft = nn.functional.log_softmax(logits_fn(teacher, xb) / KD_T, dim=1)
+                soft = nn.functional.log_softmax((teacher_fn or logits_fn)(teacher, xb) / KD_T, dim=1)
             kd = nn.functional.kl_div(nn.functional.log_softmax(logits / KD_T, dim=1), soft, log_target=True,
                                       reduction="batchmean")
             loss = 0.5 * loss + 0.5 * KD_T**2 * kd

@@ -165,9 +165,12 @@ def train_model(name: str, recipe: Recipe, prep: Prepared, seed: int, quiet: boo
         bound_leaks(model)  # type: ignore[arg-type]
     if normed:
         add_current_norm(model)  # type: ignore[arg-type]
+    teacher = None
+    if name == recipe.model.kind and recipe.train.distill:  # the teacher sees the same split and seed
+        teacher = train_model(recipe.train.distill, recipe, prep, seed, quiet=quiet).model
     started = time.perf_counter()
     hist = fit(model, fn, (s.train.x, s.train.y), val, spec, label=f"{name} seed {seed}", quiet=quiet,
-               state_path=state_path, resume=resume)
+               state_path=state_path, resume=resume, teacher=teacher, teacher_fn=plain_logits)
     if bounded:
         plain_leaks(model)  # type: ignore[arg-type]  # the saved model has plain parameters, as exporters expect
     if normed:
