@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from edgemem.commands.sweep import saved_statuses
 from edgemem.errors import EdgememError
 from edgemem.training.recipe import load_recipe
 from edgemem.training.sweep_space import apply, load_space
@@ -70,6 +72,16 @@ def test_score_is_the_mean_of_each_runs_best_validation_so_far():
     assert score_after(curves, 3) == pytest.approx(0.6)
 
 
+def test_saved_statuses_read_the_newest_experiment_state(tmp_path):
+    assert saved_statuses(tmp_path) == {}
+    old, new = tmp_path / "experiment_state-2026-01-01_00-00-00.json", tmp_path / "experiment_state-2026-01-02.json"
+    old.write_text(json.dumps({"trial_data": [[json.dumps({"trial_id": "a", "status": "TERMINATED"}), "{}"]]}))
+    new.write_text(json.dumps({"trial_data": [[json.dumps({"trial_id": "a", "status": "RUNNING"}), "{}"],
+                                              [json.dumps({"trial_id": "b", "status": "TERMINATED"}), "{}"]]}))
+    os.utime(old, (1, 1))
+    assert saved_statuses(tmp_path) == {"a": "RUNNING", "b": "TERMINATED"}
+
+
 FINISHED = re.compile(r"^trial (\w+): score ", re.M)  # the view's line for a trial that finished (not on a terminal)
 
 
@@ -102,6 +114,9 @@ def test_sweep_interrupted_continues_without_redoing_finished_trials_and_writes_
     assert "continuing the sweep" in res.stderr
     finished_second = set(FINISHED.findall(res.stderr))
     assert not finished_first & finished_second, (finished_first, finished_second)  # none of them ran again
+    for r in partial["rows"]:  # a trial the resume ran again was labelled as cut off, not as stopped by ASHA
+        if r["trial"] in finished_second:
+            assert r["status"].startswith("interrupted"), partial["rows"]
     summary = json.loads((out / "results.json").read_text())
     rows = summary["rows"]
     assert len(rows) == 3 and summary["errors"] == 0 and summary["interrupted"] == 0, rows

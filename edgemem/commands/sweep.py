@@ -199,19 +199,38 @@ def run_sweep(recipe_path: Path, space_path: Path, out: Path, *, address: str | 
     # Tune's Trial objects, in the ResultGrid's order: the only place a trial's status (finished or cut off by
     # Ctrl-C) and its number (the order Optuna proposed it in: the tag's first field) can be read
     trials = list(grid._experiment_analysis.trials)
+    saved = saved_statuses(tune_dir)
     for trial, res in zip(trials, grid, strict=True):
         metrics = res.metrics or {}
         found = re.match(r"(\d+)_", str(trial.experiment_tag))
         number = int(found.group(1)) if found else len(rows) + 1
         err = (str(res.error).strip().splitlines() or ["error"])[-1][:300] if res.error else None
         params = decode(space, res.config) if res.config and all(k in res.config for k in space.space) else {}
-        cut = trial.status not in ("TERMINATED", "ERROR")
+        # Ctrl-C leaves the running trials TERMINATED in memory but RUNNING in the saved state, which is what a
+        # resume goes by: they were cut, not stopped by ASHA
+        cut = trial.status not in ("TERMINATED", "ERROR") or saved.get(str(trial.trial_id)) in UNFINISHED
         rows.append(sweep_report.trial_row(number, str(trial.trial_id), params, metrics, err, epochs, cut))
     rows.sort(key=lambda r: (r["number"], r["trial"]))
     best = sweep_report.best_trial(rows)
     nested = sweep_report.nested_figure(rows)
     _write(out, recipe, rows, best, nested, seconds, resumed)
     return SweepResult(out, rows, best, nested, seconds, resumed, space.search.trials)
+
+
+UNFINISHED = ("RUNNING", "PENDING", "PAUSED")  # Tune trial statuses that `resume_unfinished` runs again
+
+
+def saved_statuses(tune_dir: Path) -> dict[str, str]:
+    """Trial id -> status in Tune's newest saved experiment state (empty where there is none)."""
+    files = sorted(tune_dir.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    if not files:
+        return {}
+    statuses = {}
+    for entry in json.loads(files[-1].read_text()).get("trial_data", []):
+        first = entry[0] if isinstance(entry, list) else entry
+        trial = json.loads(first) if isinstance(first, str) else first
+        statuses[str(trial.get("trial_id"))] = str(trial.get("status"))
+    return statuses
 
 
 def _write(out: Path, recipe: Recipe, rows: list[dict[str, Any]], best: dict[str, Any] | None,
