@@ -267,3 +267,14 @@ def test_fit_reports_every_epoch_and_an_explicit_cpu_device_changes_nothing(tmp_
         assert len(hist.val_acc) == recipe.train.epochs
     assert [e for e, _ in seen] == [0, 1, 2] * 2 and seen[:3] == seen[3:]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+@pytest.mark.parametrize("space_path", sorted(p for p in (ROOT / "sweeps").glob("*.yaml")
+                                              if not p.name.endswith("_recipe.yaml")), ids=lambda p: p.name)
+def test_shipped_space_files_load_with_the_recipe_their_command_names(space_path):
+    command = re.search(r"edgemem sweep (\S+) --space (\S+)", space_path.read_text())
+    assert command, f"{space_path.name} documents no `edgemem sweep RECIPE --space SPACE` command"
+    assert ROOT / command.group(2) == space_path
+    recipe = load_recipe(ROOT / command.group(1))
+    space = load_space(space_path, recipe)  # every key, at both ends of its range, is a valid recipe
+    assert space.search.trials >= 1
