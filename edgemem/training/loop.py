@@ -219,7 +219,7 @@ def fit(
         for epoch in range(start, spec.epochs):
             try:
                 score_info = _epoch(model, logits_fn, x_train, y_train, val, spec, opt, sched, gen, hist, epoch,
-                                    teacher, ema, teacher_fn or logits_fn)
+                                    teacher, ema, teacher_fn)
             except KeyboardInterrupt:
                 if state_path is None:
                     raise
