@@ -13,6 +13,7 @@ import dataclasses
 import subprocess
 import sys
 import tempfile
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +130,18 @@ WRONG = {  # values that are not of the default's type (ints are fine where a fl
     float: _text | _lists | _dicts | st.booleans(),
     str: st.integers() | _floats | _lists | _dicts | st.booleans(),
     list: _text | st.integers() | _floats | _dicts | st.booleans(),
+    dict: _text | st.integers() | _floats | _lists | st.booleans(),
 }
+
+
+def _expected_words(cls: type, name: str, default: object) -> str:
+    """What the one-line error says of a value of the wrong type: a choice (Literal) lists its options."""
+    ann = typing.get_type_hints(cls, include_extras=True)[name]
+    if typing.get_origin(ann) is typing.Annotated:
+        ann = typing.get_args(ann)[0]
+    if typing.get_origin(ann) is typing.Literal:
+        return "must be one of"
+    return "must be a mapping" if isinstance(default, dict) else f"must be {type(default).__name__}"
 
 
 def _at(d: dict, section: str) -> dict:
@@ -161,7 +173,7 @@ def bad_recipes(draw: st.DrawFn) -> tuple[dict, str, str]:
     name = draw(st.sampled_from(sorted(fields)))
     default = fields[name]
     _at(raw, section)[name] = draw(WRONG[type(default)])
-    return raw, f"{prefix}{name}", f"must be {type(default).__name__}"
+    return raw, f"{prefix}{name}", _expected_words(SECTIONS[section], name, default)
 
 
 @FEW

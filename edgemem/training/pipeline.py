@@ -166,7 +166,7 @@ def train_model(name: str, recipe: Recipe, prep: Prepared, seed: int, quiet: boo
     if normed:
         add_current_norm(model)  # type: ignore[arg-type]
     teacher = None
-    if name == recipe.model.kind and recipe.train.distill:  # the teacher sees the same split and seed
+    if name == recipe.model.kind and recipe.train.distill != "none":  # the teacher sees the same split and seed
         teacher = train_model(recipe.train.distill, recipe, prep, seed, quiet=quiet).model
     started = time.perf_counter()
     hist = fit(model, fn, (s.train.x, s.train.y), val, spec, label=f"{name} seed {seed}", quiet=quiet,

@@ -172,9 +172,9 @@ class TrainSpec:
     label_smoothing: Annotated[Float, Field(ge=0, lt=1, description="cross-entropy label smoothing")] = 0.0
     ema: Annotated[Float, Field(ge=0, lt=1, description="decay per optimizer step of an exponential moving average "
                                                         "of the weights, which is what is validated and kept; 0: off")] = 0.0
-    distill: Annotated[Literal["", "gru", "cnn", "transformer"], Field(
+    distill: Annotated[Literal["none", "gru", "cnn", "transformer"], Field(
         description="knowledge distillation from this float baseline, trained first on the same split and seed: "
-                    "half the loss is the KL divergence to its logits (Hinton et al. 2015); empty: off")] = ""
+                    "half the loss is the KL divergence to its logits (Hinton et al. 2015)")] = "none"
 
 
 @dataclass(frozen=True, config=_CONFIG)
@@ -221,9 +221,11 @@ class Recipe:
             d["data"].pop("params")
         if d["data"]["sensor_full_scale"] is None:
             d["data"].pop("sensor_full_scale")
-        for key in ("baseline_lr", "mixup", "label_smoothing", "ema", "distill"):
+        for key in ("baseline_lr", "mixup", "label_smoothing", "ema"):
             if not d["train"][key]:
                 d["train"].pop(key)
+        if d["train"]["distill"] == "none":
+            d["train"].pop("distill")
         for key in ("time_shift", "time_warp"):
             if not d["train"]["augment"][key]:
                 d["train"]["augment"].pop(key)
