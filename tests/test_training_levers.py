@@ -19,11 +19,12 @@ BASE = {"name": "x", "data": {"source": "watch"}}
 def test_levers_at_their_defaults_leave_the_recipe_dict_and_so_the_cv_hash_unchanged():
     d = validate(BASE).to_dict()
     assert "mixup" not in d["train"] and "ema" not in d["train"] and "label_smoothing" not in d["train"]
-    assert "time_shift" not in d["train"]["augment"] and "time_warp" not in d["train"]["augment"]
+    assert not {"time_shift", "time_warp", "physical"} & set(d["train"]["augment"])
     assert "bounded_leaks" not in d["model"]
-    on = validate({**BASE, "train": {"mixup": 0.2, "ema": 0.99, "augment": {"time_shift": 3}},
+    on = validate({**BASE, "train": {"mixup": 0.2, "ema": 0.99, "augment": {"time_shift": 3, "physical": True}},
                    "model": {"bounded_leaks": True}}).to_dict()
     assert on["train"]["mixup"] == 0.2 and on["train"]["augment"]["time_shift"] == 3 and on["model"]["bounded_leaks"]
+    assert on["train"]["augment"]["physical"] is True
 
 
 @pytest.mark.parametrize(("section", "message"), [
@@ -59,6 +60,40 @@ def test_augment_with_only_time_levers_keeps_values_inside_the_window_range():
     x = torch.rand(8, 30, 6)
     y = augment(x, AugmentSpec(time_shift=4, time_warp=0.2), torch.Generator().manual_seed(0))
     assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1
+
+
+def _watch_like(seed: int = 0) -> tuple[torch.Tensor, tuple[np.ndarray, np.ndarray]]:
+    """Raw accel (gravity on z, m/s^2) and gyro (rad/s) windows, and a normalizer's statistics for them."""
+    g = torch.Generator().manual_seed(seed)
+    raw = torch.cat([torch.randn(16, 20, 3, generator=g) * torch.tensor([0.5, 1.0, 2.0]) + torch.tensor([0, 0, 9.8]),
+                     torch.randn(16, 20, 3, generator=g) * torch.tensor([0.2, 0.4, 0.1])], dim=-1)
+    flat = raw.reshape(-1, 6)
+    return raw, (flat.mean(0).numpy(), flat.std(0).numpy())
+
+
+def test_physical_rotation_turns_the_sensor_vectors_and_tilts_gravity():
+    raw, (mean, std) = _watch_like()
+    x = (raw - torch.from_numpy(mean)) / torch.from_numpy(std)
+    spec = AugmentSpec(rotate_deg=30.0, physical=True)
+    back = augment(x, spec, torch.Generator().manual_seed(1), (mean, std)) * torch.from_numpy(std) + torch.from_numpy(mean)
+    for k in (0, 3):  # a rotation keeps every accel and gyro vector's length
+        assert torch.allclose(back[..., k:k + 3].norm(dim=-1), raw[..., k:k + 3].norm(dim=-1), atol=1e-3)
+    tilt = back[..., :2].mean(dim=1).norm(dim=-1)  # gravity's mean component off the z axis, per window
+    assert float(tilt.max()) > 1.0  # some windows tilted by several degrees (9.8 * sin(6 deg) ~ 1)
+    about_mean = augment(x, AugmentSpec(rotate_deg=30.0), torch.Generator().manual_seed(1)) * torch.from_numpy(std)
+    assert float((about_mean + torch.from_numpy(mean))[..., :2].mean(dim=1).norm(dim=-1).max()) < 0.5  # no tilt
+
+
+def test_augment_without_physical_ignores_the_statistics_and_fit_refuses_physical_without_them():
+    raw, stats = _watch_like()
+    spec = AugmentSpec(rotate_deg=15.0, scale=0.1, noise=0.05, time_shift=2)
+    x = (raw - torch.from_numpy(stats[0])) / torch.from_numpy(stats[1])
+    a = augment(x, spec, torch.Generator().manual_seed(3))
+    b = augment(x, spec, torch.Generator().manual_seed(3), stats)
+    assert torch.equal(a, b)
+    xs, ys = _data()
+    with pytest.raises(EdgememError, match="train.augment.physical needs"):
+        fit(_tiny(), l2mu_logits, (xs, ys), None, TrainSpec(epochs=1, augment=AugmentSpec(physical=True)), quiet=True)
 
 
 def _data(n: int = 64, steps: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -30,21 +30,39 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def augment(x: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> torch.Tensor:
+ChannelStats = tuple[np.ndarray, np.ndarray]  # the normalizer's mean and std per channel [c]: x = (raw - mean) / std
+
+
+def augment(x: torch.Tensor, spec: AugmentSpec, gen: torch.Generator, stats: ChannelStats | None = None
+            ) -> torch.Tensor:
     """Random time shift and tempo (a movement started earlier or done faster), rotation of each 3-axis triad (a
-    watch worn a little differently), gain and noise. x [b][T][c]."""
-    b, _, c = x.shape
+    watch worn a little differently), gain and noise. x [b][T][c], normalized. With `spec.physical` the rotation and
+    gain act on the sensor values `stats` give back (raw = x * std + mean), so gravity tilts and scales with them;
+    otherwise they act on the normalized values, about each channel's mean. Noise is in normalized units."""
     if spec.time_shift > 0 or spec.time_warp > 0:
         x = _shift_and_warp(x, spec.time_shift, spec.time_warp, gen)
+    if spec.physical:
+        if stats is None:
+            raise EdgememError("train.augment.physical needs the normalizer's statistics (fit(channel_stats=...))")
+        mean, std = (torch.as_tensor(v, dtype=x.dtype) for v in stats)
+        x = _rotate_and_scale(x * std + mean, spec, gen)
+        return _noise((x - mean) / std, spec, gen)
+    return _noise(_rotate_and_scale(x, spec, gen), spec, gen)
+
+
+def _rotate_and_scale(x: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> torch.Tensor:
+    b, _, c = x.shape
     if spec.rotate_deg > 0 and c % 3 == 0:
         angles = (torch.rand(b, 3, generator=gen) * 2 - 1) * math.radians(spec.rotate_deg)
         rot = _rotation(angles)  # [b][3][3]
         x = torch.cat([x[..., k : k + 3] @ rot.transpose(1, 2) for k in range(0, c, 3)], dim=-1)
     if spec.scale > 0:
         x = x * (1 + (torch.rand(b, 1, 1, generator=gen) * 2 - 1) * spec.scale)
-    if spec.noise > 0:
-        x = x + torch.randn(x.shape, generator=gen) * spec.noise
     return x
+
+
+def _noise(x: torch.Tensor, spec: AugmentSpec, gen: torch.Generator) -> torch.Tensor:
+    return x + torch.randn(x.shape, generator=gen) * spec.noise if spec.noise > 0 else x
 
 
 def _shift_and_warp(x: torch.Tensor, shift: int, warp: float, gen: torch.Generator) -> torch.Tensor:
@@ -172,6 +190,7 @@ def fit(
     on_epoch: Callable[[int, History], None] | None = None,
     device: torch.device | None = None,
     teacher_fn: LogitsFn | None = None,
+    channel_stats: ChannelStats | None = None,
 ) -> History:
     """AdamW + one-cycle schedule. Keeps the weights of the best validation epoch (the last one without validation).
 
@@ -180,7 +199,8 @@ def fit(
     run. Ctrl-C raises Interrupted after the last finished epoch was saved. With a `teacher` (quantization-aware
     fine-tuning), the loss is knowledge distillation (Hinton et al. 2015): half cross-entropy, half the KL divergence
     to the teacher's logits at temperature KD_T (times KD_T^2), on the same augmented batch; `teacher_fn` computes
-    the teacher's window logits where it is another kind of model (default: `logits_fn`). `on_epoch(epoch,
+    the teacher's window logits where it is another kind of model (default: `logits_fn`). `channel_stats` (the
+    normalizer's mean and std) is what `spec.augment.physical` needs to augment in sensor units. `on_epoch(epoch,
     history)` is called after every finished epoch (epoch counts from 0): `edgemem sweep` reports the validation
     accuracy so far to its early-stopping scheduler. `device` (default: where the model is, the CPU) moves the
     model and each batch there; the random streams stay on the CPU, so a seed draws the same batches and
@@ -194,6 +214,8 @@ def fit(
         model.to(device)
         if teacher is not None:
             teacher.to(device)
+    if spec.augment.physical and channel_stats is None:
+        raise EdgememError("train.augment.physical needs the normalizer's statistics (fit(channel_stats=...))")
     x_train, y_train = torch.from_numpy(train[0]), torch.from_numpy(train[1])
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     steps = spec.epochs * math.ceil(len(y_train) / spec.batch_size)
@@ -219,7 +241,7 @@ def fit(
         for epoch in range(start, spec.epochs):
             try:
                 score_info = _epoch(model, logits_fn, x_train, y_train, val, spec, opt, sched, gen, hist, epoch,
-                                    teacher, ema, teacher_fn)
+                                    teacher, ema, teacher_fn, channel_stats)
             except KeyboardInterrupt:
                 if state_path is None:
                     raise
@@ -248,6 +270,7 @@ def _epoch(
     val: tuple[np.ndarray, np.ndarray] | None, spec: TrainSpec, opt: torch.optim.Optimizer,
     sched: torch.optim.lr_scheduler.LRScheduler, gen: torch.Generator, hist: History, epoch: int,
     teacher: nn.Module | None = None, ema: WeightAverage | None = None, teacher_fn: LogitsFn | None = None,
+    stats: ChannelStats | None = None,
 ) -> tuple[float, str]:
     """One pass over the training set, then validation (of the average, with `ema`); returns (selection score,
     progress text)."""
@@ -257,7 +280,7 @@ def _epoch(
     for i in range(0, len(perm), spec.batch_size):
         idx = perm[i : i + spec.batch_size]
         first = next(model.parameters())
-        xb, yb = augment(x_train[idx], spec.augment, gen).to(first.device), y_train[idx].to(first.device)
+        xb, yb = augment(x_train[idx], spec.augment, gen, stats).to(first.device), y_train[idx].to(first.device)
         mix = None
         if spec.mixup > 0:  # one mixing weight per batch, each window mixed with another of the batch
             lam = float(np.random.beta(spec.mixup, spec.mixup))

@@ -170,7 +170,8 @@ def train_model(name: str, recipe: Recipe, prep: Prepared, seed: int, quiet: boo
         teacher = train_model(recipe.train.distill, recipe, prep, seed, quiet=quiet).model
     started = time.perf_counter()
     hist = fit(model, fn, (s.train.x, s.train.y), val, spec, label=f"{name} seed {seed}", quiet=quiet,
-               state_path=state_path, resume=resume, teacher=teacher, teacher_fn=plain_logits)
+               state_path=state_path, resume=resume, teacher=teacher, teacher_fn=plain_logits,
+               channel_stats=(prep.normalizer.mean, prep.normalizer.std))
     if bounded:
         plain_leaks(model)  # type: ignore[arg-type]  # the saved model has plain parameters, as exporters expect
     if normed:

@@ -155,6 +155,9 @@ class AugmentSpec:
                                                         "(edge values repeat)")] = 0
     time_warp: Annotated[Float, Field(ge=0, lt=1, description="random tempo change, +- this fraction (linear "
                                                                "resampling about the window's centre)")] = 0.0
+    physical: Annotated[bool, Field(description="rotation and gain in sensor units (the normalization undone "
+                                                "first), so a rotation tilts gravity as a watch worn differently "
+                                                "does; false: about each channel's mean")] = False
 
 
 @dataclass(frozen=True, config=_CONFIG)
@@ -226,7 +229,7 @@ class Recipe:
                 d["train"].pop(key)
         if d["train"]["distill"] == "none":
             d["train"].pop("distill")
-        for key in ("time_shift", "time_warp"):
+        for key in ("time_shift", "time_warp", "physical"):
             if not d["train"]["augment"][key]:
                 d["train"]["augment"].pop(key)
         if isinstance(self.model, ModelSpec):
