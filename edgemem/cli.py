@@ -212,6 +212,27 @@ def card(
 
 
 @app.command()
+def compare(
+    a: Annotated[str, typer.Argument(help="PATH[:MODEL]: a cv.json or a folder `train --cv` wrote, and a model of it "
+                                          "(default: its first, the recipe's own)")],
+    b: Annotated[str, typer.Argument(help="the other side, the same way; the difference reported is B - A")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the comparison as JSON")] = False,
+) -> None:
+    """Two cross-validation results paired fold by fold: B minus A, with a 95 % interval (docs/data.md)."""
+    from edgemem.training.cv_compare import compare as do_compare
+
+    r = do_compare(a, b)
+    if as_json:
+        print(json.dumps(r, indent=2))
+        return
+    pts = lambda v: f"{100 * v:+.1f}"  # noqa: E731
+    out.print(f"A {r['a']}: {100 * r['a_mean']:.1f} %\nB {r['b']}: {100 * r['b_mean']:.1f} %", highlight=False)
+    out.print(f"B - A: {pts(r['mean_diff'])} points, 95 % CI {pts(r['ci95'][0])} to {pts(r['ci95'][1])} "
+              f"({len(r['folds'])} folds, seeds {r['seeds']}, {r['runs']} paired runs); per fold "
+              + ", ".join(pts(d) for d in r["per_fold_diff"]), highlight=False, soft_wrap=True)
+
+
+@app.command()
 def schema(
     out_file: Annotated[Path | None, typer.Option("--out", help="write it here instead of printing it")] = None,
 ) -> None:
