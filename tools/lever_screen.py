@@ -52,15 +52,17 @@ def run_one(args: tuple[str, Recipe, Any, list[str], Fold, int]) -> dict[str, An
 
 def table(folder: Path) -> str:
     """One row per (screen, model): mean val and test accuracy and the per-fold val figures."""
-    rows = ["| screen | model | epochs | set | val | test | val per fold |", "|---|---|---|---|---|---|---|"]
+    rows = ["| screen | recipe | model | epochs | set | val | test | val per fold |",
+            "|---|---|---|---|---|---|---|---|"]
     for path in sorted(folder.glob("*.json")):
         r = json.loads(path.read_text())
         for model, v in r["models"].items():
             test = f"{100 * v['test']:.1f} %" if v["test"] is not None else "–"
             folds = ", ".join(f"{100 * run['val']:.1f}" for run in v["runs"])
             changes = ", ".join(f"{k}={json.dumps(x)}" for k, x in r["set"].items()) or "(the recipe)"
-            rows.append(f"| {r['name']} | {model} | {r['epochs']} | {changes} | {100 * v['val']:.1f} % | {test} | "
-                        f"{folds} |")
+            recipe = Path(r.get("recipe_file", "?")).stem
+            rows.append(f"| {r['name']} | {recipe} | {model} | {r['epochs']} | {changes} | {100 * v['val']:.1f} % | "
+                        f"{test} | {folds} |")
     return "\n".join(rows)
 
 
