@@ -121,6 +121,11 @@ class Normalizer:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return ((x - self.mean) / self.std).astype(np.float32)
 
+    @property
+    def stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std): what training needs to augment in sensor units (train.augment.physical)."""
+        return self.mean, self.std
+
     def to_dict(self) -> dict[str, list[float]]:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
 

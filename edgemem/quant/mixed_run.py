@@ -154,7 +154,7 @@ def quantize_mixed(checkpoint: Path, flash: int, ram: int | None = None, epochs:
         spec = replace(recipe.train, "train", epochs=epochs, lr=recipe.train.lr / 10)
         teacher = ckpt.model.eval() if distill else None
         fit(qat, fn, (s.train.x, s.train.y), (s.val.x, s.val.y), spec, label="QAT", quiet=progress is None,
-            teacher=teacher, channel_stats=(ckpt.normalizer.mean, ckpt.normalizer.std))
+            teacher=teacher, channel_stats=ckpt.normalizer.stats)
     else:  # no fine-tuning: the weights as they are (what fit() leaves after zero epochs)
         seed_everything(recipe.train.seed)
         qat.eval()

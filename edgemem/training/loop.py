@@ -31,6 +31,7 @@ def seed_everything(seed: int) -> None:
 
 
 ChannelStats = tuple[np.ndarray, np.ndarray]  # the normalizer's mean and std per channel [c]: x = (raw - mean) / std
+_NEEDS_STATS = "train.augment.physical needs the normalizer's statistics (fit(channel_stats=...))"
 
 
 def augment(x: torch.Tensor, spec: AugmentSpec, gen: torch.Generator, stats: ChannelStats | None = None
@@ -43,7 +44,7 @@ def augment(x: torch.Tensor, spec: AugmentSpec, gen: torch.Generator, stats: Cha
         x = _shift_and_warp(x, spec.time_shift, spec.time_warp, gen)
     if spec.physical:
         if stats is None:
-            raise EdgememError("train.augment.physical needs the normalizer's statistics (fit(channel_stats=...))")
+            raise EdgememError(_NEEDS_STATS)
         mean, std = (torch.as_tensor(v, dtype=x.dtype) for v in stats)
         x = _rotate_and_scale(x * std + mean, spec, gen)
         return _noise((x - mean) / std, spec, gen)
@@ -215,7 +216,7 @@ def fit(
         if teacher is not None:
             teacher.to(device)
     if spec.augment.physical and channel_stats is None:
-        raise EdgememError("train.augment.physical needs the normalizer's statistics (fit(channel_stats=...))")
+        raise EdgememError(_NEEDS_STATS)
     x_train, y_train = torch.from_numpy(train[0]), torch.from_numpy(train[1])
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     steps = spec.epochs * math.ceil(len(y_train) / spec.batch_size)

@@ -171,7 +171,7 @@ def train_model(name: str, recipe: Recipe, prep: Prepared, seed: int, quiet: boo
     started = time.perf_counter()
     hist = fit(model, fn, (s.train.x, s.train.y), val, spec, label=f"{name} seed {seed}", quiet=quiet,
                state_path=state_path, resume=resume, teacher=teacher, teacher_fn=plain_logits,
-               channel_stats=(prep.normalizer.mean, prep.normalizer.std))
+               channel_stats=prep.normalizer.stats)
     if bounded:
         plain_leaks(model)  # type: ignore[arg-type]  # the saved model has plain parameters, as exporters expect
     if normed:

@@ -92,7 +92,7 @@ def run_fold_seed(recipe: Recipe, windows: Windows, class_names: list[str], fold
 
     started = time.perf_counter()
     hist = fit(model, logits_fn, (s.train.x, s.train.y), (s.val.x, s.val.y), train, quiet=True, on_epoch=report,
-               device=torch.device(device), channel_stats=(prep.normalizer.mean, prep.normalizer.std))
+               device=torch.device(device), channel_stats=prep.normalizer.stats)
     return {"fold": fold.index, "seed": seed, "train_subjects": fold.train, "val_subjects": fold.val,
             "test_subjects": fold.test, "best_epoch": hist.best_epoch + 1,
             "val_accuracy": accuracy(model, logits_fn, s.val.x, s.val.y),
